@@ -1,0 +1,77 @@
+//===- MoeBase.td - moe dialect, enums and types ------------*- tablegen -*-===//
+//
+// The `moe` dialect describes adaptive-computation layers: routers, expert
+// tables, the weighted combine, and per-token skips. docs/dialect.md is the
+// normative specification; the reference interpreter (lib/Reference) executes it.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_BASE_TD
+#define MOE_BASE_TD
+
+include "mlir/IR/OpBase.td"
+include "mlir/IR/AttrTypeBase.td"
+include "mlir/IR/EnumAttr.td"
+
+def Moe_Dialect : Dialect {
+  let name = "moe";
+  let cppNamespace = "::mlir::moe";
+  let summary = "Adaptive-computation (mixture-of-experts, per-token skip) layers";
+  let description = [{
+    Routers produce an explicit, ragged-aware routing: per token `K` slots of
+    (expert id : i32, weight : f32); an unused slot has id -1 and weight 0, so
+    a dynamic number of experts per token is first class. Expert ops describe
+    banks of experts (`!moe.experts<N, H>`); `moe.layer` combines a routing
+    with an ordered expert table. `moe.skip_block` and `moe.path_select`
+    run regions on a per-token subset of the tokens.
+  }];
+  let useDefaultTypePrinterParser = 1;
+  let useDefaultAttributePrinterParser = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Enums
+//===----------------------------------------------------------------------===//
+
+def Moe_Scoring : I32EnumAttr<"Scoring", "router scoring function", [
+    I32EnumAttrCase<"softmax", 0>,
+    I32EnumAttrCase<"sigmoid", 1>]> {
+  let cppNamespace = "::mlir::moe";
+  let genSpecializedAttr = 0;
+}
+def Moe_ScoringAttr : EnumAttr<Moe_Dialect, Moe_Scoring, "scoring">;
+
+def Moe_Activation : I32EnumAttr<"Activation", "expert FFN activation", [
+    // Gated: W2 (act(W1 x) * (W3 x)). Need w3.
+    I32EnumAttrCase<"swiglu", 0>,
+    I32EnumAttrCase<"geglu", 1>,
+    // Plain: W2 act(W1 x). Take no w3.
+    I32EnumAttrCase<"gelu", 2>,
+    I32EnumAttrCase<"relu", 3>,
+    I32EnumAttrCase<"silu", 4>]> {
+  let cppNamespace = "::mlir::moe";
+  let genSpecializedAttr = 0;
+}
+def Moe_ActivationAttr : EnumAttr<Moe_Dialect, Moe_Activation, "activation">;
+
+//===----------------------------------------------------------------------===//
+// Types
+//===----------------------------------------------------------------------===//
+
+class Moe_Type<string name, string typeMnemonic> : TypeDef<Moe_Dialect, name> {
+  let mnemonic = typeMnemonic;
+}
+
+def Moe_ExpertsType : Moe_Type<"Experts", "experts"> {
+  let summary = "a bank of `count` experts over hidden size `hidden`";
+  let description = [{
+    The value of an expert op: `count` consecutive entries of a layer's
+    expert table, each mapping a token's hidden state `[hidden]` to
+    `[hidden]`. Carries no data; the weights are the defining op's operands.
+  }];
+  let parameters = (ins "int64_t":$count, "int64_t":$hidden);
+  let assemblyFormat = "`<` $count `,` $hidden `>`";
+  let genVerifyDecl = 1;
+}
+
+#endif // MOE_BASE_TD

@@ -1,0 +1,509 @@
+//===- MoeOps.cpp - moe dialect: registration and verifiers ---------------===//
+//
+// Verifiers share the helpers at the top of this file (StableHLO style): each
+// shape rule is written once and reports which operands disagree and how.
+// Only the token count T may be dynamic; hidden sizes, expert counts and
+// weights are static, because they are properties of the model, not the batch.
+//
+//===----------------------------------------------------------------------===//
+
+#include "moe/IR/MoeOps.h"
+
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/DialectImplementation.h"
+#include "llvm/ADT/TypeSwitch.h"
+#include <cmath>
+
+using namespace mlir;
+using namespace mlir::moe;
+
+#include "moe/IR/MoeDialect.cpp.inc"
+#include "moe/IR/MoeEnums.cpp.inc"
+
+#define GET_ATTRDEF_CLASSES
+#include "moe/IR/MoeAttrs.cpp.inc"
+
+#define GET_TYPEDEF_CLASSES
+#include "moe/IR/MoeTypes.cpp.inc"
+
+#define GET_OP_CLASSES
+#include "moe/IR/MoeOps.cpp.inc"
+
+void MoeDialect::initialize() {
+  addOperations<
+#define GET_OP_LIST
+#include "moe/IR/MoeOps.cpp.inc"
+      >();
+  addTypes<
+#define GET_TYPEDEF_LIST
+#include "moe/IR/MoeTypes.cpp.inc"
+      >();
+  addAttributes<
+#define GET_ATTRDEF_LIST
+#include "moe/IR/MoeAttrs.cpp.inc"
+      >();
+}
+
+LogicalResult ExpertsType::verify(function_ref<InFlightDiagnostic()> emitError,
+                                  int64_t count, int64_t hidden) {
+  if (count < 1)
+    return emitError() << "expert bank must hold at least one expert, got count "
+                       << count;
+  if (hidden < 1)
+    return emitError() << "expert hidden size must be positive, got " << hidden;
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Shared verification helpers
+//===----------------------------------------------------------------------===//
+
+namespace {
+int64_t dimOf(Value v, unsigned i) {
+  return cast<ShapedType>(v.getType()).getDimSize(i);
+}
+bool isStatic(int64_t d) { return !ShapedType::isDynamic(d); }
+
+/// A named dimension of a named operand, for diagnostics.
+struct Dim {
+  StringRef operand;
+  StringRef name; // "T", "H", "E", "I", "K", "r", "N"
+  int64_t size;
+};
+Dim dim(StringRef operand, StringRef name, Value v, unsigned i) {
+  return {operand, name, dimOf(v, i)};
+}
+
+/// a and b must agree when both are static.
+LogicalResult agree(Operation *op, Dim a, Dim b) {
+  if (isStatic(a.size) && isStatic(b.size) && a.size != b.size)
+    return op->emitOpError() << a.name << " mismatch: '" << a.operand
+                             << "' has " << a.name << " = " << a.size
+                             << " but '" << b.operand << "' has " << b.name
+                             << " = " << b.size;
+  return success();
+}
+
+LogicalResult requireStatic(Operation *op, StringRef operand, Value v) {
+  auto type = cast<ShapedType>(v.getType());
+  if (!type.hasStaticShape())
+    return op->emitOpError() << "'" << operand
+                             << "' must have a static shape (weights are "
+                                "model properties), got "
+                             << type;
+  return success();
+}
+
+/// hidden: [T, H] with static H.
+LogicalResult verifyHidden(Operation *op, Value hidden, StringRef name = "hidden") {
+  if (!isStatic(dimOf(hidden, 1)))
+    return op->emitOpError() << "hidden size H of '" << name
+                             << "' must be static";
+  return success();
+}
+
+LogicalResult verifyPositiveFinite(Operation *op, StringRef attr, float v) {
+  if (!(v > 0.0f) || !std::isfinite(v))
+    return op->emitOpError() << "'" << attr
+                             << "' must be positive and finite, got " << v;
+  return success();
+}
+
+/// ids and weights are one routing: identical [T, K] shapes.
+LogicalResult verifyRoutingPair(Operation *op, Value ids, Value weights,
+                                StringRef idsName, StringRef wName) {
+  if (failed(agree(op, dim(idsName, "T", ids, 0), dim(wName, "T", weights, 0))) ||
+      failed(agree(op, dim(idsName, "K", ids, 1), dim(wName, "K", weights, 1))))
+    return failure();
+  if (!isStatic(dimOf(ids, 1)))
+    return op->emitOpError() << "slot count K of '" << idsName
+                             << "' must be static";
+  return success();
+}
+
+/// Common to routers with hidden [T, H], gate [E, H], optional bias [E] and
+/// results ids/weights [T, K].
+LogicalResult verifyGatedRouter(Operation *op, Value hidden, Value gate,
+                                Value bias, Value ids, Value weights,
+                                float scalingFactor) {
+  if (failed(verifyHidden(op, hidden)) ||
+      failed(requireStatic(op, "gate", gate)) ||
+      failed(agree(op, dim("hidden", "H", hidden, 1), dim("gate", "H", gate, 1))) ||
+      failed(verifyRoutingPair(op, ids, weights, "ids", "weights")) ||
+      failed(agree(op, dim("hidden", "T", hidden, 0), dim("ids", "T", ids, 0))) ||
+      failed(verifyPositiveFinite(op, "scaling_factor", scalingFactor)))
+    return failure();
+  if (bias && failed(agree(op, dim("gate", "E", gate, 0), dim("bias", "E", bias, 0))))
+    return failure();
+  return success();
+}
+
+/// K (slots) of the result equals what the op's attribute says.
+LogicalResult verifySlots(Operation *op, Value ids, int64_t expected,
+                          StringRef why) {
+  int64_t k = dimOf(ids, 1);
+  if (k != expected)
+    return op->emitOpError() << "result slot count K = " << k << " must equal "
+                             << why << " (" << expected << ")";
+  return success();
+}
+
+LogicalResult verifyKInRange(Operation *op, StringRef attr, int64_t k,
+                             int64_t numExperts) {
+  if (k < 1 || k > numExperts)
+    return op->emitOpError() << "'" << attr << "' = " << k
+                             << " must be in [1, E] with E = " << numExperts;
+  return success();
+}
+
+/// A per-expert weight bank [N, rows, cols] against the bank's result type.
+LogicalResult verifyBank(Operation *op, StringRef name, Value bank,
+                         ExpertsType experts, int64_t rows, StringRef rowName,
+                         int64_t cols, StringRef colName) {
+  if (failed(requireStatic(op, name, bank)))
+    return failure();
+  auto shape = cast<ShapedType>(bank.getType()).getShape();
+  if (shape[0] != experts.getCount())
+    return op->emitOpError() << "'" << name << "' holds " << shape[0]
+                             << " experts but the result type says "
+                             << experts.getCount();
+  if (shape[1] != rows || shape[2] != cols)
+    return op->emitOpError() << "'" << name << "' must be [N, " << rowName
+                             << ", " << colName << "] = [" << experts.getCount()
+                             << ", " << rows << ", " << cols << "], got ["
+                             << shape[0] << ", " << shape[1] << ", " << shape[2]
+                             << "]";
+  return success();
+}
+
+LogicalResult verifyMatrix(Operation *op, StringRef name, Value m, int64_t rows,
+                           StringRef rowName, int64_t cols, StringRef colName) {
+  if (failed(requireStatic(op, name, m)))
+    return failure();
+  auto shape = cast<ShapedType>(m.getType()).getShape();
+  if (shape[0] != rows || shape[1] != cols)
+    return op->emitOpError() << "'" << name << "' must be [" << rowName << ", "
+                             << colName << "] = [" << rows << ", " << cols
+                             << "], got [" << shape[0] << ", " << shape[1]
+                             << "]";
+  return success();
+}
+
+/// Gated activations need w3, plain ones must not have it.
+LogicalResult verifyGating(Operation *op, Activation act, bool hasW3,
+                           StringRef w3Name = "w3") {
+  if (isGated(act) && !hasW3)
+    return op->emitOpError() << "gated activation '" << stringifyActivation(act)
+                             << "' requires '" << w3Name << "'";
+  if (!isGated(act) && hasW3)
+    return op->emitOpError() << "plain activation '" << stringifyActivation(act)
+                             << "' takes no '" << w3Name << "'";
+  return success();
+}
+
+/// A skip region: one block taking the compacted tokens [?, H] and yielding
+/// the branch [?, H].
+LogicalResult verifyBranchRegion(Operation *op, Region &region, int64_t h,
+                                 StringRef what) {
+  Block &block = region.front();
+  if (block.getNumArguments() != 1)
+    return op->emitOpError() << what << " must take exactly one argument (the "
+                             << "compacted tokens), got "
+                             << block.getNumArguments();
+  auto argType = dyn_cast<RankedTensorType>(block.getArgument(0).getType());
+  if (!argType || argType.getRank() != 2 || !argType.getElementType().isF32() ||
+      !argType.isDynamicDim(0) || argType.getDimSize(1) != h)
+    return op->emitOpError() << what << " argument must be tensor<?x" << h
+                             << "xf32> (the selected tokens, count known at "
+                                "run time), got "
+                             << block.getArgument(0).getType();
+  auto yield = dyn_cast<YieldOp>(block.getTerminator());
+  if (!yield)
+    return op->emitOpError() << what << " must end with moe.yield";
+  auto yType = cast<RankedTensorType>(yield.getValue().getType());
+  if (!yType.isDynamicDim(0) || yType.getDimSize(1) != h)
+    return yield.emitOpError() << "must yield tensor<?x" << h
+                               << "xf32> (one row per selected token), got "
+                               << yType;
+  return success();
+}
+
+LogicalResult verifySameShape(Operation *op, Value a, StringRef aName, Value b,
+                              StringRef bName) {
+  if (failed(agree(op, dim(aName, "T", a, 0), dim(bName, "T", b, 0))) ||
+      failed(agree(op, dim(aName, "H", a, 1), dim(bName, "H", b, 1))))
+    return failure();
+  return success();
+}
+} // namespace
+
+std::optional<int64_t> mlir::moe::getRoutingNumExperts(Value ids) {
+  Operation *def = ids.getDefiningOp();
+  if (!def)
+    return std::nullopt;
+  return TypeSwitch<Operation *, std::optional<int64_t>>(def)
+      .Case<TopKRouterOp, GroupedTopKRouterOp, TopPRouterOp, ReluRouterOp,
+            ExpertChoiceRouterOp, HashRouterOp, CapacityDropOp>(
+          [](auto op) -> std::optional<int64_t> { return op.getNumExperts(); })
+      .Default([](Operation *) { return std::nullopt; });
+}
+
+//===----------------------------------------------------------------------===//
+// Routers
+//===----------------------------------------------------------------------===//
+
+int64_t TopKRouterOp::getNumExperts() { return dimOf(getGate(), 0); }
+int64_t GroupedTopKRouterOp::getNumExperts() { return dimOf(getGate(), 0); }
+int64_t TopPRouterOp::getNumExperts() { return dimOf(getGate(), 0); }
+int64_t ReluRouterOp::getNumExperts() { return dimOf(getGate(), 0); }
+int64_t ExpertChoiceRouterOp::getNumExperts() { return dimOf(getGate(), 0); }
+
+LogicalResult TopKRouterOp::verify() {
+  if (failed(verifyGatedRouter(*this, getHidden(), getGate(), getBias(),
+                               getIds(), getWeights(),
+                               getScalingFactor().convertToFloat())) ||
+      failed(verifyKInRange(*this, "k", getK(), getNumExperts())))
+    return failure();
+  return verifySlots(*this, getIds(), getK(), "k");
+}
+
+LogicalResult GroupedTopKRouterOp::verify() {
+  if (failed(verifyGatedRouter(*this, getHidden(), getGate(), getBias(),
+                               getIds(), getWeights(),
+                               getScalingFactor().convertToFloat())))
+    return failure();
+  int64_t e = getNumExperts(), g = getNumGroups(), tg = getTopkGroups();
+  if (g < 1 || e % g != 0)
+    return emitOpError() << "'num_groups' = " << g
+                         << " must be positive and divide E = " << e;
+  if (tg < 1 || tg > g)
+    return emitOpError() << "'topk_groups' = " << tg
+                         << " must be in [1, num_groups] with num_groups = " << g;
+  if (failed(verifyKInRange(*this, "k", getK(), tg * (e / g))))
+    return emitOpError() << "('k' may not exceed the experts in the kept "
+                            "groups: topk_groups * E / num_groups = "
+                         << tg * (e / g) << ")";
+  return verifySlots(*this, getIds(), getK(), "k");
+}
+
+LogicalResult TopPRouterOp::verify() {
+  if (failed(verifyGatedRouter(*this, getHidden(), getGate(), Value(),
+                               getIds(), getWeights(),
+                               getScalingFactor().convertToFloat())))
+    return failure();
+  float p = getThreshold().convertToFloat();
+  if (!(p > 0.0f && p <= 1.0f))
+    return emitOpError() << "'threshold' (top-p) must be in (0, 1], got " << p;
+  if (failed(verifyKInRange(*this, "max_k", getMaxK(), getNumExperts())))
+    return failure();
+  return verifySlots(*this, getIds(), getMaxK(), "max_k");
+}
+
+LogicalResult ReluRouterOp::verify() {
+  if (failed(verifyGatedRouter(*this, getHidden(), getGate(), Value(),
+                               getIds(), getWeights(),
+                               getScalingFactor().convertToFloat())))
+    return failure();
+  return verifyKInRange(*this, "result slot count K", dimOf(getIds(), 1),
+                        getNumExperts());
+}
+
+LogicalResult ExpertChoiceRouterOp::verify() {
+  if (failed(verifyGatedRouter(*this, getHidden(), getGate(), Value(),
+                               getIds(), getWeights(),
+                               getScalingFactor().convertToFloat())))
+    return failure();
+  if (getCapacity() < 1)
+    return emitOpError() << "'capacity' (tokens per expert) must be positive, got "
+                         << getCapacity();
+  return verifySlots(*this, getIds(), getNumExperts(),
+                     "E, since a token may be taken by every expert");
+}
+
+LogicalResult HashRouterOp::verify() {
+  if (getNumExperts() < 1)
+    return emitOpError() << "'num_experts' must be positive, got "
+                         << getNumExperts();
+  if (failed(verifyRoutingPair(*this, getIds(), getWeights(), "ids", "weights")) ||
+      failed(agree(*this, dim("token_ids", "T", getTokenIds(), 0),
+                   dim("ids", "T", getIds(), 0))))
+    return failure();
+  return verifySlots(*this, getIds(), 1, "1 (one expert per token)");
+}
+
+LogicalResult CapacityDropOp::verify() {
+  if (getNumExperts() < 1)
+    return emitOpError() << "'num_experts' must be positive, got "
+                         << getNumExperts();
+  if (failed(verifyPositiveFinite(*this, "capacity_factor",
+                                  getCapacityFactor().convertToFloat())) ||
+      failed(verifyRoutingPair(*this, getInIds(), getInWeights(), "in_ids",
+                               "in_weights")) ||
+      failed(verifyRoutingPair(*this, getIds(), getWeights(), "ids", "weights")) ||
+      failed(agree(*this, dim("in_ids", "T", getInIds(), 0), dim("ids", "T", getIds(), 0))) ||
+      failed(agree(*this, dim("in_ids", "K", getInIds(), 1), dim("ids", "K", getIds(), 1))))
+    return failure();
+  if (auto e = getRoutingNumExperts(getInIds()); e && *e != getNumExperts())
+    return emitOpError() << "'num_experts' = " << getNumExperts()
+                         << " but the incoming routing chooses among " << *e
+                         << " experts";
+  return success();
+}
+
+LogicalResult PathRouterOp::verify() {
+  if (failed(verifyHidden(*this, getHidden())) ||
+      failed(requireStatic(*this, "gate", getGate())) ||
+      failed(agree(*this, dim("hidden", "H", getHidden(), 1), dim("gate", "H", getGate(), 1))) ||
+      failed(agree(*this, dim("hidden", "T", getHidden(), 0), dim("paths", "T", getPaths(), 0))))
+    return failure();
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Experts
+//===----------------------------------------------------------------------===//
+
+LogicalResult FfnExpertsOp::verify() {
+  ExpertsType type = getExperts().getType();
+  if (failed(requireStatic(*this, "w1", getW1())) ||
+      failed(verifyGating(*this, getActivation(), getW3() != nullptr)))
+    return failure();
+  int64_t i = dimOf(getW1(), 1), h = type.getHidden();
+  if (failed(verifyBank(*this, "w1", getW1(), type, i, "I", h, "H")) ||
+      failed(verifyBank(*this, "w2", getW2(), type, h, "H", i, "I")))
+    return failure();
+  if (getW3() && failed(verifyBank(*this, "w3", getW3(), type, i, "I", h, "H")))
+    return failure();
+  return success();
+}
+
+LogicalResult LoraExpertsOp::verify() {
+  ExpertsType type = getExperts().getType();
+  if (failed(requireStatic(*this, "w1", getW1())) ||
+      failed(requireStatic(*this, "a1", getA1())) ||
+      failed(verifyGating(*this, getActivation(), getW3() != nullptr)) ||
+      failed(verifyGating(*this, getActivation(), getA3() != nullptr,
+                          "w3 adapters")))
+    return failure();
+  if (!getA3() != !getB3())
+    return emitOpError() << "w3 adapters need both A and B";
+  float alpha = getAlpha().convertToFloat();
+  if (!std::isfinite(alpha))
+    return emitOpError() << "'alpha' must be finite, got " << alpha;
+  int64_t i = dimOf(getW1(), 0), h = type.getHidden(), r = dimOf(getA1(), 1);
+  if (r < 1)
+    return emitOpError() << "LoRA rank r must be positive, got " << r;
+  if (failed(verifyMatrix(*this, "w1", getW1(), i, "I", h, "H")) ||
+      failed(verifyMatrix(*this, "w2", getW2(), h, "H", i, "I")) ||
+      failed(verifyBank(*this, "a1", getA1(), type, r, "r", h, "H")) ||
+      failed(verifyBank(*this, "b1", getB1(), type, i, "I", r, "r")) ||
+      failed(verifyBank(*this, "a2", getA2(), type, r, "r", i, "I")) ||
+      failed(verifyBank(*this, "b2", getB2(), type, h, "H", r, "r")))
+    return failure();
+  if (getW3() &&
+      (failed(verifyMatrix(*this, "w3", getW3(), i, "I", h, "H")) ||
+       failed(verifyBank(*this, "a3", getA3(), type, r, "r", h, "H")) ||
+       failed(verifyBank(*this, "b3", getB3(), type, i, "I", r, "r"))))
+    return failure();
+  return success();
+}
+
+LogicalResult ConstExpertsOp::verify() {
+  ExpertsType type = getExperts().getType();
+  return verifyMatrix(*this, "values", getValues(), type.getCount(), "N",
+                      type.getHidden(), "H");
+}
+
+//===----------------------------------------------------------------------===//
+// Layer and dense FFN
+//===----------------------------------------------------------------------===//
+
+int64_t LayerOp::getNumExperts() {
+  int64_t total = 0;
+  for (Value bank : getExperts())
+    total += cast<ExpertsType>(bank.getType()).getCount();
+  return total;
+}
+
+LogicalResult LayerOp::verify() {
+  if (failed(verifyHidden(*this, getHidden())) ||
+      failed(verifyRoutingPair(*this, getIds(), getWeights(), "ids", "weights")) ||
+      failed(agree(*this, dim("hidden", "T", getHidden(), 0), dim("ids", "T", getIds(), 0))) ||
+      failed(verifySameShape(*this, getHidden(), "hidden", getResult(), "result")))
+    return failure();
+  if (getExperts().empty())
+    return emitOpError() << "needs at least one routed expert bank";
+  int64_t h = dimOf(getHidden(), 1);
+  for (auto [idx, bank] : llvm::enumerate(llvm::concat<Value>(getExperts(), getShared()))) {
+    auto type = cast<ExpertsType>(bank.getType());
+    if (type.getHidden() != h)
+      return emitOpError() << "expert bank #" << idx << " has hidden size "
+                           << type.getHidden() << " but 'hidden' has H = " << h;
+  }
+  if (auto e = getRoutingNumExperts(getIds()); e && *e != getNumExperts())
+    return emitOpError() << "routing chooses among " << *e
+                         << " experts but the expert table holds "
+                         << getNumExperts();
+  return success();
+}
+
+LogicalResult FfnOp::verify() {
+  if (failed(verifyHidden(*this, getHidden())) ||
+      failed(verifySameShape(*this, getHidden(), "hidden", getResult(), "result")) ||
+      failed(requireStatic(*this, "w1", getW1())) ||
+      failed(verifyGating(*this, getActivation(), getW3() != nullptr)))
+    return failure();
+  int64_t i = dimOf(getW1(), 0), h = dimOf(getHidden(), 1);
+  if (failed(verifyMatrix(*this, "w1", getW1(), i, "I", h, "H")) ||
+      failed(verifyMatrix(*this, "w2", getW2(), h, "H", i, "I")))
+    return failure();
+  if (getW3() && failed(verifyMatrix(*this, "w3", getW3(), i, "I", h, "H")))
+    return failure();
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Skips
+//===----------------------------------------------------------------------===//
+
+LogicalResult SkipBlockOp::verify() {
+  if (failed(verifyHidden(*this, getHidden())) ||
+      failed(verifySameShape(*this, getHidden(), "hidden", getResult(), "result")) ||
+      failed(agree(*this, dim("hidden", "H", getHidden(), 1), dim("router", "H", getRouter(), 0))))
+    return failure();
+  auto fraction = getCapacityFraction();
+  auto threshold = getThreshold();
+  if (fraction.has_value() == threshold.has_value())
+    return emitOpError() << "needs exactly one of 'capacity_fraction' (top "
+                            "tokens by score) and 'threshold' (score > t)";
+  if (fraction) {
+    float f = fraction->convertToFloat();
+    if (!(f > 0.0f && f <= 1.0f))
+      return emitOpError() << "'capacity_fraction' must be in (0, 1], got " << f;
+  }
+  if (threshold && !std::isfinite(threshold->convertToFloat()))
+    return emitOpError() << "'threshold' must be finite";
+  return success();
+}
+
+LogicalResult SkipBlockOp::verifyRegions() {
+  return verifyBranchRegion(*this, getBody(), dimOf(getHidden(), 1), "body");
+}
+
+LogicalResult PathSelectOp::verify() {
+  if (failed(verifyHidden(*this, getHidden())) ||
+      failed(verifySameShape(*this, getHidden(), "hidden", getResult(), "result")) ||
+      failed(agree(*this, dim("hidden", "T", getHidden(), 0), dim("paths", "T", getPaths(), 0))))
+    return failure();
+  if (getBranches().empty())
+    return emitOpError() << "needs at least one branch region besides skip";
+  return success();
+}
+
+LogicalResult PathSelectOp::verifyRegions() {
+  for (auto [idx, region] : llvm::enumerate(getBranches()))
+    if (failed(verifyBranchRegion(*this, region, dimOf(getHidden(), 1),
+                                  ("branch #" + Twine(idx + 1)).str())))
+      return failure();
+  return success();
+}

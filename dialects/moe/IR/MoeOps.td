@@ -1,0 +1,357 @@
+//===- MoeOps.td - moe dialect operations -------------------*- tablegen -*-===//
+//
+// Every op here has a C++ verifier (MoeOps.cpp) built from shared helpers,
+// and a reference semantics in docs/dialect.md, executed by lib/Reference.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_OPS_TD
+#define MOE_OPS_TD
+
+include "moe/IR/MoeBase.td"
+include "mlir/IR/OpBase.td"
+include "mlir/IR/SymbolInterfaces.td"
+include "mlir/Interfaces/SideEffectInterfaces.td"
+include "mlir/Interfaces/ControlFlowInterfaces.td"
+
+class Moe_Op<string mnemonic, list<Trait> traits = []>
+    : Op<Moe_Dialect, mnemonic, traits>;
+
+// Operand/result constraints shared by the ops. Element types are checked
+// here; shape agreement (T, H, E, I, K) is checked by the C++ verifiers.
+def Moe_Hidden : TensorRankOf<[F32], [2]>;     // [T, H]
+def Moe_Vector : TensorRankOf<[F32], [1]>;     // [E] or [H]
+def Moe_Matrix : TensorRankOf<[F32], [2]>;     // weights [rows, cols]
+def Moe_Bank : TensorRankOf<[F32], [3]>;       // per-expert weights [N, rows, cols]
+def Moe_RoutingIds : TensorRankOf<[I32], [2]>;     // [T, K]
+def Moe_RoutingWeights : TensorRankOf<[F32], [2]>; // [T, K]
+def Moe_TokenInts : TensorRankOf<[I32, I64], [1]>; // [T]
+def Moe_PathIds : TensorRankOf<[I32], [1]>;        // [T]
+
+//===----------------------------------------------------------------------===//
+// Routers: hidden [T, H], gate [E, H] -> ids [T, K] (i32), weights [T, K] (f32)
+//===----------------------------------------------------------------------===//
+
+class Moe_RouterOp<string mnemonic, list<Trait> traits = []>
+    : Moe_Op<mnemonic, !listconcat([Pure], traits)> {
+  let results = (outs Moe_RoutingIds:$ids, Moe_RoutingWeights:$weights);
+  let hasVerifier = 1;
+  code routerDecls = [{
+    /// Number of routed experts this router chooses among (E).
+    int64_t getNumExperts();
+  }];
+}
+
+def Moe_TopKRouterOp : Moe_RouterOp<"topk_router"> {
+  let summary = "softmax/sigmoid scores (+ selection bias), top-k per token";
+  let description = [{
+    Logits z = gate · x. Scores s = softmax(z) or sigmoid(z). The k experts
+    with the largest s + bias are selected (ties: lower expert id first), in
+    descending order of s + bias. Weights are s of the selected experts;
+    with `renormalize` they are divided by their sum; then multiplied by
+    `scaling_factor`. The bias only affects selection (DeepSeek-V3).
+
+    ```mlir
+    %ids, %w = moe.topk_router softmax %x, %gate {k = 2, renormalize}
+        : tensor<16x64xf32>, tensor<8x64xf32> -> tensor<16x2xi32>, tensor<16x2xf32>
+    ```
+  }];
+  let arguments = (ins Moe_ScoringAttr:$scoring, Moe_Hidden:$hidden,
+                   Moe_Matrix:$gate, Optional<Moe_Vector>:$bias,
+                   I64Attr:$k, UnitAttr:$renormalize,
+                   DefaultValuedAttr<F32Attr, "1.0f">:$scaling_factor);
+  let assemblyFormat = [{
+    `` $scoring $hidden `,` $gate (`bias` $bias^)? attr-dict `:` type($hidden) `,`
+    type($gate) (`,` type($bias)^)? `->` type($ids) `,` type($weights)
+  }];
+  let extraClassDeclaration = routerDecls;
+}
+
+def Moe_GroupedTopKRouterOp : Moe_RouterOp<"grouped_topk_router"> {
+  let summary = "DeepSeek-V3 grouped top-k: best groups first, then top-k inside them";
+  let description = [{
+    As `moe.topk_router`, but the E experts are split into `num_groups`
+    consecutive groups. A group's score is the sum of its top-min(2, E/G)
+    biased scores s + bias; the `topk_groups` best groups are kept (ties:
+    lower group index) and the top-k biased scores are taken among their
+    experts only. Weights are unbiased s, optionally renormalized, times
+    `scaling_factor`.
+  }];
+  let arguments = (ins Moe_ScoringAttr:$scoring, Moe_Hidden:$hidden,
+                   Moe_Matrix:$gate, Optional<Moe_Vector>:$bias,
+                   I64Attr:$k, I64Attr:$num_groups, I64Attr:$topk_groups,
+                   UnitAttr:$renormalize,
+                   DefaultValuedAttr<F32Attr, "1.0f">:$scaling_factor);
+  let assemblyFormat = [{
+    `` $scoring $hidden `,` $gate (`bias` $bias^)? attr-dict `:` type($hidden) `,`
+    type($gate) (`,` type($bias)^)? `->` type($ids) `,` type($weights)
+  }];
+  let extraClassDeclaration = routerDecls;
+}
+
+def Moe_TopPRouterOp : Moe_RouterOp<"topp_router"> {
+  let summary = "top-p (nucleus) routing: dynamic k per token, capped at max_k";
+  let description = [{
+    p = softmax(gate · x). Experts are taken in descending p (ties: lower id)
+    until their cumulative probability reaches `threshold` or `max_k`
+    experts are taken; at least one expert is always taken. Remaining slots
+    are unused (id -1, weight 0). Weights are p (divided by the kept sum with
+    `renormalize`), times `scaling_factor`.
+  }];
+  let arguments = (ins Moe_Hidden:$hidden, Moe_Matrix:$gate,
+                   F32Attr:$threshold, I64Attr:$max_k, UnitAttr:$renormalize,
+                   DefaultValuedAttr<F32Attr, "1.0f">:$scaling_factor);
+  let assemblyFormat = [{
+    $hidden `,` $gate attr-dict `:` type($hidden) `,` type($gate) `->`
+    type($ids) `,` type($weights)
+  }];
+  let extraClassDeclaration = routerDecls;
+}
+
+def Moe_ReluRouterOp : Moe_RouterOp<"relu_router"> {
+  let summary = "ReLU routing (ReMoE): every expert with a positive logit is active";
+  let description = [{
+    r = relu(gate · x). The experts with r > 0 fill the K slots in descending
+    r (ties: lower id); if more than K are positive only the K largest are
+    kept (K = E keeps all). Weights are r times `scaling_factor`.
+  }];
+  let arguments = (ins Moe_Hidden:$hidden, Moe_Matrix:$gate,
+                   DefaultValuedAttr<F32Attr, "1.0f">:$scaling_factor);
+  let assemblyFormat = [{
+    $hidden `,` $gate attr-dict `:` type($hidden) `,` type($gate) `->`
+    type($ids) `,` type($weights)
+  }];
+  let extraClassDeclaration = routerDecls;
+}
+
+def Moe_ExpertChoiceRouterOp : Moe_RouterOp<"expert_choice_router"> {
+  let summary = "expert choice: each expert takes its top-`capacity` tokens";
+  let description = [{
+    S = softmax over experts (or sigmoid) of gate · x, a [T, E] matrix.
+    Expert e takes the min(capacity, T) tokens with the largest S[:, e]
+    (ties: lower token index). A token gets 0..E experts; its slots (K = E)
+    hold the experts that took it in ascending expert id, then unused slots.
+    Weights are S times `scaling_factor`.
+  }];
+  let arguments = (ins Moe_ScoringAttr:$scoring, Moe_Hidden:$hidden,
+                   Moe_Matrix:$gate, I64Attr:$capacity,
+                   DefaultValuedAttr<F32Attr, "1.0f">:$scaling_factor);
+  let assemblyFormat = [{
+    `` $scoring $hidden `,` $gate attr-dict `:` type($hidden) `,` type($gate) `->`
+    type($ids) `,` type($weights)
+  }];
+  let extraClassDeclaration = routerDecls;
+}
+
+def Moe_HashRouterOp : Moe_RouterOp<"hash_router"> {
+  let summary = "hash routing: a fixed hash of the token id picks one expert";
+  let description = [{
+    ids[t, 0] = (uint32(token_ids[t]) * 2654435761) mod 2^32 mod num_experts,
+    weight 1. K must be 1.
+  }];
+  let arguments = (ins Moe_TokenInts:$token_ids, I64Attr:$num_experts);
+  let assemblyFormat = [{
+    $token_ids attr-dict `:` type($token_ids) `->` type($ids) `,` type($weights)
+  }];
+  
+}
+
+def Moe_CapacityDropOp : Moe_RouterOp<"capacity_drop"> {
+  let summary = "per-expert capacity: slots over capacity are dropped";
+  let description = [{
+    C = ceil(capacity_factor * T * K / num_experts). Slots are visited
+    slot-major (every token's slot 0, in token order, then slot 1, ...); the
+    first C slots naming an expert keep it, later ones are dropped (id -1,
+    weight 0). Kept weights are unchanged (no renormalization after the
+    drop). Without this op a layer is dropless.
+  }];
+  let arguments = (ins Moe_RoutingIds:$in_ids, Moe_RoutingWeights:$in_weights,
+                   I64Attr:$num_experts, F32Attr:$capacity_factor);
+  let assemblyFormat = [{
+    $in_ids `,` $in_weights attr-dict `:` type($in_ids) `,` type($in_weights)
+    `->` type($ids) `,` type($weights)
+  }];
+  
+}
+
+def Moe_PathRouterOp : Moe_Op<"path_router", [Pure]> {
+  let summary = "per-token argmax over P path logits (Duo-LLM learned router)";
+  let description = [{
+    path[t] = argmax_p (gate · x_t)[p], ties to the lower p.
+  }];
+  let arguments = (ins Moe_Hidden:$hidden, Moe_Matrix:$gate);
+  let results = (outs Moe_PathIds:$paths);
+  let assemblyFormat = [{
+    $hidden `,` $gate attr-dict `:` type($hidden) `,` type($gate) `->` type($paths)
+  }];
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Experts: each op defines `count` consecutive entries of an expert table.
+//===----------------------------------------------------------------------===//
+
+def Moe_FfnExpertsOp : Moe_Op<"ffn_experts", [Pure]> {
+  let summary = "a bank of N FFN experts with stacked weights";
+  let description = [{
+    Expert n maps x to w2[n] · act(w1[n] · x) (plain activations) or
+    w2[n] · (act(w1[n] · x) ⊙ (w3[n] · x)) (gated: swiglu, geglu).
+    w1, w3: [N, I, H]; w2: [N, H, I]. Banks of different I may share a layer.
+  }];
+  let arguments = (ins Moe_ActivationAttr:$activation, Moe_Bank:$w1,
+                   Optional<Moe_Bank>:$w3, Moe_Bank:$w2);
+  let results = (outs Moe_ExpertsType:$experts);
+  let assemblyFormat = [{
+    `` $activation `w1` `(` $w1 `:` type($w1) `)` (`w3` `(` $w3^ `:` type($w3) `)`)?
+    `w2` `(` $w2 `:` type($w2) `)` attr-dict `->` qualified(type($experts))
+  }];
+  let hasVerifier = 1;
+}
+
+def Moe_LoraExpertsOp : Moe_Op<"lora_experts", [Pure, AttrSizedOperandSegments]> {
+  let summary = "N LoRA experts over one frozen base FFN (MixLoRA)";
+  let description = [{
+    Expert n is the FFN with weights W + (alpha / r) · B[n] · A[n] for each
+    of W1 (a1: [N, r, H], b1: [N, I, r]), W3 (a3, b3, gated only) and W2
+    (a2: [N, r, I], b2: [N, H, r]); base w1, w3: [I, H], w2: [H, I].
+  }];
+  let arguments = (ins Moe_ActivationAttr:$activation, F32Attr:$alpha,
+                   Moe_Matrix:$w1, Optional<Moe_Matrix>:$w3, Moe_Matrix:$w2,
+                   Moe_Bank:$a1, Moe_Bank:$b1,
+                   Optional<Moe_Bank>:$a3, Optional<Moe_Bank>:$b3,
+                   Moe_Bank:$a2, Moe_Bank:$b2);
+  let results = (outs Moe_ExpertsType:$experts);
+  let assemblyFormat = [{
+    `` $activation `base` `(` `w1` $w1 `:` type($w1) (`,` `w3` $w3^ `:` type($w3))?
+    `,` `w2` $w2 `:` type($w2) `)`
+    `adapters` `(` `w1` $a1 `,` $b1 `:` type($a1) `,` type($b1)
+    (`,` `w3` $a3^ `,` $b3 `:` type($a3) `,` type($b3))?
+    `,` `w2` $a2 `,` $b2 `:` type($a2) `,` type($b2) `)`
+    attr-dict `->` qualified(type($experts))
+  }];
+  let hasVerifier = 1;
+}
+
+def Moe_ZeroExpertsOp : Moe_Op<"zero_experts", [Pure]> {
+  let summary = "null/zero experts: output 0, cost nothing (AdaMoE, MoE++)";
+  let results = (outs Moe_ExpertsType:$experts);
+  let assemblyFormat = "attr-dict `:` qualified(type($experts))";
+}
+
+def Moe_CopyExpertsOp : Moe_Op<"copy_experts", [Pure]> {
+  let summary = "copy experts: output the token's input x (MoE++ 'skip')";
+  let results = (outs Moe_ExpertsType:$experts);
+  let assemblyFormat = "attr-dict `:` qualified(type($experts))";
+}
+
+def Moe_ConstExpertsOp : Moe_Op<"const_experts", [Pure]> {
+  let summary = "constant experts: expert n outputs the learned vector values[n]";
+  let arguments = (ins Moe_Matrix:$values);
+  let results = (outs Moe_ExpertsType:$experts);
+  let assemblyFormat = "$values attr-dict `:` type($values) `->` qualified(type($experts))";
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Layer and dense FFN
+//===----------------------------------------------------------------------===//
+
+def Moe_LayerOp : Moe_Op<"layer", [Pure, AttrSizedOperandSegments]> {
+  let summary = "routing + ordered expert table -> weighted sum per token";
+  let description = [{
+    The expert table is the concatenation of the `experts` banks in order
+    (bank 0 holds ids 0..N0-1, ...). For token t:
+      y[t] = sum over slots s = 0..K-1 with ids[t, s] != -1, in slot order,
+             of weights[t, s] * expert_{ids[t, s]}(x[t]),
+             then plus each `shared` expert's output, in order.
+    An id outside [-1, E) is a run-time error.
+  }];
+  let arguments = (ins Moe_Hidden:$hidden, Moe_RoutingIds:$ids,
+                   Moe_RoutingWeights:$weights,
+                   Variadic<Moe_ExpertsType>:$experts,
+                   Variadic<Moe_ExpertsType>:$shared);
+  let results = (outs Moe_Hidden:$result);
+  let assemblyFormat = [{
+    $hidden `,` $ids `,` $weights `experts` `(` $experts `:` qualified(type($experts)) `)`
+    (`shared` `(` $shared^ `:` qualified(type($shared)) `)`)? attr-dict `:`
+    type($hidden) `,` type($ids) `,` type($weights) `->` type($result)
+  }];
+  let hasVerifier = 1;
+  let extraClassDeclaration = [{
+    /// Total number of routed experts E (sum of the banks' counts).
+    int64_t getNumExperts();
+  }];
+}
+
+def Moe_FfnOp : Moe_Op<"ffn", [Pure]> {
+  let summary = "a dense FFN applied to every token";
+  let description = [{
+    y[t] = w2 · act(w1 · x[t]) or w2 · (act(w1 · x[t]) ⊙ (w3 · x[t])).
+    w1, w3: [I, H]; w2: [H, I].
+  }];
+  let arguments = (ins Moe_ActivationAttr:$activation, Moe_Hidden:$hidden,
+                   Moe_Matrix:$w1, Optional<Moe_Matrix>:$w3, Moe_Matrix:$w2);
+  let results = (outs Moe_Hidden:$result);
+  let assemblyFormat = [{
+    `` $activation $hidden `w1` `(` $w1 `:` type($w1) `)` (`w3` `(` $w3^ `:` type($w3) `)`)?
+    `w2` `(` $w2 `:` type($w2) `)` attr-dict `:` type($hidden) `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Per-token skips
+//===----------------------------------------------------------------------===//
+
+def Moe_YieldOp : Moe_Op<"yield", [Pure, Terminator, ReturnLike,
+    ParentOneOf<["SkipBlockOp", "PathSelectOp"]>]> {
+  let summary = "yields a region's [T', H] branch output";
+  let arguments = (ins Moe_Hidden:$value);
+  let assemblyFormat = "$value attr-dict `:` type($value)";
+}
+
+def Moe_SkipBlockOp : Moe_Op<"skip_block", [RecursiveMemoryEffects]> {
+  let summary = "Mixture-of-Depths / threshold per-token block skip";
+  let description = [{
+    r[t] = router · x[t] (router: [H]). Selected tokens: the
+    ceil(capacity_fraction * T) largest r (ties: lower token index), or those
+    with r > threshold; exactly one of the two attributes is given. The body
+    receives the selected rows of x, compacted in ascending token order
+    ([T', H], T' may be 0), and yields the branch f: [T', H].
+      y[t] = x[t] + g[t] * f[t]  for a selected t (g = r[t] with
+             `scale_by_score`, else 1);  y[t] = x[t] otherwise.
+  }];
+  let arguments = (ins Moe_Hidden:$hidden, Moe_Vector:$router,
+                   OptionalAttr<F32Attr>:$capacity_fraction,
+                   OptionalAttr<F32Attr>:$threshold,
+                   UnitAttr:$scale_by_score);
+  let results = (outs Moe_Hidden:$result);
+  let regions = (region SizedRegion<1>:$body);
+  let assemblyFormat = [{
+    $hidden `,` $router attr-dict `:` type($hidden) `,` type($router) `->`
+    type($result) $body
+  }];
+  let hasVerifier = 1;
+  let hasRegionVerifier = 1;
+}
+
+def Moe_PathSelectOp : Moe_Op<"path_select", [RecursiveMemoryEffects]> {
+  let summary = "per-token choice among {skip, path 1, ..., path P} (Duo-LLM)";
+  let description = [{
+    paths[t] = 0: y[t] = x[t] (skip). paths[t] = p in 1..P: the tokens that
+    chose p are compacted in ascending token order, region p-1 runs on them
+    and yields f; y[t] = x[t] + f[t]. A path outside [0, P] is a run-time
+    error. Duo-LLM: two regions, small then big.
+  }];
+  let arguments = (ins Moe_Hidden:$hidden, Moe_PathIds:$paths);
+  let results = (outs Moe_Hidden:$result);
+  let regions = (region VariadicRegion<SizedRegion<1>>:$branches);
+  let assemblyFormat = [{
+    $hidden `,` $paths attr-dict `:` type($hidden) `,` type($paths) `->`
+    type($result) $branches
+  }];
+  let hasVerifier = 1;
+  let hasRegionVerifier = 1;
+}
+
+#endif // MOE_OPS_TD

@@ -1,0 +1,193 @@
+//===- moe-run.cpp - run a moe function on .npy or generated inputs --------===//
+//
+//   moe-run layer.mlir [--entry=main] [--input=random:SEED | --input=a.npy ...]
+//           [--mode=reference] [--output-dir=DIR] [--print-values]
+//
+// Inputs: one `--input` per function argument (each `random:SEED` or a .npy
+// path), or a single `random:SEED` for all of them (argument i gets seed
+// SEED + i). Random floats are uniform in [-a, a), a = sqrt(3 / last dim)
+// for rank >= 2 and 1 otherwise; random integers are
+// uniform in the argument's `moe.random_range = array<i64: lo, hi>` (half
+// open), else [0, 100). Dynamic dimensions take --dynamic-size.
+//
+//===----------------------------------------------------------------------===//
+
+#include "moe/InitAll.h"
+#include "moe/Reference/Interpreter.h"
+#include "moe/Support/Npy.h"
+#include "moe/Support/Random.h"
+
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/Parser/Parser.h"
+#include "mlir/Support/FileUtilities.h"
+#include "llvm/Support/CommandLine.h"
+#include "llvm/Support/Format.h"
+#include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/SourceMgr.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <cmath>
+
+using namespace mlir;
+using moe::ref::DType;
+using moe::ref::Status;
+using moe::ref::Tensor;
+
+static llvm::cl::opt<std::string> inputFile(llvm::cl::Positional,
+                                            llvm::cl::desc("<input .mlir>"),
+                                            llvm::cl::init("-"));
+static llvm::cl::opt<std::string> entry("entry", llvm::cl::desc("function to run"),
+                                        llvm::cl::init("main"));
+static llvm::cl::list<std::string>
+    inputs("input", llvm::cl::desc("random:SEED or a .npy path, per argument"));
+static llvm::cl::opt<std::string>
+    mode("mode", llvm::cl::desc("reference | compiled | both"),
+         llvm::cl::init("reference"));
+static llvm::cl::opt<std::string>
+    outputDir("output-dir", llvm::cl::desc("write result<i>.npy here"),
+              llvm::cl::init(""));
+static llvm::cl::opt<bool> printValues("print-values",
+                                       llvm::cl::desc("print every value"),
+                                       llvm::cl::init(false));
+static llvm::cl::opt<int64_t>
+    dynamicSize("dynamic-size",
+                llvm::cl::desc("size of every dynamic dimension of an argument"),
+                llvm::cl::init(-1));
+
+static int fail(const std::string &msg) {
+  llvm::errs() << "moe-run: error: " << msg << "\n";
+  return 1;
+}
+
+/// Generates argument `index` of type `type` from `seed`.
+static Status generate(BlockArgument arg, func::FuncOp func, uint64_t seed,
+                       Tensor &out) {
+  auto type = dyn_cast<RankedTensorType>(arg.getType());
+  std::string what = "argument #" + std::to_string(arg.getArgNumber());
+  if (!type)
+    return Status::failure(what + " is not a ranked tensor");
+  std::vector<int64_t> shape;
+  for (int64_t d : type.getShape()) {
+    if (ShapedType::isDynamic(d)) {
+      if (dynamicSize < 0)
+        return Status::failure(what + " has a dynamic dimension: pass --dynamic-size");
+      d = dynamicSize;
+    }
+    shape.push_back(d);
+  }
+  Type et = type.getElementType();
+  if (et.isF32()) {
+    out = moe::randomFloats(shape, seed);
+    return Status::success();
+  }
+  if (!et.isInteger(32) && !et.isInteger(64))
+    return Status::failure(what + ": cannot generate element type");
+  int64_t lo = 0, hi = 100;
+  if (auto range = func.getArgAttrOfType<DenseI64ArrayAttr>(arg.getArgNumber(),
+                                                           "moe.random_range")) {
+    if (range.size() != 2 || range[0] >= range[1])
+      return Status::failure(what + ": moe.random_range must be [lo, hi) with lo < hi");
+    lo = range[0];
+    hi = range[1];
+  }
+  out = moe::randomInts(et.isInteger(32) ? DType::I32 : DType::I64, shape, seed,
+                        lo, hi);
+  return Status::success();
+}
+
+static void printSummary(unsigned index, const Tensor &t) {
+  llvm::outs() << "result #" << index << ": " << t.describe();
+  if (t.isFloat() && !t.f.empty()) {
+    double mn = INFINITY, mx = -INFINITY, sum = 0.0, sq = 0.0;
+    for (float v : t.f) {
+      mn = std::min(mn, double(v));
+      mx = std::max(mx, double(v));
+      sum += v;
+      sq += double(v) * v;
+    }
+    llvm::outs() << llvm::format("  min %.6g  max %.6g  mean %.6g  l2 %.6g", mn,
+                                 mx, sum / t.f.size(), std::sqrt(sq));
+  }
+  llvm::outs() << "\n";
+  size_t n = t.isFloat() ? t.f.size() : t.i.size();
+  size_t shown = printValues ? n : std::min<size_t>(n, 8);
+  llvm::outs() << "  values:";
+  for (size_t k = 0; k < shown; ++k) {
+    if (t.isFloat())
+      llvm::outs() << llvm::format(" %.6g", t.f[k]);
+    else
+      llvm::outs() << " " << t.i[k];
+  }
+  llvm::outs() << (shown < n ? " ..." : "") << "\n";
+}
+
+int main(int argc, char **argv) {
+  llvm::InitLLVM init(argc, argv);
+  llvm::cl::ParseCommandLineOptions(argc, argv, "moe-run: execute a moe function\n");
+
+  if (mode != "reference" && mode != "compiled" && mode != "both")
+    return fail("--mode must be reference, compiled or both, got '" + mode + "'");
+  if (mode != "reference")
+    return fail("--mode=" + mode +
+                ": compiled execution is not built yet (the CPU pipeline); use "
+                "--mode=reference");
+
+  DialectRegistry registry;
+  moe::registerAllDialects(registry);
+  MLIRContext context(registry);
+  std::string err;
+  auto file = openInputFile(inputFile, &err);
+  if (!file)
+    return fail(err);
+  llvm::SourceMgr sourceMgr;
+  sourceMgr.AddNewSourceBuffer(std::move(file), llvm::SMLoc());
+  SourceMgrDiagnosticHandler diagHandler(sourceMgr, &context);
+  OwningOpRef<ModuleOp> module = parseSourceFile<ModuleOp>(sourceMgr, &context);
+  if (!module)
+    return 1; // the diagnostic handler printed why
+  auto func = module->lookupSymbol<func::FuncOp>(entry);
+  if (!func)
+    return fail("no function '" + entry + "' in " + inputFile);
+
+  unsigned numArgs = func.getNumArguments();
+  std::vector<std::string> specs(inputs.begin(), inputs.end());
+  if (specs.empty())
+    specs.push_back("random:0");
+  bool oneRandomForAll = specs.size() == 1 && numArgs != 1 &&
+                         llvm::StringRef(specs[0]).starts_with("random:");
+  if (!oneRandomForAll && specs.size() != numArgs)
+    return fail("'" + entry + "' takes " + std::to_string(numArgs) +
+                " arguments but " + std::to_string(specs.size()) +
+                " --input were given");
+  std::vector<Tensor> args(numArgs);
+  for (unsigned i = 0; i < numArgs; ++i) {
+    llvm::StringRef spec = oneRandomForAll ? specs[0] : specs[i];
+    Status s;
+    if (spec.consume_front("random:")) {
+      uint64_t seed;
+      if (spec.getAsInteger(10, seed))
+        return fail("bad seed in 'random:" + spec.str() + "'");
+      s = generate(func.getArgument(i), func, seed + (oneRandomForAll ? i : 0), args[i]);
+    } else {
+      s = moe::readNpy(spec.str(), args[i]);
+    }
+    if (!s.ok())
+      return fail(s.error);
+  }
+
+  std::vector<Tensor> results;
+  Status s = moe::ref::interpret(func, args, results);
+  if (!s.ok())
+    return fail(s.error);
+  llvm::outs() << "ran '" << entry << "' with the reference interpreter\n";
+  for (auto [i, r] : llvm::enumerate(results)) {
+    printSummary(i, r);
+    if (!outputDir.empty()) {
+      Status w = moe::writeNpy(outputDir + "/result" + std::to_string(i) + ".npy", r);
+      if (!w.ok())
+        return fail(w.error);
+    }
+  }
+  return 0;
+}
