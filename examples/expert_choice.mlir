@@ -1,14 +1,15 @@
 // Expert-choice routing: each of 8 experts takes its 4 highest-affinity
 // tokens (capacity 4 = T * 2 / E); a token may be taken by 0..8 experts.
-// T = 16, H = 64, I = 128.
-func.func @main(%x: tensor<16x64xf32>, %gate: tensor<8x64xf32>,
+// H = 64, I = 128.
+// The token count T is dynamic (moe-run --tokens=T).
+func.func @main(%x: tensor<?x64xf32>, %gate: tensor<8x64xf32>,
                 %w1: tensor<8x128x64xf32>, %w3: tensor<8x128x64xf32>,
-                %w2: tensor<8x64x128xf32>) -> tensor<16x64xf32> {
+                %w2: tensor<8x64x128xf32>) -> tensor<?x64xf32> {
   %ids, %w = moe.expert_choice_router softmax %x, %gate {capacity = 4}
-      : tensor<16x64xf32>, tensor<8x64xf32> -> tensor<16x8xi32>, tensor<16x8xf32>
+      : tensor<?x64xf32>, tensor<8x64xf32> -> tensor<?x8xi32>, tensor<?x8xf32>
   %experts = moe.ffn_experts swiglu w1(%w1 : tensor<8x128x64xf32>)
       w3(%w3 : tensor<8x128x64xf32>) w2(%w2 : tensor<8x64x128xf32>) -> !moe.experts<8, 64>
   %y = moe.layer %x, %ids, %w experts(%experts : !moe.experts<8, 64>)
-      : tensor<16x64xf32>, tensor<16x8xi32>, tensor<16x8xf32> -> tensor<16x64xf32>
-  return %y : tensor<16x64xf32>
+      : tensor<?x64xf32>, tensor<?x8xi32>, tensor<?x8xf32> -> tensor<?x64xf32>
+  return %y : tensor<?x64xf32>
 }

@@ -9,4 +9,4 @@ cd "$ROOT"
 echo "== examples/mixtral.mlir (moe dialect, verified and printed by moe-opt)"
 build/bin/moe-opt examples/mixtral.mlir
 echo "== reference interpreter on random inputs (seed 0)"
-build/bin/moe-run examples/mixtral.mlir --input=random:0
+build/bin/moe-run examples/mixtral.mlir --input=random:0 --tokens=16

@@ -8,7 +8,8 @@ namespace moe {
 /// The moe dialect plus every upstream dialect and extension the lowerings
 /// use (all of them: the tools are mlir-opt supersets, handy for debugging).
 void registerAllDialects(mlir::DialectRegistry &registry);
-/// The moe passes and pipelines plus all upstream passes, for command lines.
+/// The moe passes and pipelines plus all upstream passes, for command lines
+/// and textual pipelines. Safe to call more than once.
 void registerAllPasses();
 } // namespace moe
 

@@ -1,17 +1,24 @@
 //===- moe-run.cpp - run a moe function on .npy or generated inputs --------===//
 //
 //   moe-run layer.mlir [--entry=main] [--input=random:SEED | --input=a.npy ...]
-//           [--mode=reference] [--output-dir=DIR] [--print-values]
+//           [--mode=reference|compiled|both] [--tokens=T] [--repeat=N]
+//           [--rtol=1e-4] [--output-dir=DIR] [--print-values]
+//
+// --mode=both runs the compiled code (CPU pipeline + JIT) and the reference
+// interpreter on the same inputs, prints the max absolute error and the
+// max relative error (max |compiled - reference| / max |reference| per
+// result), and exits 1 when the relative error is above --rtol.
 //
 // Inputs: one `--input` per function argument (each `random:SEED` or a .npy
 // path), or a single `random:SEED` for all of them (argument i gets seed
 // SEED + i). Random floats are uniform in [-a, a), a = sqrt(3 / last dim)
 // for rank >= 2 and 1 otherwise; random integers are
 // uniform in the argument's `moe.random_range = array<i64: lo, hi>` (half
-// open), else [0, 100). Dynamic dimensions take --dynamic-size.
+// open), else [0, 100). Dynamic dimensions (the token count T) take --tokens.
 //
 //===----------------------------------------------------------------------===//
 
+#include "moe/ExecutionEngine/CompiledFunction.h"
 #include "moe/InitAll.h"
 #include "moe/Reference/Interpreter.h"
 #include "moe/Support/Npy.h"
@@ -27,7 +34,10 @@
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/raw_ostream.h"
 
+#include <algorithm>
+#include <chrono>
 #include <cmath>
+#include "llvm/Support/FormatVariadic.h"
 
 using namespace mlir;
 using moe::ref::DType;
@@ -50,9 +60,15 @@ static llvm::cl::opt<std::string>
 static llvm::cl::opt<bool> printValues("print-values",
                                        llvm::cl::desc("print every value"),
                                        llvm::cl::init(false));
+static llvm::cl::opt<double> rtol("rtol",
+                                  llvm::cl::desc("relative error bound for --mode=both"),
+                                  llvm::cl::init(1e-4));
+static llvm::cl::opt<unsigned> repeat("repeat",
+                                      llvm::cl::desc("timed runs (median reported)"),
+                                      llvm::cl::init(1));
 static llvm::cl::opt<int64_t>
-    dynamicSize("dynamic-size",
-                llvm::cl::desc("size of every dynamic dimension of an argument"),
+    dynamicSize("tokens",
+                llvm::cl::desc("the token count T: the size of every dynamic dimension of an argument"),
                 llvm::cl::init(-1));
 
 static int fail(const std::string &msg) {
@@ -71,7 +87,7 @@ static Status generate(BlockArgument arg, func::FuncOp func, uint64_t seed,
   for (int64_t d : type.getShape()) {
     if (ShapedType::isDynamic(d)) {
       if (dynamicSize < 0)
-        return Status::failure(what + " has a dynamic dimension: pass --dynamic-size");
+        return Status::failure(what + " has a dynamic dimension: pass --tokens=T");
       d = dynamicSize;
     }
     shape.push_back(d);
@@ -128,10 +144,6 @@ int main(int argc, char **argv) {
 
   if (mode != "reference" && mode != "compiled" && mode != "both")
     return fail("--mode must be reference, compiled or both, got '" + mode + "'");
-  if (mode != "reference")
-    return fail("--mode=" + mode +
-                ": compiled execution is not built yet (the CPU pipeline); use "
-                "--mode=reference");
 
   DialectRegistry registry;
   moe::registerAllDialects(registry);
@@ -176,18 +188,86 @@ int main(int argc, char **argv) {
       return fail(s.error);
   }
 
-  std::vector<Tensor> results;
-  Status s = moe::ref::interpret(func, args, results);
-  if (!s.ok())
-    return fail(s.error);
-  llvm::outs() << "ran '" << entry << "' with the reference interpreter\n";
-  for (auto [i, r] : llvm::enumerate(results)) {
+  // Median wall time of `repeat` runs of `body`, in microseconds.
+  auto timed = [&](llvm::function_ref<Status()> body, double &micros) -> Status {
+    std::vector<double> times;
+    for (unsigned r = 0; r < std::max(1u, unsigned(repeat)); ++r) {
+      auto start = std::chrono::steady_clock::now();
+      Status st = body();
+      if (!st.ok())
+        return st;
+      times.push_back(std::chrono::duration<double, std::micro>(
+                          std::chrono::steady_clock::now() - start)
+                          .count());
+    }
+    std::sort(times.begin(), times.end());
+    micros = times[times.size() / 2];
+    return Status::success();
+  };
+
+  std::vector<Tensor> refResults, compiledResults;
+  double refMicros = 0, compiledMicros = 0;
+  if (mode != "compiled") {
+    Status s = timed([&] { return moe::ref::interpret(func, args, refResults); }, refMicros);
+    if (!s.ok())
+      return fail("reference: " + s.error);
+  }
+  if (mode != "reference") {
+    std::unique_ptr<moe::CompiledFunction> compiled;
+    Status s = moe::CompiledFunction::compile(*module, entry, moe::CpuPipelineOptions(),
+                                              /*keepStages=*/false, compiled);
+    if (!s.ok())
+      return fail(s.error);
+    llvm::outs() << llvm::format("compiled '%s' for the host CPU in %.3f s\n",
+                                 entry.c_str(), compiled->compileSeconds());
+    s = timed([&] { return compiled->run(args, compiledResults); }, compiledMicros);
+    if (!s.ok())
+      return fail(s.error);
+  }
+
+  const std::vector<Tensor> &shown = mode == "reference" ? refResults : compiledResults;
+  llvm::outs() << "ran '" << entry << "' ("
+               << (mode == "both" ? "compiled and reference" : mode.getValue()) << ")\n";
+  for (auto [i, r] : llvm::enumerate(shown)) {
     printSummary(i, r);
     if (!outputDir.empty()) {
       Status w = moe::writeNpy(outputDir + "/result" + std::to_string(i) + ".npy", r);
       if (!w.ok())
         return fail(w.error);
     }
+  }
+  if (mode != "reference" && repeat > 1)
+    llvm::outs() << llvm::format("time: compiled %.1f us (median of %u)", compiledMicros,
+                                 unsigned(repeat))
+                 << (mode == "both" ? llvm::formatv(", reference {0:f1} us, speedup {1:f1}x",
+                                                    refMicros, refMicros / compiledMicros)
+                                          .str()
+                                    : std::string())
+                 << "\n";
+  if (mode == "both") {
+    bool ok = true;
+    for (size_t i = 0; i < refResults.size(); ++i) {
+      const Tensor &a = compiledResults[i], &b = refResults[i];
+      double maxAbs = 0, maxRef = 0;
+      size_t n = b.isFloat() ? b.f.size() : b.i.size();
+      for (size_t k = 0; k < n; ++k) {
+        double x = a.isFloat() ? a.f[k] : double(a.i[k]);
+        double y = b.isFloat() ? b.f[k] : double(b.i[k]);
+        double d = std::fabs(x - y);
+        if (std::isnan(d))
+          d = INFINITY;
+        maxAbs = std::max(maxAbs, d);
+        maxRef = std::max(maxRef, std::fabs(y));
+      }
+      double rel = maxRef > 0 ? maxAbs / maxRef : maxAbs;
+      bool pass = rel <= rtol;
+      ok &= pass;
+      llvm::outs() << llvm::format("check result #%zu: max abs error %.3g, max rel error %.3g "
+                                   "(bound %.1g): %s\n",
+                                   i, maxAbs, rel, double(rtol), pass ? "PASS" : "FAIL");
+    }
+    if (!ok)
+      return 1;
   }
   return 0;
 }

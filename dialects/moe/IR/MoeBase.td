@@ -27,6 +27,10 @@ def Moe_Dialect : Dialect {
   }];
   let useDefaultTypePrinterParser = 1;
   let useDefaultAttributePrinterParser = 1;
+  let extraClassDeclaration = [{
+    /// Adds the ops of MoeLoweringOps.td (kept in their own file).
+    void registerLoweringOps();
+  }];
 }
 
 //===----------------------------------------------------------------------===//

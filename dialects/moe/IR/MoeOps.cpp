@@ -34,6 +34,7 @@ void MoeDialect::initialize() {
 #define GET_OP_LIST
 #include "moe/IR/MoeOps.cpp.inc"
       >();
+  registerLoweringOps();
   addTypes<
 #define GET_TYPEDEF_LIST
 #include "moe/IR/MoeTypes.cpp.inc"
@@ -94,6 +95,15 @@ LogicalResult requireStatic(Operation *op, StringRef operand, Value v) {
   return success();
 }
 
+/// A static dimension that counts something (experts, paths) must be >= 1.
+LogicalResult requirePositive(Operation *op, Dim d, StringRef what) {
+  if (d.size < 1)
+    return op->emitOpError() << "'" << d.operand << "' must hold at least one "
+                             << what << " (" << d.name
+                             << " >= 1), got " << d.name << " = " << d.size;
+  return success();
+}
+
 /// hidden: [T, H] with static H.
 LogicalResult verifyHidden(Operation *op, Value hidden, StringRef name = "hidden") {
   if (!isStatic(dimOf(hidden, 1)))
@@ -128,12 +138,14 @@ LogicalResult verifyGatedRouter(Operation *op, Value hidden, Value gate,
                                 float scalingFactor) {
   if (failed(verifyHidden(op, hidden)) ||
       failed(requireStatic(op, "gate", gate)) ||
+      failed(requirePositive(op, dim("gate", "E", gate, 0), "expert")) ||
       failed(agree(op, dim("hidden", "H", hidden, 1), dim("gate", "H", gate, 1))) ||
       failed(verifyRoutingPair(op, ids, weights, "ids", "weights")) ||
       failed(agree(op, dim("hidden", "T", hidden, 0), dim("ids", "T", ids, 0))) ||
       failed(verifyPositiveFinite(op, "scaling_factor", scalingFactor)))
     return failure();
-  if (bias && failed(agree(op, dim("gate", "E", gate, 0), dim("bias", "E", bias, 0))))
+  if (bias && (failed(requireStatic(op, "bias", bias)) ||
+               failed(agree(op, dim("gate", "E", gate, 0), dim("bias", "E", bias, 0)))))
     return failure();
   return success();
 }
@@ -241,11 +253,19 @@ std::optional<int64_t> mlir::moe::getRoutingNumExperts(Value ids) {
   Operation *def = ids.getDefiningOp();
   if (!def)
     return std::nullopt;
-  return TypeSwitch<Operation *, std::optional<int64_t>>(def)
-      .Case<TopKRouterOp, GroupedTopKRouterOp, TopPRouterOp, ReluRouterOp,
-            ExpertChoiceRouterOp, HashRouterOp, CapacityDropOp>(
-          [](auto op) -> std::optional<int64_t> { return op.getNumExperts(); })
-      .Default([](Operation *) { return std::nullopt; });
+  std::optional<int64_t> e =
+      TypeSwitch<Operation *, std::optional<int64_t>>(def)
+          .Case<TopKRouterOp, GroupedTopKRouterOp, TopPRouterOp, ReluRouterOp,
+                ExpertChoiceRouterOp, HashRouterOp, CapacityDropOp>(
+              [](auto op) -> std::optional<int64_t> {
+                return op.getNumExperts();
+              })
+          .Default([](Operation *) { return std::nullopt; });
+  // The defining op may not be verified yet (a use before its definition is
+  // only rejected later, by the dominance check): trust only a valid E.
+  if (e && (!isStatic(*e) || *e < 1))
+    return std::nullopt;
+  return e;
 }
 
 //===----------------------------------------------------------------------===//
@@ -279,10 +299,12 @@ LogicalResult GroupedTopKRouterOp::verify() {
   if (tg < 1 || tg > g)
     return emitOpError() << "'topk_groups' = " << tg
                          << " must be in [1, num_groups] with num_groups = " << g;
-  if (failed(verifyKInRange(*this, "k", getK(), tg * (e / g))))
-    return emitOpError() << "('k' may not exceed the experts in the kept "
-                            "groups: topk_groups * E / num_groups = "
-                         << tg * (e / g) << ")";
+  int64_t k = getK(), kept = tg * (e / g);
+  if (k < 1 || k > kept)
+    return emitOpError() << "'k' = " << k
+                         << " must be in [1, topk_groups * E / num_groups] "
+                            "with topk_groups * E / num_groups = "
+                         << tg << " * " << e << " / " << g << " = " << kept;
   return verifySlots(*this, getIds(), getK(), "k");
 }
 
@@ -313,17 +335,17 @@ LogicalResult ExpertChoiceRouterOp::verify() {
                                getIds(), getWeights(),
                                getScalingFactor().convertToFloat())))
     return failure();
-  if (getCapacity() < 1)
+  // I64Attr getters are unsigned: compare as signed so -1 is rejected.
+  if (int64_t capacity = getCapacity(); capacity < 1)
     return emitOpError() << "'capacity' (tokens per expert) must be positive, got "
-                         << getCapacity();
+                         << capacity;
   return verifySlots(*this, getIds(), getNumExperts(),
                      "E, since a token may be taken by every expert");
 }
 
 LogicalResult HashRouterOp::verify() {
-  if (getNumExperts() < 1)
-    return emitOpError() << "'num_experts' must be positive, got "
-                         << getNumExperts();
+  if (int64_t e = getNumExperts(); e < 1)
+    return emitOpError() << "'num_experts' must be positive, got " << e;
   if (failed(verifyRoutingPair(*this, getIds(), getWeights(), "ids", "weights")) ||
       failed(agree(*this, dim("token_ids", "T", getTokenIds(), 0),
                    dim("ids", "T", getIds(), 0))))
@@ -332,9 +354,8 @@ LogicalResult HashRouterOp::verify() {
 }
 
 LogicalResult CapacityDropOp::verify() {
-  if (getNumExperts() < 1)
-    return emitOpError() << "'num_experts' must be positive, got "
-                         << getNumExperts();
+  if (int64_t e = getNumExperts(); e < 1)
+    return emitOpError() << "'num_experts' must be positive, got " << e;
   if (failed(verifyPositiveFinite(*this, "capacity_factor",
                                   getCapacityFactor().convertToFloat())) ||
       failed(verifyRoutingPair(*this, getInIds(), getInWeights(), "in_ids",
@@ -343,7 +364,8 @@ LogicalResult CapacityDropOp::verify() {
       failed(agree(*this, dim("in_ids", "T", getInIds(), 0), dim("ids", "T", getIds(), 0))) ||
       failed(agree(*this, dim("in_ids", "K", getInIds(), 1), dim("ids", "K", getIds(), 1))))
     return failure();
-  if (auto e = getRoutingNumExperts(getInIds()); e && *e != getNumExperts())
+  if (auto e = getRoutingNumExperts(getInIds());
+      e && *e != static_cast<int64_t>(getNumExperts()))
     return emitOpError() << "'num_experts' = " << getNumExperts()
                          << " but the incoming routing chooses among " << *e
                          << " experts";
@@ -353,6 +375,7 @@ LogicalResult CapacityDropOp::verify() {
 LogicalResult PathRouterOp::verify() {
   if (failed(verifyHidden(*this, getHidden())) ||
       failed(requireStatic(*this, "gate", getGate())) ||
+      failed(requirePositive(*this, dim("gate", "P", getGate(), 0), "path")) ||
       failed(agree(*this, dim("hidden", "H", getHidden(), 1), dim("gate", "H", getGate(), 1))) ||
       failed(agree(*this, dim("hidden", "T", getHidden(), 0), dim("paths", "T", getPaths(), 0))))
     return failure();
@@ -434,12 +457,15 @@ LogicalResult LayerOp::verify() {
   if (getExperts().empty())
     return emitOpError() << "needs at least one routed expert bank";
   int64_t h = dimOf(getHidden(), 1);
-  for (auto [idx, bank] : llvm::enumerate(llvm::concat<Value>(getExperts(), getShared()))) {
-    auto type = cast<ExpertsType>(bank.getType());
-    if (type.getHidden() != h)
-      return emitOpError() << "expert bank #" << idx << " has hidden size "
-                           << type.getHidden() << " but 'hidden' has H = " << h;
-  }
+  for (auto [banks, kind] : {std::pair(getExperts(), "routed"),
+                             std::pair(getShared(), "shared")})
+    for (auto [idx, bank] : llvm::enumerate(banks)) {
+      auto type = cast<ExpertsType>(bank.getType());
+      if (type.getHidden() != h)
+        return emitOpError() << kind << " expert bank #" << idx
+                             << " has hidden size " << type.getHidden()
+                             << " but 'hidden' has H = " << h;
+    }
   if (auto e = getRoutingNumExperts(getIds()); e && *e != getNumExperts())
     return emitOpError() << "routing chooses among " << *e
                          << " experts but the expert table holds "
@@ -469,6 +495,7 @@ LogicalResult FfnOp::verify() {
 LogicalResult SkipBlockOp::verify() {
   if (failed(verifyHidden(*this, getHidden())) ||
       failed(verifySameShape(*this, getHidden(), "hidden", getResult(), "result")) ||
+      failed(requireStatic(*this, "router", getRouter())) ||
       failed(agree(*this, dim("hidden", "H", getHidden(), 1), dim("router", "H", getRouter(), 0))))
     return failure();
   auto fraction = getCapacityFraction();
@@ -497,6 +524,16 @@ LogicalResult PathSelectOp::verify() {
     return failure();
   if (getBranches().empty())
     return emitOpError() << "needs at least one branch region besides skip";
+  // A path_router over P paths picks 0..P-1: P must be 1 (skip) + branches.
+  if (auto router = getPaths().getDefiningOp<PathRouterOp>()) {
+    int64_t p = dimOf(router.getGate(), 0);
+    int64_t expected = static_cast<int64_t>(getBranches().size()) + 1;
+    if (isStatic(p) && p >= 1 && p != expected)
+      return emitOpError() << "'paths' come from a path_router over P = " << p
+                           << " paths but the op has " << getBranches().size()
+                           << " branch region(s), so P must be 1 (skip) + "
+                           << getBranches().size() << " = " << expected;
+  }
   return success();
 }
 

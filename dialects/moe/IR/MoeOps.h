@@ -12,6 +12,8 @@
 
 #define GET_OP_CLASSES
 #include "moe/IR/MoeOps.h.inc"
+#define GET_OP_CLASSES
+#include "moe/IR/MoeLoweringOps.h.inc"
 
 namespace mlir::moe {
 /// E of the routing a value comes from, when its defining op says so (a

@@ -222,11 +222,11 @@ def Moe_LoraExpertsOp : Moe_Op<"lora_experts", [Pure, AttrSizedOperandSegments]>
                    Moe_Bank:$a2, Moe_Bank:$b2);
   let results = (outs Moe_ExpertsType:$experts);
   let assemblyFormat = [{
-    `` $activation `base` `(` `w1` $w1 `:` type($w1) (`,` `w3` $w3^ `:` type($w3))?
-    `,` `w2` $w2 `:` type($w2) `)`
-    `adapters` `(` `w1` $a1 `,` $b1 `:` type($a1) `,` type($b1)
-    (`,` `w3` $a3^ `,` $b3 `:` type($a3) `,` type($b3))?
-    `,` `w2` $a2 `,` $b2 `:` type($a2) `,` type($b2) `)`
+    `` $activation `base` `(` `w1` $w1 `:` type($w1) `,`
+    (`w3` $w3^ `:` type($w3) `,`)? `w2` $w2 `:` type($w2) `)`
+    `adapters` `(` `w1` $a1 `,` $b1 `:` type($a1) `,` type($b1) `,`
+    (`w3` $a3^ `,` $b3 `:` type($a3) `,` type($b3) `,`)?
+    `w2` $a2 `,` $b2 `:` type($a2) `,` type($b2) `)`
     attr-dict `->` qualified(type($experts))
   }];
   let hasVerifier = 1;
@@ -341,7 +341,9 @@ def Moe_PathSelectOp : Moe_Op<"path_select", [RecursiveMemoryEffects]> {
     paths[t] = 0: y[t] = x[t] (skip). paths[t] = p in 1..P: the tokens that
     chose p are compacted in ascending token order, region p-1 runs on them
     and yields f; y[t] = x[t] + f[t]. A path outside [0, P] is a run-time
-    error. Duo-LLM: two regions, small then big.
+    error. When `paths` comes from a `moe.path_router`, that router's gate
+    must have P + 1 rows (skip plus one per region). Duo-LLM: two regions,
+    small then big.
   }];
   let arguments = (ins Moe_Hidden:$hidden, Moe_PathIds:$paths);
   let results = (outs Moe_Hidden:$result);

@@ -1,7 +1,49 @@
 //===- Passes.td - moe dialect transformation passes --------*- tablegen -*-===//
+//
+// moe -> moe rewrites. The loop-emitting lowerings are conversions and live
+// in include/moe/Conversion/Passes.td.
+//
+//===----------------------------------------------------------------------===//
+
 #ifndef MOE_TRANSFORMS_PASSES_TD
 #define MOE_TRANSFORMS_PASSES_TD
 
 include "mlir/Pass/PassBase.td"
+
+def MoeFoldTrivialExperts : Pass<"moe-fold-trivial-experts", "func::FuncOp"> {
+  let summary = "Take zero, copy and constant experts out of expert tables";
+  let description = [{
+    Trivial experts must cost (almost) nothing: a layer's zero banks are
+    dropped (their slots become unused), copy and constant banks become
+    element-wise terms `y += w * x` and `y += w * c` (moe.trivial_combine),
+    and the remaining FFN/LoRA banks are renumbered (moe.remap_experts). A
+    layer whose experts are all trivial keeps no moe.layer at all.
+  }];
+  let statistics = [
+    Statistic<"numZeroExperts", "zero-experts-folded",
+              "Zero/null experts dropped from expert tables">,
+    Statistic<"numCopyExperts", "copy-experts-folded",
+              "Copy experts turned into w * x terms">,
+    Statistic<"numConstExperts", "const-experts-folded",
+              "Constant experts turned into w * c terms">,
+  ];
+}
+
+def MoeExpandLayers : Pass<"moe-expand-layers", "func::FuncOp"> {
+  let summary = "Split moe.layer into dispatch, grouped expert compute and combine";
+  let description = [{
+    Each moe.layer becomes moe.dispatch (a counting sort of the (token, slot)
+    pairs by expert, shared experts included as always-taken slots so they
+    run in the same grouped computation), one moe.grouped_ffn or
+    moe.grouped_lora per expert bank over its ragged rows, and moe.combine
+    (the weighted scatter-add back to token order).
+  }];
+  let dependentDialects = ["tensor::TensorDialect", "arith::ArithDialect"];
+  let statistics = [
+    Statistic<"numLayers", "layers-expanded", "moe.layer ops expanded">,
+    Statistic<"numSharedExperts", "shared-experts-fused",
+              "Shared experts run inside the grouped computation">,
+  ];
+}
 
 #endif // MOE_TRANSFORMS_PASSES_TD

@@ -1,0 +1,134 @@
+//===- Passes.td - moe lowering (conversion) passes ---------*- tablegen -*-===//
+//
+// The CPU pipeline after the moe-level rewrites: a buffer ABI for the entry
+// function, then one pass per op family emitting scf/memref/vector loops on
+// buffers. Between passes, values still flowing as tensors are bridged with
+// unrealized_conversion_cast (tensor <-> memref) that moe-finalize-buffers
+// folds away, so every pass's output is valid, printable IR.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_CONVERSION_PASSES_TD
+#define MOE_CONVERSION_PASSES_TD
+
+include "mlir/Pass/PassBase.td"
+
+def MoeBufferAbi : Pass<"moe-buffer-abi", "ModuleOp"> {
+  let summary = "Give public functions a C-callable buffer signature";
+  let description = [{
+    Tensor arguments become memrefs, results become trailing out-parameter
+    memrefs, and the function returns an i32 status (0 = success; codes in
+    runtime/include/moe_runtime.h). Run-time checks inside the body record
+    their error in a status slot; results are copied to the outputs only when
+    it is still 0, so outputs are untouched on error. Adds
+    `llvm.emit_c_interface`.
+  }];
+  let dependentDialects = ["memref::MemRefDialect", "arith::ArithDialect",
+                           "scf::SCFDialect"];
+}
+
+def MoeLowerSkips : Pass<"moe-lower-skips", "func::FuncOp"> {
+  let summary = "Compact skipped tokens out of skip_block/path_select regions";
+  let description = [{
+    Scores and selects the tokens that run a region, gathers them into a
+    compact buffer (ascending token order), inlines the region on it and
+    scatter-adds its output into a copy of the input. Skipped tokens cost
+    only the copy.
+  }];
+  let dependentDialects = ["memref::MemRefDialect", "arith::ArithDialect",
+                           "scf::SCFDialect", "vector::VectorDialect",
+                           "math::MathDialect"];
+  let options = [
+    Option<"vectorWidth", "vector-width", "int64_t", "0",
+           "f32 lanes per vector (0: from the host CPU's features)">,
+  ];
+  let statistics = [
+    Statistic<"numSkipBlocks", "skip-blocks-lowered", "skip_block ops lowered">,
+    Statistic<"numPathSelects", "path-selects-lowered", "path_select ops lowered">,
+  ];
+}
+
+def MoeLowerRouters : Pass<"moe-lower-routers", "func::FuncOp"> {
+  let summary = "Fuse each router's scoring, selection and normalization into one loop nest";
+  let description = [{
+    One scf.for over tokens computes the token's E logits into a stack
+    buffer, scores them (softmax/sigmoid/relu), selects (top-k, grouped
+    top-k, top-p, ReLU) and normalizes, writing only the [T, K] routing.
+    Expert choice (which ranks tokens per expert) keeps the [T, E] scores it
+    selects from; hash routing and capacity drop are single loops too.
+  }];
+  let dependentDialects = ["memref::MemRefDialect", "arith::ArithDialect",
+                           "scf::SCFDialect", "vector::VectorDialect",
+                           "math::MathDialect"];
+  let options = [
+    Option<"vectorWidth", "vector-width", "int64_t", "0",
+           "f32 lanes per vector (0: from the host CPU's features)">,
+  ];
+  let statistics = [
+    Statistic<"numRouters", "routers-fused", "Router ops fused into one loop nest">,
+  ];
+}
+
+def MoeLowerDispatch : Pass<"moe-lower-dispatch", "func::FuncOp"> {
+  let summary = "Lower moe.dispatch to a counting sort";
+  let description = [{
+    Per-expert counts (one pass over the slots), an exclusive prefix sum into
+    ragged offsets, then a stable scatter of every used slot to its sorted
+    row: O(T*K + E), no per-expert scan over all tokens.
+  }];
+  let dependentDialects = ["memref::MemRefDialect", "arith::ArithDialect",
+                           "scf::SCFDialect"];
+  let statistics = [
+    Statistic<"numDispatches", "dispatches-lowered", "moe.dispatch ops lowered">,
+  ];
+}
+
+def MoeLowerGroupedExperts : Pass<"moe-lower-grouped-experts", "func::FuncOp"> {
+  let summary = "Lower grouped FFN/LoRA experts and dense FFNs to tiled GEMM loops";
+  let description = [{
+    For each expert, its ragged group of rows runs as a GEMM in tiles of
+    `row-tile` rows (each weight vector loaded once per tile), with the
+    activation (and the gate product for gated FFNs) fused into the first
+    GEMM's epilogue so the intermediate never leaves a per-tile stack buffer.
+    LoRA experts add their rank-r adapter products to each projection.
+  }];
+  let dependentDialects = ["memref::MemRefDialect", "arith::ArithDialect",
+                           "scf::SCFDialect", "vector::VectorDialect",
+                           "math::MathDialect"];
+  let options = [
+    Option<"vectorWidth", "vector-width", "int64_t", "0",
+           "f32 lanes per vector (0: from the host CPU's features)">,
+    Option<"rowTile", "row-tile", "int64_t", "4",
+           "rows of a group computed together (weight reuse factor)">,
+  ];
+  let statistics = [
+    Statistic<"numGroupedOps", "grouped-ops-lowered", "Grouped expert ops lowered">,
+    Statistic<"numDenseFfns", "dense-ffns-lowered", "Dense moe.ffn ops lowered">,
+  ];
+}
+
+def MoeLowerCombine : Pass<"moe-lower-combine", "func::FuncOp"> {
+  let summary = "Lower combine, trivial-expert terms and id remapping to loops";
+  let dependentDialects = ["memref::MemRefDialect", "arith::ArithDialect",
+                           "scf::SCFDialect", "vector::VectorDialect"];
+  let options = [
+    Option<"vectorWidth", "vector-width", "int64_t", "0",
+           "f32 lanes per vector (0: from the host CPU's features)">,
+  ];
+  let statistics = [
+    Statistic<"numCombines", "combines-lowered", "Combine-family ops lowered">,
+  ];
+}
+
+def MoeFinalizeBuffers : Pass<"moe-finalize-buffers", "ModuleOp"> {
+  let summary = "Fold the tensor/memref bridges and free temporary buffers";
+  let description = [{
+    After the lowerings, every tensor is a cast of a buffer that is only cast
+    back: the casts fold to the buffer, and every heap buffer allocated in a
+    function is freed before its return. Fails if a moe op or a tensor value
+    is left.
+  }];
+  let dependentDialects = ["memref::MemRefDialect"];
+}
+
+#endif // MOE_CONVERSION_PASSES_TD

@@ -1,0 +1,92 @@
+//===- CompiledFunction.h - compile a moe function and run it ---*- C++ -*-===//
+//
+// The compiled path end to end: the CPU pipeline, LLVM's JIT, and a caller
+// that checks buffers against the function's signature before anything runs.
+// moe-run, the tests and the Python module all go through this class.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_EXECUTIONENGINE_COMPILEDFUNCTION_H
+#define MOE_EXECUTIONENGINE_COMPILEDFUNCTION_H
+
+#include "moe/Pipelines/Pipelines.h"
+#include "moe/Reference/Kernels.h"
+
+#include "mlir/IR/BuiltinOps.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace mlir {
+class ExecutionEngine;
+}
+
+namespace moe {
+
+/// The text of one compiler stage ("moe", "expanded", "loops", "llvm",
+/// "llvm-ir").
+struct Stage {
+  std::string name;
+  std::string text;
+};
+
+/// Shape (-1 = dynamic, the token count T) and element type of an argument
+/// or result of the compiled function.
+struct TensorSignature {
+  std::vector<int64_t> shape;
+  ref::DType dtype;
+  std::string describe() const;
+};
+
+class CompiledFunction {
+public:
+  ~CompiledFunction();
+
+  /// Compiles function `entry` of `module` (moe dialect, left unchanged) for
+  /// the host CPU. Diagnostics (with locations) end up in the Status.
+  static ref::Status compile(mlir::ModuleOp module, const std::string &entry,
+                             const CpuPipelineOptions &options, bool keepStages,
+                             std::unique_ptr<CompiledFunction> &out);
+
+  /// Runs on host tensors. Every argument is checked (dtype, rank, static
+  /// dims; all dynamic dims are T and must agree) before the call; run-time
+  /// errors of the compiled code (bad expert ids, non-finite scores) come
+  /// back as a failed Status naming the problem, and `results` is untouched.
+  ref::Status run(const std::vector<ref::Tensor> &args,
+                  std::vector<ref::Tensor> &results) const;
+
+  /// Runs on caller-owned buffers (zero copy): one data pointer per argument
+  /// and per result, with the shapes given; i32 tensors as int32_t, i64 as
+  /// int64_t, f32 as float. Outputs are written only on success.
+  ref::Status runBuffers(const std::vector<const void *> &argData,
+                         const std::vector<std::vector<int64_t>> &argShapes,
+                         const std::vector<void *> &resultData,
+                         const std::vector<std::vector<int64_t>> &resultShapes) const;
+
+  const std::vector<TensorSignature> &argumentSignatures() const { return args; }
+  const std::vector<TensorSignature> &resultSignatures() const { return results; }
+  /// The result shapes for arguments of these shapes (T filled in).
+  ref::Status resultShapesFor(const std::vector<std::vector<int64_t>> &argShapes,
+                              std::vector<std::vector<int64_t>> &out) const;
+  const std::vector<Stage> &stages() const { return stageTexts; }
+  double compileSeconds() const { return seconds; }
+
+private:
+  CompiledFunction() = default;
+  ref::Status checkShapes(const std::vector<std::vector<int64_t>> &argShapes,
+                          int64_t &tokens) const;
+
+  std::unique_ptr<mlir::ExecutionEngine> engine;
+  std::string entryName;
+  std::vector<TensorSignature> args, results;
+  std::vector<Stage> stageTexts;
+  double seconds = 0.0;
+};
+
+/// A message for a status code returned by compiled code.
+std::string statusMessage(int status);
+
+} // namespace moe
+
+#endif // MOE_EXECUTIONENGINE_COMPILEDFUNCTION_H

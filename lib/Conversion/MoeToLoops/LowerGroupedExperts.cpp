@@ -1,0 +1,349 @@
+//===- LowerGroupedExperts.cpp - ragged grouped GEMMs, activation fused ---===//
+//
+// For each expert, its rows offsets[e]..offsets[e+1] are processed in tiles of
+// `row-tile` rows. Within a tile, every weight vector is loaded once and used
+// against all the tile's token rows (the register block is row-tile x
+// {w1, w3} vector accumulators). The activation and gate product are applied
+// as the first GEMM's epilogue into a [row-tile, I] stack buffer, which the
+// second GEMM reads: the [rows, I] intermediate never exists in memory.
+// Weights stay [out, in] row-major, so both GEMMs reduce along contiguous
+// memory; the tile height and vector width are pass options the pipeline
+// derives from the target.
+//
+//===----------------------------------------------------------------------===//
+
+#include "LoweringUtils.h"
+
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+
+namespace mlir::moe {
+#define GEN_PASS_DEF_MOELOWERGROUPEDEXPERTS
+#include "moe/Conversion/Passes.h.inc"
+} // namespace mlir::moe
+
+using namespace mlir;
+using namespace mlir::moe::lowering;
+namespace mdl = mlir::moe;
+
+namespace {
+
+/// A row of a buffer: all indices but the last.
+struct RowRef {
+  Value buffer;
+  SmallVector<Value> prefix;
+};
+
+/// sums[r][w] = rows[r] · weights[w] over `len` contiguous elements.
+SmallVector<SmallVector<Value>> emitDotTile(OpBuilder &b, Location loc,
+                                            ArrayRef<RowRef> rows,
+                                            ArrayRef<RowRef> weights,
+                                            int64_t len, int64_t width) {
+  auto vecType = VectorType::get({width}, b.getF32Type());
+  size_t nr = rows.size(), nw = weights.size();
+  int64_t mainLen = len - len % width;
+  auto at = [](const RowRef &ref, Value last) {
+    SmallVector<Value> idx(ref.prefix);
+    idx.push_back(last);
+    return idx;
+  };
+  SmallVector<SmallVector<Value>> sums(nr, SmallVector<Value>(nw, cF32(b, loc, 0.0f)));
+  if (mainLen > 0) {
+    Value zero = arith::ConstantOp::create(
+        b, loc, vecType, DenseElementsAttr::get(vecType, b.getF32FloatAttr(0.0f)));
+    SmallVector<Value> init(nr * nw, zero);
+    auto loop = scf::ForOp::create(
+        b, loc, cIndex(b, loc, 0), cIndex(b, loc, mainLen), cIndex(b, loc, width), init,
+        [&](OpBuilder &lb, Location l, Value c, ValueRange acc) {
+          SmallVector<Value> wv, next;
+          for (const RowRef &w : weights)
+            wv.push_back(vector::LoadOp::create(lb, l, vecType, w.buffer, at(w, c)));
+          for (size_t r = 0; r < nr; ++r) {
+            Value xv = vector::LoadOp::create(lb, l, vecType, rows[r].buffer, at(rows[r], c));
+            for (size_t w = 0; w < nw; ++w)
+              next.push_back(vector::FMAOp::create(lb, l, xv, wv[w], acc[r * nw + w]));
+          }
+          scf::YieldOp::create(lb, l, next);
+        });
+    for (size_t r = 0; r < nr; ++r)
+      for (size_t w = 0; w < nw; ++w)
+        sums[r][w] = vector::ReductionOp::create(b, loc, vector::CombiningKind::ADD,
+                                                 loop.getResult(r * nw + w));
+  }
+  for (int64_t c = mainLen; c < len; ++c) {
+    Value idx = cIndex(b, loc, c);
+    SmallVector<Value> wv;
+    for (const RowRef &w : weights)
+      wv.push_back(memref::LoadOp::create(b, loc, w.buffer, at(w, idx)));
+    for (size_t r = 0; r < nr; ++r) {
+      Value xv = memref::LoadOp::create(b, loc, rows[r].buffer, at(rows[r], idx));
+      for (size_t w = 0; w < nw; ++w)
+        sums[r][w] = math::FmaOp::create(b, loc, xv, wv[w], sums[r][w]);
+    }
+  }
+  return sums;
+}
+
+/// Everything one expert's FFN needs, as buffers plus the expert index
+/// prefix (empty for the dense/base weights).
+struct ExpertWeights {
+  mdl::Activation act;
+  Value w1, w3, w2;                // [.., I, H], [.., I, H], [.., H, I]
+  SmallVector<Value> basePrefix;   // index into w1/w3/w2
+  // LoRA adapters (null when absent): a [N, r, in], b [N, out, r].
+  Value a1, b1, a3, b3, a2, b2;
+  SmallVector<Value> adapterPrefix;
+  float scale = 0.0f;              // alpha / r
+  int64_t h = 0, inter = 0, rank = 0;
+};
+
+struct Kernel {
+  int64_t width;
+  int64_t rowTile;
+  Value mid;    // [rowTile, I] stack buffer: the fused activation output
+  Value low;    // [rowTile, r] stack buffer: LoRA down-projection (or null)
+
+  /// out[outRow(p)] = FFN(x[token(p)]) for the `tile` rows starting at p0.
+  void emitTile(OpBuilder &b, Location loc, const ExpertWeights &ew, Value x,
+                Value out, int64_t tile, Value p0,
+                function_ref<Value(OpBuilder &, Location, Value)> tokenOf) {
+    SmallVector<Value> tokens, outRows;
+    for (int64_t r = 0; r < tile; ++r) {
+      Value p = arith::AddIOp::create(b, loc, p0, cIndex(b, loc, r));
+      outRows.push_back(p);
+      tokens.push_back(tokenOf(b, loc, p));
+    }
+    SmallVector<RowRef> xRows;
+    for (Value t : tokens)
+      xRows.push_back({x, {t}});
+    bool gated = ew.w3 != nullptr;
+
+    // LoRA: low[r, q] = a[q] · v_r, then the projection adds scale * b[i] · low[r].
+    auto lowProject = [&](OpBuilder &lb, Location l, Value a, ArrayRef<RowRef> vRows,
+                          int64_t len) {
+      emitFor(lb, l, cIndex(lb, l, 0), cIndex(lb, l, ew.rank), [&](OpBuilder &b2, Location l2, Value q) {
+        SmallVector<Value> aIdx(ew.adapterPrefix);
+        aIdx.push_back(q);
+        auto sums = emitDotTile(b2, l2, vRows, {RowRef{a, aIdx}}, len, width);
+        for (int64_t r = 0; r < tile; ++r)
+          memref::StoreOp::create(b2, l2, sums[r][0], low, ValueRange{cIndex(b2, l2, r), q});
+      });
+    };
+    auto addAdapter = [&](OpBuilder &lb, Location l, Value bAd, Value row,
+                          SmallVector<Value> &vals) {
+      SmallVector<Value> bIdx(ew.adapterPrefix);
+      bIdx.push_back(row);
+      SmallVector<RowRef> lowRows;
+      for (int64_t r = 0; r < tile; ++r)
+        lowRows.push_back({low, {cIndex(lb, l, r)}});
+      auto sums = emitDotTile(lb, l, lowRows, {RowRef{bAd, bIdx}}, ew.rank, width);
+      for (int64_t r = 0; r < tile; ++r)
+        vals[r] = math::FmaOp::create(lb, l, cF32(lb, l, ew.scale), sums[r][0], vals[r]);
+    };
+
+    // With a LoRA adapter on w3 the two projections need different low-rank
+    // products, so the gate projection runs first, parked in `mid`, and the
+    // w1 pass below multiplies it in.
+    bool loraGate = gated && ew.a3;
+    if (loraGate) {
+      lowProject(b, loc, ew.a3, xRows, ew.h);
+      emitFor(b, loc, cIndex(b, loc, 0), cIndex(b, loc, ew.inter), [&](OpBuilder &lb, Location l, Value i) {
+        SmallVector<Value> idx(ew.basePrefix);
+        idx.push_back(i);
+        auto sums = emitDotTile(lb, l, xRows, {RowRef{ew.w3, idx}}, ew.h, width);
+        SmallVector<Value> vals;
+        for (int64_t r = 0; r < tile; ++r)
+          vals.push_back(sums[r][0]);
+        addAdapter(lb, l, ew.b3, i, vals);
+        for (int64_t r = 0; r < tile; ++r)
+          memref::StoreOp::create(lb, l, vals[r], mid, ValueRange{cIndex(lb, l, r), i});
+      });
+    }
+    if (ew.a1)
+      lowProject(b, loc, ew.a1, xRows, ew.h);
+    // GEMM 1 with the activation (and gate) epilogue: mid[r, i].
+    emitFor(b, loc, cIndex(b, loc, 0), cIndex(b, loc, ew.inter), [&](OpBuilder &lb, Location l, Value i) {
+      SmallVector<Value> idx(ew.basePrefix);
+      idx.push_back(i);
+      SmallVector<RowRef> ws{RowRef{ew.w1, idx}};
+      if (gated && !loraGate)
+        ws.push_back(RowRef{ew.w3, idx});
+      auto sums = emitDotTile(lb, l, xRows, ws, ew.h, width);
+      SmallVector<Value> up;
+      for (int64_t r = 0; r < tile; ++r)
+        up.push_back(sums[r][0]);
+      if (ew.a1)
+        addAdapter(lb, l, ew.b1, i, up);
+      for (int64_t r = 0; r < tile; ++r) {
+        Value v = emitActivation(lb, l, ew.act, up[r]);
+        if (gated) {
+          Value g = loraGate ? memref::LoadOp::create(lb, l, mid, ValueRange{cIndex(lb, l, r), i})
+                             : sums[r][1];
+          v = arith::MulFOp::create(lb, l, v, g);
+        }
+        memref::StoreOp::create(lb, l, v, mid, ValueRange{cIndex(lb, l, r), i});
+      }
+    });
+
+    // GEMM 2: out[row, c] = w2[c] · mid[r] (+ LoRA on w2).
+    SmallVector<RowRef> midRows;
+    for (int64_t r = 0; r < tile; ++r)
+      midRows.push_back({mid, {cIndex(b, loc, r)}});
+    if (ew.a2)
+      lowProject(b, loc, ew.a2, midRows, ew.inter);
+    emitFor(b, loc, cIndex(b, loc, 0), cIndex(b, loc, ew.h), [&](OpBuilder &lb, Location l, Value c) {
+      SmallVector<Value> idx(ew.basePrefix);
+      idx.push_back(c);
+      auto sums = emitDotTile(lb, l, midRows, {RowRef{ew.w2, idx}}, ew.inter, width);
+      SmallVector<Value> vals;
+      for (int64_t r = 0; r < tile; ++r)
+        vals.push_back(sums[r][0]);
+      if (ew.a2)
+        addAdapter(lb, l, ew.b2, c, vals);
+      for (int64_t r = 0; r < tile; ++r)
+        memref::StoreOp::create(lb, l, vals[r], out, ValueRange{outRows[r], c});
+    });
+  }
+
+  /// Rows [start, end): full tiles of `rowTile`, then single rows.
+  void emitRange(OpBuilder &b, Location loc, const ExpertWeights &ew, Value x,
+                 Value out, Value start, Value end,
+                 function_ref<Value(OpBuilder &, Location, Value)> tokenOf) {
+    Value count = arith::SubIOp::create(b, loc, end, start);
+    Value full = arith::MulIOp::create(
+        b, loc, arith::DivUIOp::create(b, loc, count, cIndex(b, loc, rowTile)),
+        cIndex(b, loc, rowTile));
+    Value mid = arith::AddIOp::create(b, loc, start, full);
+    if (rowTile > 1)
+      scf::ForOp::create(b, loc, start, mid, cIndex(b, loc, rowTile), ValueRange{},
+                         [&](OpBuilder &lb, Location l, Value p, ValueRange) {
+                           emitTile(lb, l, ew, x, out, rowTile, p, tokenOf);
+                           scf::YieldOp::create(lb, l);
+                         });
+    emitFor(b, loc, rowTile > 1 ? mid : start, end, [&](OpBuilder &lb, Location l, Value p) {
+      emitTile(lb, l, ew, x, out, 1, p, tokenOf);
+    });
+  }
+};
+
+struct LowerGroupedExpertsPass
+    : public mlir::moe::impl::MoeLowerGroupedExpertsBase<LowerGroupedExpertsPass> {
+  using Base::Base;
+
+  void runOnOperation() override {
+    SmallVector<Operation *> ops;
+    getOperation().walk([&](Operation *op) {
+      if (isa<mdl::GroupedFfnOp, mdl::GroupedLoraOp, mdl::FfnOp, tensor::EmptyOp>(op))
+        ops.push_back(op);
+    });
+    for (Operation *op : ops) {
+      OpBuilder b(op);
+      Location loc = op->getLoc();
+      Value result;
+      if (auto empty = dyn_cast<tensor::EmptyOp>(op)) {
+        result = allocFor(b, loc, empty.getType(), empty.getDynamicSizes());
+      } else {
+        result = lower(b, op);
+        if (isa<mdl::FfnOp>(op))
+          ++numDenseFfns;
+        else
+          ++numGroupedOps;
+      }
+      op->getResult(0).replaceAllUsesWith(asTensor(b, loc, result, op->getResult(0).getType()));
+      op->erase();
+    }
+  }
+
+  Kernel makeKernel(Operation *op, int64_t inter, int64_t rank) {
+    int64_t tile = std::max<int64_t>(1, rowTile);
+    Kernel k{resolveVectorWidth(vectorWidth), tile, Value(), Value()};
+    k.mid = entryAlloca(op, MemRefType::get({tile, inter}, Float32Type::get(op->getContext())));
+    if (rank > 0)
+      k.low = entryAlloca(op, MemRefType::get({tile, rank}, Float32Type::get(op->getContext())));
+    return k;
+  }
+
+  Value lower(OpBuilder &b, Operation *op) {
+    Location loc = op->getLoc();
+    auto buf = [&](Value v) { return v ? getBuffer(b, loc, v) : Value(); };
+
+    if (auto ffn = dyn_cast<mdl::FfnOp>(op)) {
+      Value x = buf(ffn.getHidden());
+      Value t = dimOf(b, loc, x, 0);
+      SmallVector<Value> dyn;
+      if (cast<ShapedType>(ffn.getType()).isDynamicDim(0))
+        dyn.push_back(t);
+      Value out = allocFor(b, loc, ffn.getType(), dyn);
+      ExpertWeights ew;
+      ew.act = ffn.getActivation();
+      ew.w1 = buf(ffn.getW1());
+      ew.w3 = buf(ffn.getW3());
+      ew.w2 = buf(ffn.getW2());
+      ew.h = cast<ShapedType>(x.getType()).getDimSize(1);
+      ew.inter = cast<ShapedType>(ew.w1.getType()).getDimSize(0);
+      Kernel k = makeKernel(op, ew.inter, 0);
+      k.emitRange(b, loc, ew, x, out, cIndex(b, loc, 0), t,
+                  [](OpBuilder &, Location, Value p) { return p; });
+      return out;
+    }
+
+    // Grouped: loop over the bank's experts, each over its ragged rows.
+    Value x, rows, offsets, out;
+    int64_t count, first;
+    ExpertWeights ew;
+    bool lora = false;
+    if (auto g = dyn_cast<mdl::GroupedFfnOp>(op)) {
+      x = buf(g.getHidden());
+      rows = buf(g.getRows());
+      offsets = buf(g.getOffsets());
+      out = buf(g.getAcc());
+      ew.act = g.getActivation();
+      ew.w1 = buf(g.getW1());
+      ew.w3 = buf(g.getW3());
+      ew.w2 = buf(g.getW2());
+      count = cast<ShapedType>(ew.w1.getType()).getDimSize(0);
+      ew.inter = cast<ShapedType>(ew.w1.getType()).getDimSize(1);
+      first = g.getFirstExpert();
+    } else {
+      auto lg = cast<mdl::GroupedLoraOp>(op);
+      lora = true;
+      x = buf(lg.getHidden());
+      rows = buf(lg.getRows());
+      offsets = buf(lg.getOffsets());
+      out = buf(lg.getAcc());
+      ew.act = lg.getActivation();
+      ew.w1 = buf(lg.getW1());
+      ew.w3 = buf(lg.getW3());
+      ew.w2 = buf(lg.getW2());
+      ew.a1 = buf(lg.getA1());
+      ew.b1 = buf(lg.getB1());
+      ew.a3 = buf(lg.getA3());
+      ew.b3 = buf(lg.getB3());
+      ew.a2 = buf(lg.getA2());
+      ew.b2 = buf(lg.getB2());
+      count = cast<ShapedType>(ew.a1.getType()).getDimSize(0);
+      ew.rank = cast<ShapedType>(ew.a1.getType()).getDimSize(1);
+      ew.inter = cast<ShapedType>(ew.w1.getType()).getDimSize(0);
+      ew.scale = lg.getAlpha().convertToFloat() / float(ew.rank);
+      first = lg.getFirstExpert();
+    }
+    ew.h = cast<ShapedType>(x.getType()).getDimSize(1);
+    Kernel k = makeKernel(op, ew.inter, ew.rank);
+    emitFor(b, loc, cIndex(b, loc, 0), cIndex(b, loc, count), [&](OpBuilder &lb, Location l, Value n) {
+      Value id = arith::AddIOp::create(lb, l, n, cIndex(lb, l, first));
+      Value start = toIndex(lb, l, memref::LoadOp::create(lb, l, offsets, ValueRange{id}));
+      Value end = toIndex(lb, l, memref::LoadOp::create(
+                                     lb, l, offsets,
+                                     ValueRange{arith::AddIOp::create(lb, l, id, cIndex(lb, l, 1))}));
+      ExpertWeights e = ew;
+      if (lora)
+        e.adapterPrefix = {n};
+      else
+        e.basePrefix = {n};
+      k.emitRange(lb, l, e, x, out, start, end, [&](OpBuilder &b2, Location l2, Value p) {
+        return toIndex(b2, l2, memref::LoadOp::create(b2, l2, rows, ValueRange{p}));
+      });
+    });
+    return out;
+  }
+};
+} // namespace

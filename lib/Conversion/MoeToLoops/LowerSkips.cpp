@@ -1,0 +1,225 @@
+//===- LowerSkips.cpp - compact skipped tokens out of skip regions --------===//
+//
+// skip_block / path_select run their region on a compact buffer of the
+// selected tokens (ascending token order), then scatter-add the region's
+// output into a copy of the input. The region's ops are inlined in place so
+// the later lowerings treat them like any other op; they see a token count
+// known only at run time, which is why every lowering handles dynamic T.
+//
+//===----------------------------------------------------------------------===//
+
+#include "LoweringUtils.h"
+#include "moe_runtime.h"
+
+namespace mlir::moe {
+#define GEN_PASS_DEF_MOELOWERSKIPS
+#include "moe/Conversion/Passes.h.inc"
+} // namespace mlir::moe
+
+using namespace mlir;
+using namespace mlir::moe::lowering;
+namespace mdl = mlir::moe;
+
+namespace {
+
+struct LowerSkipsPass : public mlir::moe::impl::MoeLowerSkipsBase<LowerSkipsPass> {
+  using Base::Base;
+
+  void runOnOperation() override {
+    // Outermost first: inlining a region exposes the skips nested in it,
+    // which the next round of the walk picks up.
+    int64_t width = resolveVectorWidth(vectorWidth);
+    while (true) {
+      Operation *next = nullptr;
+      getOperation().walk<WalkOrder::PreOrder>([&](Operation *op) {
+        if (isa<mdl::SkipBlockOp, mdl::PathSelectOp>(op)) {
+          next = op;
+          return WalkResult::interrupt();
+        }
+        return WalkResult::advance();
+      });
+      if (!next)
+        break;
+      if (auto skip = dyn_cast<mdl::SkipBlockOp>(next)) {
+        lowerSkip(skip, width);
+        ++numSkipBlocks;
+      } else {
+        lowerPaths(cast<mdl::PathSelectOp>(next), width);
+        ++numPathSelects;
+      }
+    }
+  }
+
+  /// Gathers x[idx[j]] for j < n into a new [n, H] buffer.
+  Value gather(OpBuilder &b, Location loc, Value x, Value idx, Value n, int64_t h) {
+    Value xs = memref::AllocOp::create(
+        b, loc, MemRefType::get({ShapedType::kDynamic, h}, b.getF32Type()), ValueRange{n},
+        b.getI64IntegerAttr(64));
+    emitFor(b, loc, cIndex(b, loc, 0), n, [&](OpBuilder &lb, Location l, Value j) {
+      Value t = toIndex(lb, l, memref::LoadOp::create(lb, l, idx, ValueRange{j}));
+      emitFor(lb, l, cIndex(lb, l, 0), cIndex(lb, l, h), [&](OpBuilder &b2, Location l2, Value c) {
+        memref::StoreOp::create(b2, l2, memref::LoadOp::create(b2, l2, x, ValueRange{t, c}), xs,
+                                ValueRange{j, c});
+      });
+    });
+    return xs;
+  }
+
+  /// Moves `region`'s ops before `anchor` with its argument bound to `xs`
+  /// and returns the buffer of the value it yields.
+  Value inlineRegion(OpBuilder &b, Location loc, Region &region, Value xs, Operation *anchor) {
+    Block &body = region.front();
+    BlockArgument arg = body.getArgument(0);
+    arg.replaceAllUsesWith(asTensor(b, loc, xs, arg.getType()));
+    Operation *yield = body.getTerminator();
+    Value yielded = yield->getOperand(0);
+    anchor->getBlock()->getOperations().splice(anchor->getIterator(), body.getOperations(),
+                                               body.begin(), yield->getIterator());
+    b.setInsertionPoint(anchor);
+    return getBuffer(b, loc, yielded);
+  }
+
+  /// y[idx[j], :] += g_j * f[j, :] for j < n; g_j = scores[idx[j]] or 1.
+  void scatterAdd(OpBuilder &b, Location loc, Value y, Value f, Value idx, Value n,
+                  Value scores, int64_t h, int64_t width) {
+    emitFor(b, loc, cIndex(b, loc, 0), n, [&](OpBuilder &lb, Location l, Value j) {
+      Value t = toIndex(lb, l, memref::LoadOp::create(lb, l, idx, ValueRange{j}));
+      Value g = scores ? Value(memref::LoadOp::create(lb, l, scores, ValueRange{t}))
+                       : cF32(lb, l, 1.0f);
+      emitAxpy(lb, l, y, t, f, j, g, h, width);
+    });
+  }
+
+  Value allocLike(OpBuilder &b, Location loc, Value x, Value t) {
+    auto type = cast<MemRefType>(x.getType());
+    return memref::AllocOp::create(b, loc, type,
+                                   type.isDynamicDim(0) ? ValueRange{t} : ValueRange{},
+                                   b.getI64IntegerAttr(64));
+  }
+
+  /// Appends t to idx when `take` (i1) holds; carries the count.
+  Value appendIf(OpBuilder &b, Location loc, Value take, Value idx, Value count, Value t) {
+    return emitIfElse(
+        b, loc, TypeRange{b.getIndexType()}, take,
+        [&](OpBuilder &tb, Location l) -> SmallVector<Value> {
+          memref::StoreOp::create(tb, l, toI32(tb, l, t), idx, ValueRange{count});
+          return {arith::AddIOp::create(tb, l, count, cIndex(tb, l, 1))};
+        },
+        [&](OpBuilder &, Location) -> SmallVector<Value> { return {count}; })[0];
+  }
+
+  void lowerSkip(mdl::SkipBlockOp op, int64_t width) {
+    OpBuilder b(op);
+    Location loc = op.getLoc();
+    Value x = getBuffer(b, loc, op.getHidden());
+    Value router = getBuffer(b, loc, op.getRouter());
+    Value t = dimOf(b, loc, x, 0);
+    int64_t h = cast<ShapedType>(x.getType()).getDimSize(1);
+    auto f32 = b.getF32Type();
+    Value scores = memref::AllocOp::create(b, loc, MemRefType::get({ShapedType::kDynamic}, f32),
+                                           ValueRange{t}, b.getI64IntegerAttr(64));
+    Value idx = memref::AllocOp::create(b, loc, MemRefType::get({ShapedType::kDynamic}, b.getI32Type()),
+                                        ValueRange{t}, b.getI64IntegerAttr(64));
+    Value zero = cIndex(b, loc, 0);
+    emitFor(b, loc, zero, t, [&](OpBuilder &lb, Location l, Value i) {
+      Value r = emitDot(lb, l, x, ValueRange{i}, router, ValueRange{}, h, width);
+      memref::StoreOp::create(lb, l, r, scores, ValueRange{i});
+      Value finite = arith::CmpFOp::create(lb, l, arith::CmpFPredicate::OLT,
+                                           math::AbsFOp::create(lb, l, r),
+                                           cF32(lb, l, std::numeric_limits<float>::infinity()));
+      recordError(lb, l, op, arith::XOrIOp::create(lb, l, finite,
+                                                   arith::ConstantOp::create(lb, l, lb.getBoolAttr(true))),
+                  MOE_ERR_NONFINITE_SCORE);
+    });
+
+    Value n;
+    if (auto threshold = op.getThreshold()) {
+      Value thr = cF32(b, loc, threshold->convertToFloat());
+      n = emitForWithArgs(b, loc, zero, t, ValueRange{zero},
+                          [&](OpBuilder &lb, Location l, Value i, ValueRange acc) -> SmallVector<Value> {
+                            Value r = memref::LoadOp::create(lb, l, scores, ValueRange{i});
+                            Value take = arith::CmpFOp::create(lb, l, arith::CmpFPredicate::OGT, r, thr);
+                            return {appendIf(lb, l, take, idx, acc[0], i)};
+                          })[0];
+    } else {
+      // Capacity: the ceil(fraction * T) best (in double, like the reference);
+      // a token is in iff fewer than that many tokens rank ahead of it.
+      double fraction = op.getCapacityFraction()->convertToFloat();
+      Value tF = arith::UIToFPOp::create(b, loc, b.getF64Type(),
+                                         arith::IndexCastOp::create(b, loc, b.getI64Type(), t));
+      Value want = math::CeilOp::create(
+          b, loc, arith::MulFOp::create(b, loc, tF,
+                                        arith::ConstantOp::create(b, loc, b.getF64FloatAttr(fraction))));
+      Value quota = arith::MinUIOp::create(
+          b, loc, arith::IndexCastOp::create(b, loc, b.getIndexType(),
+                                             arith::FPToSIOp::create(b, loc, b.getI64Type(), want)),
+          t);
+      n = emitForWithArgs(
+          b, loc, zero, t, ValueRange{zero},
+          [&](OpBuilder &lb, Location l, Value i, ValueRange acc) -> SmallVector<Value> {
+            Value ri = memref::LoadOp::create(lb, l, scores, ValueRange{i});
+            Value ahead = emitForWithArgs(
+                lb, l, cIndex(lb, l, 0), t, ValueRange{cIndex(lb, l, 0)},
+                [&](OpBuilder &b2, Location l2, Value u, ValueRange cnt) -> SmallVector<Value> {
+                  Value ru = memref::LoadOp::create(b2, l2, scores, ValueRange{u});
+                  Value gt = arith::CmpFOp::create(b2, l2, arith::CmpFPredicate::OGT, ru, ri);
+                  Value tie = arith::AndIOp::create(
+                      b2, l2, arith::CmpFOp::create(b2, l2, arith::CmpFPredicate::OEQ, ru, ri),
+                      arith::CmpIOp::create(b2, l2, arith::CmpIPredicate::ult, u, i));
+                  Value inc = arith::SelectOp::create(b2, l2, arith::OrIOp::create(b2, l2, gt, tie),
+                                                      cIndex(b2, l2, 1), cIndex(b2, l2, 0));
+                  return {arith::AddIOp::create(b2, l2, cnt[0], inc)};
+                })[0];
+            Value take = arith::CmpIOp::create(lb, l, arith::CmpIPredicate::ult, ahead, quota);
+            return {appendIf(lb, l, take, idx, acc[0], i)};
+          })[0];
+    }
+
+    Value xs = gather(b, loc, x, idx, n, h);
+    Value y = allocLike(b, loc, x, t);
+    memref::CopyOp::create(b, loc, x, y);
+    Value f = inlineRegion(b, loc, op.getBody(), xs, op);
+    scatterAdd(b, loc, y, f, idx, n, op.getScaleByScore() ? scores : Value(), h, width);
+    op.getResult().replaceAllUsesWith(asTensor(b, loc, y, op.getType()));
+    op.erase();
+  }
+
+  void lowerPaths(mdl::PathSelectOp op, int64_t width) {
+    OpBuilder b(op);
+    Location loc = op.getLoc();
+    Value x = getBuffer(b, loc, op.getHidden());
+    Value paths = getBuffer(b, loc, op.getPaths());
+    Value t = dimOf(b, loc, x, 0);
+    int64_t h = cast<ShapedType>(x.getType()).getDimSize(1);
+    int64_t numBranches = op.getBranches().size();
+    Value zero = cIndex(b, loc, 0);
+    // Paths outside [0, P] are errors; such tokens are treated as skipped.
+    emitFor(b, loc, zero, t, [&](OpBuilder &lb, Location l, Value i) {
+      Value p = memref::LoadOp::create(lb, l, paths, ValueRange{i});
+      Value bad = arith::OrIOp::create(
+          lb, l, arith::CmpIOp::create(lb, l, arith::CmpIPredicate::slt, p, cI32(lb, l, 0)),
+          arith::CmpIOp::create(lb, l, arith::CmpIPredicate::sgt, p, cI32(lb, l, numBranches)));
+      recordError(lb, l, op, bad, MOE_ERR_PATH_ID);
+    });
+    Value y = allocLike(b, loc, x, t);
+    memref::CopyOp::create(b, loc, x, y);
+    for (auto [index, region] : llvm::enumerate(op.getBranches())) {
+      int32_t path = index + 1;
+      Value idx = memref::AllocOp::create(b, loc, MemRefType::get({ShapedType::kDynamic}, b.getI32Type()),
+                                          ValueRange{t}, b.getI64IntegerAttr(64));
+      Value n = emitForWithArgs(b, loc, zero, t, ValueRange{zero},
+                                [&](OpBuilder &lb, Location l, Value i, ValueRange acc) -> SmallVector<Value> {
+                                  Value p = memref::LoadOp::create(lb, l, paths, ValueRange{i});
+                                  Value take = arith::CmpIOp::create(lb, l, arith::CmpIPredicate::eq, p,
+                                                                     cI32(lb, l, path));
+                                  return {appendIf(lb, l, take, idx, acc[0], i)};
+                                })[0];
+      Value xs = gather(b, loc, x, idx, n, h);
+      Value f = inlineRegion(b, loc, region, xs, op);
+      scatterAdd(b, loc, y, f, idx, n, Value(), h, width);
+    }
+    op.getResult().replaceAllUsesWith(asTensor(b, loc, y, op.getType()));
+    op.erase();
+  }
+};
+} // namespace

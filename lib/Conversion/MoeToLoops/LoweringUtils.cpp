@@ -1,0 +1,243 @@
+//===- LoweringUtils.cpp - shared helpers of the loop-emitting passes -----===//
+
+#include "LoweringUtils.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "llvm/TargetParser/Host.h"
+
+namespace mlir::moe::lowering {
+
+int64_t hostVectorWidth() {
+  llvm::StringMap<bool> features = llvm::sys::getHostCPUFeatures();
+  auto it = features.find("avx512f");
+  return it != features.end() && it->second ? 16 : 8;
+}
+
+int64_t resolveVectorWidth(int64_t requested) {
+  return requested > 0 ? requested : hostVectorWidth();
+}
+
+MemRefType bufferTypeOf(Type tensorType) {
+  auto t = cast<RankedTensorType>(tensorType);
+  return MemRefType::get(t.getShape(), t.getElementType());
+}
+
+Value getBuffer(OpBuilder &b, Location loc, Value tensor) {
+  if (auto cast = tensor.getDefiningOp<UnrealizedConversionCastOp>())
+    if (cast->getNumOperands() == 1 && isa<MemRefType>(cast->getOperand(0).getType()))
+      return cast->getOperand(0);
+  return UnrealizedConversionCastOp::create(b, loc, bufferTypeOf(tensor.getType()),
+                                            tensor)
+      .getResult(0);
+}
+
+Value asTensor(OpBuilder &b, Location loc, Value buffer, Type tensorType) {
+  return UnrealizedConversionCastOp::create(b, loc, tensorType, buffer).getResult(0);
+}
+
+Value allocFor(OpBuilder &b, Location loc, Type tensorType,
+               ValueRange dynamicSizes) {
+  return memref::AllocOp::create(b, loc, bufferTypeOf(tensorType), dynamicSizes,
+                                 b.getI64IntegerAttr(64));
+}
+
+static func::FuncOp enclosingFunc(Operation *op) {
+  return isa<func::FuncOp>(op) ? cast<func::FuncOp>(op)
+                               : op->getParentOfType<func::FuncOp>();
+}
+
+Value entryAlloca(Operation *inFunc, MemRefType type) {
+  func::FuncOp func = enclosingFunc(inFunc);
+  OpBuilder b(func.getContext());
+  b.setInsertionPointToStart(&func.getBody().front());
+  return memref::AllocaOp::create(b, func.getLoc(), type, ValueRange{},
+                                  b.getI64IntegerAttr(64));
+}
+
+Value statusSlot(Operation *inFunc) {
+  func::FuncOp func = enclosingFunc(inFunc);
+  for (Operation &op : func.getBody().front())
+    if (op.hasAttr(kStatusAttr))
+      return op.getResult(0);
+  return Value();
+}
+
+void recordError(OpBuilder &b, Location loc, Operation *inFunc, Value failed,
+                 int32_t code) {
+  Value slot = statusSlot(inFunc);
+  if (!slot)
+    return;
+  scf::IfOp::create(b, loc, failed, [&](OpBuilder &tb, Location l) {
+    memref::StoreOp::create(tb, l, cI32(tb, l, code), slot);
+    scf::YieldOp::create(tb, l);
+  });
+}
+
+Value cIndex(OpBuilder &b, Location loc, int64_t v) {
+  return arith::ConstantIndexOp::create(b, loc, v);
+}
+Value cF32(OpBuilder &b, Location loc, float v) {
+  return arith::ConstantOp::create(b, loc, b.getF32FloatAttr(v));
+}
+Value cI32(OpBuilder &b, Location loc, int32_t v) {
+  return arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(v));
+}
+Value dimOf(OpBuilder &b, Location loc, Value buffer, int64_t d) {
+  return memref::DimOp::create(b, loc, buffer, d);
+}
+Value toIndex(OpBuilder &b, Location loc, Value i32) {
+  return arith::IndexCastOp::create(b, loc, b.getIndexType(), i32);
+}
+Value toI32(OpBuilder &b, Location loc, Value index) {
+  return arith::IndexCastOp::create(b, loc, b.getI32Type(), index);
+}
+
+void emitFor(OpBuilder &b, Location loc, Value lb, Value ub,
+             function_ref<void(OpBuilder &, Location, Value)> body) {
+  scf::ForOp::create(b, loc, lb, ub, cIndex(b, loc, 1), ValueRange{},
+                     [&](OpBuilder &lb2, Location l, Value iv, ValueRange) {
+                       body(lb2, l, iv);
+                       scf::YieldOp::create(lb2, l);
+                     });
+}
+
+ValueRange emitForWithArgs(
+    OpBuilder &b, Location loc, Value lb, Value ub, ValueRange init,
+    function_ref<SmallVector<Value>(OpBuilder &, Location, Value, ValueRange)>
+        body) {
+  auto loop = scf::ForOp::create(
+      b, loc, lb, ub, cIndex(b, loc, 1), init,
+      [&](OpBuilder &lb2, Location l, Value iv, ValueRange args) {
+        scf::YieldOp::create(lb2, l, body(lb2, l, iv, args));
+      });
+  return loop.getResults();
+}
+
+Value emitDot(OpBuilder &b, Location loc, Value a, ValueRange aPrefix, Value bv,
+              ValueRange bPrefix, int64_t len, int64_t width) {
+  auto vecType = VectorType::get({width}, b.getF32Type());
+  int64_t mainLen = len - len % width;
+  Value total = cF32(b, loc, 0.0f);
+  auto indices = [](ValueRange prefix, Value last) {
+    SmallVector<Value> idx(prefix.begin(), prefix.end());
+    idx.push_back(last);
+    return idx;
+  };
+  if (mainLen > 0) {
+    Value zero = arith::ConstantOp::create(
+        b, loc, vecType, DenseElementsAttr::get(vecType, b.getF32FloatAttr(0.0f)));
+    auto loop = scf::ForOp::create(
+        b, loc, cIndex(b, loc, 0), cIndex(b, loc, mainLen), cIndex(b, loc, width),
+        ValueRange{zero}, [&](OpBuilder &lb, Location l, Value c, ValueRange acc) {
+          Value va = vector::LoadOp::create(lb, l, vecType, a, indices(aPrefix, c));
+          Value vb = vector::LoadOp::create(lb, l, vecType, bv, indices(bPrefix, c));
+          Value fma = vector::FMAOp::create(lb, l, va, vb, acc[0]);
+          scf::YieldOp::create(lb, l, fma);
+        });
+    total = vector::ReductionOp::create(b, loc, vector::CombiningKind::ADD,
+                                        loop.getResult(0));
+  }
+  for (int64_t c = mainLen; c < len; ++c) {
+    Value idx = cIndex(b, loc, c);
+    Value x = memref::LoadOp::create(b, loc, a, indices(aPrefix, idx));
+    Value y = memref::LoadOp::create(b, loc, bv, indices(bPrefix, idx));
+    total = math::FmaOp::create(b, loc, x, y, total);
+  }
+  return total;
+}
+
+/// out[outRow, :] += w * src[srcRow, :] over `len` contiguous elements.
+void emitAxpy(OpBuilder &b, Location loc, Value out, Value outRow, Value src,
+              Value srcRow, Value w, int64_t len, int64_t width) {
+  auto vecType = VectorType::get({width}, b.getF32Type());
+  int64_t mainLen = len - len % width;
+  if (mainLen > 0) {
+    Value wv = vector::BroadcastOp::create(b, loc, vecType, w);
+    scf::ForOp::create(b, loc, cIndex(b, loc, 0), cIndex(b, loc, mainLen), cIndex(b, loc, width),
+                       ValueRange{}, [&](OpBuilder &lb, Location l, Value c, ValueRange) {
+                         Value s = vector::LoadOp::create(lb, l, vecType, src, ValueRange{srcRow, c});
+                         Value o = vector::LoadOp::create(lb, l, vecType, out, ValueRange{outRow, c});
+                         Value r = vector::FMAOp::create(lb, l, s, wv, o);
+                         vector::StoreOp::create(lb, l, r, out, ValueRange{outRow, c});
+                         scf::YieldOp::create(lb, l);
+                       });
+  }
+  for (int64_t c = mainLen; c < len; ++c) {
+    Value idx = cIndex(b, loc, c);
+    Value s = memref::LoadOp::create(b, loc, src, ValueRange{srcRow, idx});
+    Value o = memref::LoadOp::create(b, loc, out, ValueRange{outRow, idx});
+    memref::StoreOp::create(b, loc, math::FmaOp::create(b, loc, s, w, o), out,
+                            ValueRange{outRow, idx});
+  }
+}
+
+Value emitActivation(OpBuilder &b, Location loc, Activation act,
+                     Value v) {
+  switch (act) {
+  case Activation::swiglu:
+  case Activation::silu: {
+    // silu(v) = v / (1 + exp(-v))
+    Value neg = arith::NegFOp::create(b, loc, v);
+    Value e = math::ExpOp::create(b, loc, neg);
+    Value den = arith::AddFOp::create(b, loc, cF32(b, loc, 1.0f), e);
+    return arith::DivFOp::create(b, loc, v, den);
+  }
+  case Activation::geglu:
+  case Activation::gelu: {
+    // gelu(v) = 0.5 v (1 + erf(v / sqrt 2))
+    Value scaled = arith::MulFOp::create(b, loc, v, cF32(b, loc, 0.70710678118654752f));
+    Value erf = math::ErfOp::create(b, loc, scaled);
+    Value one = arith::AddFOp::create(b, loc, cF32(b, loc, 1.0f), erf);
+    Value half = arith::MulFOp::create(b, loc, v, cF32(b, loc, 0.5f));
+    return arith::MulFOp::create(b, loc, half, one);
+  }
+  case Activation::relu:
+    return arith::MaximumFOp::create(b, loc, v, cF32(b, loc, 0.0f));
+  }
+  return v;
+}
+
+ValueRange emitIfElse(
+    OpBuilder &b, Location loc, TypeRange types, Value cond,
+    function_ref<SmallVector<Value>(OpBuilder &, Location)> thenBody,
+    function_ref<SmallVector<Value>(OpBuilder &, Location)> elseBody) {
+  auto ifOp = scf::IfOp::create(b, loc, types, cond, /*withElseRegion=*/true);
+  for (auto [block, body] : {std::make_pair(ifOp.thenBlock(), thenBody),
+                             std::make_pair(ifOp.elseBlock(), elseBody)}) {
+    if (!block->empty() && block->back().hasTrait<OpTrait::IsTerminator>())
+      block->back().erase();
+    OpBuilder bb = OpBuilder::atBlockEnd(block);
+    scf::YieldOp::create(bb, loc, body(bb, loc));
+  }
+  return ifOp.getResults();
+}
+
+std::pair<Value, Value> emitArgmax(OpBuilder &b, Location loc, Value buf,
+                                   Value masked, int64_t n) {
+  Value negInf = cF32(b, loc, -std::numeric_limits<float>::infinity());
+  // Start from index -1 so a fully masked buffer is detectable.
+  ValueRange res = emitForWithArgs(
+      b, loc, cIndex(b, loc, 0), cIndex(b, loc, n),
+      ValueRange{cIndex(b, loc, -1), negInf},
+      [&](OpBuilder &lb, Location l, Value j, ValueRange acc) -> SmallVector<Value> {
+        Value v = memref::LoadOp::create(lb, l, buf, ValueRange{j});
+        // Strictly greater keeps the lower index on ties; the first unmasked
+        // entry is taken even when it is -inf.
+        Value better = arith::CmpFOp::create(lb, l, arith::CmpFPredicate::OGT, v, acc[1]);
+        Value none = arith::CmpIOp::create(lb, l, arith::CmpIPredicate::slt, acc[0],
+                                           cIndex(lb, l, 0));
+        Value take = arith::OrIOp::create(lb, l, better, none);
+        if (masked) {
+          Value m = memref::LoadOp::create(lb, l, masked, ValueRange{j});
+          Value notMasked = arith::XOrIOp::create(
+              lb, l, m, arith::ConstantOp::create(lb, l, lb.getBoolAttr(true)));
+          take = arith::AndIOp::create(lb, l, take, notMasked);
+        }
+        Value idx = arith::SelectOp::create(lb, l, take, j, acc[0]);
+        Value val = arith::SelectOp::create(lb, l, take, v, acc[1]);
+        return {idx, val};
+      });
+  return {res[0], res[1]};
+}
+
+} // namespace mlir::moe::lowering

@@ -1,0 +1,91 @@
+//===- LoweringUtils.h - shared helpers of the loop-emitting passes -*- C++ -*-===//
+//
+// The moe lowerings emit scf/memref/vector code on buffers. Values that are
+// still tensors between passes are bridged with unrealized_conversion_cast;
+// these helpers hide the bridge, the status slot, and the vector idioms
+// (dot products, activations) every pass needs.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef MOE_LIB_CONVERSION_LOWERINGUTILS_H
+#define MOE_LIB_CONVERSION_LOWERINGUTILS_H
+
+#include "moe/Conversion/Passes.h"
+#include "moe/IR/MoeOps.h"
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/PatternMatch.h"
+
+namespace mlir::moe::lowering {
+
+/// The name of the attribute marking the status slot made by moe-buffer-abi.
+constexpr llvm::StringLiteral kStatusAttr = "moe.status";
+
+/// f32 lanes of the widest vector unit of the host: 16 with AVX-512F, 8
+/// otherwise (AVX2 and SSE machines still get correct code: LLVM splits).
+int64_t hostVectorWidth();
+/// `requested` if positive, else hostVectorWidth().
+int64_t resolveVectorWidth(int64_t requested);
+
+/// The memref type a tensor of `type` lowers to (identity layout).
+MemRefType bufferTypeOf(Type tensorType);
+/// The buffer behind a tensor value (looking through the bridge cast), or
+/// a new bridge cast to its buffer type.
+Value getBuffer(OpBuilder &b, Location loc, Value tensor);
+/// A tensor view of `buffer` (the bridge the next pass will look through).
+Value asTensor(OpBuilder &b, Location loc, Value buffer, Type tensorType);
+/// memref.alloc for a tensor type; dynamic dims take `dynamicSizes`.
+Value allocFor(OpBuilder &b, Location loc, Type tensorType,
+               ValueRange dynamicSizes);
+/// A stack buffer allocated once at the function entry (never in a loop).
+Value entryAlloca(Operation *inFunc, MemRefType type);
+
+/// The status slot of the enclosing function (made by moe-buffer-abi), or a
+/// null Value when the function has none (then checks are not recorded).
+Value statusSlot(Operation *inFunc);
+/// Records `code` in the status slot when `failed` holds (i1).
+void recordError(OpBuilder &b, Location loc, Operation *inFunc, Value failed,
+                 int32_t code);
+
+Value cIndex(OpBuilder &b, Location loc, int64_t v);
+Value cF32(OpBuilder &b, Location loc, float v);
+Value cI32(OpBuilder &b, Location loc, int32_t v);
+Value dimOf(OpBuilder &b, Location loc, Value buffer, int64_t d);
+Value toIndex(OpBuilder &b, Location loc, Value i32);
+Value toI32(OpBuilder &b, Location loc, Value index);
+
+/// Sum over c < len of a[aPrefix..., c] * bv[bPrefix..., c]: contiguous rows,
+/// `width`-lane vector FMAs then one horizontal reduction, scalar tail.
+Value emitDot(OpBuilder &b, Location loc, Value a, ValueRange aPrefix, Value bv,
+              ValueRange bPrefix, int64_t len, int64_t width);
+
+/// out[outRow, :] += w * src[srcRow, :] over `len` contiguous elements.
+void emitAxpy(OpBuilder &b, Location loc, Value out, Value outRow, Value src,
+              Value srcRow, Value w, int64_t len, int64_t width);
+
+/// The scalar activation (silu for swiglu, gelu for geglu) of an f32.
+Value emitActivation(OpBuilder &b, Location loc, Activation act,
+                     Value v);
+
+/// Emits `for (i = lb; i < ub; ++i) body(i)`.
+void emitFor(OpBuilder &b, Location loc, Value lb, Value ub,
+             function_ref<void(OpBuilder &, Location, Value)> body);
+/// Emits a loop carrying values; returns the final values.
+ValueRange emitForWithArgs(
+    OpBuilder &b, Location loc, Value lb, Value ub, ValueRange init,
+    function_ref<SmallVector<Value>(OpBuilder &, Location, Value, ValueRange)>
+        body);
+
+/// scf.if with results: each builder returns the values its branch yields.
+ValueRange emitIfElse(
+    OpBuilder &b, Location loc, TypeRange types, Value cond,
+    function_ref<SmallVector<Value>(OpBuilder &, Location)> thenBody,
+    function_ref<SmallVector<Value>(OpBuilder &, Location)> elseBody);
+
+/// Scalar argmax over buf[0..n) skipping entries where `masked` (i1 buffer,
+/// may be null) is set; returns (index as index, value). Ties: lower index.
+std::pair<Value, Value> emitArgmax(OpBuilder &b, Location loc, Value buf,
+                                   Value masked, int64_t n);
+
+} // namespace mlir::moe::lowering
+
+#endif // MOE_LIB_CONVERSION_LOWERINGUTILS_H

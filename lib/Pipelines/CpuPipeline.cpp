@@ -1,0 +1,66 @@
+//===- CpuPipeline.cpp - moe -> LLVM dialect for the host CPU -------------===//
+//
+// Stage order (each stage is a pass with its own lit test):
+//   moe-fold-trivial-experts, moe-expand-layers         moe -> moe
+//   moe-buffer-abi                                       C-callable signature
+//   moe-lower-skips, -routers, -dispatch,
+//   -grouped-experts, -combine                           moe -> scf/memref/vector
+//   moe-finalize-buffers                                 bridges folded, frees
+//   upstream conversions                                 -> llvm dialect
+//
+//===----------------------------------------------------------------------===//
+
+#include "moe/Pipelines/Pipelines.h"
+
+#include "moe/Conversion/Passes.h"
+#include "moe/InitAll.h"
+#include "moe/Transforms/Passes.h"
+
+#include "mlir/Pass/PassRegistry.h"
+#include "mlir/Transforms/Passes.h"
+
+namespace moe {
+
+void buildMoeToLoopsPipeline(mlir::OpPassManager &pm, const CpuPipelineOptions &options) {
+  pm.addNestedPass<mlir::func::FuncOp>(mlir::moe::createMoeFoldTrivialExperts());
+  pm.addNestedPass<mlir::func::FuncOp>(mlir::moe::createMoeExpandLayers());
+  pm.addPass(mlir::moe::createMoeBufferAbi());
+  pm.addNestedPass<mlir::func::FuncOp>(mlir::moe::createMoeLowerSkips({options.vectorWidth}));
+  pm.addNestedPass<mlir::func::FuncOp>(mlir::moe::createMoeLowerRouters({options.vectorWidth}));
+  pm.addNestedPass<mlir::func::FuncOp>(mlir::moe::createMoeLowerDispatch());
+  pm.addNestedPass<mlir::func::FuncOp>(
+      mlir::moe::createMoeLowerGroupedExperts({options.vectorWidth, options.rowTile}));
+  pm.addNestedPass<mlir::func::FuncOp>(mlir::moe::createMoeLowerCombine({options.vectorWidth}));
+  pm.addPass(mlir::moe::createMoeFinalizeBuffers());
+  pm.addPass(mlir::createCanonicalizerPass());
+  pm.addPass(mlir::createCSEPass());
+}
+
+mlir::LogicalResult buildLoopsToLlvmPipeline(mlir::OpPassManager &pm) {
+  // exp/fma/abs/ceil become LLVM intrinsics; erf (GELU) has none and goes to
+  // libm's erff. The upstream passes are named textually, so they must be
+  // registered.
+  moe::registerAllPasses();
+  return mlir::parsePassPipeline(
+      "convert-math-to-llvm,convert-math-to-libm,convert-scf-to-cf,"
+      "convert-vector-to-llvm,expand-strided-metadata,lower-affine,"
+      "finalize-memref-to-llvm,convert-arith-to-llvm,convert-index-to-llvm,"
+      "convert-cf-to-llvm,convert-func-to-llvm,reconcile-unrealized-casts",
+      pm);
+}
+
+void buildMoeToCpuPipeline(mlir::OpPassManager &pm, const CpuPipelineOptions &options) {
+  buildMoeToLoopsPipeline(pm, options);
+  (void)buildLoopsToLlvmPipeline(pm);
+}
+
+void registerMoePipelines() {
+  mlir::PassPipelineRegistration<CpuPipelineOptions>(
+      "moe-to-loops", "Lower moe layers to scf/memref/vector loops on buffers",
+      buildMoeToLoopsPipeline);
+  mlir::PassPipelineRegistration<CpuPipelineOptions>(
+      "moe-to-cpu", "Lower moe layers to the LLVM dialect for the host CPU",
+      buildMoeToCpuPipeline);
+}
+
+} // namespace moe
