@@ -28,7 +28,6 @@ using ref::DType;
 using ref::Status;
 using ref::Tensor;
 
-std::string statusMessage(int status) { return moe_status_message(status); }
 
 std::string TensorSignature::describe() const {
   std::string s = "[";
@@ -37,7 +36,26 @@ std::string TensorSignature::describe() const {
   return s + "] " + ref::dtypeName(dtype);
 }
 
-CompiledFunction::~CompiledFunction() = default;
+CompiledFunction::~CompiledFunction() { moe_signature_free(signature); }
+
+std::string signatureText(func::FuncOp func) {
+  std::string text;
+  auto add = [&](TypeRange types) {
+    for (auto [i, t] : llvm::enumerate(types)) {
+      auto tt = cast<RankedTensorType>(t);
+      Type et = tt.getElementType();
+      text += i ? ";" : "";
+      text += et.isF32() ? "f32" : et.isInteger(32) ? "i32" : "i64";
+      text += " " + std::to_string(tt.getRank());
+      for (int64_t d : tt.getShape())
+        text += " " + std::to_string(ShapedType::isDynamic(d) ? -1 : d);
+    }
+  };
+  add(func.getArgumentTypes());
+  text += "|";
+  add(func.getResultTypes());
+  return text;
+}
 
 static Status signatureOf(Type type, TensorSignature &sig, const std::string &what) {
   auto tt = dyn_cast<RankedTensorType>(type);
@@ -179,145 +197,70 @@ Status CompiledFunction::compile(ModuleOp module, const std::string &entry,
     return Status::failure("JIT compilation failed: " + msg + "\n" + diagnostics);
   }
   fn->engine = std::move(*engine);
+  auto packedFn = fn->engine->lookupPacked("_mlir_ciface_" + entry);
+  if (!packedFn)
+    return Status::failure("JIT: no entry point: " + llvm::toString(packedFn.takeError()));
+  fn->packed = *packedFn;
+  fn->signature = moe_signature_parse(signatureText(func).c_str());
+  if (!fn->signature)
+    return Status::failure("internal error: cannot parse the signature of '" + entry + "'");
   fn->seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   out = std::move(fn);
   return Status::success();
 }
 
-Status CompiledFunction::checkShapes(const std::vector<std::vector<int64_t>> &argShapes,
-                                     int64_t &tokens) const {
-  if (argShapes.size() != args.size())
-    return Status::failure("'" + entryName + "' takes " + std::to_string(args.size()) +
-                           " arguments, got " + std::to_string(argShapes.size()));
-  tokens = -1;
-  for (size_t i = 0; i < args.size(); ++i) {
-    const TensorSignature &sig = args[i];
-    const std::vector<int64_t> &shape = argShapes[i];
-    bool ok = shape.size() == sig.shape.size();
-    for (size_t d = 0; ok && d < shape.size(); ++d) {
-      if (shape[d] < 0)
-        ok = false;
-      else if (sig.shape[d] >= 0)
-        ok = shape[d] == sig.shape[d];
-      else if (tokens < 0)
-        tokens = shape[d];
-      else if (shape[d] != tokens)
-        return Status::failure("argument #" + std::to_string(i) + " has token count " +
-                               std::to_string(shape[d]) + " but an earlier argument has " +
-                               std::to_string(tokens) + " (every dynamic dimension is T)");
-    }
-    if (!ok) {
-      std::string got = "[";
-      for (size_t d = 0; d < shape.size(); ++d)
-        got += (d ? ", " : "") + std::to_string(shape[d]);
-      return Status::failure("argument #" + std::to_string(i) + ": expected shape " +
-                             sig.describe() + ", got " + got + "]");
-    }
-  }
-  return Status::success();
-}
-
 Status CompiledFunction::resultShapesFor(const std::vector<std::vector<int64_t>> &argShapes,
                                          std::vector<std::vector<int64_t>> &out) const {
-  int64_t tokens;
-  Status s = checkShapes(argShapes, tokens);
-  if (!s.ok())
-    return s;
+  // T is the size of the first dynamic dimension; the runtime checks that
+  // every argument agrees before anything runs.
+  int64_t tokens = -1;
+  for (size_t i = 0; i < args.size() && i < argShapes.size() && tokens < 0; ++i)
+    for (size_t d = 0; d < args[i].shape.size() && d < argShapes[i].size(); ++d)
+      if (args[i].shape[d] < 0) {
+        tokens = argShapes[i][d];
+        break;
+      }
   out.clear();
   for (const TensorSignature &sig : results) {
     std::vector<int64_t> shape = sig.shape;
     for (int64_t &d : shape)
-      if (d < 0) {
-        if (tokens < 0)
-          return Status::failure("a result has a dynamic dimension but no argument does");
-        d = tokens;
-      }
+      if (d < 0)
+        d = std::max<int64_t>(tokens, 0);
     out.push_back(shape);
   }
   return Status::success();
 }
 
-namespace {
-/// A memref descriptor: {allocated, aligned, offset, sizes[R], strides[R]}.
-struct Descriptor {
-  std::vector<int64_t> words;
-  Descriptor(const void *data, const std::vector<int64_t> &shape) {
-    words.resize(3 + 2 * shape.size());
-    std::memcpy(&words[0], &data, sizeof(void *));
-    std::memcpy(&words[1], &data, sizeof(void *));
-    words[2] = 0;
-    int64_t stride = 1;
-    for (size_t d = shape.size(); d-- > 0;) {
-      words[3 + d] = shape[d];
-      words[3 + shape.size() + d] = stride;
-      stride *= shape[d];
-    }
-  }
-};
-} // namespace
-
 Status CompiledFunction::runBuffers(const std::vector<const void *> &argData,
                                     const std::vector<std::vector<int64_t>> &argShapes,
                                     const std::vector<void *> &resultData,
                                     const std::vector<std::vector<int64_t>> &resultShapes) const {
-  std::vector<std::vector<int64_t>> expected;
-  Status s = resultShapesFor(argShapes, expected);
-  if (!s.ok())
-    return s;
-  if (argData.size() != args.size() || resultData.size() != results.size() ||
-      resultShapes.size() != results.size())
-    return Status::failure("wrong number of argument or result buffers");
-  for (size_t i = 0; i < results.size(); ++i)
-    if (resultShapes[i] != expected[i])
-      return Status::failure("result #" + std::to_string(i) + ": output buffer has the wrong shape");
-  // Empty tensors (T = 0) may come with null data; nothing is read from them.
-  auto empty = [](const std::vector<int64_t> &shape) {
-    for (int64_t d : shape)
-      if (d == 0)
-        return true;
-    return false;
-  };
+  if (argData.size() != argShapes.size() || resultData.size() != resultShapes.size())
+    return Status::failure("one shape per buffer is needed");
+  std::vector<moe_tensor> in, out;
   for (size_t i = 0; i < argData.size(); ++i)
-    if (!argData[i] && !empty(argShapes[i]))
-      return Status::failure("argument #" + std::to_string(i) + " is a null pointer");
+    in.push_back({const_cast<void *>(argData[i]),
+                  i < args.size() ? moe_dtype(args[i].dtype) : MOE_F32,
+                  int32_t(argShapes[i].size()), argShapes[i].data()});
   for (size_t i = 0; i < resultData.size(); ++i)
-    if (!resultData[i] && !empty(resultShapes[i]))
-      return Status::failure("result #" + std::to_string(i) + " is a null pointer");
+    out.push_back({resultData[i], i < results.size() ? moe_dtype(results[i].dtype) : MOE_F32,
+                   int32_t(resultShapes[i].size()), resultShapes[i].data()});
+  return runTensors(in.data(), in.size(), out.data(), out.size());
+}
 
-  std::vector<Descriptor> descs;
-  descs.reserve(args.size() + results.size());
-  for (size_t i = 0; i < args.size(); ++i)
-    descs.emplace_back(argData[i], argShapes[i]);
-  for (size_t i = 0; i < results.size(); ++i)
-    descs.emplace_back(resultData[i], resultShapes[i]);
-  std::vector<void *> descPtrs;
-  for (Descriptor &d : descs)
-    descPtrs.push_back(d.words.data());
-  int32_t status = -1;
-  std::vector<void *> packed;
-  for (void *&p : descPtrs)
-    packed.push_back(&p);
-  packed.push_back(&status);
-  if (llvm::Error err = engine->invokePacked("_mlir_ciface_" + entryName, packed)) {
-    std::string msg;
-    llvm::raw_string_ostream os(msg);
-    os << err;
-    return Status::failure("invocation failed: " + msg);
-  }
+Status CompiledFunction::runTensors(const moe_tensor *in, size_t numIn, moe_tensor *out,
+                                    size_t numOut) const {
+  int status = moe_run_packed(packed, signature, entryName.c_str(), in, int(numIn), out,
+                              int(numOut));
   if (status != MOE_OK)
-    return Status::failure("compiled '" + entryName + "' failed: " + statusMessage(status));
+    return Status::failure(moe_last_error());
   return Status::success();
 }
 
 Status CompiledFunction::run(const std::vector<Tensor> &inputs, std::vector<Tensor> &outputs) const {
   std::vector<std::vector<int64_t>> argShapes;
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    if (i < args.size() && inputs[i].dtype != args[i].dtype)
-      return Status::failure("argument #" + std::to_string(i) + ": expected element type " +
-                             ref::dtypeName(args[i].dtype) + ", got " +
-                             ref::dtypeName(inputs[i].dtype));
-    argShapes.push_back(inputs[i].shape);
-  }
+  for (const Tensor &t : inputs)
+    argShapes.push_back(t.shape);
   std::vector<std::vector<int64_t>> resultShapes;
   Status s = resultShapesFor(argShapes, resultShapes);
   if (!s.ok())
@@ -356,7 +299,14 @@ Status CompiledFunction::run(const std::vector<Tensor> &inputs, std::vector<Tens
       resultData.push_back(outI32[i].data());
     }
   }
-  if (!(s = runBuffers(argData, argShapes, resultData, resultShapes)).ok())
+  std::vector<moe_tensor> in, out;
+  for (size_t i = 0; i < inputs.size(); ++i)
+    in.push_back({const_cast<void *>(argData[i]), moe_dtype(inputs[i].dtype),
+                  int32_t(argShapes[i].size()), argShapes[i].data()});
+  for (size_t i = 0; i < results.size(); ++i)
+    out.push_back({resultData[i], moe_dtype(results[i].dtype), int32_t(resultShapes[i].size()),
+                   resultShapes[i].data()});
+  if (!(s = runTensors(in.data(), in.size(), out.data(), out.size())).ok())
     return s;
   for (size_t i = 0; i < results.size(); ++i)
     if (results[i].dtype == DType::I32)

@@ -38,13 +38,14 @@ void buildMoeToLoopsPipeline(mlir::OpPassManager &pm, const CpuPipelineOptions &
 
 mlir::LogicalResult buildLoopsToLlvmPipeline(mlir::OpPassManager &pm) {
   // exp/fma/abs/ceil become LLVM intrinsics; erf (GELU) has none and goes to
-  // libm's erff. The upstream passes are named textually, so they must be
+  // libm's erff. Heap temporaries go through the runtime's scratch allocator
+  // (`use-generic-functions`), which reuses them across calls. The upstream passes are named textually, so they must be
   // registered.
   moe::registerAllPasses();
   return mlir::parsePassPipeline(
       "convert-math-to-llvm,convert-math-to-libm,convert-scf-to-cf,"
       "convert-vector-to-llvm,expand-strided-metadata,lower-affine,"
-      "finalize-memref-to-llvm,convert-arith-to-llvm,convert-index-to-llvm,"
+      "finalize-memref-to-llvm{use-generic-functions=true},convert-arith-to-llvm,convert-index-to-llvm,"
       "convert-cf-to-llvm,convert-func-to-llvm,reconcile-unrealized-casts",
       pm);
 }

@@ -1,10 +1,18 @@
 /*===- moe_runtime.h - the moe runtime's C ABI ------------------*- C -*-===*\
 |*                                                                          *|
-|* Status codes returned by compiled layers and the runtime. Plain C, no    *|
-|* LLVM: the compiler's lowering uses the same numbers for its checks.      *|
+|* Plain C, no LLVM. Loads layers compiled ahead of time by moe-compile     *|
+|* (a shared object), checks the caller's tensors against the layer's       *|
+|* signature, runs it, and reports errors with messages. Also provides the  *|
+|* allocator the compiled code uses for its temporaries (reused across      *|
+|* calls instead of going back to malloc).                                  *|
+|*                                                                          *|
+|* The compiler's run-time checks use the same status codes.                *|
 \*===----------------------------------------------------------------------===*/
 #ifndef MOE_RUNTIME_H
 #define MOE_RUNTIME_H
+
+#include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -16,16 +24,89 @@ enum moe_status {
   MOE_ERR_EXPERT_ID = 1,
   /* A router logit (or skip score) is NaN or infinite. */
   MOE_ERR_NONFINITE_SCORE = 2,
-  /* A path id outside [0, P] given to moe.path_select. */
+  /* A path id given to moe.path_select is outside [0, P]. */
   MOE_ERR_PATH_ID = 3,
-  /* A buffer's shape or element type does not match the function. */
+  /* A tensor's shape or element type does not match the layer. */
   MOE_ERR_SHAPE = 4,
   /* Any other misuse of the API (null pointers, wrong counts). */
   MOE_ERR_INVALID_ARGUMENT = 5,
+  /* The shared object could not be loaded or is not a moe layer. */
+  MOE_ERR_LOAD = 6,
 };
 
 /* A human-readable message for a status code. */
 const char *moe_status_message(int status);
+
+/* The detailed message of the last failed call on this thread (names the
+ * argument and what was expected); "" when the last call succeeded. */
+const char *moe_last_error(void);
+
+typedef enum moe_dtype { MOE_F32 = 0, MOE_I32 = 1, MOE_I64 = 2 } moe_dtype;
+
+/* A dense, C-contiguous (row-major) tensor owned by the caller. */
+typedef struct moe_tensor {
+  void *data;
+  moe_dtype dtype;
+  int32_t rank;
+  const int64_t *shape;
+} moe_tensor;
+
+typedef struct moe_layer moe_layer;
+
+/* Loads `entry` (e.g. "main") from a shared object made by
+ * `moe-compile -o layer.so`. On success *out is the layer; on error *out is
+ * NULL and moe_last_error() says why. */
+int moe_layer_open(const char *path, const char *entry, moe_layer **out);
+void moe_layer_close(moe_layer *layer);
+
+/* The layer's signature: counts, and per argument/result the rank, the
+ * element type and the shape (-1 = the token count T, given at run time). */
+int moe_layer_num_args(const moe_layer *layer);
+int moe_layer_num_results(const moe_layer *layer);
+int moe_layer_arg(const moe_layer *layer, int index, moe_dtype *dtype,
+                  int32_t *rank, const int64_t **shape);
+int moe_layer_result(const moe_layer *layer, int index, moe_dtype *dtype,
+                     int32_t *rank, const int64_t **shape);
+
+/* Runs the layer. Every argument and result tensor is checked first (count,
+ * element type, rank, static dims; every dynamic dim is T and must agree);
+ * results must be allocated by the caller with the result shapes for that
+ * T. On any error, nothing is written to the results. */
+int moe_layer_run(moe_layer *layer, const moe_tensor *args, int num_args,
+                  moe_tensor *results, int num_results);
+
+/* Lower level, shared by moe_layer_run and the compiler's JIT path: a
+ * signature parsed from its text form ("f32 2 -1 64;i32 2 -1 2|f32 2 -1 64":
+ * per tensor the dtype, the rank and the dims, -1 for T; arguments, then
+ * '|', then results), and a call through a packed entry point
+ * (args[i] points to the i-th memref descriptor pointer, the last entry to
+ * the int32 status), with every check of moe_layer_run. `name` is used in
+ * messages. */
+typedef struct moe_signature moe_signature;
+typedef void (*moe_packed_fn)(void **args);
+moe_signature *moe_signature_parse(const char *text);
+void moe_signature_free(moe_signature *sig);
+int moe_run_packed(moe_packed_fn fn, const moe_signature *sig, const char *name,
+                   const moe_tensor *args, int num_args, moe_tensor *results,
+                   int num_results);
+
+/* Scratch memory statistics of this thread's allocator: bytes obtained from
+ * malloc, and allocations served from memory kept from earlier calls. */
+typedef struct moe_scratch_stats {
+  uint64_t bytes_from_system;
+  uint64_t allocations;
+  uint64_t allocations_reused;
+} moe_scratch_stats;
+moe_scratch_stats moe_scratch_get_stats(void);
+/* Returns the cached scratch blocks of this thread to the system. */
+void moe_scratch_release(void);
+
+/* The allocator compiled code calls for its temporaries (the memref-to-LLVM
+ * "generic functions"): freed blocks are kept per thread, by size, and
+ * handed out again, so steady-state calls do not touch malloc. */
+void *_mlir_memref_to_llvm_alloc(size_t size);
+void *_mlir_memref_to_llvm_aligned_alloc(size_t alignment, size_t size);
+void _mlir_memref_to_llvm_free(void *ptr);
 
 #ifdef __cplusplus
 }

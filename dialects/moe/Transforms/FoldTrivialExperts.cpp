@@ -69,22 +69,28 @@ struct FoldTrivialExpertsPass
 
     OpBuilder b(layer);
     Location loc = layer.getLoc();
-    if (kept.empty()) {
-      // Only trivial routed experts: keep one zero expert as the (empty)
-      // routed table so shared experts still have a layer to run in.
-      kept.push_back(ZeroExpertsOp::create(
-          b, loc, ExpertsType::get(b.getContext(), 1,
-                                   cast<ShapedType>(layer.getHidden().getType())
-                                       .getDimSize(1))));
+    // Only trivial routed experts and no shared ones: no moe.layer is left,
+    // the element-wise terms are the whole output (trivial_combine, no base).
+    Value base;
+    if (!kept.empty() || !layer.getShared().empty()) {
+      if (kept.empty()) {
+        // Only trivial routed experts: keep one zero expert as the (empty)
+        // routed table so shared experts still have a layer to run in.
+        kept.push_back(ZeroExpertsOp::create(
+            b, loc, ExpertsType::get(b.getContext(), 1,
+                                     cast<ShapedType>(layer.getHidden().getType())
+                                         .getDimSize(1))));
+      }
+      auto remap = RemapExpertsOp::create(
+          b, loc, layer.getIds().getType(), layer.getWeights().getType(),
+          layer.getIds(), layer.getWeights(), b.getDenseI64ArrayAttr(map));
+      base = LayerOp::create(b, loc, layer.getType(), layer.getHidden(),
+                             remap.getIds(), remap.getWeights(), kept,
+                             layer.getShared())
+                 .getResult();
     }
-    auto remap = RemapExpertsOp::create(
-        b, loc, layer.getIds().getType(), layer.getWeights().getType(),
-        layer.getIds(), layer.getWeights(), b.getDenseI64ArrayAttr(map));
-    auto inner = LayerOp::create(b, loc, layer.getType(), layer.getHidden(),
-                                 remap.getIds(), remap.getWeights(), kept,
-                                 layer.getShared());
     auto terms = TrivialCombineOp::create(
-        b, loc, layer.getType(), inner.getResult(), layer.getHidden(),
+        b, loc, layer.getType(), base, layer.getHidden(),
         layer.getIds(), layer.getWeights(), consts, b.getDenseI32ArrayAttr(kinds));
     layer.getResult().replaceAllUsesWith(terms.getResult());
     layer.erase();

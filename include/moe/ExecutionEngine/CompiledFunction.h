@@ -11,6 +11,9 @@
 
 #include "moe/Pipelines/Pipelines.h"
 #include "moe/Reference/Kernels.h"
+#include "moe_runtime.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 
 #include "mlir/IR/BuiltinOps.h"
 
@@ -66,26 +69,31 @@ public:
 
   const std::vector<TensorSignature> &argumentSignatures() const { return args; }
   const std::vector<TensorSignature> &resultSignatures() const { return results; }
-  /// The result shapes for arguments of these shapes (T filled in).
+  /// The result shapes for arguments of these shapes (T filled in from the
+  /// first dynamic dimension; the arguments are checked when run).
   ref::Status resultShapesFor(const std::vector<std::vector<int64_t>> &argShapes,
                               std::vector<std::vector<int64_t>> &out) const;
   const std::vector<Stage> &stages() const { return stageTexts; }
   double compileSeconds() const { return seconds; }
 
+  /// Runs on runtime tensor descriptors (the runtime checks them).
+  ref::Status runTensors(const moe_tensor *args, size_t numArgs, moe_tensor *results,
+                         size_t numResults) const;
+
 private:
   CompiledFunction() = default;
-  ref::Status checkShapes(const std::vector<std::vector<int64_t>> &argShapes,
-                          int64_t &tokens) const;
 
   std::unique_ptr<mlir::ExecutionEngine> engine;
+  moe_packed_fn packed = nullptr;
+  moe_signature *signature = nullptr;
   std::string entryName;
   std::vector<TensorSignature> args, results;
   std::vector<Stage> stageTexts;
   double seconds = 0.0;
 };
 
-/// A message for a status code returned by compiled code.
-std::string statusMessage(int status);
+/// The runtime's text form of `func`'s signature (see moe_signature_parse).
+std::string signatureText(mlir::func::FuncOp func);
 
 } // namespace moe
 

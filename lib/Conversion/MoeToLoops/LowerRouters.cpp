@@ -236,13 +236,19 @@ struct LowerRoutersPass : public mlir::moe::impl::MoeLowerRoutersBase<LowerRoute
         memref::StoreOp::create(lb, l, arith::ConstantOp::create(lb, l, lb.getI64IntegerAttr(0)),
                                 load, ValueRange{j});
       });
-      // C = ceil(cf * T * K / E), in double like the reference.
+      // C = ceil(cf * T * K / E), in double and in the reference's order
+      // ((cf * T) * K) / E: folding cf * K / E into one constant rounds
+      // differently (e.g. cf 1, K 3, E 17, T 85: 16 instead of 15).
+      auto f64 = [&](double v) {
+        return arith::ConstantOp::create(b, loc, b.getF64FloatAttr(v));
+      };
       Value tF = arith::UIToFPOp::create(b, loc, b.getF64Type(),
                                          arith::IndexCastOp::create(b, loc, b.getI64Type(), t));
-      double factor = double(cap.getCapacityFactor().convertToFloat()) * double(k) / double(e);
+      Value scaled = arith::MulFOp::create(
+          b, loc, f64(double(cap.getCapacityFactor().convertToFloat())), tF);
+      scaled = arith::MulFOp::create(b, loc, scaled, f64(double(k)));
       Value cF = math::CeilOp::create(
-          b, loc, arith::MulFOp::create(b, loc, tF,
-                                        arith::ConstantOp::create(b, loc, b.getF64FloatAttr(factor))));
+          b, loc, arith::DivFOp::create(b, loc, scaled, f64(double(e))));
       Value limit = arith::FPToSIOp::create(b, loc, b.getI64Type(), cF);
       emitFor(b, loc, em.c0(), cIndex(b, loc, k), [&](OpBuilder &lb, Location l, Value s) {
         emitFor(lb, l, cIndex(lb, l, 0), t, [&](OpBuilder &b2, Location l2, Value i) {

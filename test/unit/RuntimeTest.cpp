@@ -1,0 +1,217 @@
+//===- RuntimeTest.cpp - ahead-of-time layers through the C runtime -------===//
+//
+// moe-compile writes a shared object; the runtime loads it, checks tensors
+// against its signature, runs it and reports errors. Results must match the
+// reference interpreter; errors must leave outputs untouched.
+//
+//===----------------------------------------------------------------------===//
+
+#include "moe/InitAll.h"
+#include "moe/Reference/Interpreter.h"
+#include "moe/Support/Random.h"
+#include "moe_runtime.h"
+
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/Parser/Parser.h"
+
+#include <gtest/gtest.h>
+#include <cmath>
+#include <cstdlib>
+#include <string>
+#include <unistd.h>
+
+using namespace moe;
+using ref::DType;
+using ref::Tensor;
+
+namespace {
+const char *kOracle = R"mlir(
+func.func @oracle(%x: tensor<?x16xf32>, %ids: tensor<?x2xi32>, %w: tensor<?x2xf32>,
+                  %w1: tensor<3x8x16xf32>, %w2: tensor<3x16x8xf32>,
+                  %c: tensor<1x16xf32>) -> tensor<?x16xf32> {
+  %ffn = moe.ffn_experts gelu w1(%w1 : tensor<3x8x16xf32>) w2(%w2 : tensor<3x16x8xf32>)
+      -> !moe.experts<3, 16>
+  %zero = moe.zero_experts : !moe.experts<1, 16>
+  %copy = moe.copy_experts : !moe.experts<1, 16>
+  %const = moe.const_experts %c : tensor<1x16xf32> -> !moe.experts<1, 16>
+  %y = moe.layer %x, %ids, %w experts(%ffn, %zero, %copy, %const : !moe.experts<3, 16>,
+      !moe.experts<1, 16>, !moe.experts<1, 16>, !moe.experts<1, 16>)
+      : tensor<?x16xf32>, tensor<?x2xi32>, tensor<?x2xf32> -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+)mlir";
+
+class RuntimeTest : public ::testing::Test {
+protected:
+  static void SetUpTestSuite() {
+    // Per process: ctest runs the cases of this suite in parallel processes.
+    std::string dir = ::testing::TempDir() + "/moe-runtime-test-" + std::to_string(getpid());
+    ASSERT_EQ(std::system(("mkdir -p " + dir).c_str()), 0);
+    mlirPath = dir + "/oracle.mlir";
+    soPath = dir + "/oracle.so";
+    FILE *f = std::fopen(mlirPath.c_str(), "w");
+    ASSERT_TRUE(f);
+    std::fputs(kOracle, f);
+    std::fclose(f);
+    std::string cmd = std::string(MOE_COMPILE_PATH) + " " + mlirPath + " --entry=oracle -o " + soPath;
+    ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  }
+  void SetUp() override {
+    mlir::DialectRegistry registry;
+    moe::registerAllDialects(registry);
+    ctx = std::make_unique<mlir::MLIRContext>(registry);
+    module = mlir::parseSourceString<mlir::ModuleOp>(kOracle, ctx.get());
+    ASSERT_TRUE(module);
+    ASSERT_EQ(moe_layer_open(soPath.c_str(), "oracle", &layer), MOE_OK) << moe_last_error();
+  }
+  void TearDown() override { moe_layer_close(layer); }
+
+  /// Inputs for T tokens; ids cycle over all 6 experts and the unused slot.
+  std::vector<Tensor> inputs(int64_t t) {
+    Tensor ids = Tensor::ints(DType::I32, {t, 2});
+    for (int64_t i = 0; i < 2 * t; ++i)
+      ids.i[i] = (i * 5) % 7 - 1; // -1..5
+    return {randomFloats({t, 16}, 1), ids, randomFloats({t, 2}, 2), randomFloats({3, 8, 16}, 3),
+            randomFloats({3, 16, 8}, 4), randomFloats({1, 16}, 5)};
+  }
+
+  static std::string mlirPath, soPath;
+  std::unique_ptr<mlir::MLIRContext> ctx;
+  mlir::OwningOpRef<mlir::ModuleOp> module;
+  moe_layer *layer = nullptr;
+};
+std::string RuntimeTest::mlirPath, RuntimeTest::soPath;
+
+/// Runtime tensors over reference tensors (ids narrowed to int32).
+struct Call {
+  std::vector<std::vector<int32_t>> narrowed;
+  std::vector<moe_tensor> args;
+  explicit Call(std::vector<Tensor> &in) {
+    narrowed.resize(in.size());
+    for (size_t i = 0; i < in.size(); ++i) {
+      Tensor &t = in[i];
+      void *data = t.f.data();
+      if (t.dtype == DType::I32) {
+        narrowed[i].assign(t.i.begin(), t.i.end());
+        data = narrowed[i].data();
+      }
+      args.push_back({data, t.dtype == DType::F32 ? MOE_F32 : MOE_I32, int32_t(t.rank()),
+                      t.shape.data()});
+    }
+  }
+};
+
+TEST_F(RuntimeTest, SignatureIsExposed) {
+  EXPECT_EQ(moe_layer_num_args(layer), 6);
+  EXPECT_EQ(moe_layer_num_results(layer), 1);
+  moe_dtype dtype;
+  int32_t rank;
+  const int64_t *shape;
+  ASSERT_EQ(moe_layer_arg(layer, 1, &dtype, &rank, &shape), MOE_OK);
+  EXPECT_EQ(dtype, MOE_I32);
+  ASSERT_EQ(rank, 2);
+  EXPECT_EQ(shape[0], -1);
+  EXPECT_EQ(shape[1], 2);
+  EXPECT_NE(moe_layer_arg(layer, 6, &dtype, &rank, &shape), MOE_OK);
+}
+
+TEST_F(RuntimeTest, MatchesReferenceForSeveralTokenCounts) {
+  for (int64_t t : {1, 7, 64}) {
+    std::vector<Tensor> in = inputs(t), want;
+    ASSERT_TRUE(ref::interpret(module->lookupSymbol<mlir::func::FuncOp>("oracle"), in, want).ok());
+    Call call(in);
+    std::vector<float> out(t * 16, 0.0f);
+    int64_t outShape[2] = {t, 16};
+    moe_tensor result{out.data(), MOE_F32, 2, outShape};
+    ASSERT_EQ(moe_layer_run(layer, call.args.data(), 6, &result, 1), MOE_OK) << moe_last_error();
+    double err = 0, mx = 0;
+    for (size_t i = 0; i < out.size(); ++i) {
+      err = std::max(err, double(std::fabs(out[i] - want[0].f[i])));
+      mx = std::max(mx, double(std::fabs(want[0].f[i])));
+    }
+    EXPECT_LT(err / mx, 1e-5) << "T = " << t;
+  }
+}
+
+TEST_F(RuntimeTest, BadInputIsRejectedWithMessageAndOutputUntouched) {
+  std::vector<Tensor> in = inputs(4);
+  std::vector<float> out(4 * 16, 7.0f);
+  int64_t outShape[2] = {4, 16};
+  moe_tensor result{out.data(), MOE_F32, 2, outShape};
+  auto untouched = [&] {
+    for (float v : out)
+      if (v != 7.0f)
+        return false;
+    return true;
+  };
+  {
+    Call call(in);
+    int64_t badShape[3] = {3, 8, 15};
+    call.args[3].shape = badShape;
+    EXPECT_EQ(moe_layer_run(layer, call.args.data(), 6, &result, 1), MOE_ERR_SHAPE);
+    EXPECT_STREQ(moe_last_error(), "argument #3: expected shape [3, 8, 16] f32, got [3, 8, 15] f32");
+  }
+  {
+    Call call(in);
+    call.args[1].dtype = MOE_I64;
+    EXPECT_EQ(moe_layer_run(layer, call.args.data(), 6, &result, 1), MOE_ERR_SHAPE);
+    EXPECT_STREQ(moe_last_error(), "argument #1: expected element type i32, got i64");
+  }
+  {
+    Call call(in);
+    int64_t wrongT[2] = {5, 2};
+    call.args[2].shape = wrongT;
+    EXPECT_EQ(moe_layer_run(layer, call.args.data(), 6, &result, 1), MOE_ERR_SHAPE);
+    EXPECT_NE(std::string(moe_last_error()).find("argument #2 has token count 5"), std::string::npos);
+  }
+  {
+    Call call(in);
+    EXPECT_EQ(moe_layer_run(layer, call.args.data(), 5, &result, 1), MOE_ERR_INVALID_ARGUMENT);
+    call.args[0].data = nullptr;
+    EXPECT_EQ(moe_layer_run(layer, call.args.data(), 6, &result, 1), MOE_ERR_INVALID_ARGUMENT);
+    EXPECT_STREQ(moe_last_error(), "argument #0 is a null pointer");
+  }
+  {
+    Call call(in);
+    int64_t small[2] = {3, 16};
+    moe_tensor bad{out.data(), MOE_F32, 2, small};
+    EXPECT_EQ(moe_layer_run(layer, call.args.data(), 6, &bad, 1), MOE_ERR_SHAPE);
+  }
+  for (int32_t badId : {6, -2, 1 << 30}) {
+    Call call(in);
+    call.narrowed[1][5] = badId;
+    EXPECT_EQ(moe_layer_run(layer, call.args.data(), 6, &result, 1), MOE_ERR_EXPERT_ID);
+    EXPECT_NE(std::string(moe_last_error()).find("outside [-1, E)"), std::string::npos);
+  }
+  EXPECT_TRUE(untouched());
+}
+
+TEST_F(RuntimeTest, ScratchMemoryIsReusedAcrossCalls) {
+  std::vector<Tensor> in = inputs(32);
+  Call call(in);
+  std::vector<float> out(32 * 16);
+  int64_t outShape[2] = {32, 16};
+  moe_tensor result{out.data(), MOE_F32, 2, outShape};
+  ASSERT_EQ(moe_layer_run(layer, call.args.data(), 6, &result, 1), MOE_OK);
+  moe_scratch_stats first = moe_scratch_get_stats();
+  EXPECT_GT(first.allocations, 0u);
+  for (int r = 0; r < 3; ++r)
+    ASSERT_EQ(moe_layer_run(layer, call.args.data(), 6, &result, 1), MOE_OK);
+  moe_scratch_stats later = moe_scratch_get_stats();
+  EXPECT_EQ(later.bytes_from_system, first.bytes_from_system) << "steady state went to malloc";
+  EXPECT_EQ(later.allocations_reused - first.allocations_reused,
+            later.allocations - first.allocations);
+}
+
+TEST(RuntimeOpen, MissingFileOrEntryIsAnError) {
+  moe_layer *layer = reinterpret_cast<moe_layer *>(1);
+  EXPECT_EQ(moe_layer_open("/nonexistent/layer.so", "main", &layer), MOE_ERR_LOAD);
+  EXPECT_EQ(layer, nullptr);
+  EXPECT_NE(std::string(moe_last_error()).find("cannot load '/nonexistent/layer.so'"),
+            std::string::npos);
+  EXPECT_EQ(moe_layer_open(nullptr, "main", &layer), MOE_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(moe_layer_run(nullptr, nullptr, 0, nullptr, 0), MOE_ERR_INVALID_ARGUMENT);
+  EXPECT_STREQ(moe_status_message(MOE_ERR_PATH_ID),
+               "a path id given to moe.path_select is outside [0, P] (0 = skip)");
+}
+} // namespace

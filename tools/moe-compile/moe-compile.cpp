@@ -1,0 +1,208 @@
+//===- moe-compile.cpp - ahead-of-time compilation of moe functions -------===//
+//
+//   moe-compile layer.mlir -o layer.so [--entry=main] [--emit=so|obj|llvm]
+//               [--vector-width=N] [--row-tile=N]
+//
+// Runs the CPU pipeline, translates to LLVM IR, optimizes for the host CPU,
+// and writes a shared object (linked with the system's clang) that the
+// runtime loads with moe_layer_open(path, entry). The object exports:
+//   int32_t _mlir_ciface_<entry>(memref descriptors..., out descriptors...)
+//   void _mlir__mlir_ciface_<entry>(void **args)   packed form (runtime calls it)
+//   const char *moe_signature_<entry>              argument/result signature
+//
+//===----------------------------------------------------------------------===//
+
+#include "moe/ExecutionEngine/CompiledFunction.h"
+#include "moe/InitAll.h"
+#include "moe/Pipelines/Pipelines.h"
+
+#include "mlir/ExecutionEngine/OptUtils.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/Parser/Parser.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Support/FileUtilities.h"
+#include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Export.h"
+#include "llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h"
+#include "llvm/IR/IRBuilder.h"
+#include "llvm/IR/LegacyPassManager.h"
+#include "llvm/IR/Module.h"
+#include "llvm/Support/CommandLine.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/Program.h"
+#include "llvm/Support/SourceMgr.h"
+#include "llvm/Support/TargetSelect.h"
+#include "llvm/Support/ToolOutputFile.h"
+#include "llvm/Target/TargetMachine.h"
+
+using namespace mlir;
+
+static llvm::cl::opt<std::string> inputFile(llvm::cl::Positional,
+                                            llvm::cl::desc("<input .mlir>"),
+                                            llvm::cl::init("-"));
+static llvm::cl::opt<std::string> outputFile("o", llvm::cl::desc("output file"),
+                                             llvm::cl::Required);
+static llvm::cl::opt<std::string> entry("entry", llvm::cl::desc("function to compile"),
+                                        llvm::cl::init("main"));
+static llvm::cl::opt<std::string> emit("emit", llvm::cl::desc("so | obj | llvm"),
+                                       llvm::cl::init("so"));
+static llvm::cl::opt<int64_t> vectorWidth("vector-width",
+                                          llvm::cl::desc("f32 lanes (0: host CPU)"),
+                                          llvm::cl::init(0));
+static llvm::cl::opt<int64_t> rowTile("row-tile", llvm::cl::desc("rows per expert GEMM tile"),
+                                      llvm::cl::init(4));
+
+static int fail(const llvm::Twine &msg) {
+  llvm::errs() << "moe-compile: error: " << msg << "\n";
+  return 1;
+}
+
+/// void _mlir__mlir_ciface_<name>(void **args): args[i] points to argument
+/// i, the last entry to the result (the ExecutionEngine's packed form).
+static void addPackedWrapper(llvm::Module &m, llvm::Function *fn) {
+  llvm::LLVMContext &ctx = m.getContext();
+  auto *ptrTy = llvm::PointerType::getUnqual(ctx);
+  auto *wrapper = llvm::Function::Create(
+      llvm::FunctionType::get(llvm::Type::getVoidTy(ctx), {ptrTy}, false),
+      llvm::GlobalValue::ExternalLinkage, "_mlir_" + fn->getName(), m);
+  llvm::IRBuilder<> b(llvm::BasicBlock::Create(ctx, "entry", wrapper));
+  llvm::Value *args = wrapper->getArg(0);
+  llvm::SmallVector<llvm::Value *> callArgs;
+  for (unsigned i = 0; i < fn->arg_size(); ++i) {
+    llvm::Value *slot = b.CreateLoad(ptrTy, b.CreateConstGEP1_64(ptrTy, args, i));
+    callArgs.push_back(b.CreateLoad(fn->getArg(i)->getType(), slot));
+  }
+  llvm::Value *result = b.CreateCall(fn, callArgs);
+  llvm::Value *resultSlot =
+      b.CreateLoad(ptrTy, b.CreateConstGEP1_64(ptrTy, args, fn->arg_size()));
+  b.CreateStore(result, resultSlot);
+  b.CreateRetVoid();
+}
+
+static std::string findLinker() {
+  for (const char *name : {"clang-22", "clang", "cc"})
+    if (auto path = llvm::sys::findProgramByName(name))
+      return *path;
+  if (llvm::sys::fs::exists("/usr/lib/llvm-22/bin/clang"))
+    return "/usr/lib/llvm-22/bin/clang";
+  return "";
+}
+
+int main(int argc, char **argv) {
+  llvm::InitLLVM init(argc, argv);
+  llvm::cl::ParseCommandLineOptions(argc, argv, "moe-compile: ahead-of-time compiler\n");
+  if (emit != "so" && emit != "obj" && emit != "llvm")
+    return fail("--emit must be so, obj or llvm");
+  llvm::InitializeNativeTarget();
+  llvm::InitializeNativeTargetAsmPrinter();
+
+  DialectRegistry registry;
+  moe::registerAllDialects(registry);
+  registerBuiltinDialectTranslation(registry);
+  registerLLVMDialectTranslation(registry);
+  MLIRContext context(registry);
+  std::string err;
+  auto file = openInputFile(inputFile, &err);
+  if (!file)
+    return fail(err);
+  llvm::SourceMgr sourceMgr;
+  sourceMgr.AddNewSourceBuffer(std::move(file), llvm::SMLoc());
+  SourceMgrDiagnosticHandler diagHandler(sourceMgr, &context);
+  OwningOpRef<ModuleOp> module = parseSourceFile<ModuleOp>(sourceMgr, &context);
+  if (!module)
+    return 1;
+  auto func = module->lookupSymbol<func::FuncOp>(entry);
+  if (!func)
+    return fail("no function '" + entry + "' in " + inputFile);
+  std::string signature = moe::signatureText(func);
+  // Compile only the entry function.
+  OwningOpRef<ModuleOp> copy = ModuleOp::create(module->getLoc());
+  copy->getBody()->push_back(func->clone());
+
+  moe::CpuPipelineOptions options;
+  options.vectorWidth = vectorWidth;
+  options.rowTile = rowTile;
+  PassManager pm(&context);
+  moe::buildMoeToCpuPipeline(pm, options);
+  if (failed(pm.run(*copy)))
+    return 1;
+
+  llvm::LLVMContext llvmCtx;
+  auto llvmModule = translateModuleToLLVMIR(*copy, llvmCtx, "moe-layer");
+  if (!llvmModule)
+    return fail("translation to LLVM IR failed");
+  llvm::Function *ciface = llvmModule->getFunction("_mlir_ciface_" + entry);
+  if (!ciface)
+    return fail("no C interface for '" + entry + "'");
+  addPackedWrapper(*llvmModule, ciface);
+  auto *sigInit = llvm::ConstantDataArray::getString(llvmCtx, signature);
+  auto *sigStr = new llvm::GlobalVariable(*llvmModule, sigInit->getType(), true,
+                                          llvm::GlobalValue::PrivateLinkage, sigInit,
+                                          "moe_signature_text");
+  new llvm::GlobalVariable(*llvmModule, llvm::PointerType::getUnqual(llvmCtx), true,
+                           llvm::GlobalValue::ExternalLinkage, sigStr,
+                           "moe_signature_" + entry);
+
+  auto tmBuilder = llvm::orc::JITTargetMachineBuilder::detectHost();
+  if (!tmBuilder)
+    return fail(llvm::toString(tmBuilder.takeError()));
+  tmBuilder->setRelocationModel(llvm::Reloc::PIC_);
+  tmBuilder->setCodeGenOptLevel(llvm::CodeGenOptLevel::Aggressive);
+  auto tm = tmBuilder->createTargetMachine();
+  if (!tm)
+    return fail(llvm::toString(tm.takeError()));
+  llvmModule->setDataLayout((*tm)->createDataLayout());
+  llvmModule->setTargetTriple((*tm)->getTargetTriple());
+  if (llvm::Error e = makeOptimizingTransformer(3, 0, tm->get())(llvmModule.get()))
+    return fail(llvm::toString(std::move(e)));
+
+  if (emit == "llvm") {
+    auto out = openOutputFile(outputFile, &err);
+    if (!out)
+      return fail(err);
+    llvmModule->print(out->os(), nullptr);
+    out->keep();
+    return 0;
+  }
+
+  std::string objPath = outputFile;
+  llvm::SmallString<128> tmp;
+  if (emit == "so") {
+    if (auto ec = llvm::sys::fs::createTemporaryFile("moe-layer", "o", tmp))
+      return fail("cannot create a temporary file: " + ec.message());
+    objPath = std::string(tmp);
+  }
+  {
+    std::error_code ec;
+    llvm::raw_fd_ostream os(objPath, ec, llvm::sys::fs::OF_None);
+    if (ec)
+      return fail("cannot write '" + objPath + "': " + ec.message());
+    llvm::legacy::PassManager codegen;
+    if ((*tm)->addPassesToEmitFile(codegen, os, nullptr, llvm::CodeGenFileType::ObjectFile))
+      return fail("the target cannot emit object files");
+    codegen.run(*llvmModule);
+  }
+  if (emit == "obj")
+    return 0;
+
+  std::string linker = findLinker();
+  if (linker.empty())
+    return fail("no C compiler found to link the shared object (install clang-22)");
+  // The scratch allocator and the rest of the runtime come from
+  // libmoe_runtime.so, found through the rpath.
+  std::string runtimeDir = MOE_RUNTIME_LIBRARY_DIR;
+  std::vector<std::string> argvStore = {linker, "-shared", "-o", outputFile, objPath,
+                                        "-L" + runtimeDir, "-lmoe_runtime",
+                                        "-Wl,-rpath," + runtimeDir, "-lm"};
+  std::vector<llvm::StringRef> linkArgs(argvStore.begin(), argvStore.end());
+  std::string linkErr;
+  int rc = llvm::sys::ExecuteAndWait(linker, linkArgs, std::nullopt, {}, 0, 0, &linkErr);
+  llvm::sys::fs::remove(objPath);
+  if (rc != 0)
+    return fail("linking '" + outputFile + "' with " + linker + " failed" +
+                (linkErr.empty() ? "" : ": " + linkErr));
+  return 0;
+}
