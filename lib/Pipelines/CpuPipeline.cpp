@@ -29,9 +29,12 @@ void buildMoeToLoopsPipeline(mlir::OpPassManager &pm, const CpuPipelineOptions &
   pm.addNestedPass<mlir::func::FuncOp>(mlir::moe::createMoeLowerRouters({options.vectorWidth}));
   pm.addNestedPass<mlir::func::FuncOp>(mlir::moe::createMoeLowerDispatch());
   pm.addNestedPass<mlir::func::FuncOp>(
-      mlir::moe::createMoeLowerGroupedExperts({options.vectorWidth, options.rowTile}));
+      mlir::moe::createMoeLowerGroupedExperts(
+          {options.vectorWidth, options.rowTile, options.parallel}));
   pm.addNestedPass<mlir::func::FuncOp>(mlir::moe::createMoeLowerCombine({options.vectorWidth}));
   pm.addPass(mlir::moe::createMoeFinalizeBuffers());
+  if (options.parallel)
+    pm.addPass(mlir::moe::createMoeOutlineParallel());
   pm.addPass(mlir::createCanonicalizerPass());
   pm.addPass(mlir::createCSEPass());
 }
@@ -46,7 +49,8 @@ mlir::LogicalResult buildLoopsToLlvmPipeline(mlir::OpPassManager &pm) {
       "convert-math-to-llvm,convert-math-to-libm,convert-scf-to-cf,"
       "convert-vector-to-llvm,expand-strided-metadata,lower-affine,"
       "finalize-memref-to-llvm{use-generic-functions=true},convert-arith-to-llvm,convert-index-to-llvm,"
-      "convert-cf-to-llvm,convert-func-to-llvm,reconcile-unrealized-casts",
+      "convert-cf-to-llvm,convert-func-to-llvm,reconcile-unrealized-casts,"
+      "moe-lower-parallel-calls",
       pm);
 }
 

@@ -90,6 +90,17 @@ int moe_run_packed(moe_packed_fn fn, const moe_signature *sig, const char *name,
                    const moe_tensor *args, int num_args, moe_tensor *results,
                    int num_results);
 
+/* The thread pool compiled layers run their parallel loops on: sized to the
+ * machine (or MOE_NUM_THREADS), the calling thread included. */
+int moe_get_num_threads(void);
+/* Resizes the pool; not to be called while a layer runs. */
+int moe_set_num_threads(int threads);
+/* Runs fn(ctx, i, i + 1) for every i in [0, n) on the pool, iterations
+ * claimed one at a time (dynamic schedule); returns when all are done.
+ * Called by compiled code. */
+typedef void (*moe_parallel_body)(void *ctx, int64_t begin, int64_t end);
+void moe_rt_parallel_for(int64_t n, moe_parallel_body fn, void *ctx);
+
 /* Scratch memory statistics of this thread's allocator: bytes obtained from
  * malloc, and allocations served from memory kept from earlier calls. */
 typedef struct moe_scratch_stats {

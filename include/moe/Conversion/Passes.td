@@ -100,6 +100,8 @@ def MoeLowerGroupedExperts : Pass<"moe-lower-grouped-experts", "func::FuncOp"> {
            "f32 lanes per vector (0: from the host CPU's features)">,
     Option<"rowTile", "row-tile", "int64_t", "4",
            "rows of a group computed together (weight reuse factor)">,
+    Option<"parallel", "parallel", "bool", "true",
+           "mark the loop over (expert, row tile) work items for the thread pool">,
   ];
   let statistics = [
     Statistic<"numGroupedOps", "grouped-ops-lowered", "Grouped expert ops lowered">,
@@ -129,6 +131,33 @@ def MoeFinalizeBuffers : Pass<"moe-finalize-buffers", "ModuleOp"> {
     is left.
   }];
   let dependentDialects = ["memref::MemRefDialect"];
+}
+
+def MoeOutlineParallel : Pass<"moe-outline-parallel", "ModuleOp"> {
+  let summary = "Outline loops marked moe.parallel for the runtime's thread pool";
+  let description = [{
+    Each `scf.for` over [0, n) marked `moe.parallel` (the expert-tile loops)
+    becomes a private function computing one iteration from its captured
+    buffers, and the loop a call to the marker `@__moe_parallel__<body>(n,
+    captured...)`, which moe-lower-parallel-calls turns into a call to
+    moe_rt_parallel_for once everything is in the LLVM dialect.
+  }];
+  let dependentDialects = ["func::FuncDialect"];
+  let statistics = [
+    Statistic<"numOutlined", "loops-outlined", "Parallel loops outlined">,
+  ];
+}
+
+def MoeLowerParallelCalls : Pass<"moe-lower-parallel-calls", "ModuleOp"> {
+  let summary = "Turn parallel-loop markers into thread-pool calls (LLVM dialect)";
+  let description = [{
+    For each call of `@__moe_parallel__<body>(n, args...)`: the arguments
+    are stored into a stack context struct, a trampoline
+    `(ctx, begin, end)` loads them and runs `<body>(i, args...)` for
+    i in [begin, end), and the call becomes
+    `moe_rt_parallel_for(n, trampoline, ctx)` (runtime/include/moe_runtime.h).
+  }];
+  let dependentDialects = ["LLVM::LLVMDialect"];
 }
 
 #endif // MOE_CONVERSION_PASSES_TD

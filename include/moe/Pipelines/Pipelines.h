@@ -14,6 +14,9 @@ struct CpuPipelineOptions : public mlir::PassPipelineOptions<CpuPipelineOptions>
   Option<int64_t> rowTile{*this, "row-tile",
                           llvm::cl::desc("rows per expert GEMM tile"),
                           llvm::cl::init(4)};
+  Option<bool> parallel{*this, "parallel",
+                        llvm::cl::desc("run expert tiles on the runtime's thread pool"),
+                        llvm::cl::init(true)};
 };
 
 /// moe (tensors) -> scf/memref/vector loops on buffers, entry functions

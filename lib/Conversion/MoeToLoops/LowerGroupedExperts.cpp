@@ -204,24 +204,80 @@ struct Kernel {
     });
   }
 
-  /// Rows [start, end): full tiles of `rowTile`, then single rows.
-  void emitRange(OpBuilder &b, Location loc, const ExpertWeights &ew, Value x,
-                 Value out, Value start, Value end,
+  /// Every group's rows in tiles of `rowTile` rows: work item i is one tile
+  /// of one group (expert), so the items are balanced even when the routing
+  /// is skewed. With `parallel` the loop over items is marked `moe.parallel`
+  /// (moe-outline-parallel hands it to the runtime's thread pool) and each
+  /// item gets its own scratch buffers.
+  void emitTiles(OpBuilder &b, Location loc, const ExpertWeights &ew, Value x, Value out,
+                 int64_t numGroups, bool parallel, bool prefixIsAdapter, Operation *anchor,
+                 function_ref<std::pair<Value, Value>(OpBuilder &, Location, Value)> groupRange,
                  function_ref<Value(OpBuilder &, Location, Value)> tokenOf) {
-    Value count = arith::SubIOp::create(b, loc, end, start);
-    Value full = arith::MulIOp::create(
-        b, loc, arith::DivUIOp::create(b, loc, count, cIndex(b, loc, rowTile)),
-        cIndex(b, loc, rowTile));
-    Value mid = arith::AddIOp::create(b, loc, start, full);
-    if (rowTile > 1)
-      scf::ForOp::create(b, loc, start, mid, cIndex(b, loc, rowTile), ValueRange{},
-                         [&](OpBuilder &lb, Location l, Value p, ValueRange) {
-                           emitTile(lb, l, ew, x, out, rowTile, p, tokenOf);
-                           scf::YieldOp::create(lb, l);
-                         });
-    emitFor(b, loc, rowTile > 1 ? mid : start, end, [&](OpBuilder &lb, Location l, Value p) {
-      emitTile(lb, l, ew, x, out, 1, p, tokenOf);
+    Value tileOff = entryAlloca(anchor, MemRefType::get({numGroups + 1}, b.getIndexType()));
+    Value rt = cIndex(b, loc, rowTile);
+    memref::StoreOp::create(b, loc, cIndex(b, loc, 0), tileOff, ValueRange{cIndex(b, loc, 0)});
+    emitFor(b, loc, cIndex(b, loc, 0), cIndex(b, loc, numGroups), [&](OpBuilder &lb, Location l, Value g) {
+      auto [start, end] = groupRange(lb, l, g);
+      Value rows = arith::SubIOp::create(lb, l, end, start);
+      Value tiles = arith::CeilDivUIOp::create(lb, l, rows, rt);
+      Value prev = memref::LoadOp::create(lb, l, tileOff, ValueRange{g});
+      memref::StoreOp::create(lb, l, arith::AddIOp::create(lb, l, prev, tiles), tileOff,
+                              ValueRange{arith::AddIOp::create(lb, l, g, cIndex(lb, l, 1))});
     });
+    Value total = memref::LoadOp::create(b, loc, tileOff, ValueRange{cIndex(b, loc, numGroups)});
+    Value sharedMid = mid, sharedLow = low;
+    auto loop = scf::ForOp::create(
+        b, loc, cIndex(b, loc, 0), total, cIndex(b, loc, 1), ValueRange{},
+        [&](OpBuilder &lb, Location l, Value item, ValueRange) {
+          if (parallel) {
+            mid = memref::AllocaOp::create(lb, l, cast<MemRefType>(sharedMid.getType()));
+            if (sharedLow)
+              low = memref::AllocaOp::create(lb, l, cast<MemRefType>(sharedLow.getType()));
+          }
+          // The group of this item: how many groups end at or before it.
+          Value g = emitForWithArgs(
+              lb, l, cIndex(lb, l, 0), cIndex(lb, l, numGroups), ValueRange{cIndex(lb, l, 0)},
+              [&](OpBuilder &b2, Location l2, Value n, ValueRange acc) -> SmallVector<Value> {
+                Value endTile = memref::LoadOp::create(
+                    b2, l2, tileOff, ValueRange{arith::AddIOp::create(b2, l2, n, cIndex(b2, l2, 1))});
+                Value before = arith::CmpIOp::create(b2, l2, arith::CmpIPredicate::ule, endTile, item);
+                return {arith::AddIOp::create(
+                    b2, l2, acc[0],
+                    arith::SelectOp::create(b2, l2, before, cIndex(b2, l2, 1), cIndex(b2, l2, 0)))};
+              })[0];
+          auto [gStart, gEnd] = groupRange(lb, l, g);
+          Value first = memref::LoadOp::create(lb, l, tileOff, ValueRange{g});
+          Value start = arith::AddIOp::create(
+              lb, l, gStart,
+              arith::MulIOp::create(lb, l, arith::SubIOp::create(lb, l, item, first), rt));
+          Value end = arith::MinUIOp::create(lb, l, arith::AddIOp::create(lb, l, start, rt), gEnd);
+          ExpertWeights e = ew;
+          if (numGroups > 1 || !ew.basePrefix.empty() || !ew.adapterPrefix.empty()) {
+            if (prefixIsAdapter)
+              e.adapterPrefix = {g};
+            else
+              e.basePrefix = {g};
+          }
+          Value full = arith::CmpIOp::create(lb, l, arith::CmpIPredicate::eq,
+                                             arith::SubIOp::create(lb, l, end, start), rt);
+          scf::IfOp::create(
+              lb, l, full,
+              [&](OpBuilder &tb, Location tl) {
+                emitTile(tb, tl, e, x, out, rowTile, start, tokenOf);
+                scf::YieldOp::create(tb, tl);
+              },
+              [&](OpBuilder &eb, Location el) {
+                emitFor(eb, el, start, end, [&](OpBuilder &b3, Location l3, Value p) {
+                  emitTile(b3, l3, e, x, out, 1, p, tokenOf);
+                });
+                scf::YieldOp::create(eb, el);
+              });
+          scf::YieldOp::create(lb, l);
+        });
+    mid = sharedMid;
+    low = sharedLow;
+    if (parallel)
+      loop->setAttr("moe.parallel", UnitAttr::get(b.getContext()));
   }
 };
 
@@ -281,8 +337,12 @@ struct LowerGroupedExpertsPass
       ew.h = cast<ShapedType>(x.getType()).getDimSize(1);
       ew.inter = cast<ShapedType>(ew.w1.getType()).getDimSize(0);
       Kernel k = makeKernel(op, ew.inter, 0);
-      k.emitRange(b, loc, ew, x, out, cIndex(b, loc, 0), t,
-                  [](OpBuilder &, Location, Value p) { return p; });
+      k.emitTiles(
+          b, loc, ew, x, out, 1, parallel, false, op,
+          [&](OpBuilder &lb, Location l, Value) {
+            return std::make_pair(cIndex(lb, l, 0), dimOf(lb, l, x, 0));
+          },
+          [](OpBuilder &, Location, Value p) { return p; });
       return out;
     }
 
@@ -328,21 +388,25 @@ struct LowerGroupedExpertsPass
     }
     ew.h = cast<ShapedType>(x.getType()).getDimSize(1);
     Kernel k = makeKernel(op, ew.inter, ew.rank);
-    emitFor(b, loc, cIndex(b, loc, 0), cIndex(b, loc, count), [&](OpBuilder &lb, Location l, Value n) {
-      Value id = arith::AddIOp::create(lb, l, n, cIndex(lb, l, first));
-      Value start = toIndex(lb, l, memref::LoadOp::create(lb, l, offsets, ValueRange{id}));
-      Value end = toIndex(lb, l, memref::LoadOp::create(
-                                     lb, l, offsets,
+    // Mark the prefix kind: per-expert base weights (FFN) or adapters (LoRA).
+    if (lora)
+      ew.adapterPrefix = {cIndex(b, loc, 0)};
+    else
+      ew.basePrefix = {cIndex(b, loc, 0)};
+    k.emitTiles(
+        b, loc, ew, x, out, count, parallel, lora, op,
+        [&](OpBuilder &lb, Location l, Value n) {
+          Value id = arith::AddIOp::create(lb, l, n, cIndex(lb, l, first));
+          Value start = toIndex(lb, l, memref::LoadOp::create(lb, l, offsets, ValueRange{id}));
+          Value end = toIndex(
+              lb, l,
+              memref::LoadOp::create(lb, l, offsets,
                                      ValueRange{arith::AddIOp::create(lb, l, id, cIndex(lb, l, 1))}));
-      ExpertWeights e = ew;
-      if (lora)
-        e.adapterPrefix = {n};
-      else
-        e.basePrefix = {n};
-      k.emitRange(lb, l, e, x, out, start, end, [&](OpBuilder &b2, Location l2, Value p) {
-        return toIndex(b2, l2, memref::LoadOp::create(b2, l2, rows, ValueRange{p}));
-      });
-    });
+          return std::make_pair(start, end);
+        },
+        [&](OpBuilder &b2, Location l2, Value p) {
+          return toIndex(b2, l2, memref::LoadOp::create(b2, l2, rows, ValueRange{p}));
+        });
     return out;
   }
 };
