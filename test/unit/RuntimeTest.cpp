@@ -19,6 +19,7 @@
 #include <cstdlib>
 #include <string>
 #include <unistd.h>
+#include <atomic>
 
 using namespace moe;
 using ref::DType;
@@ -213,5 +214,48 @@ TEST(RuntimeOpen, MissingFileOrEntryIsAnError) {
   EXPECT_EQ(moe_layer_run(nullptr, nullptr, 0, nullptr, 0), MOE_ERR_INVALID_ARGUMENT);
   EXPECT_STREQ(moe_status_message(MOE_ERR_PATH_ID),
                "a path id given to moe.path_select is outside [0, P] (0 = skip)");
+}
+} // namespace
+
+namespace {
+struct Hits {
+  std::vector<std::atomic<int>> count;
+  explicit Hits(size_t n) : count(n) {}
+};
+
+void countBody(void *ctx, int64_t begin, int64_t end) {
+  auto *hits = static_cast<Hits *>(ctx);
+  for (int64_t i = begin; i < end; ++i)
+    hits->count[i].fetch_add(1);
+}
+
+void nestedBody(void *ctx, int64_t begin, int64_t end) {
+  // A loop started from inside a loop runs inline instead of deadlocking.
+  for (int64_t i = begin; i < end; ++i)
+    moe_rt_parallel_for(4, countBody, ctx);
+}
+
+TEST(ThreadPool, EveryIterationRunsExactlyOnce) {
+  for (int threads : {1, 2, 3}) {
+    ASSERT_EQ(moe_set_num_threads(threads), MOE_OK);
+    EXPECT_EQ(moe_get_num_threads(), threads);
+    for (int64_t n : {0, 1, 2, 7, 1000}) {
+      for (int repeat = 0; repeat < 20; ++repeat) {
+        Hits hits(size_t(std::max<int64_t>(n, 1)));
+        moe_rt_parallel_for(n, countBody, &hits);
+        for (int64_t i = 0; i < n; ++i)
+          ASSERT_EQ(hits.count[i].load(), 1) << "n " << n << " i " << i << " threads " << threads;
+      }
+    }
+  }
+  EXPECT_EQ(moe_set_num_threads(0), MOE_ERR_INVALID_ARGUMENT);
+}
+
+TEST(ThreadPool, NestedLoopsRunInline) {
+  ASSERT_EQ(moe_set_num_threads(2), MOE_OK);
+  Hits hits(4);
+  moe_rt_parallel_for(3, nestedBody, &hits);
+  for (int i = 0; i < 4; ++i)
+    EXPECT_EQ(hits.count[i].load(), 3);
 }
 } // namespace
