@@ -142,8 +142,11 @@ struct LowerSkipsPass : public mlir::moe::impl::MoeLowerSkipsBase<LowerSkipsPass
                             return {appendIf(lb, l, take, idx, acc[0], i)};
                           })[0];
     } else {
-      // Capacity: the ceil(fraction * T) best (in double, like the reference);
-      // a token is in iff fewer than that many tokens rank ahead of it.
+      // Capacity: the ceil(fraction * T) best (in double, like the reference).
+      // Radix select, O(32 T): scores map to order-preserving uint32 keys;
+      // the quota-th largest key K is built bit by bit from the top, then
+      // tokens above K are taken, and tokens equal to K in ascending order
+      // until the quota is full (ties to the lower token, as specified).
       double fraction = op.getCapacityFraction()->convertToFloat();
       Value tF = arith::UIToFPOp::create(b, loc, b.getF64Type(),
                                          arith::IndexCastOp::create(b, loc, b.getI64Type(), t));
@@ -154,24 +157,57 @@ struct LowerSkipsPass : public mlir::moe::impl::MoeLowerSkipsBase<LowerSkipsPass
           b, loc, arith::IndexCastOp::create(b, loc, b.getIndexType(),
                                              arith::FPToSIOp::create(b, loc, b.getI64Type(), want)),
           t);
+      auto i32 = b.getI32Type();
+      auto c32 = [&](OpBuilder &ob, Location l, uint32_t v) { return cI32(ob, l, int32_t(v)); };
+      Value keys = memref::AllocOp::create(b, loc, MemRefType::get({ShapedType::kDynamic}, i32),
+                                           ValueRange{t}, b.getI64IntegerAttr(64));
+      emitFor(b, loc, zero, t, [&](OpBuilder &lb, Location l, Value i) {
+        // + 0.0 turns -0 into +0, which the reference treats as equal.
+        Value v = arith::AddFOp::create(lb, l, memref::LoadOp::create(lb, l, scores, ValueRange{i}),
+                                        cF32(lb, l, 0.0f));
+        Value bits = arith::BitcastOp::create(lb, l, i32, v);
+        Value neg = arith::CmpIOp::create(lb, l, arith::CmpIPredicate::slt, bits, c32(lb, l, 0));
+        Value key = arith::SelectOp::create(
+            lb, l, neg, arith::XOrIOp::create(lb, l, bits, c32(lb, l, 0xffffffffu)),
+            arith::OrIOp::create(lb, l, bits, c32(lb, l, 0x80000000u)));
+        memref::StoreOp::create(lb, l, key, keys, ValueRange{i});
+      });
+      auto countIf = [&](OpBuilder &ob, Location l, arith::CmpIPredicate pred, Value k) {
+        return emitForWithArgs(
+            ob, l, cIndex(ob, l, 0), t, ValueRange{cIndex(ob, l, 0)},
+            [&](OpBuilder &b2, Location l2, Value i, ValueRange acc) -> SmallVector<Value> {
+              Value key = memref::LoadOp::create(b2, l2, keys, ValueRange{i});
+              Value hit = arith::CmpIOp::create(b2, l2, pred, key, k);
+              return {arith::AddIOp::create(
+                  b2, l2, acc[0],
+                  arith::SelectOp::create(b2, l2, hit, cIndex(b2, l2, 1), cIndex(b2, l2, 0)))};
+            })[0];
+      };
+      Value kth = emitForWithArgs(
+          b, loc, zero, cIndex(b, loc, 32), ValueRange{c32(b, loc, 0)},
+          [&](OpBuilder &lb, Location l, Value bit, ValueRange acc) -> SmallVector<Value> {
+            Value shift = arith::SubIOp::create(lb, l, c32(lb, l, 31), toI32(lb, l, bit));
+            Value cand = arith::OrIOp::create(
+                lb, l, acc[0], arith::ShLIOp::create(lb, l, c32(lb, l, 1), shift));
+            Value cnt = countIf(lb, l, arith::CmpIPredicate::uge, cand);
+            Value enough = arith::CmpIOp::create(lb, l, arith::CmpIPredicate::uge, cnt, quota);
+            return {arith::SelectOp::create(lb, l, enough, cand, acc[0])};
+          })[0];
+      Value greater = countIf(b, loc, arith::CmpIPredicate::ugt, kth);
+      Value tieQuota = arith::SubIOp::create(b, loc, quota, greater);
       n = emitForWithArgs(
-          b, loc, zero, t, ValueRange{zero},
+          b, loc, zero, t, ValueRange{zero, zero},
           [&](OpBuilder &lb, Location l, Value i, ValueRange acc) -> SmallVector<Value> {
-            Value ri = memref::LoadOp::create(lb, l, scores, ValueRange{i});
-            Value ahead = emitForWithArgs(
-                lb, l, cIndex(lb, l, 0), t, ValueRange{cIndex(lb, l, 0)},
-                [&](OpBuilder &b2, Location l2, Value u, ValueRange cnt) -> SmallVector<Value> {
-                  Value ru = memref::LoadOp::create(b2, l2, scores, ValueRange{u});
-                  Value gt = arith::CmpFOp::create(b2, l2, arith::CmpFPredicate::OGT, ru, ri);
-                  Value tie = arith::AndIOp::create(
-                      b2, l2, arith::CmpFOp::create(b2, l2, arith::CmpFPredicate::OEQ, ru, ri),
-                      arith::CmpIOp::create(b2, l2, arith::CmpIPredicate::ult, u, i));
-                  Value inc = arith::SelectOp::create(b2, l2, arith::OrIOp::create(b2, l2, gt, tie),
-                                                      cIndex(b2, l2, 1), cIndex(b2, l2, 0));
-                  return {arith::AddIOp::create(b2, l2, cnt[0], inc)};
-                })[0];
-            Value take = arith::CmpIOp::create(lb, l, arith::CmpIPredicate::ult, ahead, quota);
-            return {appendIf(lb, l, take, idx, acc[0], i)};
+            Value key = memref::LoadOp::create(lb, l, keys, ValueRange{i});
+            Value above = arith::CmpIOp::create(lb, l, arith::CmpIPredicate::ugt, key, kth);
+            Value tie = arith::AndIOp::create(
+                lb, l, arith::CmpIOp::create(lb, l, arith::CmpIPredicate::eq, key, kth),
+                arith::CmpIOp::create(lb, l, arith::CmpIPredicate::ult, acc[1], tieQuota));
+            Value take = arith::OrIOp::create(lb, l, above, tie);
+            Value ties = arith::AddIOp::create(
+                lb, l, acc[1],
+                arith::SelectOp::create(lb, l, tie, cIndex(lb, l, 1), cIndex(lb, l, 0)));
+            return {appendIf(lb, l, take, idx, acc[0], i), ties};
           })[0];
     }
 

@@ -1,0 +1,183 @@
+//===- savings.cpp - do skipped decisions save their work? ----------------===//
+//
+//   moe-savings [--tokens=T] [--repeat=N]
+//
+// Two families, each timed against its own r = 0 case in the same run:
+//  * null experts: 8 SwiGLU experts + 8 null experts, oracle routing, k = 2;
+//    a fraction r of the (token, slot) pairs go to null experts;
+//  * skip block: a Mixture-of-Depths block (capacity fraction 1 - r) around
+//    a dense SwiGLU FFN; a fraction r of the tokens skip it.
+// Target (issue 5): time(r) / time(0) <= (1 - r) + 0.05. Every compiled
+// result is checked against the reference interpreter first.
+//
+//===----------------------------------------------------------------------===//
+
+#include "moe/ExecutionEngine/CompiledFunction.h"
+#include "moe/InitAll.h"
+#include "moe/Reference/Interpreter.h"
+#include "moe/Support/Random.h"
+
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/Parser/Parser.h"
+#include "llvm/Support/CommandLine.h"
+#include "llvm/Support/Format.h"
+#include "llvm/Support/FormatVariadic.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
+using namespace moe;
+using ref::DType;
+using ref::Tensor;
+
+static llvm::cl::opt<int64_t> tokens("tokens", llvm::cl::init(512));
+static llvm::cl::opt<int> repeat("repeat", llvm::cl::init(15));
+static constexpr int64_t H = 256, I = 768;
+
+static std::string nullLayer() {
+  return R"mlir(
+func.func @main(%x: tensor<?x256xf32>, %ids: tensor<?x2xi32>, %w: tensor<?x2xf32>,
+                %w1: tensor<8x768x256xf32>, %w3: tensor<8x768x256xf32>,
+                %w2: tensor<8x256x768xf32>) -> tensor<?x256xf32> {
+  %ffn = moe.ffn_experts swiglu w1(%w1 : tensor<8x768x256xf32>) w3(%w3 : tensor<8x768x256xf32>)
+      w2(%w2 : tensor<8x256x768xf32>) -> !moe.experts<8, 256>
+  %null = moe.zero_experts : !moe.experts<8, 256>
+  %y = moe.layer %x, %ids, %w experts(%ffn, %null : !moe.experts<8, 256>, !moe.experts<8, 256>)
+      : tensor<?x256xf32>, tensor<?x2xi32>, tensor<?x2xf32> -> tensor<?x256xf32>
+  return %y : tensor<?x256xf32>
+})mlir";
+}
+
+static std::string skipBlock(double fraction) {
+  std::string f = llvm::formatv("{0:e}", fraction).str();
+  return R"mlir(
+func.func @main(%x: tensor<?x256xf32>, %r: tensor<256xf32>, %w1: tensor<768x256xf32>,
+                %w3: tensor<768x256xf32>, %w2: tensor<256x768xf32>) -> tensor<?x256xf32> {
+  %y = moe.skip_block %x, %r {capacity_fraction = )mlir" +
+         f + R"mlir( : f32}
+      : tensor<?x256xf32>, tensor<256xf32> -> tensor<?x256xf32> {
+  ^bb0(%xs: tensor<?x256xf32>):
+    %f = moe.ffn swiglu %xs w1(%w1 : tensor<768x256xf32>) w3(%w3 : tensor<768x256xf32>)
+        w2(%w2 : tensor<256x768xf32>) : tensor<?x256xf32> -> tensor<?x256xf32>
+    moe.yield %f : tensor<?x256xf32>
+  }
+  return %y : tensor<?x256xf32>
+})mlir";
+}
+
+/// One case: its compiled function, inputs, accuracy and timings.
+struct Case {
+  std::unique_ptr<CompiledFunction> fn;
+  std::vector<Tensor> args;
+  double relError = 0;
+  std::vector<double> times;
+  double median() {
+    std::sort(times.begin(), times.end());
+    return times[times.size() / 2];
+  }
+};
+
+/// Compiles `text` and checks it against the reference on `args`.
+static bool prepare(mlir::MLIRContext &ctx, const std::string &text, std::vector<Tensor> args,
+                    Case &c) {
+  auto module = mlir::parseSourceString<mlir::ModuleOp>(text, &ctx);
+  if (!module)
+    return false;
+  ref::Status s = CompiledFunction::compile(*module, "main", CpuPipelineOptions(), false, c.fn);
+  std::vector<Tensor> got, want;
+  if (!s.ok() || !(s = c.fn->run(args, got)).ok() ||
+      !(s = ref::interpret(module->lookupSymbol<mlir::func::FuncOp>("main"), args, want)).ok()) {
+    llvm::errs() << s.error << "\n";
+    return false;
+  }
+  double err = 0, mx = 0;
+  for (size_t i = 0; i < got[0].f.size(); ++i) {
+    err = std::max(err, double(std::fabs(got[0].f[i] - want[0].f[i])));
+    mx = std::max(mx, double(std::fabs(want[0].f[i])));
+  }
+  c.relError = mx > 0 ? err / mx : err;
+  c.args = std::move(args);
+  return true;
+}
+
+/// Times the cases round-robin (one run of each per round), so that a
+/// machine whose speed drifts over seconds affects every case alike.
+static bool timeInterleaved(std::vector<Case> &cases) {
+  std::vector<Tensor> out;
+  for (int round = 0; round < repeat + 2; ++round)
+    for (Case &c : cases) {
+      auto start = std::chrono::steady_clock::now();
+      if (!c.fn->run(c.args, out).ok())
+        return false;
+      if (round >= 2) // warm-up rounds
+        c.times.push_back(std::chrono::duration<double, std::micro>(
+                              std::chrono::steady_clock::now() - start)
+                              .count());
+    }
+  return true;
+}
+
+int main(int argc, char **argv) {
+  llvm::cl::ParseCommandLineOptions(argc, argv, "moe-savings\n");
+  mlir::DialectRegistry registry;
+  moe::registerAllDialects(registry);
+  mlir::MLIRContext ctx(registry);
+  const int64_t t = tokens;
+  const double rates[] = {0.0, 0.25, 0.5, 0.75};
+  bool allMet = true;
+
+  llvm::outs() << llvm::format("moe-savings: T = %lld, H = %lld, I = %lld, %d threads, "
+                               "median of %d runs\n",
+                               (long long)t, (long long)H, (long long)I, moe_get_num_threads(),
+                               int(repeat));
+  llvm::outs() << "case          r     time_us   rel_to_r0   bound   met   max_rel_err\n";
+  struct Measured {
+    double micros, relError;
+  };
+  auto report = [&](const char *name, double r, const Measured &m, double base) {
+    double rel = m.micros / base, bound = (1.0 - r) + 0.05;
+    bool met = rel <= bound;
+    allMet &= met;
+    llvm::outs() << llvm::format("%-12s %5.2f %11.1f %11.3f %7.2f   %-4s  %.2g\n", name, r,
+                                 m.micros, rel, bound, met ? "yes" : "NO", m.relError);
+  };
+
+  // Null experts: fraction r of the slots routed to experts 8..15 (null).
+  std::vector<Case> nullCases(4), skipCases(4);
+  for (int c = 0; c < 4; ++c) {
+    double r = rates[c];
+    Tensor ids = Tensor::ints(DType::I32, {t, 2});
+    Rng rng(42);
+    int64_t nullSlots = int64_t(std::llround(r * double(2 * t)));
+    std::vector<int64_t> order(2 * t);
+    for (int64_t i = 0; i < 2 * t; ++i)
+      order[i] = i;
+    for (int64_t i = 2 * t - 1; i > 0; --i)
+      std::swap(order[i], order[rng.integer(0, i + 1)]);
+    for (int64_t i = 0; i < 2 * t; ++i)
+      ids.i[order[i]] = i < nullSlots ? 8 + rng.integer(0, 8) : rng.integer(0, 8);
+    if (!prepare(ctx, nullLayer(),
+                 {randomFloats({t, H}, 1), ids, randomFloats({t, 2}, 2), randomFloats({8, I, H}, 3),
+                  randomFloats({8, I, H}, 4), randomFloats({8, H, I}, 5)},
+                 nullCases[c]))
+      return 1;
+    // Skip block: capacity fraction 1 - r.
+    if (!prepare(ctx, skipBlock(1.0 - r),
+                 {randomFloats({t, H}, 1), randomFloats({H}, 2), randomFloats({I, H}, 3),
+                  randomFloats({I, H}, 4), randomFloats({H, I}, 5)},
+                 skipCases[c]))
+      return 1;
+  }
+  if (!timeInterleaved(nullCases) || !timeInterleaved(skipCases))
+    return 1;
+  for (auto [name, cases] : {std::make_pair("null-experts", &nullCases),
+                             std::make_pair("skip-block", &skipCases)}) {
+    double base = (*cases)[0].median();
+    for (int c = 0; c < 4; ++c)
+      report(name, rates[c], {(*cases)[c].median(), (*cases)[c].relError}, base);
+  }
+  llvm::outs() << (allMet ? "all savings bounds met\n" : "some savings bounds NOT met\n");
+  return 0;
+}
