@@ -23,6 +23,7 @@ using namespace mlir::moe;
 namespace {
 struct ExpandLayersPass
     : public mlir::moe::impl::MoeExpandLayersBase<ExpandLayersPass> {
+  using Base::Base;
   void runOnOperation() override {
     SmallVector<LayerOp> layers;
     getOperation().walk([&](LayerOp op) { layers.push_back(op); });
@@ -123,6 +124,10 @@ struct ExpandLayersPass
       first += count;
     }
     numSharedExperts += numShared;
+    if (report)
+      layer.emitRemark() << "expanded into a counting-sort dispatch over " << numExperts
+                         << " routed + " << numShared
+                         << " shared experts, grouped expert GEMMs and a weighted combine";
     auto combine = CombineOp::create(b, loc, layer.getType(), acc,
                                      dispatch.getSlotRows(), weights);
     layer.getResult().replaceAllUsesWith(combine.getResult());

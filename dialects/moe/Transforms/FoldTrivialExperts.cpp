@@ -24,6 +24,7 @@ using namespace mlir::moe;
 namespace {
 struct FoldTrivialExpertsPass
     : public mlir::moe::impl::MoeFoldTrivialExpertsBase<FoldTrivialExpertsPass> {
+  using Base::Base;
   void runOnOperation() override {
     SmallVector<LayerOp> layers;
     getOperation().walk([&](LayerOp op) { layers.push_back(op); });
@@ -36,20 +37,21 @@ struct FoldTrivialExpertsPass
     SmallVector<int64_t> map;
     SmallVector<int32_t> kinds;
     bool anyTrivial = false;
+    int64_t zero = 0, copy = 0, constant = 0;
     int64_t nextId = 0;
     for (Value bank : layer.getExperts()) {
       int64_t count = cast<ExpertsType>(bank.getType()).getCount();
       Operation *def = bank.getDefiningOp();
       int32_t kind = 0;
       if (isa_and_nonnull<ZeroExpertsOp>(def)) {
-        numZeroExperts += count;
+        zero += count;
       } else if (isa_and_nonnull<CopyExpertsOp>(def)) {
         kind = 1;
-        numCopyExperts += count;
+        copy += count;
       } else if (auto c = dyn_cast_or_null<ConstExpertsOp>(def)) {
         kind = 2 + consts.size();
         consts.push_back(c.getValues());
-        numConstExperts += count;
+        constant += count;
       } else {
         kept.push_back(bank);
         for (int64_t n = 0; n < count; ++n) {
@@ -66,6 +68,14 @@ struct FoldTrivialExpertsPass
     }
     if (!anyTrivial)
       return;
+    numZeroExperts += zero;
+    numCopyExperts += copy;
+    numConstExperts += constant;
+    if (report) {
+      layer.emitRemark() << "folded " << zero << " zero, " << copy << " copy and " << constant
+                         << " constant experts out of the expert table; " << kept.size()
+                         << " expert bank(s) left to dispatch";
+    }
 
     OpBuilder b(layer);
     Location loc = layer.getLoc();

@@ -18,7 +18,14 @@ def MoeFoldTrivialExperts : Pass<"moe-fold-trivial-experts", "func::FuncOp"> {
     element-wise terms `y += w * x` and `y += w * c` (moe.trivial_combine),
     and the remaining FFN/LoRA banks are renumbered (moe.remap_experts). A
     layer whose experts are all trivial keeps no moe.layer at all.
+
+    Debian's LLVM is built without LLVM_ENABLE_STATS, which compiles pass
+    statistics out; `report` emits the same counts as remarks on each layer.
   }];
+  let options = [
+    Option<"report", "report", "bool", "false",
+           "emit a remark per layer with the experts folded">,
+  ];
   let statistics = [
     Statistic<"numZeroExperts", "zero-experts-folded",
               "Zero/null experts dropped from expert tables">,
@@ -38,6 +45,10 @@ def MoeExpandLayers : Pass<"moe-expand-layers", "func::FuncOp"> {
     moe.grouped_lora per expert bank over its ragged rows, and moe.combine
     (the weighted scatter-add back to token order).
   }];
+  let options = [
+    Option<"report", "report", "bool", "false",
+           "emit a remark per layer describing its expansion">,
+  ];
   let dependentDialects = ["tensor::TensorDialect", "arith::ArithDialect"];
   let statistics = [
     Statistic<"numLayers", "layers-expanded", "moe.layer ops expanded">,

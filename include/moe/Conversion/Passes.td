@@ -41,6 +41,8 @@ def MoeLowerSkips : Pass<"moe-lower-skips", "func::FuncOp"> {
   let options = [
     Option<"vectorWidth", "vector-width", "int64_t", "0",
            "f32 lanes per vector (0: from the host CPU's features)">,
+    Option<"report", "report", "bool", "false",
+           "emit a remark per skip op describing the compaction">,
   ];
   let statistics = [
     Statistic<"numSkipBlocks", "skip-blocks-lowered", "skip_block ops lowered">,

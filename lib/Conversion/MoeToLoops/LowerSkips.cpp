@@ -109,6 +109,14 @@ struct LowerSkipsPass : public mlir::moe::impl::MoeLowerSkipsBase<LowerSkipsPass
   }
 
   void lowerSkip(mdl::SkipBlockOp op, int64_t width) {
+    if (report) {
+      auto remark = op.emitRemark() << "compacts the tokens selected by ";
+      if (auto f = op.getCapacityFraction())
+        remark << "capacity fraction " << f->convertToFloat();
+      else
+        remark << "score > " << op.getThreshold()->convertToFloat();
+      remark << " into a dense buffer before the block; skipped tokens cost only the copy";
+    }
     OpBuilder b(op);
     Location loc = op.getLoc();
     Value x = getBuffer(b, loc, op.getHidden());
@@ -221,6 +229,10 @@ struct LowerSkipsPass : public mlir::moe::impl::MoeLowerSkipsBase<LowerSkipsPass
   }
 
   void lowerPaths(mdl::PathSelectOp op, int64_t width) {
+    if (report)
+      op.emitRemark() << "compacts the tokens of each of " << op.getBranches().size()
+                      << " paths into a dense buffer before its branch; skipped tokens cost "
+                         "only the copy";
     OpBuilder b(op);
     Location loc = op.getLoc();
     Value x = getBuffer(b, loc, op.getHidden());
