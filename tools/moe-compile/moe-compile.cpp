@@ -52,8 +52,9 @@ static llvm::cl::opt<std::string> emit("emit", llvm::cl::desc("so | obj | llvm")
 static llvm::cl::opt<int64_t> vectorWidth("vector-width",
                                           llvm::cl::desc("f32 lanes (0: host CPU)"),
                                           llvm::cl::init(0));
-static llvm::cl::opt<int64_t> rowTile("row-tile", llvm::cl::desc("rows per expert GEMM tile"),
-                                      llvm::cl::init(4));
+static llvm::cl::opt<int64_t> rowTile("row-tile",
+                                      llvm::cl::desc("rows per expert GEMM tile (0: host)"),
+                                      llvm::cl::init(0));
 
 static int fail(const llvm::Twine &msg) {
   llvm::errs() << "moe-compile: error: " << msg << "\n";

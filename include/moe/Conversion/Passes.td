@@ -100,8 +100,8 @@ def MoeLowerGroupedExperts : Pass<"moe-lower-grouped-experts", "func::FuncOp"> {
   let options = [
     Option<"vectorWidth", "vector-width", "int64_t", "0",
            "f32 lanes per vector (0: from the host CPU's features)">,
-    Option<"rowTile", "row-tile", "int64_t", "4",
-           "rows of a group computed together (weight reuse factor)">,
+    Option<"rowTile", "row-tile", "int64_t", "0",
+           "rows of a group computed together (weight reuse factor; 0: from the host's vector registers)">,
     Option<"parallel", "parallel", "bool", "true",
            "mark the loop over (expert, row tile) work items for the thread pool">,
   ];

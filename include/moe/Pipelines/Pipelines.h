@@ -12,8 +12,8 @@ struct CpuPipelineOptions : public mlir::PassPipelineOptions<CpuPipelineOptions>
                               llvm::cl::desc("f32 lanes per vector (0: host CPU)"),
                               llvm::cl::init(0)};
   Option<int64_t> rowTile{*this, "row-tile",
-                          llvm::cl::desc("rows per expert GEMM tile"),
-                          llvm::cl::init(4)};
+                          llvm::cl::desc("rows per expert GEMM tile (0: host)"),
+                          llvm::cl::init(0)};
   Option<bool> parallel{*this, "parallel",
                         llvm::cl::desc("run expert tiles on the runtime's thread pool"),
                         llvm::cl::init(true)};

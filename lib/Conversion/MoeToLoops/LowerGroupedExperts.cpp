@@ -93,6 +93,9 @@ struct ExpertWeights {
   Value a1, b1, a3, b3, a2, b2;
   SmallVector<Value> adapterPrefix;
   float scale = 0.0f;              // alpha / r
+  // LoRA: the frozen base up-projections of every token, [T, I] (null for
+  // FFN experts, which compute theirs per tile).
+  Value base1, base3;
   int64_t h = 0, inter = 0, rank = 0;
 };
 
@@ -143,16 +146,45 @@ struct Kernel {
     // With a LoRA adapter on w3 the two projections need different low-rank
     // products, so the gate projection runs first, parked in `mid`, and the
     // w1 pass below multiplies it in.
+    // The base up-projections w1 · x and w3 · x of the tile's rows: for LoRA
+    // banks they were computed once per token (base1/base3) before the expert
+    // loop; for FFN experts they are this tile's GEMM.
+    auto upProjections = [&](OpBuilder &lb, Location l, Value i, bool want1, bool want3) {
+      std::pair<SmallVector<Value>, SmallVector<Value>> res;
+      if (ew.base1) {
+        for (int64_t r = 0; r < tile; ++r) {
+          if (want1)
+            res.first.push_back(memref::LoadOp::create(lb, l, ew.base1, ValueRange{tokens[r], i}));
+          if (want3)
+            res.second.push_back(memref::LoadOp::create(lb, l, ew.base3, ValueRange{tokens[r], i}));
+        }
+        return res;
+      }
+      SmallVector<Value> idx(ew.basePrefix);
+      idx.push_back(i);
+      SmallVector<RowRef> ws;
+      if (want1)
+        ws.push_back(RowRef{ew.w1, idx});
+      if (want3)
+        ws.push_back(RowRef{ew.w3, idx});
+      auto sums = emitDotTile(lb, l, xRows, ws, ew.h, width);
+      for (int64_t r = 0; r < tile; ++r) {
+        if (want1)
+          res.first.push_back(sums[r][0]);
+        if (want3)
+          res.second.push_back(sums[r][want1 ? 1 : 0]);
+      }
+      return res;
+    };
+
+    // With a LoRA adapter on w3 the two projections need different low-rank
+    // products, so the gate projection runs first, parked in `mid`, and the
+    // w1 pass below multiplies it in.
     bool loraGate = gated && ew.a3;
     if (loraGate) {
       lowProject(b, loc, ew.a3, xRows, ew.h);
       emitFor(b, loc, cIndex(b, loc, 0), cIndex(b, loc, ew.inter), [&](OpBuilder &lb, Location l, Value i) {
-        SmallVector<Value> idx(ew.basePrefix);
-        idx.push_back(i);
-        auto sums = emitDotTile(lb, l, xRows, {RowRef{ew.w3, idx}}, ew.h, width);
-        SmallVector<Value> vals;
-        for (int64_t r = 0; r < tile; ++r)
-          vals.push_back(sums[r][0]);
+        SmallVector<Value> vals = upProjections(lb, l, i, false, true).second;
         addAdapter(lb, l, ew.b3, i, vals);
         for (int64_t r = 0; r < tile; ++r)
           memref::StoreOp::create(lb, l, vals[r], mid, ValueRange{cIndex(lb, l, r), i});
@@ -162,22 +194,14 @@ struct Kernel {
       lowProject(b, loc, ew.a1, xRows, ew.h);
     // GEMM 1 with the activation (and gate) epilogue: mid[r, i].
     emitFor(b, loc, cIndex(b, loc, 0), cIndex(b, loc, ew.inter), [&](OpBuilder &lb, Location l, Value i) {
-      SmallVector<Value> idx(ew.basePrefix);
-      idx.push_back(i);
-      SmallVector<RowRef> ws{RowRef{ew.w1, idx}};
-      if (gated && !loraGate)
-        ws.push_back(RowRef{ew.w3, idx});
-      auto sums = emitDotTile(lb, l, xRows, ws, ew.h, width);
-      SmallVector<Value> up;
-      for (int64_t r = 0; r < tile; ++r)
-        up.push_back(sums[r][0]);
+      auto [up, gate] = upProjections(lb, l, i, true, gated && !loraGate);
       if (ew.a1)
         addAdapter(lb, l, ew.b1, i, up);
       for (int64_t r = 0; r < tile; ++r) {
         Value v = emitActivation(lb, l, ew.act, up[r]);
         if (gated) {
-          Value g = loraGate ? memref::LoadOp::create(lb, l, mid, ValueRange{cIndex(lb, l, r), i})
-                             : sums[r][1];
+          Value g = loraGate ? Value(memref::LoadOp::create(lb, l, mid, ValueRange{cIndex(lb, l, r), i}))
+                             : gate[r];
           v = arith::MulFOp::create(lb, l, v, g);
         }
         memref::StoreOp::create(lb, l, v, mid, ValueRange{cIndex(lb, l, r), i});
@@ -202,6 +226,50 @@ struct Kernel {
       for (int64_t r = 0; r < tile; ++r)
         memref::StoreOp::create(lb, l, vals[r], out, ValueRange{outRows[r], c});
     });
+  }
+
+  /// out[t, i] = w[i] · x[t] for every token: the LoRA base projections,
+  /// computed once per token rather than once per (token, expert) pair.
+  /// Work items are tiles of `rowTile` tokens (marked for the pool).
+  void emitDenseProjection(OpBuilder &b, Location loc, Value x, Value w, Value out,
+                           int64_t h, int64_t inter, bool parallel) {
+    Value t = dimOf(b, loc, x, 0), rt = cIndex(b, loc, rowTile);
+    Value items = arith::CeilDivUIOp::create(b, loc, t, rt);
+    auto loop = scf::ForOp::create(
+        b, loc, cIndex(b, loc, 0), items, cIndex(b, loc, 1), ValueRange{},
+        [&](OpBuilder &lb, Location l, Value item, ValueRange) {
+          Value start = arith::MulIOp::create(lb, l, item, rt);
+          Value end = arith::MinUIOp::create(lb, l, arith::AddIOp::create(lb, l, start, rt), t);
+          auto rows = [&](OpBuilder &ob, Location ol, Value first, int64_t n) {
+            SmallVector<RowRef> refs;
+            SmallVector<Value> toks;
+            for (int64_t r = 0; r < n; ++r) {
+              Value tok = arith::AddIOp::create(ob, ol, first, cIndex(ob, ol, r));
+              toks.push_back(tok);
+              refs.push_back({x, {tok}});
+            }
+            emitFor(ob, ol, cIndex(ob, ol, 0), cIndex(ob, ol, inter), [&](OpBuilder &b2, Location l2, Value i) {
+              auto sums = emitDotTile(b2, l2, refs, {RowRef{w, {i}}}, h, width);
+              for (int64_t r = 0; r < n; ++r)
+                memref::StoreOp::create(b2, l2, sums[r][0], out, ValueRange{toks[r], i});
+            });
+          };
+          Value full = arith::CmpIOp::create(lb, l, arith::CmpIPredicate::eq,
+                                             arith::SubIOp::create(lb, l, end, start), rt);
+          scf::IfOp::create(
+              lb, l, full,
+              [&](OpBuilder &tb, Location tl) {
+                rows(tb, tl, start, rowTile);
+                scf::YieldOp::create(tb, tl);
+              },
+              [&](OpBuilder &eb, Location el) {
+                emitFor(eb, el, start, end, [&](OpBuilder &b3, Location l3, Value p) { rows(b3, l3, p, 1); });
+                scf::YieldOp::create(eb, el);
+              });
+          scf::YieldOp::create(lb, l);
+        });
+    if (parallel)
+      loop->setAttr("moe.parallel", UnitAttr::get(b.getContext()));
   }
 
   /// Every group's rows in tiles of `rowTile` rows: work item i is one tile
@@ -310,7 +378,7 @@ struct LowerGroupedExpertsPass
   }
 
   Kernel makeKernel(Operation *op, int64_t inter, int64_t rank) {
-    int64_t tile = std::max<int64_t>(1, rowTile);
+    int64_t tile = resolveRowTile(rowTile);
     Kernel k{resolveVectorWidth(vectorWidth), tile, Value(), Value()};
     k.mid = entryAlloca(op, MemRefType::get({tile, inter}, Float32Type::get(op->getContext())));
     if (rank > 0)
@@ -388,6 +456,17 @@ struct LowerGroupedExpertsPass
     }
     ew.h = cast<ShapedType>(x.getType()).getDimSize(1);
     Kernel k = makeKernel(op, ew.inter, ew.rank);
+    if (lora) {
+      // The frozen base's up-projections, once per token for all experts.
+      Value t = dimOf(b, loc, x, 0);
+      auto baseType = MemRefType::get({ShapedType::kDynamic, ew.inter}, b.getF32Type());
+      ew.base1 = memref::AllocOp::create(b, loc, baseType, ValueRange{t}, b.getI64IntegerAttr(64));
+      k.emitDenseProjection(b, loc, x, ew.w1, ew.base1, ew.h, ew.inter, parallel);
+      if (ew.w3) {
+        ew.base3 = memref::AllocOp::create(b, loc, baseType, ValueRange{t}, b.getI64IntegerAttr(64));
+        k.emitDenseProjection(b, loc, x, ew.w3, ew.base3, ew.h, ew.inter, parallel);
+      }
+    }
     // Mark the prefix kind: per-expert base weights (FFN) or adapters (LoRA).
     if (lora)
       ew.adapterPrefix = {cIndex(b, loc, 0)};

@@ -17,6 +17,12 @@ int64_t resolveVectorWidth(int64_t requested) {
   return requested > 0 ? requested : hostVectorWidth();
 }
 
+int64_t resolveRowTile(int64_t requested) {
+  if (requested > 0)
+    return requested;
+  return hostVectorWidth() == 16 ? 8 : 4;
+}
+
 MemRefType bufferTypeOf(Type tensorType) {
   auto t = cast<RankedTensorType>(tensorType);
   return MemRefType::get(t.getShape(), t.getElementType());

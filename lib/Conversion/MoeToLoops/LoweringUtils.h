@@ -25,6 +25,10 @@ constexpr llvm::StringLiteral kStatusAttr = "moe.status";
 int64_t hostVectorWidth();
 /// `requested` if positive, else hostVectorWidth().
 int64_t resolveVectorWidth(int64_t requested);
+/// Rows of an expert GEMM tile: the register block is rows x {w1, w3}
+/// vector accumulators, so 8 rows with AVX-512's 32 vector registers and 4
+/// with 16 (AVX2). `requested` wins if positive.
+int64_t resolveRowTile(int64_t requested);
 
 /// The memref type a tensor of `type` lowers to (identity layout).
 MemRefType bufferTypeOf(Type tensorType);

@@ -100,3 +100,30 @@ func.func @expert_choice_all(%x: tensor<?x16xf32>, %gate: tensor<3x16xf32>,
       : tensor<?x16xf32>, tensor<?x3xi32>, tensor<?x3xf32> -> tensor<?x16xf32>
   return %y : tensor<?x16xf32>
 }
+
+// LoRA experts without a gate projection (plain GELU), 3 adapters of rank 2,
+// plus a LoRA bank as a shared expert: the base projection is computed once
+// per token and shared by every expert that uses it.
+func.func @lora_plain(%x: tensor<?x16xf32>, %gate: tensor<3x16xf32>,
+                      %w1: tensor<24x16xf32>, %w2: tensor<16x24xf32>,
+                      %a1: tensor<3x2x16xf32>, %b1: tensor<3x24x2xf32>,
+                      %a2: tensor<3x2x24xf32>, %b2: tensor<3x16x2xf32>,
+                      %sa1: tensor<1x2x16xf32>, %sb1: tensor<1x24x2xf32>,
+                      %sa2: tensor<1x2x24xf32>, %sb2: tensor<1x16x2xf32>) -> tensor<?x16xf32> {
+  %ids, %w = moe.topk_router softmax %x, %gate {k = 2}
+      : tensor<?x16xf32>, tensor<3x16xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  %lora = moe.lora_experts gelu
+      base(w1 %w1 : tensor<24x16xf32>, w2 %w2 : tensor<16x24xf32>)
+      adapters(w1 %a1, %b1 : tensor<3x2x16xf32>, tensor<3x24x2xf32>,
+               w2 %a2, %b2 : tensor<3x2x24xf32>, tensor<3x16x2xf32>)
+      {alpha = 4.0 : f32} -> !moe.experts<3, 16>
+  %shared = moe.lora_experts gelu
+      base(w1 %w1 : tensor<24x16xf32>, w2 %w2 : tensor<16x24xf32>)
+      adapters(w1 %sa1, %sb1 : tensor<1x2x16xf32>, tensor<1x24x2xf32>,
+               w2 %sa2, %sb2 : tensor<1x2x24xf32>, tensor<1x16x2xf32>)
+      {alpha = 2.0 : f32} -> !moe.experts<1, 16>
+  %y = moe.layer %x, %ids, %w experts(%lora : !moe.experts<3, 16>)
+      shared(%shared : !moe.experts<1, 16>)
+      : tensor<?x16xf32>, tensor<?x2xi32>, tensor<?x2xf32> -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
