@@ -8,6 +8,8 @@
 #include "mlir/InitAllDialects.h"
 #include "mlir/InitAllExtensions.h"
 #include "mlir/InitAllPasses.h"
+#include "mlir/Parser/Parser.h"
+#include "mlir/Support/FileUtilities.h"
 
 void moe::registerAllDialects(mlir::DialectRegistry &registry) {
   registry.insert<mlir::moe::MoeDialect>();
@@ -20,4 +22,15 @@ void moe::registerAllPasses() {
   mlir::moe::registerMoePasses();
   mlir::moe::registerMoeConversionPasses();
   moe::registerMoePipelines();
+}
+
+mlir::OwningOpRef<mlir::ModuleOp> moe::parseMlirFile(const std::string &path,
+                                                     mlir::MLIRContext &context,
+                                                     llvm::SourceMgr &sourceMgr,
+                                                     std::string &error) {
+  auto file = mlir::openInputFile(path, &error);
+  if (!file)
+    return nullptr;
+  sourceMgr.AddNewSourceBuffer(std::move(file), llvm::SMLoc());
+  return mlir::parseSourceFile<mlir::ModuleOp>(sourceMgr, &context);
 }

@@ -173,6 +173,15 @@ Status checkBias(const Tensor *bias, int64_t e) {
   return Status::success();
 }
 
+/// The values top-k selection ranks: scores plus the selection-only bias.
+std::vector<double> selectionKeys(const std::vector<double> &scores, const Tensor *bias) {
+  std::vector<double> keys = scores;
+  if (bias)
+    for (size_t j = 0; j < keys.size(); ++j)
+      keys[j] += bias->f[j];
+  return keys;
+}
+
 /// Writes the chosen (expert, weight) pairs of token t into slots 0.., with
 /// optional renormalization and scaling; the remaining slots stay -1 / 0.
 void fillSlots(Routing &r, int64_t t, int64_t slots,
@@ -220,13 +229,11 @@ Status topkRouter(const Tensor &x, const Tensor &gate, const Tensor *bias,
   if (!s.ok() || !(s = checkBias(bias, gate.dim(0))).ok() ||
       !(s = checkK("k", k, 1, gate.dim(0))).ok())
     return s;
-  int64_t t = x.dim(0), e = gate.dim(0);
+  int64_t t = x.dim(0);
   Routing r = emptyRouting(t, k);
   for (int64_t i = 0; i < t; ++i) {
-    std::vector<double> sc = score(logits[i], scoring), biased = sc;
-    if (bias)
-      for (int64_t j = 0; j < e; ++j)
-        biased[j] += bias->f[j];
+    std::vector<double> sc = score(logits[i], scoring);
+    std::vector<double> biased = selectionKeys(sc, bias);
     std::vector<int64_t> order = rankDescending(biased);
     order.resize(k);
     fillSlots(r, i, k, order, sc, renormalize, scalingFactor);
@@ -253,10 +260,8 @@ Status groupedTopkRouter(const Tensor &x, const Tensor &gate, const Tensor *bias
     return s;
   Routing r = emptyRouting(t, k);
   for (int64_t i = 0; i < t; ++i) {
-    std::vector<double> sc = score(logits[i], scoring), biased = sc;
-    if (bias)
-      for (int64_t j = 0; j < e; ++j)
-        biased[j] += bias->f[j];
+    std::vector<double> sc = score(logits[i], scoring);
+    std::vector<double> biased = selectionKeys(sc, bias);
     // Group score: sum of the group's top-min(2, size) biased scores.
     std::vector<double> groupScore(numGroups);
     for (int64_t g = 0; g < numGroups; ++g) {

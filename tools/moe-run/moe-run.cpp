@@ -149,15 +149,11 @@ int main(int argc, char **argv) {
   moe::registerAllDialects(registry);
   MLIRContext context(registry);
   std::string err;
-  auto file = openInputFile(inputFile, &err);
-  if (!file)
-    return fail(err);
   llvm::SourceMgr sourceMgr;
-  sourceMgr.AddNewSourceBuffer(std::move(file), llvm::SMLoc());
   SourceMgrDiagnosticHandler diagHandler(sourceMgr, &context);
-  OwningOpRef<ModuleOp> module = parseSourceFile<ModuleOp>(sourceMgr, &context);
+  OwningOpRef<ModuleOp> module = moe::parseMlirFile(inputFile, context, sourceMgr, err);
   if (!module)
-    return 1; // the diagnostic handler printed why
+    return err.empty() ? 1 : fail(err); // parse errors were printed with locations
   auto func = module->lookupSymbol<func::FuncOp>(entry);
   if (!func)
     return fail("no function '" + entry + "' in " + inputFile);
