@@ -19,6 +19,7 @@
 #include "llvm/Support/raw_ostream.h"
 
 #include <chrono>
+#include <dlfcn.h>
 #include <cstring>
 
 using namespace mlir;
@@ -186,6 +187,18 @@ Status CompiledFunction::compile(ModuleOp module, const std::string &entry,
   if (!tm)
     return Status::failure("cannot create a target machine: " + llvm::toString(tm.takeError()));
   ExecutionEngineOptions engineOptions;
+  // Compiled code calls the runtime (thread pool, scratch allocator). Name
+  // its library explicitly: a host that loaded us with RTLD_LOCAL (Python
+  // extensions) does not expose its symbols to the JIT's process lookup.
+  Dl_info runtimeInfo;
+  std::string runtimePath;
+  if (dladdr(reinterpret_cast<void *>(&moe_rt_parallel_for), &runtimeInfo) &&
+      runtimeInfo.dli_fname)
+    runtimePath = runtimeInfo.dli_fname;
+  llvm::SmallVector<llvm::StringRef> libs;
+  if (!runtimePath.empty())
+    libs.push_back(runtimePath);
+  engineOptions.sharedLibPaths = libs;
   auto transformer = makeOptimizingTransformer(3, 0, tm->get());
   engineOptions.transformer = transformer;
   engineOptions.jitCodeGenOptLevel = llvm::CodeGenOptLevel::Aggressive;

@@ -129,9 +129,10 @@ def Moe_GroupedLoraOp : Moe_LoweringOp<"grouped_lora", [Pure, AttrSizedOperandSe
   let results = (outs TensorRankOf<[F32], [2]>:$result);
   let assemblyFormat = [{
     `` $activation $hidden `,` $rows `,` $offsets
-    `base` `(` $w1 (`,` $w3^)? `,` $w2 `:` type($w1) (`,` type($w3)^)? `,` type($w2) `)`
-    `adapters` `(` $a1 `,` $b1 (`,` $a3^ `,` $b3)? `,` $a2 `,` $b2 `:`
-    type($a1) `,` type($b1) (`,` type($a3)^ `,` type($b3))? `,` type($a2) `,` type($b2) `)`
+    `base` `(` `w1` $w1 `:` type($w1) (`w3` $w3^ `:` type($w3))? `w2` $w2 `:` type($w2) `)`
+    `adapters` `(` `w1` $a1 `,` $b1 `:` type($a1) `,` type($b1)
+    (`w3` $a3^ `,` $b3 `:` type($a3) `,` type($b3))?
+    `w2` $a2 `,` $b2 `:` type($a2) `,` type($b2) `)`
     `into` $acc attr-dict `:` type($hidden) `,` type($rows) `,` type($offsets)
     `,` type($acc) `->` type($result)
   }];

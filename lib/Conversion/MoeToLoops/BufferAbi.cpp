@@ -23,8 +23,21 @@ using namespace mlir::moe::lowering;
 namespace {
 struct BufferAbiPass : public mlir::moe::impl::MoeBufferAbiBase<BufferAbiPass> {
   void runOnOperation() override {
+    // Public functions are entry points; a call to one from moe code would
+    // need the status plumbed through, which is not supported.
+    WalkResult calls = getOperation().walk([&](func::CallOp call) {
+      auto callee = getOperation().lookupSymbol<func::FuncOp>(call.getCallee());
+      if (callee && callee.isPublic() && !callee.isExternal()) {
+        call.emitOpError() << "calls the entry function '" << call.getCallee()
+                           << "': calls between compiled moe entry points are not supported";
+        return WalkResult::interrupt();
+      }
+      return WalkResult::advance();
+    });
+    if (calls.wasInterrupted())
+      return signalPassFailure();
     for (auto func : getOperation().getOps<func::FuncOp>()) {
-      if (func.isExternal())
+      if (func.isExternal() || !func.isPublic())
         continue;
       if (failed(convert(func)))
         return signalPassFailure();

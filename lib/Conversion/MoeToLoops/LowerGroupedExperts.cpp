@@ -296,7 +296,16 @@ struct Kernel {
     Value sharedMid = mid, sharedLow = low;
     auto loop = scf::ForOp::create(
         b, loc, cIndex(b, loc, 0), total, cIndex(b, loc, 1), ValueRange{},
-        [&](OpBuilder &lb, Location l, Value item, ValueRange) {
+        [&](OpBuilder &outer, Location l, Value item, ValueRange) {
+          // Parallel items get their own scratch, in an alloca scope so it is
+          // released every iteration even if the loop is not outlined.
+          OpBuilder lb = outer;
+          if (parallel) {
+            auto scope = memref::AllocaScopeOp::create(outer, l, TypeRange{});
+            Block *scopeBody = new Block();
+            scope.getBodyRegion().push_back(scopeBody);
+            lb = OpBuilder::atBlockEnd(scopeBody);
+          }
           if (parallel) {
             mid = memref::AllocaOp::create(lb, l, cast<MemRefType>(sharedMid.getType()));
             if (sharedLow)
@@ -340,7 +349,9 @@ struct Kernel {
                 });
                 scf::YieldOp::create(eb, el);
               });
-          scf::YieldOp::create(lb, l);
+          if (parallel)
+            memref::AllocaScopeReturnOp::create(lb, l, ValueRange{});
+          scf::YieldOp::create(outer, l);
         });
     mid = sharedMid;
     low = sharedLow;

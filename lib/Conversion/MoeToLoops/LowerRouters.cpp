@@ -191,7 +191,10 @@ struct LowerRoutersPass : public mlir::moe::impl::MoeLowerRoutersBase<LowerRoute
       dyn.push_back(t);
     Value ids = allocFor(b, em.loc, op->getResult(0).getType(), dyn);
     Value w = allocFor(b, em.loc, op->getResult(1).getType(), dyn);
-    em.fillUnused(ids, w);
+    // Top-k (plain and grouped) and hash routing write every slot; the
+    // others may leave slots unused, which must read as id -1, weight 0.
+    if (!isa<mdl::TopKRouterOp, mdl::GroupedTopKRouterOp, mdl::HashRouterOp>(op))
+      em.fillUnused(ids, w);
     return {ids, w};
   }
 

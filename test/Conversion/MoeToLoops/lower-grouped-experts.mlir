@@ -40,8 +40,10 @@
 // CHECK-NEXT:      %[[SUM:.*]] = arith.addi %[[PREV]], %[[NTILES]] : index
 // CHECK:           memref.store %[[SUM]], %[[TILE_OFF]][
 // CHECK:         %[[TOTAL:.*]] = memref.load %[[TILE_OFF]][
-//   One work item per (expert, tile); each has its own [4, I] buffer.
+//   One work item per (expert, tile); each has its own [4, I] buffer, in an
+//   alloca scope so it is released per item.
 // CHECK:         scf.for %[[ITEM:[a-z0-9_]+]] = %{{.*}} to %[[TOTAL]] step
+// CHECK-NEXT:      memref.alloca_scope {
 // CHECK-NEXT:      %[[MID:[a-z0-9_]+]] = memref.alloca() : memref<4x128xf32>
 //   The item's expert G: the number of experts whose tiles end at or before it.
 // CHECK:           %[[G:.*]] = scf.for {{.*}} -> (index) {
@@ -115,6 +117,7 @@
 // TILE:           %[[RT:.*]] = arith.constant 2 : index
 // TILE:           arith.ceildivui %{{.*}}, %[[RT]] : index
 // TILE:         scf.for
+// TILE-NEXT:      memref.alloca_scope {
 // TILE-NEXT:      memref.alloca() : memref<2x128xf32>
 // TILE:           scf.if
 // TILE-COUNT-2:     memref.load %{{.*}} : memref<32xi32>
@@ -169,6 +172,7 @@ func.func @grouped_swiglu(%x: tensor<16x64xf32>, %rows: tensor<32xi32>, %offsets
 // CHECK:           memref.store %{{.*}}, %[[TOFF]]
 // CHECK:         %[[TOTAL:.*]] = memref.load %[[TOFF]]
 // CHECK:         scf.for %[[ITEM:[a-z0-9_]+]] = %{{.*}} to %[[TOTAL]] step
+// CHECK-NEXT:      memref.alloca_scope {
 // CHECK-NEXT:      %[[MID:[a-z0-9_]+]] = memref.alloca() : memref<4x32xf32>
 // CHECK-NEXT:      %[[LOW:[a-z0-9_]+]] = memref.alloca() : memref<4x8xf32>
 // CHECK:           %[[G:.*]] = scf.for {{.*}} -> (index) {

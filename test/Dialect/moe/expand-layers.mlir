@@ -39,7 +39,7 @@ func.func @routed(%x: tensor<16x64xf32>, %ids: tensor<16x2xi32>, %w: tensor<16x2
 // CHECK:         %[[OFF:[a-z0-9_]+]], %[[ROWS:[a-z0-9_]+]], %[[SLOTS:[a-z0-9_]+]] = moe.dispatch %[[IDS]] {num_experts = 7 : i64, num_shared = 2 : i64} : tensor<16x2xi32> -> tensor<10xi32>, tensor<64xi32>, tensor<16x4xi32>
 // CHECK:         %[[ACC:.*]] = tensor.empty() : tensor<64x64xf32>
 // CHECK:         %[[G0:.*]] = moe.grouped_ffn swiglu %[[X]], %[[ROWS]], %[[OFF]] {{.*}} into %[[ACC]] {first_expert = 0 : i64}
-// CHECK:         %[[G1:.*]] = moe.grouped_lora silu %[[X]], %[[ROWS]], %[[OFF]] base(%[[LW1]], %[[LW2]] : tensor<32x64xf32>, tensor<64x32xf32>) adapters(%[[A1]], %[[B1]], %[[A2]], %[[B2]] : {{.*}}) into %[[G0]] {alpha = 8.000000e+00 : f32, first_expert = 4 : i64}
+// CHECK:         %[[G1:.*]] = moe.grouped_lora silu %[[X]], %[[ROWS]], %[[OFF]] base(w1 %[[LW1]] : tensor<32x64xf32> w2 %[[LW2]] : tensor<64x32xf32>) adapters(w1 %[[A1]], %[[B1]] : {{.*}} w2 %[[A2]], %[[B2]] : {{.*}}) into %[[G0]] {alpha = 8.000000e+00 : f32, first_expert = 4 : i64}
 // CHECK:         %[[G2:.*]] = moe.grouped_ffn gelu %[[X]], %[[ROWS]], %[[OFF]] w1(%[[S1]] : tensor<2x16x64xf32>) w2(%[[S2]] : tensor<2x64x16xf32>) into %[[G1]] {first_expert = 7 : i64}
 // CHECK:         %[[Y:.*]] = moe.combine %[[G2]], %[[SLOTS]], %[[W]] : tensor<64x64xf32>, tensor<16x4xi32>, tensor<16x2xf32> -> tensor<16x64xf32>
 // CHECK:         return %[[Y]]

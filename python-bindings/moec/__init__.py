@@ -1,0 +1,216 @@
+"""moec: build, compile and run adaptive-computation layers (the ``moe`` dialect).
+
+    import numpy as np, moec
+    fn = moec.compile(open("examples/mixtral.mlir").read())     # or a moec.Layer
+    y = fn(x, gate, w1, w3, w2)                                 # numpy in, numpy out
+    print(fn.stage("loops"))                                    # what the compiler made
+
+API
+---
+``parse(text, filename="<string>")`` / ``load(path)``
+    Parse and verify MLIR text -> :class:`Module`.
+``compile(module, target="cpu", entry="main", vector_width=0, row_tile=4)``
+    ``module``: a :class:`Layer`, MLIR text, a :class:`Module` or a
+    ``pathlib.Path``.  Returns a :class:`Compiled` (callable on numpy arrays
+    or DLPack producers; ``.stages`` lists (name, text) of every stage:
+    moe, expanded, loops, llvm, llvm-ir).  ``target="nvptx"`` raises
+    NotImplementedError (the GPU backend is not built yet).
+``reference(module, *arrays, entry="main")``
+    Runs the C++ reference interpreter (the dialect's semantics).
+``random_inputs(module, tokens, seed=0, entry="main")``
+    Arrays for every argument, generated like ``moe-run --input=random``.
+:class:`Layer`
+    The builder (see :mod:`moec.builder`).
+
+Errors: :class:`CompileError` (parse / verify / compile diagnostics, with
+file:line:col), :class:`RuntimeError` (a subclass of the built-in
+RuntimeError: bad expert ids, non-finite router logits...; nothing is
+written), TypeError / ValueError for arguments of the wrong kind, dtype,
+shape or layout (the message names the argument).  Arrays are never
+converted or copied: pass C-contiguous float32 / int32 / int64 arrays of
+the declared element type.
+
+Results: a function with one result returns one array, otherwise a tuple.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+from typing import List, Optional, Sequence, Tuple, Union
+
+import numpy as _np
+
+from . import _moec
+from ._moec import CompileError, Module, RuntimeError  # noqa: A004 (moec.RuntimeError)
+from .builder import (ACTIVATIONS, GATED_ACTIVATIONS, SCORINGS, Experts, Layer, Routing,
+                      Value)
+
+__all__ = ["CompileError", "RuntimeError", "Module", "Compiled", "Layer", "Value", "Experts",
+           "Routing", "parse", "load", "compile", "reference", "random_inputs", "TARGETS",
+           "ACTIVATIONS", "GATED_ACTIVATIONS", "SCORINGS"]
+
+# Shown as moec.CompileError / moec.RuntimeError in tracebacks.
+CompileError.__module__ = RuntimeError.__module__ = "moec"
+
+#: Targets compile() knows; only "cpu" is implemented.
+TARGETS = ("cpu", "nvptx")
+STAGES = ("moe", "expanded", "loops", "llvm", "llvm-ir")
+
+
+def parse(text: str, filename: str = "<string>") -> Module:
+    """Parses and verifies MLIR text; raises CompileError with the diagnostics."""
+    if not isinstance(text, str):
+        raise TypeError(f"parse() takes MLIR text (str), got {type(text).__name__}")
+    return _moec.parse(text, filename)
+
+
+def load(path: Union[str, os.PathLike]) -> Module:
+    """Parses and verifies an .mlir file."""
+    path = os.fspath(path)
+    with open(path, encoding="utf-8") as f:
+        return _moec.parse(f.read(), path)
+
+
+def _as_module(source) -> Tuple[Module, Optional[Layer]]:
+    if isinstance(source, Module):
+        return source, None
+    if isinstance(source, Layer):
+        return _moec.parse(source.to_mlir(), f"<moec.Layer '{source.name}'>"), source
+    if isinstance(source, pathlib.PurePath):
+        return load(source), None
+    if isinstance(source, str):
+        return _moec.parse(source, "<string>"), None
+    raise TypeError("expected a moec.Layer, MLIR text (str), a moec.Module or a pathlib.Path, "
+                    f"got {type(source).__name__}")
+
+
+def _from_dlpack(a):
+    """Any DLPack producer (torch, jax, cupy-on-host...) becomes a numpy view."""
+    if isinstance(a, _np.ndarray):
+        return a
+    if hasattr(a, "__dlpack__"):
+        return _np.from_dlpack(a)
+    return a
+
+
+def _results(arrays: List[_np.ndarray]):
+    return arrays[0] if len(arrays) == 1 else tuple(arrays)
+
+
+class Compiled:
+    """A function compiled for the host CPU (moe pipeline + LLVM JIT).
+
+    Call it with one array per argument: ``fn(x, gate, ...)``; ``out=`` takes
+    preallocated result arrays (written only on success).  Inputs are read in
+    place (zero copy) and must be C-contiguous with the declared dtype."""
+
+    def __init__(self, fn, module: Module, layer: Optional[Layer]):
+        self._fn = fn
+        self.module = module
+        self.layer = layer
+
+    @property
+    def entry(self) -> str:
+        return self._fn.entry
+
+    @property
+    def stages(self) -> List[Tuple[str, str]]:
+        """(name, text) of every stage: moe, expanded, loops, llvm, llvm-ir."""
+        return self._fn.stages
+
+    @property
+    def stage_names(self) -> List[str]:
+        return [name for name, _ in self._fn.stages]
+
+    def stage(self, name: str) -> str:
+        """The text of one stage."""
+        for n, text in self._fn.stages:
+            if n == name:
+                return text
+        raise KeyError(f"no stage {name!r}; the stages are {self.stage_names}")
+
+    @property
+    def argument_names(self) -> List[str]:
+        return list(self._fn.argument_names)
+
+    @property
+    def signature(self):
+        """([(shape, dtype) per argument], [(shape, dtype) per result]); None = T."""
+        return self._fn.signature
+
+    @property
+    def compile_seconds(self) -> float:
+        return self._fn.compile_seconds
+
+    def __call__(self, *arrays, out: Optional[Sequence[_np.ndarray]] = None):
+        arrays = [_from_dlpack(a) for a in arrays]
+        if out is not None:
+            out = [_from_dlpack(a) for a in out]
+        return _results(self._fn.run(arrays, out))
+
+    def __repr__(self) -> str:
+        args, results = self.signature
+        fmt = lambda s: "[" + ", ".join("T" if d is None else str(d) for d in s[0]) + "] " + s[1]
+        names = self.argument_names
+        a = ", ".join(f"{n or '#' + str(i)}: {fmt(s)}" for i, (n, s) in enumerate(zip(names, args)))
+        return (f"<moec.Compiled '{self.entry}' ({a}) -> ({', '.join(fmt(s) for s in results)}); "
+                f"stages {self.stage_names}>")
+
+
+def compile(module, target: str = "cpu", entry: Optional[str] = None, vector_width: int = 0,
+            row_tile: int = 4) -> Compiled:
+    """Compiles ``entry`` of ``module`` (a Layer, MLIR text, Module or Path).
+
+    ``vector_width``: f32 lanes per vector (0: from the host CPU);
+    ``row_tile``: rows per expert GEMM tile. Raises CompileError."""
+    if target not in TARGETS:
+        raise ValueError(f"unknown target {target!r}; the targets are {TARGETS}")
+    if target == "nvptx":
+        raise NotImplementedError(
+            "target='nvptx': the GPU (NVPTX) backend is not implemented yet (issue 9); "
+            "use target='cpu'")
+    mod, layer = _as_module(module)
+    if entry is None:
+        entry = layer.name if layer is not None else "main"
+    fn = _moec.compile(mod, entry, int(vector_width), int(row_tile))
+    return Compiled(fn, mod, layer)
+
+
+def reference(module, *arrays, entry: Optional[str] = None):
+    """Runs ``entry`` with the reference interpreter (C++, double accumulation)."""
+    mod, layer = (module.module, module.layer) if isinstance(module, Compiled) else _as_module(module)
+    if entry is None:
+        entry = layer.name if layer is not None else "main"
+    return _results(_moec.reference(mod, entry, [_from_dlpack(a) for a in arrays]))
+
+
+def random_inputs(module, tokens: int, seed: int = 0, entry: Optional[str] = None):
+    """One array per argument, like ``moe-run --input=random:SEED``: floats
+    uniform in [-a, a) with a = sqrt(3 / last dim) for rank >= 2 (else 1),
+    integers uniform in the argument's random_range (Layer inputs) or [0, 100).
+    Every dynamic dimension is ``tokens``."""
+    layer = None
+    if isinstance(module, Compiled):
+        layer, module = module.layer, module.module
+    if isinstance(module, Layer):
+        layer = module
+        sigs = [(tuple(v.shape), {"f32": "float32", "i32": "int32", "i64": "int64"}[v.dtype])
+                for v in layer.arguments]
+        ranges = [layer.random_range(i) for i in range(len(sigs))]
+    else:
+        mod, layer = _as_module(module)
+        name = entry or (layer.name if layer is not None else "main")
+        sigs = mod.signature(name)[0]
+        ranges = [layer.random_range(i) if layer is not None else None for i in range(len(sigs))]
+    rng = _np.random.default_rng(seed)
+    arrays = []
+    for (shape, dtype), rr in zip(sigs, ranges):
+        shape = tuple(tokens if d is None else d for d in shape)
+        if dtype == "float32":
+            a = (3.0 / shape[-1]) ** 0.5 if len(shape) >= 2 and shape[-1] > 0 else 1.0
+            arrays.append(rng.uniform(-a, a, size=shape).astype(_np.float32))
+        else:
+            lo, hi = rr if rr is not None else (0, 100)
+            arrays.append(rng.integers(lo, hi, size=shape).astype(dtype))
+    return arrays

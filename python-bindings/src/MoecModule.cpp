@@ -1,0 +1,536 @@
+//===- MoecModule.cpp - the _moec Python extension -------------------------===//
+//
+// The C++ half of the `moec` package: parse + verify MLIR text of the moe
+// dialect (diagnostics with file:line:col become moec.CompileError), compile
+// a function through moe::CompiledFunction (CPU pipeline + JIT, every stage's
+// text kept), call it on numpy arrays without copying them, and run the
+// reference interpreter. The pure-Python half (moec/__init__.py) adds the
+// DLPack conversion, the target dispatch and the layer builder.
+//
+// Arrays are never converted: an argument must already have the element
+// type and the C-contiguous, aligned layout the compiled code reads, or the
+// call raises TypeError / ValueError naming the argument.
+//
+//===----------------------------------------------------------------------===//
+
+#include "moe/ExecutionEngine/CompiledFunction.h"
+#include "moe/InitAll.h"
+#include "moe/Reference/Interpreter.h"
+#include "moe_runtime.h"
+
+#include "mlir/AsmParser/AsmParser.h"
+#include "mlir/AsmParser/AsmParserState.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/IR/Verifier.h"
+#include "mlir/Parser/Parser.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/SourceMgr.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <dlfcn.h>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace py = pybind11;
+using moe::ref::DType;
+using moe::ref::Status;
+using moe::ref::Tensor;
+
+namespace {
+
+/// Compilation or verification failed; the message is the diagnostic text.
+struct CompileError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+/// The compiled code or the reference interpreter reported an error at run
+/// time (bad expert id, non-finite router logit, ...).
+struct RunError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+//===----------------------------------------------------------------------===//
+// Parsed modules
+//===----------------------------------------------------------------------===//
+
+/// A parsed, verified module with its own context. Compiled functions keep
+/// a reference to it, so the context outlives them.
+struct Module {
+  std::unique_ptr<mlir::MLIRContext> context;
+  mutable mlir::OwningOpRef<mlir::ModuleOp> module;
+  std::string filename;
+  /// Serializes compile() and reference() on this module (they run without
+  /// the GIL and share the context).
+  std::mutex mutex;
+  /// Argument names ("x", "gate", ...) of every function, from the source.
+  std::map<std::string, std::vector<std::string>> argNames;
+
+  mlir::func::FuncOp lookup(const std::string &entry) const {
+    auto func = module->lookupSymbol<mlir::func::FuncOp>(entry);
+    if (!func) {
+      std::string names;
+      for (auto f : module->getOps<mlir::func::FuncOp>())
+        names += (names.empty() ? "'" : ", '") + f.getSymName().str() + "'";
+      throw py::key_error("no function '" + entry + "' in the module (it has " +
+                          (names.empty() ? std::string("none") : names) + ")");
+    }
+    return func;
+  }
+
+  std::vector<std::string> namesOf(mlir::func::FuncOp func) const {
+    auto it = argNames.find(func.getSymName().str());
+    std::vector<std::string> names;
+    if (it != argNames.end())
+      names = it->second;
+    names.resize(func.getNumArguments());
+    return names;
+  }
+
+  std::string print() const {
+    std::string s;
+    llvm::raw_string_ostream os(s);
+    module->print(os);
+    return s;
+  }
+};
+
+std::shared_ptr<Module> parse(const std::string &text, const std::string &filename) {
+  auto m = std::make_shared<Module>();
+  mlir::DialectRegistry registry;
+  moe::registerAllDialects(registry);
+  // One context per module; no thread pool per context.
+  m->context = std::make_unique<mlir::MLIRContext>(registry,
+                                                   mlir::MLIRContext::Threading::DISABLED);
+  m->filename = filename;
+  mlir::MLIRContext *ctx = m->context.get();
+
+  llvm::SourceMgr sourceMgr;
+  sourceMgr.AddNewSourceBuffer(llvm::MemoryBuffer::getMemBufferCopy(text, filename),
+                               llvm::SMLoc());
+  std::string diagnostics;
+  llvm::raw_string_ostream diagStream(diagnostics);
+  mlir::SourceMgrDiagnosticHandler handler(sourceMgr, ctx, diagStream);
+
+  mlir::Block block;
+  mlir::AsmParserState state;
+  mlir::ParserConfig config(ctx, /*verifyAfterParse=*/true);
+  if (mlir::failed(mlir::parseAsmSourceFile(sourceMgr, &block, config, &state)))
+    throw CompileError(diagnostics.empty() ? "cannot parse the module" : diagnostics);
+  // The names of the entry blocks' arguments, as written (without the '%').
+  for (mlir::Operation &op : block) {
+    auto collect = [&](mlir::func::FuncOp f) {
+      std::vector<std::string> names;
+      if (!f.getBody().empty())
+        if (const auto *def = state.getBlockDef(&f.getBody().front()))
+          for (const auto &arg : def->arguments) {
+            llvm::StringRef name(arg.loc.Start.getPointer(),
+                                 arg.loc.End.getPointer() - arg.loc.Start.getPointer());
+            names.push_back(name.ltrim('%').str());
+          }
+      m->argNames[f.getSymName().str()] = names;
+    };
+    if (auto f = llvm::dyn_cast<mlir::func::FuncOp>(op))
+      collect(f);
+    else if (auto inner = llvm::dyn_cast<mlir::ModuleOp>(op))
+      for (auto f : inner.getOps<mlir::func::FuncOp>())
+        collect(f);
+  }
+  auto fileLoc = mlir::FileLineColLoc::get(ctx, filename, 0, 0);
+  m->module = mlir::detail::constructContainerOpForParserIfNecessary<mlir::ModuleOp>(
+      &block, ctx, fileLoc);
+  if (!m->module || mlir::failed(mlir::verify(*m->module)))
+    throw CompileError(diagnostics.empty() ? "the module does not verify" : diagnostics);
+  return m;
+}
+
+//===----------------------------------------------------------------------===//
+// Argument checks (no conversion, ever)
+//===----------------------------------------------------------------------===//
+
+const char *numpyName(DType t) {
+  switch (t) {
+  case DType::F32:
+    return "float32";
+  case DType::I32:
+    return "int32";
+  case DType::I64:
+    return "int64";
+  }
+  return "?";
+}
+
+py::dtype numpyDtype(DType t) {
+  switch (t) {
+  case DType::F32:
+    return py::dtype::of<float>();
+  case DType::I32:
+    return py::dtype::of<int32_t>();
+  case DType::I64:
+    return py::dtype::of<int64_t>();
+  }
+  throw std::logic_error("bad dtype");
+}
+
+std::string label(const char *kind, size_t i, const std::string &name) {
+  std::string s = std::string(kind) + " #" + std::to_string(i);
+  if (!name.empty())
+    s += " ('" + name + "')";
+  return s;
+}
+
+std::string describeShape(const std::vector<int64_t> &shape) {
+  std::string s = "[";
+  for (size_t d = 0; d < shape.size(); ++d)
+    s += (d ? ", " : "") + (shape[d] < 0 ? std::string("T") : std::to_string(shape[d]));
+  return s + "]";
+}
+
+std::string describeShape(const py::array &a) {
+  std::vector<int64_t> shape(a.shape(), a.shape() + a.ndim());
+  return describeShape(shape);
+}
+
+/// Checks that `obj` is a numpy array matching `sig` (dtype, rank, static
+/// dims, C-contiguous, aligned; writeable when `output`), and that its dynamic
+/// dims agree with `tokens` (set by the first array with one). Returns it.
+py::array checkArray(const py::handle &obj, const moe::TensorSignature &sig,
+                     const std::string &what, int64_t &tokens, bool output) {
+  std::string expected = "a C-contiguous " + std::string(numpyName(sig.dtype)) +
+                         " array of shape " + describeShape(sig.shape);
+  if (!py::isinstance<py::array>(obj))
+    throw py::type_error(what + ": expected " + expected + ", got an object of type '" +
+                         std::string(py::str(obj.get_type().attr("__name__"))) + "'");
+  py::array a = py::reinterpret_borrow<py::array>(obj);
+  if (!a.dtype().equal(numpyDtype(sig.dtype)))
+    throw py::type_error(what + ": expected dtype " + numpyName(sig.dtype) + ", got " +
+                         std::string(py::str(a.dtype())) +
+                         " (arrays are never converted; use .astype(numpy." +
+                         numpyName(sig.dtype) + "))");
+  bool shapeOk = size_t(a.ndim()) == sig.shape.size();
+  for (size_t d = 0; shapeOk && d < sig.shape.size(); ++d) {
+    int64_t got = a.shape(d);
+    if (sig.shape[d] >= 0)
+      shapeOk = got == sig.shape[d];
+    else if (tokens >= 0 && got != tokens)
+      throw py::value_error(what + ": expected shape " + describeShape(sig.shape) +
+                            " with T = " + std::to_string(tokens) +
+                            " (every T dimension must agree), got " + describeShape(a));
+  }
+  if (!shapeOk)
+    throw py::value_error(what + ": expected shape " + describeShape(sig.shape) + ", got " +
+                          describeShape(a));
+  for (size_t d = 0; d < sig.shape.size(); ++d)
+    if (sig.shape[d] < 0 && tokens < 0)
+      tokens = a.shape(d);
+  if (!(a.flags() & py::array::c_style))
+    throw py::value_error(what + ": expected " + expected +
+                          ", got a non-contiguous array (strides " + [&] {
+                            std::string s = "(";
+                            for (py::ssize_t d = 0; d < a.ndim(); ++d)
+                              s += (d ? ", " : "") + std::to_string(a.strides(d));
+                            return s + ")";
+                          }() + "); pass numpy.ascontiguousarray(...)");
+  if (!(a.flags() & py::detail::npy_api::NPY_ARRAY_ALIGNED_))
+    throw py::value_error(what + ": the array's data is not aligned for " +
+                          numpyName(sig.dtype) + "; pass a copy");
+  if (output && !a.writeable())
+    throw py::value_error(what + ": the output array is read-only");
+  return a;
+}
+
+std::vector<int64_t> shapeOf(const py::array &a) {
+  return std::vector<int64_t>(a.shape(), a.shape() + a.ndim());
+}
+
+std::vector<moe::TensorSignature> signaturesOf(mlir::TypeRange types, const char *kind) {
+  std::vector<moe::TensorSignature> sigs;
+  for (auto [i, t] : llvm::enumerate(types)) {
+    auto tt = llvm::dyn_cast<mlir::RankedTensorType>(t);
+    moe::TensorSignature sig;
+    if (!tt)
+      throw CompileError(std::string(kind) + " #" + std::to_string(i) +
+                         " is not a ranked tensor");
+    mlir::Type et = tt.getElementType();
+    if (et.isF32())
+      sig.dtype = DType::F32;
+    else if (et.isInteger(32))
+      sig.dtype = DType::I32;
+    else if (et.isInteger(64))
+      sig.dtype = DType::I64;
+    else
+      throw CompileError(std::string(kind) + " #" + std::to_string(i) +
+                         ": unsupported element type");
+    for (int64_t d : tt.getShape())
+      sig.shape.push_back(mlir::ShapedType::isDynamic(d) ? -1 : d);
+    sigs.push_back(sig);
+  }
+  return sigs;
+}
+
+py::tuple signatureTuple(const moe::TensorSignature &sig) {
+  py::list shape;
+  for (int64_t d : sig.shape)
+    shape.append(d < 0 ? py::object(py::none()) : py::object(py::int_(d)));
+  return py::make_tuple(py::tuple(shape), numpyName(sig.dtype));
+}
+
+//===----------------------------------------------------------------------===//
+// Compiled functions
+//===----------------------------------------------------------------------===//
+
+struct Compiled {
+  std::shared_ptr<Module> source; // keeps the context alive; destroyed last
+  std::unique_ptr<moe::CompiledFunction> fn;
+  std::string entry;
+  std::vector<std::string> names;
+  std::mutex mutex; // one call at a time per compiled function
+
+  ~Compiled() { fn.reset(); }
+
+  py::list run(const py::sequence &arrays, const py::object &out) {
+    const auto &argSigs = fn->argumentSignatures();
+    const auto &resSigs = fn->resultSignatures();
+    if (size_t(py::len(arrays)) != argSigs.size()) {
+      std::string list;
+      for (size_t i = 0; i < argSigs.size(); ++i)
+        list += (i ? ", " : "") + (names[i].empty() ? "#" + std::to_string(i) : names[i]) +
+                ": " + argSigs[i].describe();
+      throw py::type_error("'" + entry + "' takes " + std::to_string(argSigs.size()) +
+                           " arrays (" + list + "), got " + std::to_string(py::len(arrays)));
+    }
+    int64_t tokens = -1;
+    std::vector<py::array> keep;
+    std::vector<const void *> argData;
+    std::vector<std::vector<int64_t>> argShapes;
+    for (size_t i = 0; i < argSigs.size(); ++i) {
+      py::array a = checkArray(arrays[i], argSigs[i], label("argument", i, names[i]), tokens,
+                               false);
+      argData.push_back(a.data());
+      argShapes.push_back(shapeOf(a));
+      keep.push_back(a);
+    }
+    std::vector<std::vector<int64_t>> resultShapes;
+    Status s = fn->resultShapesFor(argShapes, resultShapes);
+    if (!s.ok())
+      throw py::value_error(s.error);
+
+    std::vector<py::array> results;
+    if (!out.is_none()) {
+      py::sequence outs = py::reinterpret_borrow<py::sequence>(out);
+      if (size_t(py::len(outs)) != resSigs.size())
+        throw py::type_error("out= must hold " + std::to_string(resSigs.size()) +
+                             " arrays, got " + std::to_string(py::len(outs)));
+      for (size_t i = 0; i < resSigs.size(); ++i) {
+        moe::TensorSignature sig = resSigs[i];
+        sig.shape = resultShapes[i];
+        int64_t unused = -1;
+        results.push_back(checkArray(outs[i], sig, label("out", i, ""), unused, true));
+        // The compiled code reads the inputs while it writes the outputs.
+        auto begin = [](const py::array &a) { return static_cast<const char *>(a.data()); };
+        auto overlaps = [&](const py::array &a, const py::array &b) {
+          return a.nbytes() > 0 && b.nbytes() > 0 && begin(a) < begin(b) + b.nbytes() &&
+                 begin(b) < begin(a) + a.nbytes();
+        };
+        for (size_t j = 0; j < keep.size(); ++j)
+          if (overlaps(results.back(), keep[j]))
+            throw py::value_error(label("out", i, "") + " overlaps " +
+                                  label("argument", j, names[j]) +
+                                  ": outputs cannot alias inputs");
+        for (size_t j = 0; j + 1 < results.size(); ++j)
+          if (overlaps(results.back(), results[j]))
+            throw py::value_error(label("out", i, "") + " overlaps out #" + std::to_string(j));
+      }
+    } else {
+      for (size_t i = 0; i < resSigs.size(); ++i)
+        results.push_back(py::array(numpyDtype(resSigs[i].dtype), resultShapes[i]));
+    }
+    std::vector<void *> resultData;
+    for (py::array &r : results)
+      resultData.push_back(r.mutable_data());
+    {
+      py::gil_scoped_release release;
+      std::lock_guard<std::mutex> lock(mutex);
+      s = fn->runBuffers(argData, argShapes, resultData, resultShapes);
+    }
+    if (!s.ok())
+      throw RunError(s.error);
+    py::list list;
+    for (py::array &r : results)
+      list.append(r);
+    return list;
+  }
+};
+
+std::shared_ptr<Compiled> compile(std::shared_ptr<Module> source, const std::string &entry,
+                                  int64_t vectorWidth, int64_t rowTile) {
+  auto func = source->lookup(entry);
+  moe::CpuPipelineOptions options;
+  options.vectorWidth = vectorWidth;
+  options.rowTile = rowTile;
+  auto c = std::make_shared<Compiled>();
+  c->source = source;
+  c->entry = entry;
+  c->names = source->namesOf(func);
+  Status s;
+  {
+    py::gil_scoped_release release;
+    std::lock_guard<std::mutex> lock(source->mutex);
+    s = moe::CompiledFunction::compile(*source->module, entry, options, /*keepStages=*/true,
+                                       c->fn);
+  }
+  if (!s.ok())
+    throw CompileError(s.error);
+  return c;
+}
+
+//===----------------------------------------------------------------------===//
+// The reference interpreter
+//===----------------------------------------------------------------------===//
+
+py::list reference(const std::shared_ptr<Module> &source, const std::string &entry,
+                   const py::sequence &arrays) {
+  auto func = source->lookup(entry);
+  std::vector<moe::TensorSignature> argSigs =
+      signaturesOf(func.getArgumentTypes(), "argument");
+  std::vector<std::string> names = source->namesOf(func);
+  if (size_t(py::len(arrays)) != argSigs.size())
+    throw py::type_error("'" + entry + "' takes " + std::to_string(argSigs.size()) +
+                         " arrays, got " + std::to_string(py::len(arrays)));
+  int64_t tokens = -1;
+  std::vector<Tensor> args;
+  for (size_t i = 0; i < argSigs.size(); ++i) {
+    py::array a = checkArray(arrays[i], argSigs[i], label("argument", i, names[i]), tokens,
+                             false);
+    std::vector<int64_t> shape = shapeOf(a);
+    size_t n = size_t(a.size());
+    if (argSigs[i].dtype == DType::F32) {
+      const float *p = static_cast<const float *>(a.data());
+      args.push_back(Tensor::f32(shape, std::vector<float>(p, p + n)));
+    } else if (argSigs[i].dtype == DType::I32) {
+      const int32_t *p = static_cast<const int32_t *>(a.data());
+      args.push_back(Tensor::ints(DType::I32, shape, std::vector<int64_t>(p, p + n)));
+    } else {
+      const int64_t *p = static_cast<const int64_t *>(a.data());
+      args.push_back(Tensor::ints(DType::I64, shape, std::vector<int64_t>(p, p + n)));
+    }
+  }
+  std::vector<Tensor> results;
+  Status s;
+  {
+    py::gil_scoped_release release;
+    std::lock_guard<std::mutex> lock(source->mutex);
+    s = moe::ref::interpret(func, args, results);
+  }
+  if (!s.ok())
+    throw RunError(s.error);
+  py::list list;
+  for (const Tensor &t : results) {
+    py::array a(numpyDtype(t.dtype), t.shape);
+    size_t n = size_t(t.numel());
+    if (t.dtype == DType::F32) {
+      std::copy(t.f.begin(), t.f.begin() + n, static_cast<float *>(a.mutable_data()));
+    } else if (t.dtype == DType::I32) {
+      int32_t *p = static_cast<int32_t *>(a.mutable_data());
+      for (size_t k = 0; k < n; ++k)
+        p[k] = int32_t(t.i[k]);
+    } else {
+      std::copy(t.i.begin(), t.i.begin() + n, static_cast<int64_t *>(a.mutable_data()));
+    }
+    list.append(a);
+  }
+  return list;
+}
+
+} // namespace
+
+PYBIND11_MODULE(_moec, m) {
+  m.doc() = "C++ core of the moec package (see moec/__init__.py for the API).";
+
+  // Compiled code calls the runtime (libmoe_runtime.so: scratch allocation,
+  // _mlir_memref_to_llvm_alloc/free), and the JIT resolves those names in
+  // the process's global symbol scope. Python loads extensions and their
+  // dependencies with RTLD_LOCAL, so promote the runtime library (only it)
+  // to the global scope; the handle is kept for the life of the process.
+  Dl_info info;
+  if (dladdr(reinterpret_cast<void *>(&moe_status_message), &info) && info.dli_fname)
+    if (!dlopen(info.dli_fname, RTLD_NOW | RTLD_GLOBAL | RTLD_NOLOAD))
+      throw std::runtime_error(std::string("cannot make the moe runtime's symbols global: ") +
+                               dlerror());
+
+  py::register_exception<CompileError>(m, "CompileError", PyExc_Exception);
+  py::register_exception<RunError>(m, "RuntimeError", PyExc_RuntimeError);
+  m.attr("CompileError").attr("__doc__") =
+      "The module does not parse, verify or compile; the message holds the "
+      "compiler's diagnostics (file:line:col: ...).";
+  m.attr("RuntimeError").attr("__doc__") =
+      "The compiled code or the reference interpreter failed at run time (bad "
+      "expert or path id, non-finite router logit, ...); no output was written.";
+
+  py::class_<Module, std::shared_ptr<Module>>(m, "Module",
+                                              "A parsed and verified MLIR module.")
+      .def("__str__", &Module::print)
+      .def_readonly("filename", &Module::filename)
+      .def("functions",
+           [](const Module &self) {
+             std::vector<std::string> names;
+             for (auto f : self.module->getOps<mlir::func::FuncOp>())
+               names.push_back(f.getSymName().str());
+             return names;
+           })
+      .def("argument_names",
+           [](const Module &self, const std::string &entry) {
+             return self.namesOf(self.lookup(entry));
+           })
+      .def("signature", [](const Module &self, const std::string &entry) {
+        auto func = self.lookup(entry);
+        py::list args, results;
+        for (const auto &s : signaturesOf(func.getArgumentTypes(), "argument"))
+          args.append(signatureTuple(s));
+        for (const auto &s : signaturesOf(func.getResultTypes(), "result"))
+          results.append(signatureTuple(s));
+        return py::make_tuple(args, results);
+      });
+
+  m.def("parse", &parse, py::arg("text"), py::arg("filename") = "<string>",
+        "Parses and verifies MLIR text; raises CompileError with the diagnostics.");
+
+  py::class_<Compiled, std::shared_ptr<Compiled>>(m, "CompiledFunction")
+      .def_readonly("entry", &Compiled::entry)
+      .def_readonly("argument_names", &Compiled::names)
+      .def_property_readonly("stages",
+                             [](const Compiled &self) {
+                               py::list list;
+                               for (const moe::Stage &s : self.fn->stages())
+                                 list.append(py::make_tuple(s.name, s.text));
+                               return list;
+                             })
+      .def_property_readonly("compile_seconds",
+                             [](const Compiled &self) { return self.fn->compileSeconds(); })
+      .def_property_readonly("signature",
+                             [](const Compiled &self) {
+                               py::list args, results;
+                               for (const auto &s : self.fn->argumentSignatures())
+                                 args.append(signatureTuple(s));
+                               for (const auto &s : self.fn->resultSignatures())
+                                 results.append(signatureTuple(s));
+                               return py::make_tuple(args, results);
+                             })
+      .def("run", &Compiled::run, py::arg("arrays"), py::arg("out") = py::none(),
+           "Runs on numpy arrays (no copies); returns the list of results.");
+
+  m.def("compile", &compile, py::arg("module"), py::arg("entry") = "main",
+        py::arg("vector_width") = 0, py::arg("row_tile") = 4,
+        "Compiles `entry` for the host CPU; raises CompileError on failure.");
+  m.def("reference", &reference, py::arg("module"), py::arg("entry"), py::arg("arrays"),
+        "Runs `entry` with the reference interpreter; returns the list of results.");
+}
