@@ -58,7 +58,7 @@ std::string signatureText(func::FuncOp func) {
   return text;
 }
 
-static Status signatureOf(Type type, TensorSignature &sig, const std::string &what) {
+Status signatureOf(Type type, TensorSignature &sig, const std::string &what) {
   auto tt = dyn_cast<RankedTensorType>(type);
   if (!tt)
     return Status::failure(what + " must be a ranked tensor");

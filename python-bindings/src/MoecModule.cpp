@@ -255,23 +255,10 @@ std::vector<int64_t> shapeOf(const py::array &a) {
 std::vector<moe::TensorSignature> signaturesOf(mlir::TypeRange types, const char *kind) {
   std::vector<moe::TensorSignature> sigs;
   for (auto [i, t] : llvm::enumerate(types)) {
-    auto tt = llvm::dyn_cast<mlir::RankedTensorType>(t);
     moe::TensorSignature sig;
-    if (!tt)
-      throw CompileError(std::string(kind) + " #" + std::to_string(i) +
-                         " is not a ranked tensor");
-    mlir::Type et = tt.getElementType();
-    if (et.isF32())
-      sig.dtype = DType::F32;
-    else if (et.isInteger(32))
-      sig.dtype = DType::I32;
-    else if (et.isInteger(64))
-      sig.dtype = DType::I64;
-    else
-      throw CompileError(std::string(kind) + " #" + std::to_string(i) +
-                         ": unsupported element type");
-    for (int64_t d : tt.getShape())
-      sig.shape.push_back(mlir::ShapedType::isDynamic(d) ? -1 : d);
+    moe::ref::Status s = moe::signatureOf(t, sig, std::string(kind) + " #" + std::to_string(i));
+    if (!s.ok())
+      throw CompileError(s.error);
     sigs.push_back(sig);
   }
   return sigs;

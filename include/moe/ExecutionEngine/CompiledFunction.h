@@ -92,6 +92,10 @@ private:
   double seconds = 0.0;
 };
 
+/// The signature of one argument/result type; fails, naming `what`, for a
+/// type the compiled path does not take (not a ranked f32/i32/i64 tensor).
+ref::Status signatureOf(mlir::Type type, TensorSignature &sig, const std::string &what);
+
 /// The runtime's text form of `func`'s signature (see moe_signature_parse).
 std::string signatureText(mlir::func::FuncOp func);
 
