@@ -56,7 +56,9 @@ mlir::LogicalResult buildLoopsToLlvmPipeline(mlir::OpPassManager &pm) {
 
 void buildMoeToCpuPipeline(mlir::OpPassManager &pm, const CpuPipelineOptions &options) {
   buildMoeToLoopsPipeline(pm, options);
-  (void)buildLoopsToLlvmPipeline(pm);
+  // Cannot fail: the textual tail names only passes registered just before.
+  if (failed(buildLoopsToLlvmPipeline(pm)))
+    llvm::report_fatal_error("moe-to-cpu: the LLVM lowering pipeline did not parse");
 }
 
 void registerMoePipelines() {

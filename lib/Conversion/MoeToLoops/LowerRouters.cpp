@@ -33,19 +33,15 @@ struct RouterEmitter {
   int64_t width;
 
   Value c0() { return cIndex(b, loc, 0); }
-  Value c1() { return cIndex(b, loc, 1); }
 
+  /// Marks every slot of ids/weights [T, K] unused (id -1, weight 0).
   void fillUnused(Value ids, Value w) {
-    linalgFreeFill(ids, cI32(b, loc, -1));
-    linalgFreeFill(w, cF32(b, loc, 0.0f));
-  }
-
-  /// buf[...] = v for every element (2-D buffers), as plain loops.
-  void linalgFreeFill(Value buf, Value v) {
-    Value rows = dimOf(b, loc, buf, 0), cols = dimOf(b, loc, buf, 1);
+    Value rows = dimOf(b, loc, ids, 0), cols = dimOf(b, loc, ids, 1);
+    Value unusedId = cI32(b, loc, -1), zero = cF32(b, loc, 0.0f);
     emitFor(b, loc, c0(), rows, [&](OpBuilder &b1, Location l, Value i) {
       emitFor(b1, l, cIndex(b1, l, 0), cols, [&](OpBuilder &b2, Location l2, Value j) {
-        memref::StoreOp::create(b2, l2, v, buf, ValueRange{i, j});
+        memref::StoreOp::create(b2, l2, unusedId, ids, ValueRange{i, j});
+        memref::StoreOp::create(b2, l2, zero, w, ValueRange{i, j});
       });
     });
   }
