@@ -85,6 +85,22 @@ LogicalResult agree(Operation *op, Dim a, Dim b) {
   return success();
 }
 
+/// A result dimension derived from an operand's: the same size, and dynamic
+/// exactly when the operand's is (a static result T over a dynamic operand T
+/// would promise a token count the op cannot guarantee).
+LogicalResult agreeResult(Operation *op, Dim operand, Dim result) {
+  if (failed(agree(op, operand, result)))
+    return failure();
+  if (isStatic(operand.size) != isStatic(result.size))
+    return op->emitOpError() << result.name << " of result '" << result.operand << "' must be "
+                             << (isStatic(operand.size) ? "static" : "dynamic") << " like '"
+                             << operand.operand << "' (" << operand.name << " = "
+                             << (isStatic(operand.size) ? std::to_string(operand.size)
+                                                        : std::string("?"))
+                             << ")";
+  return success();
+}
+
 LogicalResult requireStatic(Operation *op, StringRef operand, Value v) {
   auto type = cast<ShapedType>(v.getType());
   if (!type.hasStaticShape())
@@ -141,7 +157,7 @@ LogicalResult verifyGatedRouter(Operation *op, Value hidden, Value gate,
       failed(requirePositive(op, dim("gate", "E", gate, 0), "expert")) ||
       failed(agree(op, dim("hidden", "H", hidden, 1), dim("gate", "H", gate, 1))) ||
       failed(verifyRoutingPair(op, ids, weights, "ids", "weights")) ||
-      failed(agree(op, dim("hidden", "T", hidden, 0), dim("ids", "T", ids, 0))) ||
+      failed(agreeResult(op, dim("hidden", "T", hidden, 0), dim("ids", "T", ids, 0))) ||
       failed(verifyPositiveFinite(op, "scaling_factor", scalingFactor)))
     return failure();
   if (bias && (failed(requireStatic(op, "bias", bias)) ||
@@ -242,7 +258,7 @@ LogicalResult verifyBranchRegion(Operation *op, Region &region, int64_t h,
 
 LogicalResult verifySameShape(Operation *op, Value a, StringRef aName, Value b,
                               StringRef bName) {
-  if (failed(agree(op, dim(aName, "T", a, 0), dim(bName, "T", b, 0))) ||
+  if (failed(agreeResult(op, dim(aName, "T", a, 0), dim(bName, "T", b, 0))) ||
       failed(agree(op, dim(aName, "H", a, 1), dim(bName, "H", b, 1))))
     return failure();
   return success();
@@ -347,7 +363,7 @@ LogicalResult HashRouterOp::verify() {
   if (int64_t e = getNumExperts(); e < 1)
     return emitOpError() << "'num_experts' must be positive, got " << e;
   if (failed(verifyRoutingPair(*this, getIds(), getWeights(), "ids", "weights")) ||
-      failed(agree(*this, dim("token_ids", "T", getTokenIds(), 0),
+      failed(agreeResult(*this, dim("token_ids", "T", getTokenIds(), 0),
                    dim("ids", "T", getIds(), 0))))
     return failure();
   return verifySlots(*this, getIds(), 1, "1 (one expert per token)");
@@ -361,7 +377,7 @@ LogicalResult CapacityDropOp::verify() {
       failed(verifyRoutingPair(*this, getInIds(), getInWeights(), "in_ids",
                                "in_weights")) ||
       failed(verifyRoutingPair(*this, getIds(), getWeights(), "ids", "weights")) ||
-      failed(agree(*this, dim("in_ids", "T", getInIds(), 0), dim("ids", "T", getIds(), 0))) ||
+      failed(agreeResult(*this, dim("in_ids", "T", getInIds(), 0), dim("ids", "T", getIds(), 0))) ||
       failed(agree(*this, dim("in_ids", "K", getInIds(), 1), dim("ids", "K", getIds(), 1))))
     return failure();
   if (auto e = getRoutingNumExperts(getInIds());
@@ -377,7 +393,7 @@ LogicalResult PathRouterOp::verify() {
       failed(requireStatic(*this, "gate", getGate())) ||
       failed(requirePositive(*this, dim("gate", "P", getGate(), 0), "path")) ||
       failed(agree(*this, dim("hidden", "H", getHidden(), 1), dim("gate", "H", getGate(), 1))) ||
-      failed(agree(*this, dim("hidden", "T", getHidden(), 0), dim("paths", "T", getPaths(), 0))))
+      failed(agreeResult(*this, dim("hidden", "T", getHidden(), 0), dim("paths", "T", getPaths(), 0))))
     return failure();
   return success();
 }

@@ -1835,3 +1835,33 @@ func.func @path_select_branch_yield_type(%x: tensor<16x64xf32>, %p: tensor<16xi3
   }
   return
 }
+
+// -----
+
+// A static result T over a dynamic operand T promises a token count the op
+// cannot guarantee.
+func.func @router_static_result_over_dynamic_tokens(%x: tensor<?x8xf32>, %g: tensor<4x8xf32>) {
+  // expected-error @+1 {{T of result 'ids' must be dynamic like 'hidden' (T = ?)}}
+  %ids, %w = moe.topk_router softmax %x, %g {k = 2}
+      : tensor<?x8xf32>, tensor<4x8xf32> -> tensor<16x2xi32>, tensor<16x2xf32>
+  return
+}
+
+// -----
+
+func.func @layer_static_result_over_dynamic_tokens(%x: tensor<?x8xf32>, %ids: tensor<?x2xi32>,
+                                                   %w: tensor<?x2xf32>) {
+  %e = moe.copy_experts : !moe.experts<4, 8>
+  // expected-error @+1 {{T of result 'result' must be dynamic like 'hidden' (T = ?)}}
+  %y = moe.layer %x, %ids, %w experts(%e : !moe.experts<4, 8>)
+      : tensor<?x8xf32>, tensor<?x2xi32>, tensor<?x2xf32> -> tensor<16x8xf32>
+  return
+}
+
+// -----
+
+func.func @path_router_dynamic_result_over_static_tokens(%x: tensor<16x8xf32>, %g: tensor<3x8xf32>) {
+  // expected-error @+1 {{T of result 'paths' must be static like 'hidden' (T = 16)}}
+  %p = moe.path_router %x, %g : tensor<16x8xf32>, tensor<3x8xf32> -> tensor<?xi32>
+  return
+}
