@@ -27,62 +27,6 @@ namespace mdl = mlir::moe;
 
 namespace {
 
-/// A row of a buffer: all indices but the last.
-struct RowRef {
-  Value buffer;
-  SmallVector<Value> prefix;
-};
-
-/// sums[r][w] = rows[r] · weights[w] over `len` contiguous elements.
-SmallVector<SmallVector<Value>> emitDotTile(OpBuilder &b, Location loc,
-                                            ArrayRef<RowRef> rows,
-                                            ArrayRef<RowRef> weights,
-                                            int64_t len, int64_t width) {
-  auto vecType = VectorType::get({width}, b.getF32Type());
-  size_t nr = rows.size(), nw = weights.size();
-  int64_t mainLen = len - len % width;
-  auto at = [](const RowRef &ref, Value last) {
-    SmallVector<Value> idx(ref.prefix);
-    idx.push_back(last);
-    return idx;
-  };
-  SmallVector<SmallVector<Value>> sums(nr, SmallVector<Value>(nw, cF32(b, loc, 0.0f)));
-  if (mainLen > 0) {
-    Value zero = arith::ConstantOp::create(
-        b, loc, vecType, DenseElementsAttr::get(vecType, b.getF32FloatAttr(0.0f)));
-    SmallVector<Value> init(nr * nw, zero);
-    auto loop = scf::ForOp::create(
-        b, loc, cIndex(b, loc, 0), cIndex(b, loc, mainLen), cIndex(b, loc, width), init,
-        [&](OpBuilder &lb, Location l, Value c, ValueRange acc) {
-          SmallVector<Value> wv, next;
-          for (const RowRef &w : weights)
-            wv.push_back(vector::LoadOp::create(lb, l, vecType, w.buffer, at(w, c)));
-          for (size_t r = 0; r < nr; ++r) {
-            Value xv = vector::LoadOp::create(lb, l, vecType, rows[r].buffer, at(rows[r], c));
-            for (size_t w = 0; w < nw; ++w)
-              next.push_back(vector::FMAOp::create(lb, l, xv, wv[w], acc[r * nw + w]));
-          }
-          scf::YieldOp::create(lb, l, next);
-        });
-    for (size_t r = 0; r < nr; ++r)
-      for (size_t w = 0; w < nw; ++w)
-        sums[r][w] = vector::ReductionOp::create(b, loc, vector::CombiningKind::ADD,
-                                                 loop.getResult(r * nw + w));
-  }
-  for (int64_t c = mainLen; c < len; ++c) {
-    Value idx = cIndex(b, loc, c);
-    SmallVector<Value> wv;
-    for (const RowRef &w : weights)
-      wv.push_back(memref::LoadOp::create(b, loc, w.buffer, at(w, idx)));
-    for (size_t r = 0; r < nr; ++r) {
-      Value xv = memref::LoadOp::create(b, loc, rows[r].buffer, at(rows[r], idx));
-      for (size_t w = 0; w < nw; ++w)
-        sums[r][w] = math::FmaOp::create(b, loc, xv, wv[w], sums[r][w]);
-    }
-  }
-  return sums;
-}
-
 /// Everything one expert's FFN needs, as buffers plus the expert index
 /// prefix (empty for the dense/base weights).
 struct ExpertWeights {
@@ -143,9 +87,6 @@ struct Kernel {
         vals[r] = math::FmaOp::create(lb, l, cF32(lb, l, ew.scale), sums[r][0], vals[r]);
     };
 
-    // With a LoRA adapter on w3 the two projections need different low-rank
-    // products, so the gate projection runs first, parked in `mid`, and the
-    // w1 pass below multiplies it in.
     // The base up-projections w1 · x and w3 · x of the tile's rows: for LoRA
     // banks they were computed once per token (base1/base3) before the expert
     // loop; for FFN experts they are this tile's GEMM.

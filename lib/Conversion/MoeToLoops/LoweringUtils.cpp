@@ -119,37 +119,61 @@ ValueRange emitForWithArgs(
   return loop.getResults();
 }
 
-Value emitDot(OpBuilder &b, Location loc, Value a, ValueRange aPrefix, Value bv,
-              ValueRange bPrefix, int64_t len, int64_t width) {
+/// sums[r][w] = rows[r] · weights[w] over `len` contiguous elements.
+SmallVector<SmallVector<Value>> emitDotTile(OpBuilder &b, Location loc,
+                                            ArrayRef<RowRef> rows,
+                                            ArrayRef<RowRef> weights,
+                                            int64_t len, int64_t width) {
   auto vecType = VectorType::get({width}, b.getF32Type());
+  size_t nr = rows.size(), nw = weights.size();
   int64_t mainLen = len - len % width;
-  Value total = cF32(b, loc, 0.0f);
-  auto indices = [](ValueRange prefix, Value last) {
-    SmallVector<Value> idx(prefix.begin(), prefix.end());
+  auto at = [](const RowRef &ref, Value last) {
+    SmallVector<Value> idx(ref.prefix);
     idx.push_back(last);
     return idx;
   };
+  SmallVector<SmallVector<Value>> sums(nr, SmallVector<Value>(nw, cF32(b, loc, 0.0f)));
   if (mainLen > 0) {
     Value zero = arith::ConstantOp::create(
         b, loc, vecType, DenseElementsAttr::get(vecType, b.getF32FloatAttr(0.0f)));
+    SmallVector<Value> init(nr * nw, zero);
     auto loop = scf::ForOp::create(
-        b, loc, cIndex(b, loc, 0), cIndex(b, loc, mainLen), cIndex(b, loc, width),
-        ValueRange{zero}, [&](OpBuilder &lb, Location l, Value c, ValueRange acc) {
-          Value va = vector::LoadOp::create(lb, l, vecType, a, indices(aPrefix, c));
-          Value vb = vector::LoadOp::create(lb, l, vecType, bv, indices(bPrefix, c));
-          Value fma = vector::FMAOp::create(lb, l, va, vb, acc[0]);
-          scf::YieldOp::create(lb, l, fma);
+        b, loc, cIndex(b, loc, 0), cIndex(b, loc, mainLen), cIndex(b, loc, width), init,
+        [&](OpBuilder &lb, Location l, Value c, ValueRange acc) {
+          SmallVector<Value> wv, next;
+          for (const RowRef &w : weights)
+            wv.push_back(vector::LoadOp::create(lb, l, vecType, w.buffer, at(w, c)));
+          for (size_t r = 0; r < nr; ++r) {
+            Value xv = vector::LoadOp::create(lb, l, vecType, rows[r].buffer, at(rows[r], c));
+            for (size_t w = 0; w < nw; ++w)
+              next.push_back(vector::FMAOp::create(lb, l, xv, wv[w], acc[r * nw + w]));
+          }
+          scf::YieldOp::create(lb, l, next);
         });
-    total = vector::ReductionOp::create(b, loc, vector::CombiningKind::ADD,
-                                        loop.getResult(0));
+    for (size_t r = 0; r < nr; ++r)
+      for (size_t w = 0; w < nw; ++w)
+        sums[r][w] = vector::ReductionOp::create(b, loc, vector::CombiningKind::ADD,
+                                                 loop.getResult(r * nw + w));
   }
   for (int64_t c = mainLen; c < len; ++c) {
     Value idx = cIndex(b, loc, c);
-    Value x = memref::LoadOp::create(b, loc, a, indices(aPrefix, idx));
-    Value y = memref::LoadOp::create(b, loc, bv, indices(bPrefix, idx));
-    total = math::FmaOp::create(b, loc, x, y, total);
+    SmallVector<Value> wv;
+    for (const RowRef &w : weights)
+      wv.push_back(memref::LoadOp::create(b, loc, w.buffer, at(w, idx)));
+    for (size_t r = 0; r < nr; ++r) {
+      Value xv = memref::LoadOp::create(b, loc, rows[r].buffer, at(rows[r], idx));
+      for (size_t w = 0; w < nw; ++w)
+        sums[r][w] = math::FmaOp::create(b, loc, xv, wv[w], sums[r][w]);
+    }
   }
-  return total;
+  return sums;
+}
+
+Value emitDot(OpBuilder &b, Location loc, Value a, ValueRange aPrefix, Value bv,
+              ValueRange bPrefix, int64_t len, int64_t width) {
+  RowRef row{a, SmallVector<Value>(aPrefix.begin(), aPrefix.end())};
+  RowRef weight{bv, SmallVector<Value>(bPrefix.begin(), bPrefix.end())};
+  return emitDotTile(b, loc, {row}, {weight}, len, width)[0][0];
 }
 
 /// out[outRow, :] += w * src[srcRow, :] over `len` contiguous elements.

@@ -57,8 +57,22 @@ Value dimOf(OpBuilder &b, Location loc, Value buffer, int64_t d);
 Value toIndex(OpBuilder &b, Location loc, Value i32);
 Value toI32(OpBuilder &b, Location loc, Value index);
 
-/// Sum over c < len of a[aPrefix..., c] * bv[bPrefix..., c]: contiguous rows,
-/// `width`-lane vector FMAs then one horizontal reduction, scalar tail.
+/// A row of a buffer: all indices but the last.
+struct RowRef {
+  Value buffer;
+  SmallVector<Value> prefix;
+};
+
+/// sums[r][w] = rows[r] · weights[w] over `len` contiguous elements: a
+/// register block of rows x weights `width`-lane vector accumulators (each
+/// loaded vector used by the whole block), one horizontal reduction each,
+/// scalar tail.
+SmallVector<SmallVector<Value>> emitDotTile(OpBuilder &b, Location loc,
+                                            ArrayRef<RowRef> rows,
+                                            ArrayRef<RowRef> weights,
+                                            int64_t len, int64_t width);
+
+/// Sum over c < len of a[aPrefix..., c] * bv[bPrefix..., c] (a 1x1 tile).
 Value emitDot(OpBuilder &b, Location loc, Value a, ValueRange aPrefix, Value bv,
               ValueRange bPrefix, int64_t len, int64_t width);
 

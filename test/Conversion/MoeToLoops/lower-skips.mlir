@@ -18,8 +18,8 @@
 //   scores
 // CHECK:         scf.for %[[TOK:[a-z0-9_]+]] = %{{.*}} to %[[T]] step
 // CHECK:           scf.for {{.*}} -> (vector<8xf32>)
-// CHECK:             vector.load %[[X]][%[[TOK]], %{{.*}}] : memref<?x64xf32>, vector<8xf32>
-// CHECK:             vector.load %[[ROUTER]][%{{.*}}] : memref<64xf32>, vector<8xf32>
+// CHECK-DAG:           vector.load %[[X]][%[[TOK]], %{{.*}}] : memref<?x64xf32>, vector<8xf32>
+// CHECK-DAG:           vector.load %[[ROUTER]][%{{.*}}] : memref<64xf32>, vector<8xf32>
 // CHECK:           %[[R:.*]] = vector.reduction <add>
 // CHECK:           memref.store %[[R]], %[[SCORES]][%[[TOK]]]
 //   selection: append t when r > threshold; N = number selected
