@@ -20,9 +20,9 @@ namespace mlir::moe {
 } // namespace mlir::moe
 
 using namespace mlir;
+using namespace mlir::moe::lowering;
 
 namespace {
-constexpr llvm::StringLiteral kMarkerPrefix = "__moe_parallel__";
 constexpr llvm::StringLiteral kRuntimeFn = "moe_rt_parallel_for";
 
 struct LowerParallelCallsPass
@@ -34,7 +34,7 @@ struct LowerParallelCallsPass
     auto i64 = IntegerType::get(ctx, 64);
     SmallVector<LLVM::CallOp> markers;
     module.walk([&](LLVM::CallOp call) {
-      if (auto callee = call.getCallee(); callee && callee->starts_with(kMarkerPrefix))
+      if (auto callee = call.getCallee(); callee && callee->starts_with(kParallelMarkerPrefix))
         markers.push_back(call);
     });
     if (markers.empty())
@@ -51,7 +51,7 @@ struct LowerParallelCallsPass
     for (LLVM::CallOp call : markers) {
       StringRef markerName = *call.getCallee();
       markerNames.insert(markerName);
-      StringRef bodyName = markerName.drop_front(kMarkerPrefix.size());
+      StringRef bodyName = markerName.drop_front(kParallelMarkerPrefix.size());
       auto body = module.lookupSymbol<LLVM::LLVMFuncOp>(bodyName);
       if (!body) {
         call.emitOpError() << "no outlined body '" << bodyName << "'";

@@ -19,6 +19,10 @@ namespace mlir::moe::lowering {
 
 /// The name of the attribute marking the status slot made by moe-buffer-abi.
 constexpr llvm::StringLiteral kStatusAttr = "moe.status";
+/// moe-outline-parallel calls `<prefix><body>(n, captured...)` for each
+/// outlined loop; moe-lower-parallel-calls turns those calls into thread-pool
+/// calls, finding the body by stripping the prefix.
+constexpr llvm::StringLiteral kParallelMarkerPrefix = "__moe_parallel__";
 
 /// f32 lanes of the widest vector unit of the host: 16 with AVX-512F, 8
 /// otherwise (AVX2 and SSE machines still get correct code: LLVM splits).

@@ -18,9 +18,9 @@ namespace mlir::moe {
 } // namespace mlir::moe
 
 using namespace mlir;
+using namespace mlir::moe::lowering;
 
 namespace {
-constexpr llvm::StringLiteral kMarkerPrefix = "__moe_parallel__";
 
 struct OutlineParallelPass
     : public mlir::moe::impl::MoeOutlineParallelBase<OutlineParallelPass> {
@@ -61,7 +61,7 @@ struct OutlineParallelPass
         types.push_back(v.getType());
       }
       OpBuilder mb = OpBuilder::atBlockEnd(module.getBody());
-      auto marker = func::FuncOp::create(mb, loop.getLoc(), (kMarkerPrefix + name).str(),
+      auto marker = func::FuncOp::create(mb, loop.getLoc(), (kParallelMarkerPrefix + name).str(),
                                          FunctionType::get(&getContext(), types, {}));
       marker.setPrivate();
       OpBuilder b(loop);
