@@ -30,7 +30,8 @@ void buildMoeToLoopsPipeline(mlir::OpPassManager &pm, const CpuPipelineOptions &
   pm.addNestedPass<mlir::func::FuncOp>(mlir::moe::createMoeLowerDispatch());
   pm.addNestedPass<mlir::func::FuncOp>(
       mlir::moe::createMoeLowerGroupedExperts(
-          {options.vectorWidth, options.rowTile, options.parallel}));
+          {options.vectorWidth, options.rowTile, options.parallel, options.blockBytes,
+           options.sliceBytes}));
   pm.addNestedPass<mlir::func::FuncOp>(mlir::moe::createMoeLowerCombine({options.vectorWidth}));
   pm.addPass(mlir::moe::createMoeFinalizeBuffers());
   if (options.parallel)

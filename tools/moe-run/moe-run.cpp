@@ -71,6 +71,11 @@ static llvm::cl::opt<int64_t>
                 llvm::cl::desc("the token count T: the size of every dynamic dimension of an argument"),
                 llvm::cl::init(-1));
 
+static llvm::cl::opt<std::string> pipelineOptions(
+    "pipeline-options",
+    llvm::cl::desc("options of the CPU pipeline, as for --moe-to-cpu (e.g. \"row-tile=3 block-bytes=4096\")"),
+    llvm::cl::init(""));
+
 static int fail(const std::string &msg) {
   llvm::errs() << "moe-run: error: " << msg << "\n";
   return 1;
@@ -210,7 +215,10 @@ int main(int argc, char **argv) {
   }
   if (mode != "reference") {
     std::unique_ptr<moe::CompiledFunction> compiled;
-    Status s = moe::CompiledFunction::compile(*module, entry, moe::CpuPipelineOptions(),
+    auto options = moe::CpuPipelineOptions::createFromString(pipelineOptions);
+    if (!options)
+      return fail("bad --pipeline-options '" + pipelineOptions + "'");
+    Status s = moe::CompiledFunction::compile(*module, entry, *options,
                                               /*keepStages=*/false, compiled);
     if (!s.ok())
       return fail(s.error);

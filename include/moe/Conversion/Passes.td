@@ -88,11 +88,15 @@ def MoeLowerDispatch : Pass<"moe-lower-dispatch", "func::FuncOp"> {
 def MoeLowerGroupedExperts : Pass<"moe-lower-grouped-experts", "func::FuncOp"> {
   let summary = "Lower grouped FFN/LoRA experts and dense FFNs to tiled GEMM loops";
   let description = [{
-    For each expert, its ragged group of rows runs as a GEMM in tiles of
-    `row-tile` rows (each weight vector loaded once per tile), with the
-    activation (and the gate product for gated FFNs) fused into the first
-    GEMM's epilogue so the intermediate never leaves a per-tile stack buffer.
-    LoRA experts add their rank-r adapter products to each projection.
+    FFN experts (and dense FFNs): two phases of (expert, output block) work
+    items. Phase A runs every row of an expert against one L2-sized block
+    (`block-bytes`) of w1/w3 rows, with the activation and gate product fused
+    into its epilogue, into a [rows, I] intermediate; phase B runs the down
+    projection over (expert, block of w2 rows), K-sliced (`slice-bytes`) so a
+    row tile's slice of the intermediate stays in L1. Register blocks are
+    `row-tile` rows x as many weight rows as the vector registers allow.
+    LoRA experts run per (expert, row tile) item over base projections
+    computed once per token, adding their rank-r adapter products.
   }];
   let dependentDialects = ["memref::MemRefDialect", "arith::ArithDialect",
                            "scf::SCFDialect", "vector::VectorDialect",
@@ -103,7 +107,11 @@ def MoeLowerGroupedExperts : Pass<"moe-lower-grouped-experts", "func::FuncOp"> {
     Option<"rowTile", "row-tile", "int64_t", "0",
            "rows of a group computed together (weight reuse factor; 0: from the host's vector registers)">,
     Option<"parallel", "parallel", "bool", "true",
-           "mark the loop over (expert, row tile) work items for the thread pool">,
+           "mark the loops over work items for the thread pool">,
+    Option<"blockBytes", "block-bytes", "int64_t", "0",
+           "FFN experts: weight bytes one work item streams (an L2-sized block; 0: 256 KiB)">,
+    Option<"sliceBytes", "slice-bytes", "int64_t", "0",
+           "FFN experts: bytes of a row tile's K slice in the second GEMM (L1-sized; 0: 16 KiB)">,
   ];
   let statistics = [
     Statistic<"numGroupedOps", "grouped-ops-lowered", "Grouped expert ops lowered">,

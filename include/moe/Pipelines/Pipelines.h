@@ -17,6 +17,12 @@ struct CpuPipelineOptions : public mlir::PassPipelineOptions<CpuPipelineOptions>
   Option<bool> parallel{*this, "parallel",
                         llvm::cl::desc("run expert tiles on the runtime's thread pool"),
                         llvm::cl::init(true)};
+  Option<int64_t> blockBytes{*this, "block-bytes",
+                             llvm::cl::desc("FFN experts: weight bytes per work item (0: 256 KiB)"),
+                             llvm::cl::init(0)};
+  Option<int64_t> sliceBytes{*this, "slice-bytes",
+                             llvm::cl::desc("FFN experts: K-slice bytes of a row tile (0: 16 KiB)"),
+                             llvm::cl::init(0)};
 };
 
 /// moe (tensors) -> scf/memref/vector loops on buffers, entry functions

@@ -12,6 +12,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "BlockedFfn.h"
 #include "LoweringUtils.h"
 
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
@@ -329,6 +330,21 @@ struct LowerGroupedExpertsPass
     }
   }
 
+  BlockedFfnConfig blockedConfig() {
+    BlockedFfnConfig cfg;
+    cfg.width = resolveVectorWidth(vectorWidth);
+    cfg.rowTile = resolveRowTile(rowTile);
+    // Accumulators: three quarters of the vector registers (16 with AVX2,
+    // 32 with AVX-512), the rest hold the loaded operands.
+    cfg.accumulators = cfg.width >= 16 ? 24 : 12;
+    cfg.parallel = parallel;
+    if (blockBytes > 0)
+      cfg.blockBytes = blockBytes;
+    if (sliceBytes > 0)
+      cfg.sliceBytes = sliceBytes;
+    return cfg;
+  }
+
   Kernel makeKernel(Operation *op, int64_t inter, int64_t rank) {
     int64_t tile = resolveRowTile(rowTile);
     Kernel k{resolveVectorWidth(vectorWidth), tile, Value(), Value()};
@@ -349,16 +365,19 @@ struct LowerGroupedExpertsPass
       if (cast<ShapedType>(ffn.getType()).isDynamicDim(0))
         dyn.push_back(t);
       Value out = allocFor(b, loc, ffn.getType(), dyn);
-      ExpertWeights ew;
-      ew.act = ffn.getActivation();
-      ew.w1 = buf(ffn.getW1());
-      ew.w3 = buf(ffn.getW3());
-      ew.w2 = buf(ffn.getW2());
-      ew.h = cast<ShapedType>(x.getType()).getDimSize(1);
-      ew.inter = cast<ShapedType>(ew.w1.getType()).getDimSize(0);
-      Kernel k = makeKernel(op, ew.inter, 0);
-      k.emitTiles(
-          b, loc, ew, x, out, 1, parallel, false, op,
+      BlockedFfnOperands ops;
+      ops.act = ffn.getActivation();
+      ops.x = x;
+      ops.w1 = buf(ffn.getW1());
+      ops.w3 = buf(ffn.getW3());
+      ops.w2 = buf(ffn.getW2());
+      ops.perGroupWeights = false;
+      ops.out = out;
+      ops.numRows = t;
+      ops.h = cast<ShapedType>(x.getType()).getDimSize(1);
+      ops.inter = cast<ShapedType>(ops.w1.getType()).getDimSize(0);
+      emitBlockedFfn(
+          b, loc, blockedConfig(), ops,
           [&](OpBuilder &lb, Location l, Value) {
             return std::make_pair(cIndex(lb, l, 0), dimOf(lb, l, x, 0));
           },
@@ -407,6 +426,33 @@ struct LowerGroupedExpertsPass
       first = lg.getFirstExpert();
     }
     ew.h = cast<ShapedType>(x.getType()).getDimSize(1);
+    auto groupRange = [&](OpBuilder &lb, Location l, Value n) {
+      Value id = arith::AddIOp::create(lb, l, n, cIndex(lb, l, first));
+      Value start = toIndex(lb, l, memref::LoadOp::create(lb, l, offsets, ValueRange{id}));
+      Value end = toIndex(
+          lb, l,
+          memref::LoadOp::create(lb, l, offsets,
+                                 ValueRange{arith::AddIOp::create(lb, l, id, cIndex(lb, l, 1))}));
+      return std::make_pair(start, end);
+    };
+    auto tokenOf = [&](OpBuilder &b2, Location l2, Value p) {
+      return toIndex(b2, l2, memref::LoadOp::create(b2, l2, rows, ValueRange{p}));
+    };
+    if (!lora) {
+      BlockedFfnOperands ops;
+      ops.act = ew.act;
+      ops.x = x;
+      ops.w1 = ew.w1;
+      ops.w3 = ew.w3;
+      ops.w2 = ew.w2;
+      ops.out = out;
+      ops.numRows = dimOf(b, loc, rows, 0);
+      ops.numGroups = count;
+      ops.h = ew.h;
+      ops.inter = ew.inter;
+      emitBlockedFfn(b, loc, blockedConfig(), ops, groupRange, tokenOf);
+      return out;
+    }
     Kernel k = makeKernel(op, ew.inter, ew.rank);
     if (lora) {
       // The frozen base's up-projections, once per token for all experts.
@@ -424,20 +470,7 @@ struct LowerGroupedExpertsPass
       ew.adapterPrefix = {cIndex(b, loc, 0)};
     else
       ew.basePrefix = {cIndex(b, loc, 0)};
-    k.emitTiles(
-        b, loc, ew, x, out, count, parallel, lora, op,
-        [&](OpBuilder &lb, Location l, Value n) {
-          Value id = arith::AddIOp::create(lb, l, n, cIndex(lb, l, first));
-          Value start = toIndex(lb, l, memref::LoadOp::create(lb, l, offsets, ValueRange{id}));
-          Value end = toIndex(
-              lb, l,
-              memref::LoadOp::create(lb, l, offsets,
-                                     ValueRange{arith::AddIOp::create(lb, l, id, cIndex(lb, l, 1))}));
-          return std::make_pair(start, end);
-        },
-        [&](OpBuilder &b2, Location l2, Value p) {
-          return toIndex(b2, l2, memref::LoadOp::create(b2, l2, rows, ValueRange{p}));
-        });
+    k.emitTiles(b, loc, ew, x, out, count, parallel, lora, op, groupRange, tokenOf);
     return out;
   }
 };

@@ -123,13 +123,13 @@ ValueRange emitForWithArgs(
 SmallVector<SmallVector<Value>> emitDotTile(OpBuilder &b, Location loc,
                                             ArrayRef<RowRef> rows,
                                             ArrayRef<RowRef> weights,
-                                            int64_t len, int64_t width) {
+                                            int64_t len, int64_t width, Value offset) {
   auto vecType = VectorType::get({width}, b.getF32Type());
   size_t nr = rows.size(), nw = weights.size();
   int64_t mainLen = len - len % width;
-  auto at = [](const RowRef &ref, Value last) {
+  auto at = [&](OpBuilder &ab, Location al, const RowRef &ref, Value last) {
     SmallVector<Value> idx(ref.prefix);
-    idx.push_back(last);
+    idx.push_back(offset ? Value(arith::AddIOp::create(ab, al, offset, last)) : last);
     return idx;
   };
   SmallVector<SmallVector<Value>> sums(nr, SmallVector<Value>(nw, cF32(b, loc, 0.0f)));
@@ -142,9 +142,9 @@ SmallVector<SmallVector<Value>> emitDotTile(OpBuilder &b, Location loc,
         [&](OpBuilder &lb, Location l, Value c, ValueRange acc) {
           SmallVector<Value> wv, next;
           for (const RowRef &w : weights)
-            wv.push_back(vector::LoadOp::create(lb, l, vecType, w.buffer, at(w, c)));
+            wv.push_back(vector::LoadOp::create(lb, l, vecType, w.buffer, at(lb, l, w, c)));
           for (size_t r = 0; r < nr; ++r) {
-            Value xv = vector::LoadOp::create(lb, l, vecType, rows[r].buffer, at(rows[r], c));
+            Value xv = vector::LoadOp::create(lb, l, vecType, rows[r].buffer, at(lb, l, rows[r], c));
             for (size_t w = 0; w < nw; ++w)
               next.push_back(vector::FMAOp::create(lb, l, xv, wv[w], acc[r * nw + w]));
           }
@@ -159,9 +159,9 @@ SmallVector<SmallVector<Value>> emitDotTile(OpBuilder &b, Location loc,
     Value idx = cIndex(b, loc, c);
     SmallVector<Value> wv;
     for (const RowRef &w : weights)
-      wv.push_back(memref::LoadOp::create(b, loc, w.buffer, at(w, idx)));
+      wv.push_back(memref::LoadOp::create(b, loc, w.buffer, at(b, loc, w, idx)));
     for (size_t r = 0; r < nr; ++r) {
-      Value xv = memref::LoadOp::create(b, loc, rows[r].buffer, at(rows[r], idx));
+      Value xv = memref::LoadOp::create(b, loc, rows[r].buffer, at(b, loc, rows[r], idx));
       for (size_t w = 0; w < nw; ++w)
         sums[r][w] = math::FmaOp::create(b, loc, xv, wv[w], sums[r][w]);
     }

@@ -70,11 +70,13 @@ struct RowRef {
 /// sums[r][w] = rows[r] · weights[w] over `len` contiguous elements: a
 /// register block of rows x weights `width`-lane vector accumulators (each
 /// loaded vector used by the whole block), one horizontal reduction each,
-/// scalar tail.
+/// scalar tail. The elements are [offset, offset + len) of each row
+/// (offset 0 when null).
 SmallVector<SmallVector<Value>> emitDotTile(OpBuilder &b, Location loc,
                                             ArrayRef<RowRef> rows,
                                             ArrayRef<RowRef> weights,
-                                            int64_t len, int64_t width);
+                                            int64_t len, int64_t width,
+                                            Value offset = {});
 
 /// Sum over c < len of a[aPrefix..., c] * bv[bPrefix..., c] (a 1x1 tile).
 Value emitDot(OpBuilder &b, Location loc, Value a, ValueRange aPrefix, Value bv,

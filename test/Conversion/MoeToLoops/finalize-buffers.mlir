@@ -97,6 +97,7 @@ func.func @alloc_in_loop(%n: index) {
 // MIXTRAL:       %[[ROWS:[a-z0-9_]+]] = memref.alloc(%{{.*}}) {{.*}} : memref<?xi32>
 // MIXTRAL:       %[[SLOTS:[a-z0-9_]+]] = memref.alloc(%{{.*}}) {{.*}} : memref<?x2xi32>
 // MIXTRAL:       %[[SORTED:[a-z0-9_]+]] = memref.alloc(%{{.*}}) {{.*}} : memref<?x64xf32>
+// MIXTRAL:       %[[MID:[a-z0-9_]+]] = memref.alloc(%{{.*}}) {{.*}} : memref<?x128xf32>
 // MIXTRAL:       %[[Y:[a-z0-9_]+]] = memref.alloc(%{{.*}}) {{.*}} : memref<?x64xf32>
 // MIXTRAL-NOT:   memref.alloc(
 // MIXTRAL:       %[[STATUS:.*]] = memref.load %{{.*}}[] : memref<i32>
@@ -109,6 +110,7 @@ func.func @alloc_in_loop(%n: index) {
 // MIXTRAL-NEXT:  memref.dealloc %[[ROWS]]
 // MIXTRAL-NEXT:  memref.dealloc %[[SLOTS]]
 // MIXTRAL-NEXT:  memref.dealloc %[[SORTED]]
+// MIXTRAL-NEXT:  memref.dealloc %[[MID]]
 // MIXTRAL-NEXT:  memref.dealloc %[[Y]]
 // MIXTRAL-NEXT:  return %[[STATUS]] : i32
 // MIXTRAL-NOT:   unrealized_conversion_cast

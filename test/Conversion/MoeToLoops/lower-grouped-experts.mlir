@@ -1,141 +1,127 @@
 // RUN: moe-opt %s --moe-buffer-abi "--moe-lower-grouped-experts=vector-width=8 row-tile=4" | FileCheck %s
-// RUN: moe-opt %s --moe-buffer-abi "--moe-lower-grouped-experts=row-tile=2 vector-width=4" | FileCheck %s --check-prefix=TILE
+// RUN: moe-opt %s --moe-buffer-abi "--moe-lower-grouped-experts=row-tile=2 vector-width=4 block-bytes=4096 slice-bytes=64" | FileCheck %s --check-prefix=TILE
 // RUN: moe-opt %s --moe-buffer-abi "--moe-lower-grouped-experts=vector-width=8 row-tile=4 parallel=false" | FileCheck %s --check-prefix=SEQ
 // RUN: %if moe-pass-stats %{ moe-opt %s --moe-buffer-abi "--moe-lower-grouped-experts=vector-width=8 row-tile=4" -mlir-pass-statistics -o /dev/null 2>&1 | FileCheck %s --check-prefix=STATS %}
 
-// moe-lower-grouped-experts: a loop over the bank's experts reads each
-// expert's ragged row range from the offsets (global id = n + first_expert)
-// and counts its tiles of `row-tile` rows (here 4; by default from the host)
-// into a prefix sum; one
-// loop then runs the work items, one per (expert, tile), so a skewed routing
-// still splits evenly (marked `moe.parallel` for the thread pool unless
-// parallel=false). In a full tile every weight vector is loaded once for all
-// the tile's token rows (row-tile x {w1, w3} vector accumulators); a partial
-// tile runs its rows one at a time. The activation and the gate product are
-// the first GEMM's epilogue into a [row-tile, I] stack buffer that the second
-// GEMM reads, so no [rows, I] intermediate exists.
+// moe-lower-grouped-experts on FFN experts: two phases of work items, each
+// a (expert, output block) pair, so a skewed routing still splits evenly
+// (each loop marked `moe.parallel` for the thread pool unless
+// parallel=false). Phase A runs all of an expert's rows (in tiles of
+// `row-tile` rows, here 4, then remainder tiles of 2 and 1) against one
+// block of w1/w3 rows, each loaded weight vector used by the whole tile,
+// with silu(w1 . x) * (w3 . x) as the epilogue into a [P, I] intermediate;
+// phase B runs the down projection over blocks of w2 rows, reading the
+// intermediate in K slices. Experts are global ids n + first_expert.
 
 // Bank of 3 SwiGLU experts, global ids 5..7 (first_expert = 5).
 // CHECK-LABEL: func.func @grouped_swiglu(
 // CHECK-SAME:      %[[X:[a-z0-9_]+]]: memref<16x64xf32>, %[[ROWS:[a-z0-9_]+]]: memref<32xi32>, %[[OFF:[a-z0-9_]+]]: memref<9xi32>, %[[W1:[a-z0-9_]+]]: memref<3x128x64xf32>, %[[W3:[a-z0-9_]+]]: memref<3x128x64xf32>, %[[W2:[a-z0-9_]+]]: memref<3x64x128xf32>
-// CHECK:         %[[TILE_OFF:[a-z0-9_]+]] = memref.alloca() {{.*}} : memref<4xindex>
-// CHECK-NOT:     memref.alloc(
-//   tensor.empty (the sorted accumulator) becomes the output buffer.
+//   tensor.empty (the sorted accumulator) becomes the output buffer; the
+//   intermediate has one row per sorted row.
 // CHECK:         %[[OUT:[a-z0-9_]+]] = memref.alloc() {{.*}} : memref<32x64xf32>
-// CHECK-NOT:     memref.alloc(
+// CHECK:         %[[P:[a-z0-9_]+]] = memref.dim %[[ROWS]], %{{.*}} : memref<32xi32>
+// CHECK-NEXT:    %[[MID:[a-z0-9_]+]] = memref.alloc(%[[P]]) {{.*}} : memref<?x128xf32>
+// CHECK-NOT:     memref.alloc
 // CHECK-NOT:     tensor.empty
-//   Over the experts: rows offsets[n + 5] .. offsets[n + 6], ceil(rows / 4)
-//   tiles, prefix-summed.
-// CHECK:         scf.for %[[N:[a-z0-9_]+]] = %{{.*}} to %{{.*}} step
+//   Phase A: 3 experts x 1 block of I (the 128 rows of w1/w3 fit 256 KiB).
+// CHECK:         scf.for %[[ITEM:[a-z0-9_]+]] = %{{.*}} to %[[NA:[a-z0-9_]+]] step
+// CHECK-NEXT:      %[[BLOCKS:.*]] = arith.constant 1 : index
+// CHECK-NEXT:      %[[G:.*]] = arith.divui %[[ITEM]], %[[BLOCKS]] : index
+// CHECK-NEXT:      arith.constant 1 : index
+// CHECK-NEXT:      %[[BLK:.*]] = arith.remui %[[ITEM]], %{{.*}} : index
 // CHECK-NEXT:      %[[FIRST:.*]] = arith.constant 5 : index
-// CHECK-NEXT:      %[[ID:.*]] = arith.addi %[[N]], %[[FIRST]] : index
+// CHECK-NEXT:      %[[ID:.*]] = arith.addi %[[G]], %[[FIRST]] : index
 // CHECK-NEXT:      %[[START_I:.*]] = memref.load %[[OFF]][%[[ID]]] : memref<9xi32>
 // CHECK-NEXT:      %[[START:.*]] = arith.index_cast %[[START_I]] : i32 to index
 // CHECK:           %[[ID1:.*]] = arith.addi %[[ID]], %{{.*}} : index
 // CHECK-NEXT:      %[[END_I:.*]] = memref.load %[[OFF]][%[[ID1]]] : memref<9xi32>
 // CHECK-NEXT:      %[[END:.*]] = arith.index_cast %[[END_I]] : i32 to index
-// CHECK-NEXT:      %[[NROWS:.*]] = arith.subi %[[END]], %[[START]] : index
-// CHECK-NEXT:      %[[NTILES:.*]] = arith.ceildivui %[[NROWS]], %{{.*}} : index
-// CHECK-NEXT:      %[[PREV:.*]] = memref.load %[[TILE_OFF]][%[[N]]]
-// CHECK-NEXT:      %[[SUM:.*]] = arith.addi %[[PREV]], %[[NTILES]] : index
-// CHECK:           memref.store %[[SUM]], %[[TILE_OFF]][
-// CHECK:         %[[TOTAL:.*]] = memref.load %[[TILE_OFF]][
-//   One work item per (expert, tile); each has its own [4, I] buffer, in an
-//   alloca scope so it is released per item.
-// CHECK:         scf.for %[[ITEM:[a-z0-9_]+]] = %{{.*}} to %[[TOTAL]] step
-// CHECK-NEXT:      memref.alloca_scope {
-// CHECK-NEXT:      %[[MID:[a-z0-9_]+]] = memref.alloca() : memref<4x128xf32>
-//   The item's expert G: the number of experts whose tiles end at or before it.
-// CHECK:           %[[G:.*]] = scf.for {{.*}} -> (index) {
-// CHECK:             memref.load %[[TILE_OFF]]
-// CHECK:             arith.cmpi ule, %{{.*}}, %[[ITEM]] : index
-// CHECK:           %[[GFIRST:.*]] = arith.constant 5 : index
-// CHECK-NEXT:      %[[GID:.*]] = arith.addi %[[G]], %[[GFIRST]] : index
-// CHECK-NEXT:      memref.load %[[OFF]][%[[GID]]] : memref<9xi32>
-// CHECK:           arith.muli
-// CHECK-NEXT:      %[[T0:.*]] = arith.addi %{{.*}}, %{{.*}} : index
-// CHECK-NEXT:      %[[T1:.*]] = arith.addi %[[T0]], %{{.*}} : index
-// CHECK-NEXT:      %[[TEND:.*]] = arith.minui %[[T1]], %{{.*}} : index
-// CHECK-NEXT:      %[[TROWS:.*]] = arith.subi %[[TEND]], %[[T0]] : index
-// CHECK-NEXT:      %[[FULL:.*]] = arith.cmpi eq, %[[TROWS]], %{{.*}} : index
-// CHECK-NEXT:      scf.if %[[FULL]] {
-//   A full tile: 4 token rows ...
+//   Full tiles of 4 rows, each row's token through the sorted order.
+// CHECK:           scf.for %[[P0:[a-z0-9_]+]] = %[[START]] to %{{.*}} step
 // CHECK-COUNT-4:     memref.load %[[ROWS]][%{{.*}}] : memref<32xi32>
-//   ... GEMM 1 over the I = 128 rows of w1/w3 of expert G: the two weight
-//   vectors are loaded once and multiplied into the 4 token rows.
-// CHECK:             scf.for %[[I:[a-z0-9_]+]] =
+// CHECK:             scf.for %[[I0:[a-z0-9_]+]] =
+// CHECK-NEXT:          arith.constant 0 : index
+// CHECK-NEXT:          %[[I:.*]] = arith.addi %[[I0]], %{{.*}} : index
+//   The two weight vectors of row I of expert G, each used by all 4 rows.
 // CHECK:               scf.for {{.*}} -> (vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>) {
 // CHECK-NEXT:            %[[V1:.*]] = vector.load %[[W1]][%[[G]], %[[I]], %{{.*}}] : memref<3x128x64xf32>, vector<8xf32>
 // CHECK-NEXT:            %[[V3:.*]] = vector.load %[[W3]][%[[G]], %[[I]], %{{.*}}] : memref<3x128x64xf32>, vector<8xf32>
 // CHECK-NEXT:            %[[X0:.*]] = vector.load %[[X]][%{{.*}}] : memref<16x64xf32>, vector<8xf32>
 // CHECK-NEXT:            vector.fma %[[X0]], %[[V1]], %{{.*}} : vector<8xf32>
 // CHECK-NEXT:            vector.fma %[[X0]], %[[V3]], %{{.*}} : vector<8xf32>
-// CHECK-NEXT:            %[[X1:.*]] = vector.load %[[X]][%{{.*}}] : memref<16x64xf32>, vector<8xf32>
-// CHECK-NEXT:            vector.fma %[[X1]], %[[V1]], %{{.*}} : vector<8xf32>
-// CHECK-NEXT:            vector.fma %[[X1]], %[[V3]], %{{.*}} : vector<8xf32>
-// CHECK-NEXT:            %[[X2:.*]] = vector.load %[[X]][%{{.*}}] : memref<16x64xf32>, vector<8xf32>
-// CHECK-NEXT:            vector.fma %[[X2]], %[[V1]], %{{.*}} : vector<8xf32>
-// CHECK-NEXT:            vector.fma %[[X2]], %[[V3]], %{{.*}} : vector<8xf32>
-// CHECK-NEXT:            %[[X3:.*]] = vector.load %[[X]][%{{.*}}] : memref<16x64xf32>, vector<8xf32>
-// CHECK-NEXT:            vector.fma %[[X3]], %[[V1]], %{{.*}} : vector<8xf32>
-// CHECK-NEXT:            vector.fma %[[X3]], %[[V3]], %{{.*}} : vector<8xf32>
-// CHECK-NEXT:            scf.yield
-//   Epilogue, per tile row: silu(w1 . x) * (w3 . x) into MID[r, i].
+// CHECK-COUNT-3:         vector.load %[[X]]
+// CHECK:                 scf.yield
+//   Epilogue, per tile row: silu(w1 . x) * (w3 . x) into MID[p, i].
 // CHECK-COUNT-8:       vector.reduction <add>
 // CHECK:               %[[NEG:.*]] = arith.negf %[[UP:.*]] : f32
 // CHECK-NEXT:          %[[EXP:.*]] = math.exp %[[NEG]] : f32
 // CHECK:               %[[DEN:.*]] = arith.addf %{{.*}}, %[[EXP]] : f32
 // CHECK-NEXT:          %[[SILU:.*]] = arith.divf %[[UP]], %[[DEN]] : f32
 // CHECK-NEXT:          %[[GATED:.*]] = arith.mulf %[[SILU]], %{{.*}} : f32
-// CHECK:               memref.store %[[GATED]], %[[MID]][%{{.*}}, %[[I]]] : memref<4x128xf32>
+// CHECK-NEXT:          memref.store %[[GATED]], %[[MID]][%{{.*}}, %[[I]]] : memref<?x128xf32>
 // CHECK-COUNT-3:       math.exp
-// CHECK-NOT:           vector.load %[[W2]]
-//   GEMM 2 over the H = 64 rows of w2, reading MID, storing the tile's rows.
-// CHECK:             scf.for %[[C:[a-z0-9_]+]] =
-// CHECK:               scf.for {{.*}} -> (vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>) {
-// CHECK-NEXT:            %[[V2:.*]] = vector.load %[[W2]][%[[G]], %[[C]], %{{.*}}] : memref<3x64x128xf32>, vector<8xf32>
-// CHECK-NEXT:            %[[M0:.*]] = vector.load %[[MID]][%{{.*}}] : memref<4x128xf32>, vector<8xf32>
-// CHECK-NEXT:            vector.fma %[[M0]], %[[V2]], %{{.*}} : vector<8xf32>
+//   A remainder tile of 2 rows (two columns at a time: 8 accumulators) ...
+// CHECK:           arith.cmpi uge, %{{.*}}, %{{.*}} : index
+// CHECK-NEXT:      scf.if
+// CHECK-COUNT-2:     memref.load %[[ROWS]]
+// CHECK:               scf.for {{.*}} -> (vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>) {
+//   ... and one of 1 row.
+// CHECK:           scf.if
+// CHECK:             memref.load %[[ROWS]]
+// CHECK-NOT:         memref.load %[[ROWS]]
+// CHECK:               scf.for {{.*}} -> (vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>) {
+// CHECK:         } {moe.parallel}
+// CHECK-NOT:     vector.load %[[W1]]
+//   Phase B: 3 experts x 1 block of H; tiles of 4 rows x 3 rows of w2
+//   (12 accumulators), one K slice (I = 128), stored into OUT.
+// CHECK:         scf.for %[[ITEMB:[a-z0-9_]+]] =
+// CHECK:           %[[GB:.*]] = arith.divui %[[ITEMB]], %{{.*}} : index
+// CHECK:           scf.for
+// CHECK:             scf.for %[[C0:[a-z0-9_]+]] =
+// CHECK-NEXT:          arith.constant 0 : index
+// CHECK-NEXT:          %[[C:.*]] = arith.addi %[[C0]], %{{.*}} : index
+// CHECK:               scf.for {{.*}} -> (vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>) {
+// CHECK:                 vector.load %[[W2]][%[[GB]], %[[C]], %{{.*}}] : memref<3x64x128xf32>, vector<8xf32>
+// CHECK-COUNT-2:         vector.load %[[W2]][%[[GB]], %{{.*}}, %{{.*}}] : memref<3x64x128xf32>, vector<8xf32>
+// CHECK:                 vector.load %[[MID]][%{{.*}}, %{{.*}}] : memref<?x128xf32>, vector<8xf32>
 // CHECK-NOT:             math.exp
-// CHECK-COUNT-4:       memref.store %{{.*}}, %[[OUT]][%{{.*}}, %[[C]]] : memref<32x64xf32>
-//   A partial tile: its rows one at a time (2 accumulators in GEMM 1).
-// CHECK:           } else {
-// CHECK:             scf.for %[[P1:[a-z0-9_]+]] = %[[T0]] to %[[TEND]] step
-// CHECK:               memref.load %[[ROWS]]
-// CHECK-NOT:           memref.load %[[ROWS]]
-// CHECK:                 scf.for {{.*}} -> (vector<8xf32>, vector<8xf32>) {
-// CHECK:                 math.exp
-// CHECK:                 memref.store %{{.*}}, %[[MID]]
-// CHECK:                 scf.for {{.*}} -> (vector<8xf32>) {
-// CHECK:                 memref.store %{{.*}}, %[[OUT]]
+// CHECK-COUNT-12:      vector.reduction <add>
+// CHECK-NEXT:          memref.store %{{.*}}, %[[OUT]][%{{.*}}, %[[C]]] : memref<32x64xf32>
 // CHECK:         } {moe.parallel}
 // CHECK-NEXT:    builtin.unrealized_conversion_cast %[[OUT]]
 
-// row-tile=2 vector-width=4: tiles of 2 rows, 4-lane vectors, a [2, I] stack
-// buffer, 2 x {w1, w3} accumulators.
+// row-tile=2 vector-width=4 block-bytes=4096 slice-bytes=64: tiles of 2
+// rows x 3 columns of {w1, w3} (12 accumulators), 4-lane vectors; blocks of
+// 6 rows of w1/w3 (at most 4 KiB, a multiple of 3: 22 blocks per expert, 66
+// items); K slices of 8 elements (64 bytes / (4 bytes x 2 rows)): the first
+// slice stores, the others (a loop over slices 1..15) add to what is there.
 // TILE-LABEL: func.func @grouped_swiglu(
-// TILE:           %[[RT:.*]] = arith.constant 2 : index
-// TILE:           arith.ceildivui %{{.*}}, %[[RT]] : index
-// TILE:         scf.for
-// TILE-NEXT:      memref.alloca_scope {
-// TILE-NEXT:      memref.alloca() : memref<2x128xf32>
-// TILE:           scf.if
-// TILE-COUNT-2:     memref.load %{{.*}} : memref<32xi32>
-// TILE-NOT:         memref.load %{{.*}} : memref<32xi32>
+// TILE:         %[[OUT:[a-z0-9_]+]] = memref.alloc() {{.*}} : memref<32x64xf32>
+// TILE:         %[[ITEMS:.*]] = arith.constant 66 : index
+// TILE:         scf.for %{{.*}} = %{{.*}} to %[[ITEMS]] step
+// TILE-NEXT:      %[[BLOCKS:.*]] = arith.constant 22 : index
+// TILE-NEXT:      arith.divui %{{.*}}, %[[BLOCKS]] : index
 // TILE:             %[[LANES:.*]] = arith.constant 4 : index
-// TILE-NEXT:        scf.for %{{.*}} = %{{.*}} to %{{.*}} step %[[LANES]] iter_args({{.*}}) -> (vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>) {
+// TILE-NEXT:        scf.for %{{.*}} = %{{.*}} to %{{.*}} step %[[LANES]] iter_args({{.*}}) -> (vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>, vector<4xf32>) {
 // TILE:             math.exp
-// TILE:             memref.store %{{.*}} : memref<2x128xf32>
-// TILE:             scf.for {{.*}} -> (vector<4xf32>, vector<4xf32>) {
+// TILE:         } {moe.parallel}
+//   Phase B: the first K slice stores ...
+// TILE:         scf.for
+// TILE:                 memref.store %{{.*}}, %[[OUT]]
+//   ... then slices 1..15 accumulate.
+// TILE:             %[[SLICES:.*]] = arith.constant 16 : index
+// TILE:             scf.for %[[S:.*]] = %{{.*}} to %[[SLICES]] step
+// TILE:                   %[[OLD:.*]] = memref.load %[[OUT]]
+// TILE-NEXT:              %[[NEW:.*]] = arith.addf %[[OLD]], %{{.*}} : f32
+// TILE-NEXT:              memref.store %[[NEW]], %[[OUT]]
+// TILE:         } {moe.parallel}
 // TILE-NOT:     vector<8xf32>
 // TILE-LABEL: func.func @grouped_lora(
 
-// parallel=false: the same work items, not marked, sharing the entry buffer.
+// parallel=false: the same work items, not marked.
 // SEQ-LABEL: func.func @grouped_swiglu(
-// SEQ:         %[[MID:[a-z0-9_]+]] = memref.alloca() {{.*}} : memref<4x128xf32>
-// SEQ:         scf.for %{{.*}} = %{{.*}} to %{{.*}} step
-// SEQ-NOT:       memref.alloca
-// SEQ:               memref.store %{{.*}}, %[[MID]]
+// SEQ:         memref.alloc({{.*}}) {{.*}} : memref<?x128xf32>
+// SEQ-COUNT-2: scf.for %{{.*}} = %{{.*}} to %{{.*}} step
 // SEQ-NOT:     moe.parallel
 // SEQ-LABEL: func.func @grouped_lora(
 func.func @grouped_swiglu(%x: tensor<16x64xf32>, %rows: tensor<32xi32>, %offsets: tensor<9xi32>,
@@ -215,21 +201,22 @@ func.func @grouped_lora(%x: tensor<16x64xf32>, %rows: tensor<32xi32>, %offsets: 
   return %y : tensor<32x64xf32>
 }
 
-// A dense moe.ffn (ReLU) is the same kernel over the tokens 0..T directly:
-// no offsets or row indirection.
+// A dense moe.ffn (ReLU) is the same kernel over the tokens 0..T directly
+// (one group, unprefixed weights): no offsets or row indirection.
 // CHECK-LABEL: func.func @dense(
-// CHECK-SAME:      %[[X:[a-z0-9_]+]]: memref<?x64xf32>, %[[W1:[a-z0-9_]+]]: memref<96x64xf32>
+// CHECK-SAME:      %[[X:[a-z0-9_]+]]: memref<?x64xf32>, %[[W1:[a-z0-9_]+]]: memref<96x64xf32>, %[[W2:[a-z0-9_]+]]: memref<64x96xf32>
 // CHECK-NOT:     : memref<{{.*}}xi32>
 // CHECK:         %[[T:[a-z0-9_]+]] = memref.dim %[[X]], %{{.*}} : memref<?x64xf32>
 // CHECK:         %[[OUT:[a-z0-9_]+]] = memref.alloc(%[[T]]) {{.*}} : memref<?x64xf32>
+// CHECK:         %[[MID:[a-z0-9_]+]] = memref.alloc(%[[T]]) {{.*}} : memref<?x96xf32>
 // CHECK:         scf.for %[[ITEM:[a-z0-9_]+]] =
-// CHECK:           arith.muli
-// CHECK-NEXT:      %[[T0:.*]] = arith.addi %{{.*}}, %{{.*}} : index
-// CHECK:           scf.if
-// CHECK:             %[[R0:.*]] = arith.addi %[[T0]], %{{.*}} : index
-// CHECK:               vector.load %[[W1]]
-// CHECK-NEXT:          vector.load %[[X]][%[[R0]], %{{.*}}]
+// CHECK:           scf.for %[[P0:[a-z0-9_]+]] =
+// CHECK:             %[[R0:.*]] = arith.addi %[[P0]], %{{.*}} : index
+// CHECK:               vector.load %[[W1]][%{{.*}}, %{{.*}}] : memref<96x64xf32>
+// CHECK:               vector.load %[[X]][%[[R0]], %{{.*}}]
 // CHECK:             arith.maximumf
+// CHECK:         } {moe.parallel}
+// CHECK:               vector.load %[[W2]]
 // CHECK:         } {moe.parallel}
 // CHECK-NOT:     : memref<{{.*}}xi32>
 // CHECK-NOT:     math.exp
