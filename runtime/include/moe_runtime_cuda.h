@@ -45,6 +45,9 @@ int moe_gpu_layer_arg(const moe_gpu_layer *layer, int index, moe_dtype *dtype, i
                       const int64_t **shape);
 int moe_gpu_layer_result(const moe_gpu_layer *layer, int index, moe_dtype *dtype,
                          int32_t *rank, const int64_t **shape);
+/* The names of the description's `arg` lines (NULL for a bad index). */
+const char *moe_gpu_layer_arg_name(const moe_gpu_layer *layer, int index);
+const char *moe_gpu_layer_result_name(const moe_gpu_layer *layer, int index);
 /* "NVIDIA H100 80GB HBM3 (sm_90, 132 SMs)" for the layer's device. */
 const char *moe_gpu_layer_device(const moe_gpu_layer *layer);
 

@@ -398,6 +398,18 @@ int moe_gpu_layer_result(const moe_gpu_layer *layer, int index, moe_dtype *dtype
   return describeSig(layer->outputs, index, dtype, rank, shape);
 }
 
+const char *moe_gpu_layer_arg_name(const moe_gpu_layer *layer, int index) {
+  if (!layer || index < 0 || index >= layer->desc.numInputs())
+    return nullptr;
+  return layer->desc.args[size_t(index)].name.c_str();
+}
+
+const char *moe_gpu_layer_result_name(const moe_gpu_layer *layer, int index) {
+  if (!layer || index < 0 || index >= int(layer->outputs.size()))
+    return nullptr;
+  return layer->desc.args[size_t(layer->desc.numInputs() + index)].name.c_str();
+}
+
 const char *moe_gpu_layer_device(const moe_gpu_layer *layer) {
   return layer ? layer->deviceName.c_str() : "";
 }

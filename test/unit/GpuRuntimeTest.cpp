@@ -377,6 +377,7 @@ TEST_F(NoDriver, EveryEntryPointRejectsNullsWithoutCrashing) {
   EXPECT_EQ(moe_gpu_layer_result(nullptr, 0, nullptr, nullptr, nullptr),
             MOE_ERR_INVALID_ARGUMENT);
   EXPECT_STREQ(moe_gpu_layer_device(nullptr), "");
+  EXPECT_EQ(moe_gpu_layer_arg_name(nullptr, 0), nullptr);
   float out[4] = {7, 7, 7, 7};
   int64_t shape[1] = {4};
   moe_tensor result{out, MOE_F32, 1, shape};
@@ -475,6 +476,10 @@ TEST_F(FakeDriver, RunsTheKernelsInOrderWithGridsAndParametersFromT) {
   EXPECT_EQ(rank, 1);
   EXPECT_EQ(shape[0], 4);
   EXPECT_EQ(moe_gpu_layer_arg(layer, 1, &dtype, &rank, &shape), MOE_ERR_INVALID_ARGUMENT);
+  EXPECT_STREQ(moe_gpu_layer_arg_name(layer, 0), "x");
+  EXPECT_STREQ(moe_gpu_layer_result_name(layer, 1), "sum");
+  EXPECT_EQ(moe_gpu_layer_arg_name(layer, 1), nullptr);
+  EXPECT_EQ(moe_gpu_layer_result_name(layer, 2), nullptr);
   // 64 KiB of dynamic shared memory needs the opt-in attribute (8).
   EXPECT_EQ(log(), "attr fake_accumulate 8=65536\n");
 
