@@ -53,9 +53,12 @@ const char *moe_gpu_layer_device(const moe_gpu_layer *layer);
 
 /* Runs the layer on host tensors, with every check of moe_layer_run: copies
  * the inputs to the device, zero-fills the scratch buffers, launches every
- * kernel in order on the layer's stream (grids computed from T), waits, and
+ * kernel in order on the layer's stream (grids computed from T; a kernel
+ * whose grid is empty for this T is skipped), waits, and
  * copies the results back. On any error, nothing is written to the results.
- * Device buffers are kept and reused across calls (grown when T grows). */
+ * Device buffers are kept and reused across calls (grown when T grows), so
+ * a layer runs one call at a time: do not use one layer from two threads at
+ * once (open one layer per thread). */
 int moe_gpu_layer_run(moe_gpu_layer *layer, const moe_tensor *args, int num_args,
                       moe_tensor *results, int num_results);
 
@@ -66,7 +69,9 @@ int moe_gpu_layer_run(moe_gpu_layer *layer, const moe_tensor *args, int num_args
  * CUstream; NULL = the layer's own stream) and returns without waiting.
  * Scratch is owned by the layer; call moe_gpu_layer_reserve first so that a
  * launch being captured into a graph allocates nothing. A captured graph is
- * for that one T (grids and the T parameter are baked in). */
+ * for that one T (grids and the T parameter are baked in). The scratch is
+ * shared by every launch of the layer: launches on different streams must
+ * not overlap. */
 int moe_gpu_layer_launch(moe_gpu_layer *layer, int64_t tokens, const uint64_t *buffers,
                          int num_buffers, void *stream);
 /* Allocates the scratch buffers for every T up to max_tokens. */

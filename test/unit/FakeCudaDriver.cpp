@@ -10,6 +10,7 @@
 //   fake_scale(in, out, T, cols, factor)   out[i] = in[i] * factor, i < T*cols
 //   fake_accumulate(in, acc, T, cols)      acc[j] += sum_t in[t*cols + j]
 //   fake_write_sum(acc, out, cols)         out[j] = acc[j]
+//   fake_copy_rows(in, out, rows, row_bytes)  memcpy of rows * row_bytes
 //   fake_fault(...)                        the next synchronize reports
 //                                          CUDA_ERROR_ILLEGAL_ADDRESS
 // Other kernels are only recorded. The fake_cuda_* functions let a test
@@ -233,7 +234,11 @@ CUresult cuLaunchKernel(const char *fn, unsigned gx, unsigned gy, unsigned gz, u
                       std::to_string(gy) + "," + std::to_string(gz) + " block " +
                       std::to_string(bx) + "," + std::to_string(by) + "," + std::to_string(bz) +
                       " smem " + std::to_string(smem);
-  int count = name == "fake_scale" ? 5 : name == "fake_accumulate" ? 4 : name == "fake_write_sum" ? 3 : 0;
+  int count = name == "fake_scale"        ? 5
+              : name == "fake_accumulate" ? 4
+              : name == "fake_copy_rows"  ? 4
+              : name == "fake_write_sum"  ? 3
+                                          : 0;
   for (int i = 0; i < count; ++i)
     entry += " " + pointerOrValue(param(params, i));
   log += entry + "\n";
@@ -255,6 +260,10 @@ CUresult cuLaunchKernel(const char *fn, unsigned gx, unsigned gy, unsigned gz, u
     auto *out = reinterpret_cast<float *>(param(params, 1));
     for (int64_t j = 0; j < int64_t(param(params, 2)); ++j)
       out[j] = acc[j];
+  } else if (name == "fake_copy_rows") {
+    std::memcpy(reinterpret_cast<void *>(param(params, 1)),
+                reinterpret_cast<const void *>(param(params, 0)),
+                size_t(param(params, 2) * param(params, 3)));
   } else if (name == "fake_fault") {
     pendingStreamError = kIllegalAddress;
   }

@@ -510,6 +510,50 @@ TEST_F(FakeDriver, RunsTheKernelsInOrderWithGridsAndParametersFromT) {
   EXPECT_EQ(allocCalls(), 6);
 }
 
+TEST_F(FakeDriver, SixteenBitAndIntegerTensorsKeepTheirBytes) {
+  // Three outputs of three element types: sizes come from the dtypes and T,
+  // and each result lands in its own tensor (the staging offsets).
+  launchPath = writeFile("copy.launch", R"(moe-gpu-launch 1
+entry copy
+chip sm_90
+arg a in bf16 2 T 3
+arg b in i32 2 T 2
+arg c in f16 1 5
+arg oa out bf16 2 T 3
+arg ob out i32 2 T 2
+arg oc out f16 1 5
+kernel fake_copy_rows grid 0 1 1 1 0 0 1 1 1 0 0 1 1 1 0 block 1 1 1 smem 0 args a oa T i64:6
+kernel fake_copy_rows grid 0 1 1 1 0 0 1 1 1 0 0 1 1 1 0 block 1 1 1 smem 0 args b ob T i64:8
+kernel fake_copy_rows grid 0 1 1 1 0 0 1 1 1 0 0 1 1 1 0 block 1 1 1 smem 0 args c oc i64:1 i64:10
+)");
+  ptxPath = writeFile("copy.ptx", ".visible .entry fake_copy_rows() {}\n");
+  open();
+  const int64_t tokens = 7;
+  std::vector<uint16_t> a(tokens * 3), oa(a.size(), 0xFFFF), c(5), oc(5, 0xFFFF);
+  std::vector<int32_t> b(tokens * 2), ob(b.size(), -1);
+  for (size_t i = 0; i < a.size(); ++i)
+    a[i] = uint16_t(0x3F80 + i); // bf16 1.0, 1.0078125, ...
+  for (size_t i = 0; i < b.size(); ++i)
+    b[i] = int32_t(i) - 5;
+  for (size_t i = 0; i < c.size(); ++i)
+    c[i] = uint16_t(0x3C00 + i); // f16 1.0, ...
+  int64_t aShape[2] = {tokens, 3}, bShape[2] = {tokens, 2}, cShape[1] = {5};
+  moe_tensor args[3] = {{a.data(), MOE_BF16, 2, aShape},
+                        {b.data(), MOE_I32, 2, bShape},
+                        {c.data(), MOE_F16, 1, cShape}};
+  moe_tensor outs[3] = {{oa.data(), MOE_BF16, 2, aShape},
+                        {ob.data(), MOE_I32, 2, bShape},
+                        {oc.data(), MOE_F16, 1, cShape}};
+  ASSERT_EQ(moe_gpu_layer_run(layer, args, 3, outs, 3), MOE_OK) << moe_last_error();
+  EXPECT_EQ(oa, a);
+  EXPECT_EQ(ob, b);
+  EXPECT_EQ(oc, c);
+  outs[2].dtype = MOE_BF16;
+  EXPECT_EQ(moe_gpu_layer_run(layer, args, 3, outs, 3), MOE_ERR_SHAPE);
+  EXPECT_STREQ(moe_last_error(),
+               "result #2: output buffer has the wrong shape: expected [5] f16, got [5] bf16");
+}
+
 TEST_F(FakeDriver, NoTokensSkipsTheLaunchesWithEmptyGrids) {
   open();
   std::vector<float> y, sum(4, -1);
