@@ -15,12 +15,39 @@ void *driverHandle = nullptr;
 CudaDriver driverTable;
 bool driverReady = false;
 
+/// Names for the codes a driver may be unable to name itself: the CUDA
+/// toolkit's stub libcuda (linked against at build time, never meant to
+/// run) answers every call, cuGetErrorName included, with
+/// CUDA_ERROR_STUB_LIBRARY. Values from cuda.h's CUresult.
+void fallbackName(CUresult result, const char *&name, const char *&text) {
+  switch (result) {
+  case 3:
+    name = "CUDA_ERROR_NOT_INITIALIZED";
+    text = "initialization error";
+    return;
+  case 34:
+    name = "CUDA_ERROR_STUB_LIBRARY";
+    text = "the CUDA stub library was loaded instead of the real driver";
+    return;
+  case 100:
+    name = "CUDA_ERROR_NO_DEVICE";
+    text = "no CUDA-capable device is detected";
+    return;
+  case 803:
+    name = "CUDA_ERROR_SYSTEM_DRIVER_MISMATCH";
+    text = "the driver and the kernel module versions do not match";
+    return;
+  }
+}
+
 std::string resultText(const CudaDriver &d, CUresult result) {
   const char *name = nullptr, *text = nullptr;
-  if (d.cuGetErrorName)
-    d.cuGetErrorName(result, &name);
-  if (d.cuGetErrorString)
-    d.cuGetErrorString(result, &text);
+  if (d.cuGetErrorName && d.cuGetErrorName(result, &name) != CUDA_SUCCESS)
+    name = nullptr;
+  if (d.cuGetErrorString && d.cuGetErrorString(result, &text) != CUDA_SUCCESS)
+    text = nullptr;
+  if (!name)
+    fallbackName(result, name, text);
   std::string s = name ? name : "CUDA error " + std::to_string(result);
   if (text)
     s += std::string(" (") + text + ")";

@@ -408,6 +408,24 @@ TEST_F(GpuRuntime, DefaultDriverIsReportedConsistently) {
   EXPECT_EQ(layer, nullptr);
 }
 
+// The CUDA toolkit's stub libcuda, where installed: every symbol the runtime
+// resolves must exist in the real library's exports (the _v2 names), and
+// the stub's CUDA_ERROR_STUB_LIBRARY is reported as "no usable device".
+TEST_F(GpuRuntime, ToolkitStubDriverResolvesEverySymbolAndReportsNoDevice) {
+  const char *stub = "/usr/local/cuda/lib64/stubs/libcuda.so";
+  if (access(stub, R_OK) != 0)
+    GTEST_SKIP() << "no CUDA toolkit stub at " << stub;
+  setenv("MOE_LIBCUDA", stub, 1);
+  EXPECT_EQ(moe_cuda_available(), 0);
+  EXPECT_STREQ(moe_last_error(),
+               "the CUDA driver loaded but cuInit (initializing the driver) failed: "
+               "CUDA_ERROR_STUB_LIBRARY (the CUDA stub library was loaded instead of the real "
+               "driver)");
+  moe_gpu_layer *layer = nullptr;
+  EXPECT_EQ(moe_gpu_layer_open(ptxPath.c_str(), launchPath.c_str(), &layer), MOE_ERR_DEVICE);
+  EXPECT_EQ(layer, nullptr);
+}
+
 // --- the fake driver ---------------------------------------------------------
 
 class FakeDriver : public GpuRuntime {
@@ -732,6 +750,51 @@ TEST_F(FakeDriver, DevicePointerLaunchForCallersManagingMemory) {
             std::string::npos);
   for (uint64_t b : buffers)
     EXPECT_EQ(moe_gpu_free(layer, b), MOE_OK);
+}
+
+// --- a real GPU, when there is one ------------------------------------------
+
+// test/unit/gpu-smoke: a small layer in real PTX (from smoke.ll via llc), so
+// the runtime can be checked on a GPU without the compiler's PTX.
+std::string smokeFile(const char *name) { return std::string(MOE_GPU_SMOKE_DIR) + "/" + name; }
+
+TEST(RealGpu, SmokePtxAssemblesWithPtxas) {
+  const char *ptxas = "/usr/local/cuda/bin/ptxas";
+  if (access(ptxas, X_OK) != 0)
+    GTEST_SKIP() << "no ptxas at " << ptxas;
+  std::string cmd = std::string(ptxas) + " -arch=sm_90 " + smokeFile("smoke.ptx") + " -o /dev/null";
+  EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  EXPECT_EQ(moe_gpu_launch_check(smokeFile("smoke.launch").c_str()), MOE_OK) << moe_last_error();
+}
+
+TEST(RealGpu, SmokeLayerRunsOnTheDevice) {
+  if (!moe_cuda_available())
+    GTEST_SKIP() << "no CUDA device: " << moe_last_error();
+  moe_gpu_layer *layer = nullptr;
+  ASSERT_EQ(moe_gpu_layer_open(smokeFile("smoke.ptx").c_str(), smokeFile("smoke.launch").c_str(),
+                               &layer),
+            MOE_OK)
+      << moe_last_error();
+  for (int64_t tokens : {1, 1000, 4096, 7}) {
+    std::vector<float> x(size_t(tokens * 4)), y(x.size(), -1), sum(4, -1);
+    for (size_t i = 0; i < x.size(); ++i)
+      x[i] = float(i % 97) / 8 - 6;
+    int64_t xShape[2] = {tokens, 4}, sumShape[1] = {4};
+    moe_tensor in{x.data(), MOE_F32, 2, xShape};
+    moe_tensor outs[2] = {{y.data(), MOE_F32, 2, xShape}, {sum.data(), MOE_F32, 1, sumShape}};
+    ASSERT_EQ(moe_gpu_layer_run(layer, &in, 1, outs, 2), MOE_OK) << moe_last_error();
+    for (size_t i = 0; i < x.size(); ++i)
+      ASSERT_EQ(y[i], 3 * x[i]) << "T = " << tokens << ", element " << i;
+    for (int j = 0; j < 4; ++j) {
+      double expected = 0;
+      for (int64_t t = 0; t < tokens; ++t)
+        expected += x[size_t(t * 4 + j)];
+      // Multiples of 1/8 below 2^20 in magnitude: every order of the
+      // atomic adds gives the exact sum.
+      EXPECT_EQ(double(sum[size_t(j)]), expected) << "T = " << tokens << ", column " << j;
+    }
+  }
+  moe_gpu_layer_close(layer);
 }
 
 } // namespace
