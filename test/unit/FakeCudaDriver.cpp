@@ -19,6 +19,10 @@
 //
 //===----------------------------------------------------------------------===//
 
+// The runtime's declarations of the driver types, so every fake entry point
+// has exactly the type the runtime calls it through (-fsanitize=function).
+#include "CudaDriver.h"
+
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -27,7 +31,7 @@
 #include <string>
 
 namespace {
-using CUresult = int;
+using namespace moe::gpu;
 constexpr CUresult kSuccess = 0, kInvalidValue = 1, kOutOfMemory = 2, kNotInitialized = 3,
                    kNoDevice = 100, kInvalidPtx = 218, kNotFound = 500, kIllegalAddress = 700;
 
@@ -102,18 +106,18 @@ CUresult cuDeviceGetCount(int *count) {
   *count = initialized ? 1 : 0;
   return initialized ? kSuccess : kNotInitialized;
 }
-CUresult cuDeviceGet(int *device, int ordinal) {
+CUresult cuDeviceGet(CUdevice *device, int ordinal) {
   FAKE_ENTRY("cuDeviceGet");
   if (ordinal != 0)
     return kInvalidValue;
   *device = 0;
   return kSuccess;
 }
-CUresult cuDeviceGetName(char *name, int len, int) {
+CUresult cuDeviceGetName(char *name, int len, CUdevice) {
   std::strncpy(name, "Fake GPU", size_t(len));
   return kSuccess;
 }
-CUresult cuDeviceGetAttribute(int *value, int attribute, int) {
+CUresult cuDeviceGetAttribute(int *value, int attribute, CUdevice) {
   switch (attribute) {
   case 16:
     *value = 132;
@@ -127,22 +131,22 @@ CUresult cuDeviceGetAttribute(int *value, int attribute, int) {
   }
   return kInvalidValue;
 }
-CUresult cuDevicePrimaryCtxRetain(void **ctx, int) {
+CUresult cuDevicePrimaryCtxRetain(CUcontext *ctx, CUdevice) {
   FAKE_ENTRY("cuDevicePrimaryCtxRetain");
   static int context;
-  *ctx = &context;
+  *ctx = reinterpret_cast<CUcontext>(&context);
   ++contextRefs;
   return kSuccess;
 }
-CUresult cuDevicePrimaryCtxRelease_v2(int) {
+CUresult cuDevicePrimaryCtxRelease_v2(CUdevice) {
   --contextRefs;
   return kSuccess;
 }
-CUresult cuCtxSetCurrent(void *) {
+CUresult cuCtxSetCurrent(CUcontext) {
   FAKE_ENTRY("cuCtxSetCurrent");
   return kSuccess;
 }
-CUresult cuModuleLoadDataEx(Module **module, const void *image, unsigned numOptions, int *options,
+CUresult cuModuleLoadDataEx(CUmodule *module, const void *image, unsigned numOptions, int *options,
                             void **values) {
   FAKE_ENTRY("cuModuleLoadDataEx");
   std::string ptx(static_cast<const char *>(image));
@@ -159,29 +163,32 @@ CUresult cuModuleLoadDataEx(Module **module, const void *image, unsigned numOpti
     m->kernels.insert(ptx.substr(begin, end - begin));
   }
   modules.insert(m);
-  *module = m;
+  *module = reinterpret_cast<CUmodule>(m);
   return kSuccess;
 }
-CUresult cuModuleUnload(Module *module) {
+CUresult cuModuleUnload(CUmodule handle) {
+  auto *module = reinterpret_cast<Module *>(handle);
   modules.erase(module);
   delete module;
   return kSuccess;
 }
-CUresult cuModuleGetFunction(const char **fn, Module *module, const char *name) {
+CUresult cuModuleGetFunction(CUfunction *fn, CUmodule handle, const char *name) {
+  auto *module = reinterpret_cast<Module *>(handle);
   FAKE_ENTRY("cuModuleGetFunction");
   auto it = module->kernels.find(name);
   if (it == module->kernels.end())
     return kNotFound;
-  *fn = it->c_str(); // the function handle is its name
+  *fn = reinterpret_cast<CUfunction>(const_cast<char *>(it->c_str())); // the handle is its name
   return kSuccess;
 }
-CUresult cuFuncSetAttribute(const char *fn, int attribute, int value) {
+CUresult cuFuncSetAttribute(CUfunction handle, int attribute, int value) {
+  auto *fn = reinterpret_cast<const char *>(handle);
   FAKE_ENTRY("cuFuncSetAttribute");
   log += std::string("attr ") + fn + " " + std::to_string(attribute) + "=" +
          std::to_string(value) + "\n";
   return kSuccess;
 }
-CUresult cuMemAlloc_v2(uint64_t *ptr, size_t bytes) {
+CUresult cuMemAlloc_v2(CUdeviceptr *ptr, size_t bytes) {
   FAKE_ENTRY("cuMemAlloc");
   ++allocCalls;
   if (bytes == 0)
@@ -192,40 +199,42 @@ CUresult cuMemAlloc_v2(uint64_t *ptr, size_t bytes) {
   *ptr = uintptr_t(p);
   return kSuccess;
 }
-CUresult cuMemFree_v2(uint64_t ptr) {
+CUresult cuMemFree_v2(CUdeviceptr ptr) {
   if (!allocations.erase(uintptr_t(ptr)))
     return kInvalidValue;
   std::free(reinterpret_cast<void *>(ptr));
   return kSuccess;
 }
-CUresult cuMemcpyHtoD_v2(uint64_t dst, const void *src, size_t bytes) {
+CUresult cuMemcpyHtoD_v2(CUdeviceptr dst, const void *src, size_t bytes) {
   FAKE_ENTRY("cuMemcpyHtoD");
   std::memcpy(reinterpret_cast<void *>(dst), src, bytes);
   return kSuccess;
 }
-CUresult cuMemcpyDtoH_v2(void *dst, uint64_t src, size_t bytes) {
+CUresult cuMemcpyDtoH_v2(void *dst, CUdeviceptr src, size_t bytes) {
   FAKE_ENTRY("cuMemcpyDtoH");
   std::memcpy(dst, reinterpret_cast<const void *>(src), bytes);
   return kSuccess;
 }
-CUresult cuMemcpyHtoDAsync_v2(uint64_t dst, const void *src, size_t bytes, void *) {
+CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr dst, const void *src, size_t bytes, CUstream) {
   FAKE_ENTRY("cuMemcpyHtoDAsync");
   std::memcpy(reinterpret_cast<void *>(dst), src, bytes);
   return kSuccess;
 }
-CUresult cuMemcpyDtoHAsync_v2(void *dst, uint64_t src, size_t bytes, void *) {
+CUresult cuMemcpyDtoHAsync_v2(void *dst, CUdeviceptr src, size_t bytes, CUstream) {
   FAKE_ENTRY("cuMemcpyDtoHAsync");
   std::memcpy(dst, reinterpret_cast<const void *>(src), bytes);
   return kSuccess;
 }
-CUresult cuMemsetD8Async(uint64_t dst, unsigned char value, size_t count, void *) {
+CUresult cuMemsetD8Async(CUdeviceptr dst, unsigned char value, size_t count, CUstream) {
   FAKE_ENTRY("cuMemsetD8Async");
   std::memset(reinterpret_cast<void *>(dst), value, count);
   log += "memset " + std::to_string(count) + "\n";
   return kSuccess;
 }
-CUresult cuLaunchKernel(const char *fn, unsigned gx, unsigned gy, unsigned gz, unsigned bx,
-                        unsigned by, unsigned bz, unsigned smem, void *, void **params, void **) {
+CUresult cuLaunchKernel(CUfunction handle, unsigned gx, unsigned gy, unsigned gz, unsigned bx,
+                        unsigned by, unsigned bz, unsigned smem, CUstream, void **params,
+                        void **) {
+  auto *fn = reinterpret_cast<const char *>(handle);
   FAKE_ENTRY("cuLaunchKernel");
   if (!gx || !gy || !gz)
     return kInvalidValue; // the real driver rejects empty grids too
@@ -269,18 +278,18 @@ CUresult cuLaunchKernel(const char *fn, unsigned gx, unsigned gy, unsigned gz, u
   }
   return kSuccess;
 }
-CUresult cuStreamCreate(void **stream, unsigned) {
+CUresult cuStreamCreate(CUstream *stream, unsigned) {
   FAKE_ENTRY("cuStreamCreate");
   static int theStream;
-  *stream = &theStream;
+  *stream = reinterpret_cast<CUstream>(&theStream);
   ++streams;
   return kSuccess;
 }
-CUresult cuStreamDestroy_v2(void *) {
+CUresult cuStreamDestroy_v2(CUstream) {
   --streams;
   return kSuccess;
 }
-CUresult cuStreamSynchronize(void *) {
+CUresult cuStreamSynchronize(CUstream) {
   FAKE_ENTRY("cuStreamSynchronize");
   CUresult r = pendingStreamError;
   pendingStreamError = kSuccess;
