@@ -2,7 +2,7 @@
 """Compare a compiled GPU layer against a torch eager per-expert loop, in one run.
 
     python3 bench/gpu/torch_baseline.py LAYER.ptx LAYER.launch \
-        --runner build/bin/moe-gpu-run --tokens 4096 --k 2 [--no-renormalize] \
+        [--runner build-gpu/moe-gpu-run] --tokens 4096 --k 2 [--no-renormalize] \
         [--iters 20] [--warmup 3]
 
 For a Mixtral-like layer (examples/mixtral.mlir with the sizes of MIX-P:
@@ -126,7 +126,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("ptx")
     parser.add_argument("launch")
-    parser.add_argument("--runner", default="build/bin/moe-gpu-run")
+    parser.add_argument("--runner", default=None,
+                        help="moe-gpu-run (default: build-gpu/moe-gpu-run from "
+                             "bench/gpu/build-runner.sh, else build/bin/moe-gpu-run)")
     parser.add_argument("--tokens", type=int, default=4096)
     parser.add_argument("--k", type=int, default=2)
     parser.add_argument("--no-renormalize", action="store_true")
@@ -134,6 +136,12 @@ def main():
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--seed", type=int, default=1)
     options = parser.parse_args()
+
+    if options.runner is None:
+        candidates = ["build-gpu/moe-gpu-run", "build/bin/moe-gpu-run"]
+        options.runner = next((c for c in candidates if os.path.exists(c)), None)
+        if options.runner is None:
+            sys.exit("no moe-gpu-run: build it with bash bench/gpu/build-runner.sh or pass --runner")
 
     import numpy as np
     import torch

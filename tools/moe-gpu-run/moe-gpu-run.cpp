@@ -177,6 +177,36 @@ uint16_t toBf16(float f) { // round to nearest even
   return uint16_t(bits >> 16);
 }
 
+/// IEEE half, round to nearest even, subnormals included (written out rather
+/// than _Float16 so that older compilers on GPU machines build this too).
+uint16_t toF16(float f) {
+  uint32_t bits;
+  std::memcpy(&bits, &f, 4);
+  uint16_t sign = uint16_t((bits >> 16) & 0x8000u);
+  uint32_t magnitude = bits & 0x7fffffffu;
+  if (magnitude > 0x7f800000u)
+    return sign | 0x7e00; // NaN
+  if (magnitude >= 0x477ff000u) // rounds to >= 65520: infinity
+    return sign | 0x7c00;
+  if (magnitude < 0x38800000u) { // below 2^-14: subnormal or zero
+    if (magnitude < 0x33000000u) // below 2^-25: rounds to zero
+      return sign;
+    // f = M * 2^(e - 150) with the 24-bit significand M; a half subnormal
+    // is h * 2^-24, so h = M >> (126 - e), shift in [14, 24].
+    uint32_t significand = (magnitude & 0x7fffffu) | 0x800000u;
+    int shift = 126 - int(magnitude >> 23);
+    uint32_t half = significand >> shift;
+    uint32_t rest = significand & ((1u << shift) - 1);
+    uint32_t halfway = 1u << (shift - 1);
+    if (rest > halfway || (rest == halfway && (half & 1u)))
+      ++half; // 1024 is the smallest normal, encoded correctly as is
+    return sign | uint16_t(half);
+  }
+  uint32_t rounded = magnitude - 0x38000000u; // rebias exponent 127 -> 15
+  rounded += 0xfffu + ((rounded >> 13) & 1u);
+  return sign | uint16_t(rounded >> 13);
+}
+
 void fillRandom(HostTensor &t, uint64_t &state, int intMax) {
   float scale = 1.0f;
   if (!t.perToken && !t.shape.empty() && t.shape.back() > 0)
@@ -196,7 +226,7 @@ void fillRandom(HostTensor &t, uint64_t &state, int intMax) {
       break;
     }
     case MOE_F16: {
-      _Float16 h = _Float16(v);
+      uint16_t h = toF16(v);
       std::memcpy(p, &h, 2);
       break;
     }
