@@ -30,8 +30,12 @@ enum moe_status {
   MOE_ERR_SHAPE = 4,
   /* Any other misuse of the API (null pointers, wrong counts). */
   MOE_ERR_INVALID_ARGUMENT = 5,
-  /* The shared object could not be loaded or is not a moe layer. */
+  /* The layer could not be loaded: a shared object that is not a moe layer,
+   * or (GPU) an unreadable PTX file or a malformed launch description. */
   MOE_ERR_LOAD = 6,
+  /* GPU path: no CUDA driver, no device, or a driver call failed (the
+   * message names the call, the driver's error name and string). */
+  MOE_ERR_DEVICE = 7,
 };
 
 /* A human-readable message for a status code. */
@@ -41,7 +45,14 @@ const char *moe_status_message(int status);
  * argument and what was expected); "" when the last call succeeded. */
 const char *moe_last_error(void);
 
-typedef enum moe_dtype { MOE_F32 = 0, MOE_I32 = 1, MOE_I64 = 2 } moe_dtype;
+/* BF16 and F16 data are the raw 16-bit patterns (uint16_t per element). */
+typedef enum moe_dtype {
+  MOE_F32 = 0,
+  MOE_I32 = 1,
+  MOE_I64 = 2,
+  MOE_BF16 = 3,
+  MOE_F16 = 4
+} moe_dtype;
 
 /* A dense, C-contiguous (row-major) tensor owned by the caller. */
 typedef struct moe_tensor {

@@ -8,6 +8,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "moe_runtime.h"
+#include "RuntimeInternal.h"
 
 #include <dlfcn.h>
 
@@ -16,13 +17,17 @@
 #include <string>
 #include <vector>
 
+namespace moe::rt {
 namespace {
 thread_local std::string lastError;
+} // namespace
 
 int fail(int status, const std::string &message) {
   lastError = message;
   return status;
 }
+
+void clearError() { lastError.clear(); }
 
 const char *dtypeName(int dtype) {
   switch (dtype) {
@@ -32,15 +37,36 @@ const char *dtypeName(int dtype) {
     return "i32";
   case MOE_I64:
     return "i64";
+  case MOE_BF16:
+    return "bf16";
+  case MOE_F16:
+    return "f16";
   }
   return "?";
 }
 
-struct TensorSig {
-  int dtype;
-  std::vector<int64_t> shape; // -1 = T
-};
+size_t dtypeSize(int dtype) {
+  switch (dtype) {
+  case MOE_F32:
+  case MOE_I32:
+    return 4;
+  case MOE_I64:
+    return 8;
+  case MOE_BF16:
+  case MOE_F16:
+    return 2;
+  }
+  return 0;
+}
 
+int64_t numElements(const moe_tensor &t) {
+  int64_t n = 1;
+  for (int32_t d = 0; d < t.rank; ++d)
+    n *= t.shape[d];
+  return n;
+}
+
+namespace {
 std::string describe(const TensorSig &sig) {
   std::string s = "[";
   for (size_t d = 0; d < sig.shape.size(); ++d)
@@ -61,7 +87,84 @@ bool isEmpty(const moe_tensor &t) {
       return true;
   return false;
 }
+} // namespace
 
+int checkTensors(const std::vector<TensorSig> &argSigs, const std::vector<TensorSig> &resultSigs,
+                 const std::string &fname, const moe_tensor *args, int num_args,
+                 const moe_tensor *results, int num_results, int64_t *tokensOut) {
+  if (num_args != int(argSigs.size()))
+    return fail(MOE_ERR_INVALID_ARGUMENT, "'" + fname + "' takes " +
+                                              std::to_string(argSigs.size()) +
+                                              " arguments, got " + std::to_string(num_args));
+  if (num_results != int(resultSigs.size()))
+    return fail(MOE_ERR_INVALID_ARGUMENT, "'" + fname + "' returns " +
+                                              std::to_string(resultSigs.size()) +
+                                              " results, got " + std::to_string(num_results) +
+                                              " result buffers");
+  if ((num_args && !args) || (num_results && !results))
+    return fail(MOE_ERR_INVALID_ARGUMENT, "null tensor array");
+  // Arguments: dtype, rank, static dims; every dynamic dim is T.
+  int64_t tokens = -1;
+  for (int i = 0; i < num_args; ++i) {
+    const TensorSig &want = argSigs[i];
+    const moe_tensor &got = args[i];
+    std::string what = "argument #" + std::to_string(i);
+    if (int(got.dtype) != want.dtype)
+      return fail(MOE_ERR_SHAPE, what + ": expected element type " + dtypeName(want.dtype) +
+                                     ", got " + dtypeName(got.dtype));
+    if (got.rank != int32_t(want.shape.size()) || (got.rank && !got.shape))
+      return fail(MOE_ERR_SHAPE, what + ": expected shape " + describe(want) + ", got rank " +
+                                     std::to_string(got.rank));
+    for (int32_t d = 0; d < got.rank; ++d) {
+      int64_t w = want.shape[d], g = got.shape[d];
+      if (g < 0 || (w >= 0 && g != w))
+        return fail(MOE_ERR_SHAPE,
+                    what + ": expected shape " + describe(want) + ", got " + describe(got));
+      if (w < 0) {
+        if (tokens < 0)
+          tokens = g;
+        else if (g != tokens)
+          return fail(MOE_ERR_SHAPE, what + " has token count " + std::to_string(g) +
+                                         " but an earlier argument has " +
+                                         std::to_string(tokens) +
+                                         " (every dynamic dimension is T)");
+      }
+    }
+    if (!got.data && !isEmpty(got))
+      return fail(MOE_ERR_INVALID_ARGUMENT, what + " is a null pointer");
+  }
+  for (int i = 0; i < num_results; ++i) {
+    const TensorSig &want = resultSigs[i];
+    const moe_tensor &got = results[i];
+    std::string what = "result #" + std::to_string(i);
+    bool ok = int(got.dtype) == want.dtype && got.rank == int32_t(want.shape.size()) &&
+              (!got.rank || got.shape);
+    for (int32_t d = 0; ok && d < got.rank; ++d) {
+      int64_t w = want.shape[d] < 0 ? tokens : want.shape[d];
+      ok = got.shape[d] == w;
+    }
+    if (!ok) {
+      TensorSig expected = want;
+      for (int64_t &d : expected.shape)
+        if (d < 0)
+          d = tokens;
+      return fail(MOE_ERR_SHAPE, what + ": output buffer has the wrong shape: expected " +
+                                     describe(expected) + ", got " +
+                                     (got.rank >= 0 && (got.shape || !got.rank) ? describe(got)
+                                                                                : "?"));
+    }
+    if (!got.data && !isEmpty(got))
+      return fail(MOE_ERR_INVALID_ARGUMENT, what + " is a null pointer");
+  }
+  if (tokensOut)
+    *tokensOut = tokens;
+  return MOE_OK;
+}
+} // namespace moe::rt
+
+using namespace moe::rt;
+
+namespace {
 /// A memref descriptor: {allocated, aligned, offset, sizes[R], strides[R]}.
 std::vector<int64_t> descriptor(const moe_tensor &t) {
   std::vector<int64_t> words(3 + 2 * size_t(t.rank));
@@ -108,13 +211,16 @@ const char *moe_status_message(int status) {
   case MOE_ERR_INVALID_ARGUMENT:
     return "invalid argument";
   case MOE_ERR_LOAD:
-    return "the shared object could not be loaded as a moe layer";
+    return "the layer could not be loaded (shared object, PTX or launch description)";
+  case MOE_ERR_DEVICE:
+    return "no usable CUDA device: the driver (libcuda.so.1) is missing, finds no GPU, or "
+           "reported an error";
   default:
     return "unknown status code";
   }
 }
 
-const char *moe_last_error(void) { return lastError.c_str(); }
+const char *moe_last_error(void) { return moe::rt::lastError.c_str(); }
 
 moe_signature *moe_signature_parse(const char *text) {
   if (!text)
@@ -138,7 +244,10 @@ moe_signature *moe_signature_parse(const char *text) {
       if (!(fields >> dtype >> rank) || rank < 0)
         return false;
       TensorSig t;
-      t.dtype = dtype == "f32" ? MOE_F32 : dtype == "i32" ? MOE_I32 : dtype == "i64" ? MOE_I64 : -1;
+      t.dtype = -1;
+      for (int candidate : {MOE_F32, MOE_I32, MOE_I64, MOE_BF16, MOE_F16})
+        if (dtype == dtypeName(candidate))
+          t.dtype = candidate;
       if (t.dtype < 0)
         return false;
       for (int d = 0; d < rank; ++d) {
@@ -163,74 +272,13 @@ void moe_signature_free(moe_signature *sig) { delete sig; }
 int moe_run_packed(moe_packed_fn fn, const moe_signature *sig, const char *name,
                    const moe_tensor *args, int num_args, moe_tensor *results,
                    int num_results) {
-  lastError.clear();
+  clearError();
   std::string fname = name ? name : "layer";
   if (!fn || !sig)
     return fail(MOE_ERR_INVALID_ARGUMENT, "no compiled entry point");
-  if (num_args != int(sig->args.size()))
-    return fail(MOE_ERR_INVALID_ARGUMENT, "'" + fname + "' takes " +
-                                              std::to_string(sig->args.size()) +
-                                              " arguments, got " + std::to_string(num_args));
-  if (num_results != int(sig->results.size()))
-    return fail(MOE_ERR_INVALID_ARGUMENT, "'" + fname + "' returns " +
-                                              std::to_string(sig->results.size()) +
-                                              " results, got " + std::to_string(num_results) +
-                                              " result buffers");
-  if ((num_args && !args) || (num_results && !results))
-    return fail(MOE_ERR_INVALID_ARGUMENT, "null tensor array");
-  // Arguments: dtype, rank, static dims; every dynamic dim is T.
-  int64_t tokens = -1;
-  for (int i = 0; i < num_args; ++i) {
-    const TensorSig &want = sig->args[i];
-    const moe_tensor &got = args[i];
-    std::string what = "argument #" + std::to_string(i);
-    if (int(got.dtype) != want.dtype)
-      return fail(MOE_ERR_SHAPE, what + ": expected element type " + dtypeName(want.dtype) +
-                                     ", got " + dtypeName(got.dtype));
-    if (got.rank != int32_t(want.shape.size()) || (got.rank && !got.shape))
-      return fail(MOE_ERR_SHAPE, what + ": expected shape " + describe(want) + ", got rank " +
-                                     std::to_string(got.rank));
-    for (int32_t d = 0; d < got.rank; ++d) {
-      int64_t w = want.shape[d], g = got.shape[d];
-      if (g < 0 || (w >= 0 && g != w))
-        return fail(MOE_ERR_SHAPE,
-                    what + ": expected shape " + describe(want) + ", got " + describe(got));
-      if (w < 0) {
-        if (tokens < 0)
-          tokens = g;
-        else if (g != tokens)
-          return fail(MOE_ERR_SHAPE, what + " has token count " + std::to_string(g) +
-                                         " but an earlier argument has " +
-                                         std::to_string(tokens) +
-                                         " (every dynamic dimension is T)");
-      }
-    }
-    if (!got.data && !isEmpty(got))
-      return fail(MOE_ERR_INVALID_ARGUMENT, what + " is a null pointer");
-  }
-  for (int i = 0; i < num_results; ++i) {
-    const TensorSig &want = sig->results[i];
-    const moe_tensor &got = results[i];
-    std::string what = "result #" + std::to_string(i);
-    bool ok = int(got.dtype) == want.dtype && got.rank == int32_t(want.shape.size()) &&
-              (!got.rank || got.shape);
-    for (int32_t d = 0; ok && d < got.rank; ++d) {
-      int64_t w = want.shape[d] < 0 ? tokens : want.shape[d];
-      ok = got.shape[d] == w;
-    }
-    if (!ok) {
-      TensorSig expected = want;
-      for (int64_t &d : expected.shape)
-        if (d < 0)
-          d = tokens;
-      return fail(MOE_ERR_SHAPE, what + ": output buffer has the wrong shape: expected " +
-                                     describe(expected) + ", got " +
-                                     (got.rank >= 0 && (got.shape || !got.rank) ? describe(got)
-                                                                                : "?"));
-    }
-    if (!got.data && !isEmpty(got))
-      return fail(MOE_ERR_INVALID_ARGUMENT, what + " is a null pointer");
-  }
+  if (int status = checkTensors(sig->args, sig->results, fname, args, num_args, results,
+                                num_results, nullptr))
+    return status;
 
   std::vector<std::vector<int64_t>> descs;
   descs.reserve(num_args + num_results);
@@ -253,7 +301,7 @@ int moe_run_packed(moe_packed_fn fn, const moe_signature *sig, const char *name,
 }
 
 int moe_layer_open(const char *path, const char *entry, moe_layer **out) {
-  lastError.clear();
+  clearError();
   if (!out)
     return fail(MOE_ERR_INVALID_ARGUMENT, "moe_layer_open: null output pointer");
   *out = nullptr;

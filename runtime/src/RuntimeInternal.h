@@ -1,0 +1,51 @@
+//===- RuntimeInternal.h - pieces shared by the CPU and GPU runtimes ------===//
+//
+// Not installed, not part of the C ABI: the error slot behind moe_last_error,
+// the tensor signature and the one implementation of the caller-tensor
+// checks, so the CPU path (moe_layer_run) and the GPU path
+// (moe_gpu_layer_run) accept and reject exactly the same tensors with the
+// same messages.
+//
+//===----------------------------------------------------------------------===//
+#ifndef MOE_RUNTIME_INTERNAL_H
+#define MOE_RUNTIME_INTERNAL_H
+
+#include "moe_runtime.h"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace moe::rt {
+
+/// Sets this thread's moe_last_error() message and returns `status`.
+int fail(int status, const std::string &message);
+/// Clears this thread's message (every C entry point starts with this).
+void clearError();
+
+/// "f32", "bf16", ... ; "?" for a value outside moe_dtype.
+const char *dtypeName(int dtype);
+/// Bytes per element; 0 for a value outside moe_dtype.
+size_t dtypeSize(int dtype);
+
+/// One argument or result of a layer: element type and dims (-1 = T).
+struct TensorSig {
+  int dtype;
+  std::vector<int64_t> shape;
+};
+
+/// The checks of moe_layer_run: counts, null arrays, element types, ranks,
+/// static dims, every dynamic dim of the arguments equal (that is T), and
+/// result buffers shaped exactly for that T. `name` appears in messages.
+/// On success returns MOE_OK and sets *tokens to T (-1 when no argument has
+/// a dynamic dim); otherwise the status, with the message set.
+int checkTensors(const std::vector<TensorSig> &argSigs, const std::vector<TensorSig> &resultSigs,
+                 const std::string &name, const moe_tensor *args, int num_args,
+                 const moe_tensor *results, int num_results, int64_t *tokens);
+
+/// The number of elements of a checked tensor.
+int64_t numElements(const moe_tensor &t);
+
+} // namespace moe::rt
+
+#endif // MOE_RUNTIME_INTERNAL_H
