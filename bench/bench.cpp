@@ -56,6 +56,10 @@ static llvm::cl::opt<int> checkTokens("check-tokens",
                                       llvm::cl::desc("tokens checked against the reference"),
                                       llvm::cl::init(4));
 
+static llvm::cl::opt<std::string> pipelineOptions(
+    "pipeline-options", llvm::cl::desc("CPU pipeline options (as for --moe-to-cpu)"),
+    llvm::cl::init(""));
+
 extern "C" char *openblas_get_corename(void);
 extern "C" void openblas_set_num_threads(int);
 
@@ -336,7 +340,12 @@ static bool runCase(mlir::MLIRContext &ctx, const Shape &s, Result &res) {
     return false;
   std::unique_ptr<CompiledFunction> fn;
   auto start = Clock::now();
-  ref::Status st = CompiledFunction::compile(*module, "main", CpuPipelineOptions(), false, fn);
+  auto options = CpuPipelineOptions::createFromString(pipelineOptions);
+  if (!options) {
+    llvm::errs() << "bad --pipeline-options\n";
+    return false;
+  }
+  ref::Status st = CompiledFunction::compile(*module, "main", *options, false, fn);
   res.compileS = secondsSince(start);
   if (!st.ok()) {
     llvm::errs() << s.name << ": " << st.error << "\n";
