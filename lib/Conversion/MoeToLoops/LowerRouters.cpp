@@ -67,11 +67,20 @@ struct RouterEmitter {
                   mdl::Scoring scoring) {
     Value zero = cIndex(lb, l, 0), n = cIndex(lb, l, e);
     if (scoring == mdl::Scoring::sigmoid) {
+      // The two-sided form of docs/dialect.md §2: with e = exp(-|v|) (never
+      // overflows), 1 / (1 + e) for v >= 0 and e / (1 + e) otherwise. The
+      // one-sided 1 / (1 + exp(-v)) overflows exp for v < -88 and gives 0
+      // where the reference keeps a denormal score, so two very negative
+      // logits would tie (lower id) instead of ranking by value.
       emitFor(lb, l, zero, n, [&](OpBuilder &b2, Location l2, Value j) {
         Value v = memref::LoadOp::create(b2, l2, buf, ValueRange{j});
-        Value ex = math::ExpOp::create(b2, l2, arith::NegFOp::create(b2, l2, v));
-        Value s = arith::DivFOp::create(
-            b2, l2, cF32(b2, l2, 1.0f), arith::AddFOp::create(b2, l2, cF32(b2, l2, 1.0f), ex));
+        Value ex = math::ExpOp::create(
+            b2, l2, arith::NegFOp::create(b2, l2, math::AbsFOp::create(b2, l2, v)));
+        Value den = arith::AddFOp::create(b2, l2, cF32(b2, l2, 1.0f), ex);
+        Value nonNegative =
+            arith::CmpFOp::create(b2, l2, arith::CmpFPredicate::OGE, v, cF32(b2, l2, 0.0f));
+        Value num = arith::SelectOp::create(b2, l2, nonNegative, cF32(b2, l2, 1.0f), ex);
+        Value s = arith::DivFOp::create(b2, l2, num, den);
         memref::StoreOp::create(b2, l2, s, buf, ValueRange{j});
       });
       return;

@@ -5,7 +5,8 @@
 // moe-lower-routers fuses a router into ONE scf.for over the tokens: per
 // token the E logits go to a stack buffer [E] (vector<8> FMAs over H plus one
 // horizontal reduction), are scored in place (softmax: max, exp, divide;
-// sigmoid: 1 / (1 + exp(-z))), selected (K masked argmaxes) and normalized,
+// sigmoid: the two-sided 1 / (1 + e) or e / (1 + e) with e = exp(-|z|), so
+// exp never overflows), selected (K masked argmaxes) and normalized,
 // writing only the [T, K] routing. Only expert choice keeps a [T, E] score
 // matrix. Before the token loop the routing is filled as unused (-1, 0).
 
@@ -79,10 +80,13 @@ func.func @topk_softmax(%x: tensor<16x64xf32>, %gate: tensor<8x64xf32>)
 // CHECK:             memref.store %[[DOT]], %[[LOGITS:[a-z0-9_]+]][%{{.*}}] : memref<8xf32>
 // CHECK-NOT:       arith.maximumf
 // CHECK:             %[[Z:.*]] = memref.load %[[LOGITS]]
-// CHECK:             %[[NEG:.*]] = arith.negf %[[Z]] : f32
+// CHECK:             %[[ABS:.*]] = math.absf %[[Z]] : f32
+// CHECK:             %[[NEG:.*]] = arith.negf %[[ABS]] : f32
 // CHECK:             %[[EXP:.*]] = math.exp %[[NEG]] : f32
 // CHECK:             %[[DEN:.*]] = arith.addf %{{.*}}, %[[EXP]] : f32
-// CHECK:             %[[SIG:.*]] = arith.divf %{{.*}}, %[[DEN]] : f32
+// CHECK:             %[[POS:.*]] = arith.cmpf oge, %[[Z]], %{{.*}} : f32
+// CHECK:             %[[NUM:.*]] = arith.select %[[POS]], %{{.*}}, %[[EXP]] : f32
+// CHECK:             %[[SIG:.*]] = arith.divf %[[NUM]], %[[DEN]] : f32
 // CHECK:             memref.store %[[SIG]], %[[LOGITS]]
 // CHECK:             %[[S:.*]] = memref.load %[[LOGITS]]
 // CHECK:             %[[B:.*]] = memref.load %[[BIAS]]
