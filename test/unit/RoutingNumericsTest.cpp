@@ -48,6 +48,12 @@ func.func @sigmoid(%x: tensor<?x8xf32>, %gate: tensor<6x8xf32>)
       : tensor<?x8xf32>, tensor<6x8xf32> -> tensor<?x6xi32>, tensor<?x6xf32>
   return %ids, %w : tensor<?x6xi32>, tensor<?x6xf32>
 }
+func.func @sigmoid_renormalized(%x: tensor<?x8xf32>, %gate: tensor<6x8xf32>)
+    -> (tensor<?x3xi32>, tensor<?x3xf32>) {
+  %ids, %w = moe.topk_router sigmoid %x, %gate {k = 3, renormalize, scaling_factor = 2.5 : f32}
+      : tensor<?x8xf32>, tensor<6x8xf32> -> tensor<?x3xi32>, tensor<?x3xf32>
+  return %ids, %w : tensor<?x3xi32>, tensor<?x3xf32>
+}
 func.func @sigmoid_bias(%x: tensor<?x8xf32>, %gate: tensor<6x8xf32>, %bias: tensor<6xf32>)
     -> (tensor<?x6xi32>, tensor<?x6xf32>) {
   %ids, %w = moe.topk_router sigmoid %x, %gate bias %bias {k = 6}
@@ -197,5 +203,27 @@ TEST_F(RoutingNumericsTest, SigmoidBiasedKeysTieToTheLowerIdWithUnbiasedWeights)
       {{4, 0, 2, 1, 3, 5}, {1, 1, 0.5, 0, 0.5, 0}},
   };
   check("sigmoid_bias", args, want);
+}
+} // namespace
+
+namespace {
+TEST_F(RoutingNumericsTest, SigmoidRenormalizesDenormalScores) {
+  // Scores that underflowed to denormals still renormalize to their ratios
+  // (the compiled code once multiplied by 2.5 / sum, which overflows to
+  // +inf for a denormal sum; found by moe-fuzz-runtime).
+  auto sigmoid32 = [](double v) { return double(float(std::exp(v) / (1 + std::exp(v)))); };
+  std::vector<std::vector<float>> logits = {
+      {-95.0f, -1e4f, -93.75f, -95.0f, -120.0f, -758.0f},
+      {-88.5f, -90.0f, -1e4f, -1e4f, -1e4f, -1e4f},
+  };
+  double a = sigmoid32(-93.75), b = sigmoid32(-95), c = sigmoid32(-88.5), d = sigmoid32(-90);
+  double s0 = a + 2 * b, s1 = c + d;
+  std::vector<Expected> want = {
+      {{2, 0, 3}, {2.5 * a / s0, 2.5 * b / s0, 2.5 * b / s0}},
+      // The third slot's score is 0: it keeps weight 0.
+      {{0, 1, 2}, {2.5 * c / s1, 2.5 * d / s1, 0}},
+  };
+  // The ratios of denormals hold fewer significant bits.
+  check("sigmoid_renormalized", routerArgs(logits), want, 1e-3);
 }
 } // namespace

@@ -141,26 +141,32 @@ struct RouterEmitter {
   /// weights of token t's K slots; unused slots hold 0 and stay 0.
   void emitNormalize(OpBuilder &lb, Location l, Value w, Value t, int64_t k,
                      bool renormalize, float scale) {
+    if (!renormalize && scale == 1.0f)
+      return;
     Value zero = cIndex(lb, l, 0), n = cIndex(lb, l, k);
-    Value factor = cF32(lb, l, scale);
+    Value sum, positive;
     if (renormalize) {
-      Value sum = emitForWithArgs(
+      sum = emitForWithArgs(
           lb, l, zero, n, ValueRange{cF32(lb, l, 0.0f)},
           [&](OpBuilder &b2, Location l2, Value s, ValueRange acc) -> SmallVector<Value> {
             return {arith::AddFOp::create(
                 b2, l2, acc[0], memref::LoadOp::create(b2, l2, w, ValueRange{t, s}))};
           })[0];
-      Value positive = arith::CmpFOp::create(lb, l, arith::CmpFPredicate::OGT, sum,
-                                             cF32(lb, l, 0.0f));
-      Value div = arith::DivFOp::create(lb, l, factor, sum);
-      factor = arith::SelectOp::create(lb, l, positive, div, factor);
-    } else if (scale == 1.0f) {
-      return;
+      positive = arith::CmpFOp::create(lb, l, arith::CmpFPredicate::OGT, sum,
+                                       cF32(lb, l, 0.0f));
     }
+    // Each weight is divided by the sum, then scaled (docs/dialect.md §3.1).
+    // Not one factor scale / sum: for scores that underflowed to denormals
+    // (sigmoid of logits below about -88) the sum is denormal too and its
+    // reciprocal overflows to +inf, which made the weights inf instead of
+    // their ratios.
     emitFor(lb, l, zero, n, [&](OpBuilder &b2, Location l2, Value s) {
       Value v = memref::LoadOp::create(b2, l2, w, ValueRange{t, s});
-      memref::StoreOp::create(b2, l2, arith::MulFOp::create(b2, l2, v, factor), w,
-                              ValueRange{t, s});
+      if (renormalize)
+        v = arith::SelectOp::create(b2, l2, positive, arith::DivFOp::create(b2, l2, v, sum), v);
+      if (scale != 1.0f)
+        v = arith::MulFOp::create(b2, l2, v, cF32(b2, l2, scale));
+      memref::StoreOp::create(b2, l2, v, w, ValueRange{t, s});
     });
   }
 };

@@ -42,16 +42,16 @@
 // CHECK:           %[[BEST1:.*]]:2 = scf.for {{.*}} -> (index, f32)
 // CHECK:           memref.store %{{.*}}, %[[IDS]][%[[TOK]], %{{.*}}] : memref<16x2xi32>
 // CHECK-NOT:       -> (index, f32)
-//   Renormalization: sum of the token's K weights, then one scale factor.
+//   Renormalization: sum of the token's K weights, then each weight divided
+//   by it (no single reciprocal: it overflows for a denormal sum).
 // CHECK:           %[[SUM:.*]] = scf.for {{.*}} -> (f32)
 // CHECK:             memref.load %[[W]][%[[TOK]], %{{.*}}]
 // CHECK:           %[[POS:.*]] = arith.cmpf ogt, %[[SUM]]
-// CHECK:           %[[INV:.*]] = arith.divf %{{.*}}, %[[SUM]] : f32
-// CHECK:           %[[F:.*]] = arith.select %[[POS]], %[[INV]], %{{.*}} : f32
 // CHECK:           scf.for
 // CHECK:             %[[V:.*]] = memref.load %[[W]][%[[TOK]], %{{.*}}]
-// CHECK:             %[[SCALED:.*]] = arith.mulf %[[V]], %[[F]] : f32
-// CHECK:             memref.store %[[SCALED]], %[[W]][%[[TOK]], %{{.*}}]
+// CHECK:             %[[Q:.*]] = arith.divf %[[V]], %[[SUM]] : f32
+// CHECK:             %[[N:.*]] = arith.select %[[POS]], %[[Q]], %[[V]] : f32
+// CHECK:             memref.store %[[N]], %[[W]][%[[TOK]], %{{.*}}]
 // CHECK-NEXT:      }
 // CHECK-NEXT:    }
 // CHECK-NEXT:    builtin.unrealized_conversion_cast %[[IDS]] : memref<16x2xi32> to tensor<16x2xi32>
