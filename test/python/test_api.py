@@ -281,6 +281,105 @@ class ErrorTest(unittest.TestCase):
             fn(x_, np.array([0, 2, 1, 0], np.int32), w1, w2)
 
 
+class MalformedInputTest(unittest.TestCase):
+    """The malformed-input classes not covered by ErrorTest/BuffersTest: each
+    raises with the argument named, and an out= buffer keeps its contents."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.layer = ex.oracle(H=16, E=4, I=8, K=2)
+        cls.fn = moec.compile(cls.layer)
+        rng = np.random.default_rng(6)
+        T = 5
+        cls.args = [rand(rng, T, 16), rng.integers(0, 4, size=(T, 2)).astype(np.int32),
+                    rand(rng, T, 2), rand(rng, 4, 8, 16), rand(rng, 4, 8, 16), rand(rng, 4, 16, 8)]
+
+    def assert_untouched(self, out):
+        np.testing.assert_array_equal(out, 7.0)
+
+    def test_wrong_rank_names_the_argument(self):
+        args = list(self.args)
+        args[0] = args[0][None]
+        with self.assertRaisesRegex(ValueError, r"argument #0 \('x'\): expected shape \[T, 16\], got \[1, 5, 16\]"):
+            self.fn(*args)
+        args = list(self.args)
+        args[3] = args[3][0]
+        with self.assertRaisesRegex(ValueError, r"argument #3 \('w1'\): expected shape \[4, 8, 16\], got \[8, 16\]"):
+            self.fn(*args)
+
+    def test_bad_out_buffers_are_rejected_and_untouched(self):
+        out = np.full((5, 16), 7.0, np.float32)
+        with self.assertRaisesRegex(TypeError, "out= must hold 1 arrays, got 2"):
+            self.fn(*self.args, out=[out, out])
+        big = np.full((5, 32), 7.0, np.float32)
+        with self.assertRaisesRegex(ValueError, r"out #0.*non-contiguous"):
+            self.fn(*self.args, out=[big[:, ::2]])
+        np.testing.assert_array_equal(big, 7.0)
+        out.flags.writeable = False
+        with self.assertRaisesRegex(ValueError, "out #0: the output array is read-only"):
+            self.fn(*self.args, out=[out])
+        self.assert_untouched(out)
+
+    def test_sentinel_ids_are_accepted(self):
+        args = list(self.args)
+        args[1] = args[1].copy()
+        args[1][:, 1] = -1
+        args[1][2, 0] = -1
+        got = self.fn(*args)
+        want = moec.reference(self.layer, *args)
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+        np.testing.assert_array_equal(got[2], 0.0)
+
+    def test_out_of_range_ids_raise_and_write_nothing(self):
+        for bad in (-2, 4, 2**31 - 1, -2**31):
+            args = list(self.args)
+            args[1] = args[1].copy()
+            args[1][4, 0] = bad
+            out = np.full((5, 16), 7.0, np.float32)
+            with self.assertRaisesRegex(moec.RuntimeError, r"expert id .*outside \[-1, E\)"):
+                self.fn(*args, out=[out])
+            self.assert_untouched(out)
+            with self.assertRaisesRegex(moec.RuntimeError, "expert id"):
+                moec.reference(self.layer, *args)
+
+    def test_nonfinite_logits_raise_and_write_nothing(self):
+        fn = moec.compile(ex.mixtral(H=8, E=4, I=8, k=2))
+        rng = np.random.default_rng(7)
+        args = [rand(rng, 3, 8), rand(rng, 4, 8), rand(rng, 4, 8, 8), rand(rng, 4, 8, 8),
+                rand(rng, 4, 8, 8)]
+        for where, bad in ((0, np.nan), (0, np.inf), (1, -np.inf)):
+            bad_args = [a.copy() for a in args]
+            bad_args[where][1, 2] = bad
+            out = np.full((3, 8), 7.0, np.float32)
+            with self.assertRaisesRegex(moec.RuntimeError, "NaN or infinite"):
+                fn(*bad_args, out=[out])
+            self.assert_untouched(out)
+
+    def test_large_logits_route_like_the_reference(self):
+        fn = moec.compile(ex.mixtral(H=8, E=4, I=8, k=2))
+        rng = np.random.default_rng(8)
+        args = [rand(rng, 6, 8), rand(rng, 4, 8) * 2e4, rand(rng, 4, 8, 8), rand(rng, 4, 8, 8),
+                rand(rng, 4, 8, 8)]
+        got = fn(*args)
+        self.assertTrue(np.all(np.isfinite(got)))
+        self.assertLessEqual(ref.rel_error(got, moec.reference(fn, *args)), 1e-4)
+
+    def test_bad_path_id_names_the_problem_and_writes_nothing(self):
+        L = moec.Layer(hidden=8)
+        x = L.hidden()
+        paths = L.input("paths", (None,), "i32")
+        w = L.ffn_weights(8, "relu")
+        L.output(L.path_select(x, paths, [lambda r, xs: r.ffn(xs, "relu", **w)]))
+        fn = moec.compile(L)
+        rng = np.random.default_rng(9)
+        x_, w1, w2 = rand(rng, 4, 8), rand(rng, 8, 8), rand(rng, 8, 8)
+        for bad in (-1, 2, 1000):
+            out = np.full((4, 8), 7.0, np.float32)
+            with self.assertRaisesRegex(moec.RuntimeError, r"path id .*outside \[0, P\]"):
+                fn(x_, np.array([0, bad, 1, 0], np.int32), w1, w2, out=[out])
+            self.assert_untouched(out)
+
+
 class BuffersTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):

@@ -15,6 +15,7 @@
 #include "mlir/Parser/Parser.h"
 
 #include <gtest/gtest.h>
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <string>
@@ -185,6 +186,104 @@ TEST_F(RuntimeTest, BadInputIsRejectedWithMessageAndOutputUntouched) {
     EXPECT_NE(std::string(moe_last_error()).find("outside [-1, E)"), std::string::npos);
   }
   EXPECT_TRUE(untouched());
+}
+
+// The remaining malformed-call classes (the ones above: wrong static dim,
+// dtype, token count, argument count, null data, result shape, bad ids):
+// each is rejected with its status code and a message naming the argument
+// or result, and nothing is written.
+TEST_F(RuntimeTest, EveryMalformedCallClassIsRejectedAndWritesNothing) {
+  std::vector<Tensor> in = inputs(4);
+  std::vector<float> out(4 * 16, 7.0f);
+  int64_t outShape[2] = {4, 16};
+  auto untouched = [&] {
+    return std::all_of(out.begin(), out.end(), [](float v) { return v == 7.0f; });
+  };
+  auto expectRejected = [&](std::vector<moe_tensor> args, int numArgs, moe_tensor result,
+                            int numResults, int status, const std::string &message) {
+    SCOPED_TRACE(message);
+    EXPECT_EQ(moe_layer_run(layer, args.empty() ? nullptr : args.data(), numArgs, &result,
+                            numResults),
+              status);
+    EXPECT_EQ(std::string(moe_last_error()), message);
+    EXPECT_TRUE(untouched());
+  };
+  moe_tensor result{out.data(), MOE_F32, 2, outShape};
+  Call call(in);
+  {
+    // Rank: x given as [4, 16, 1].
+    std::vector<moe_tensor> args = call.args;
+    int64_t rank3[3] = {4, 16, 1};
+    args[0] = {args[0].data, MOE_F32, 3, rank3};
+    expectRejected(args, 6, result, 1, MOE_ERR_SHAPE,
+                   "argument #0: expected shape [T, 16] f32, got rank 3");
+  }
+  {
+    // An element type the runtime does not know.
+    std::vector<moe_tensor> args = call.args;
+    args[2].dtype = moe_dtype(3);
+    expectRejected(args, 6, result, 1, MOE_ERR_SHAPE,
+                   "argument #2: expected element type f32, got ?");
+  }
+  {
+    // A negative dimension.
+    std::vector<moe_tensor> args = call.args;
+    int64_t negative[2] = {-4, 16};
+    args[0].shape = negative;
+    expectRejected(args, 6, result, 1, MOE_ERR_SHAPE,
+                   "argument #0: expected shape [T, 16] f32, got [-4, 16] f32");
+  }
+  {
+    // Too many arguments, and a null argument array.
+    std::vector<moe_tensor> args = call.args;
+    args.push_back(args[0]);
+    expectRejected(args, 7, result, 1, MOE_ERR_INVALID_ARGUMENT,
+                   "'oracle' takes 6 arguments, got 7");
+    expectRejected({}, 6, result, 1, MOE_ERR_INVALID_ARGUMENT, "null tensor array");
+  }
+  {
+    // Results: count, element type, rank, null data.
+    expectRejected(call.args, 6, result, 0, MOE_ERR_INVALID_ARGUMENT,
+                   "'oracle' returns 1 results, got 0 result buffers");
+    moe_tensor i32Result{out.data(), MOE_I32, 2, outShape};
+    expectRejected(call.args, 6, i32Result, 1, MOE_ERR_SHAPE,
+                   "result #0: output buffer has the wrong shape: expected [4, 16] f32, got "
+                   "[4, 16] i32");
+    moe_tensor rank1Result{out.data(), MOE_F32, 1, outShape};
+    expectRejected(call.args, 6, rank1Result, 1, MOE_ERR_SHAPE,
+                   "result #0: output buffer has the wrong shape: expected [4, 16] f32, got "
+                   "[4] f32");
+    moe_tensor nullResult{nullptr, MOE_F32, 2, outShape};
+    expectRejected(call.args, 6, nullResult, 1, MOE_ERR_INVALID_ARGUMENT,
+                   "result #0 is a null pointer");
+  }
+  {
+    // Null data in a weight (not only in x), and a null shape array.
+    std::vector<moe_tensor> args = call.args;
+    args[4].data = nullptr;
+    expectRejected(args, 6, result, 1, MOE_ERR_INVALID_ARGUMENT, "argument #4 is a null pointer");
+    args = call.args;
+    args[3].shape = nullptr;
+    expectRejected(args, 6, result, 1, MOE_ERR_SHAPE,
+                   "argument #3: expected shape [3, 8, 16] f32, got rank 3");
+  }
+  // A null layer.
+  EXPECT_EQ(moe_layer_run(nullptr, call.args.data(), 6, &result, 1), MOE_ERR_INVALID_ARGUMENT);
+  EXPECT_STREQ(moe_last_error(), "null layer");
+  EXPECT_TRUE(untouched());
+}
+
+TEST_F(RuntimeTest, ZeroTokensMayHaveNullBuffers) {
+  // T = 0: x, ids, w and the result are empty, so null data is fine; the
+  // weights still need theirs.
+  std::vector<Tensor> in = inputs(0);
+  Call call(in);
+  for (int i = 0; i < 3; ++i)
+    call.args[i].data = nullptr;
+  int64_t outShape[2] = {0, 16};
+  moe_tensor result{nullptr, MOE_F32, 2, outShape};
+  EXPECT_EQ(moe_layer_run(layer, call.args.data(), 6, &result, 1), MOE_OK) << moe_last_error();
+  EXPECT_STREQ(moe_last_error(), "");
 }
 
 TEST_F(RuntimeTest, ScratchMemoryIsReusedAcrossCalls) {

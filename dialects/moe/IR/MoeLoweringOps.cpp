@@ -8,6 +8,8 @@
 
 #include "moe/IR/MoeOps.h"
 
+#include <limits>
+
 using namespace mlir;
 using namespace mlir::moe;
 
@@ -52,6 +54,11 @@ LogicalResult TrivialCombineOp::verify() {
 
 LogicalResult DispatchOp::verify() {
   int64_t e = getNumExperts(), s = getNumShared();
+  // Bounded first, so that E + S + 1 below cannot overflow: the attributes
+  // are any i64 the parser accepts.
+  if (e > std::numeric_limits<int32_t>::max() || s > std::numeric_limits<int32_t>::max())
+    return emitOpError() << "expert counts E = " << e << " and S = " << s
+                         << " are too large (ids are i32)";
   if (e < 0 || s < 0 || e + s < 1)
     return emitOpError() << "needs at least one expert";
   if (dimOf(getOffsets(), 0) != e + s + 1)

@@ -67,11 +67,20 @@ struct RouterEmitter {
                   mdl::Scoring scoring) {
     Value zero = cIndex(lb, l, 0), n = cIndex(lb, l, e);
     if (scoring == mdl::Scoring::sigmoid) {
+      // The two-sided form of docs/dialect.md §2: with e = exp(-|v|) (never
+      // overflows), 1 / (1 + e) for v >= 0 and e / (1 + e) otherwise. The
+      // one-sided 1 / (1 + exp(-v)) overflows exp for v < -88 and gives 0
+      // where the reference keeps a denormal score, so two very negative
+      // logits would tie (lower id) instead of ranking by value.
       emitFor(lb, l, zero, n, [&](OpBuilder &b2, Location l2, Value j) {
         Value v = memref::LoadOp::create(b2, l2, buf, ValueRange{j});
-        Value ex = math::ExpOp::create(b2, l2, arith::NegFOp::create(b2, l2, v));
-        Value s = arith::DivFOp::create(
-            b2, l2, cF32(b2, l2, 1.0f), arith::AddFOp::create(b2, l2, cF32(b2, l2, 1.0f), ex));
+        Value ex = math::ExpOp::create(
+            b2, l2, arith::NegFOp::create(b2, l2, math::AbsFOp::create(b2, l2, v)));
+        Value den = arith::AddFOp::create(b2, l2, cF32(b2, l2, 1.0f), ex);
+        Value nonNegative =
+            arith::CmpFOp::create(b2, l2, arith::CmpFPredicate::OGE, v, cF32(b2, l2, 0.0f));
+        Value num = arith::SelectOp::create(b2, l2, nonNegative, cF32(b2, l2, 1.0f), ex);
+        Value s = arith::DivFOp::create(b2, l2, num, den);
         memref::StoreOp::create(b2, l2, s, buf, ValueRange{j});
       });
       return;
@@ -132,26 +141,32 @@ struct RouterEmitter {
   /// weights of token t's K slots; unused slots hold 0 and stay 0.
   void emitNormalize(OpBuilder &lb, Location l, Value w, Value t, int64_t k,
                      bool renormalize, float scale) {
+    if (!renormalize && scale == 1.0f)
+      return;
     Value zero = cIndex(lb, l, 0), n = cIndex(lb, l, k);
-    Value factor = cF32(lb, l, scale);
+    Value sum, positive;
     if (renormalize) {
-      Value sum = emitForWithArgs(
+      sum = emitForWithArgs(
           lb, l, zero, n, ValueRange{cF32(lb, l, 0.0f)},
           [&](OpBuilder &b2, Location l2, Value s, ValueRange acc) -> SmallVector<Value> {
             return {arith::AddFOp::create(
                 b2, l2, acc[0], memref::LoadOp::create(b2, l2, w, ValueRange{t, s}))};
           })[0];
-      Value positive = arith::CmpFOp::create(lb, l, arith::CmpFPredicate::OGT, sum,
-                                             cF32(lb, l, 0.0f));
-      Value div = arith::DivFOp::create(lb, l, factor, sum);
-      factor = arith::SelectOp::create(lb, l, positive, div, factor);
-    } else if (scale == 1.0f) {
-      return;
+      positive = arith::CmpFOp::create(lb, l, arith::CmpFPredicate::OGT, sum,
+                                       cF32(lb, l, 0.0f));
     }
+    // Each weight is divided by the sum, then scaled (docs/dialect.md §3.1).
+    // Not one factor scale / sum: for scores that underflowed to denormals
+    // (sigmoid of logits below about -88) the sum is denormal too and its
+    // reciprocal overflows to +inf, which made the weights inf instead of
+    // their ratios.
     emitFor(lb, l, zero, n, [&](OpBuilder &b2, Location l2, Value s) {
       Value v = memref::LoadOp::create(b2, l2, w, ValueRange{t, s});
-      memref::StoreOp::create(b2, l2, arith::MulFOp::create(b2, l2, v, factor), w,
-                              ValueRange{t, s});
+      if (renormalize)
+        v = arith::SelectOp::create(b2, l2, positive, arith::DivFOp::create(b2, l2, v, sum), v);
+      if (scale != 1.0f)
+        v = arith::MulFOp::create(b2, l2, v, cF32(b2, l2, scale));
+      memref::StoreOp::create(b2, l2, v, w, ValueRange{t, s});
     });
   }
 };

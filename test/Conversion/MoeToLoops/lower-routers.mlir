@@ -5,7 +5,8 @@
 // moe-lower-routers fuses a router into ONE scf.for over the tokens: per
 // token the E logits go to a stack buffer [E] (vector<8> FMAs over H plus one
 // horizontal reduction), are scored in place (softmax: max, exp, divide;
-// sigmoid: 1 / (1 + exp(-z))), selected (K masked argmaxes) and normalized,
+// sigmoid: the two-sided 1 / (1 + e) or e / (1 + e) with e = exp(-|z|), so
+// exp never overflows), selected (K masked argmaxes) and normalized,
 // writing only the [T, K] routing. Only expert choice keeps a [T, E] score
 // matrix. Before the token loop the routing is filled as unused (-1, 0).
 
@@ -41,16 +42,16 @@
 // CHECK:           %[[BEST1:.*]]:2 = scf.for {{.*}} -> (index, f32)
 // CHECK:           memref.store %{{.*}}, %[[IDS]][%[[TOK]], %{{.*}}] : memref<16x2xi32>
 // CHECK-NOT:       -> (index, f32)
-//   Renormalization: sum of the token's K weights, then one scale factor.
+//   Renormalization: sum of the token's K weights, then each weight divided
+//   by it (no single reciprocal: it overflows for a denormal sum).
 // CHECK:           %[[SUM:.*]] = scf.for {{.*}} -> (f32)
 // CHECK:             memref.load %[[W]][%[[TOK]], %{{.*}}]
 // CHECK:           %[[POS:.*]] = arith.cmpf ogt, %[[SUM]]
-// CHECK:           %[[INV:.*]] = arith.divf %{{.*}}, %[[SUM]] : f32
-// CHECK:           %[[F:.*]] = arith.select %[[POS]], %[[INV]], %{{.*}} : f32
 // CHECK:           scf.for
 // CHECK:             %[[V:.*]] = memref.load %[[W]][%[[TOK]], %{{.*}}]
-// CHECK:             %[[SCALED:.*]] = arith.mulf %[[V]], %[[F]] : f32
-// CHECK:             memref.store %[[SCALED]], %[[W]][%[[TOK]], %{{.*}}]
+// CHECK:             %[[Q:.*]] = arith.divf %[[V]], %[[SUM]] : f32
+// CHECK:             %[[N:.*]] = arith.select %[[POS]], %[[Q]], %[[V]] : f32
+// CHECK:             memref.store %[[N]], %[[W]][%[[TOK]], %{{.*}}]
 // CHECK-NEXT:      }
 // CHECK-NEXT:    }
 // CHECK-NEXT:    builtin.unrealized_conversion_cast %[[IDS]] : memref<16x2xi32> to tensor<16x2xi32>
@@ -79,10 +80,13 @@ func.func @topk_softmax(%x: tensor<16x64xf32>, %gate: tensor<8x64xf32>)
 // CHECK:             memref.store %[[DOT]], %[[LOGITS:[a-z0-9_]+]][%{{.*}}] : memref<8xf32>
 // CHECK-NOT:       arith.maximumf
 // CHECK:             %[[Z:.*]] = memref.load %[[LOGITS]]
-// CHECK:             %[[NEG:.*]] = arith.negf %[[Z]] : f32
+// CHECK:             %[[ABS:.*]] = math.absf %[[Z]] : f32
+// CHECK:             %[[NEG:.*]] = arith.negf %[[ABS]] : f32
 // CHECK:             %[[EXP:.*]] = math.exp %[[NEG]] : f32
 // CHECK:             %[[DEN:.*]] = arith.addf %{{.*}}, %[[EXP]] : f32
-// CHECK:             %[[SIG:.*]] = arith.divf %{{.*}}, %[[DEN]] : f32
+// CHECK:             %[[POS:.*]] = arith.cmpf oge, %[[Z]], %{{.*}} : f32
+// CHECK:             %[[NUM:.*]] = arith.select %[[POS]], %{{.*}}, %[[EXP]] : f32
+// CHECK:             %[[SIG:.*]] = arith.divf %[[NUM]], %[[DEN]] : f32
 // CHECK:             memref.store %[[SIG]], %[[LOGITS]]
 // CHECK:             %[[S:.*]] = memref.load %[[LOGITS]]
 // CHECK:             %[[B:.*]] = memref.load %[[BIAS]]

@@ -1,0 +1,141 @@
+// RUN: moe-opt %s --split-input-file --verify-diagnostics
+
+// One case per verifier rule of the ops the lowering passes create
+// (MoeLoweringOps.cpp). Users do not write these ops, but a pass that builds
+// them wrongly must be caught at the op, not by a crash in the next pass.
+
+//===----------------------------------------------------------------------===//
+// moe.remap_experts
+//===----------------------------------------------------------------------===//
+
+func.func @remap_result_types(%ids: tensor<4x2xi32>, %w: tensor<4x2xf32>) {
+  // expected-error @+1 {{results must have the types of the inputs}}
+  %i, %v = moe.remap_experts %ids, %w {map = array<i64: 0, 1>}
+      : tensor<4x2xi32>, tensor<4x2xf32> -> tensor<4x3xi32>, tensor<4x2xf32>
+  return
+}
+
+// -----
+
+func.func @remap_map_entry(%ids: tensor<4x2xi32>, %w: tensor<4x2xf32>) {
+  // expected-error @+1 {{map entries must be >= -1, got -2}}
+  %i, %v = moe.remap_experts %ids, %w {map = array<i64: 0, -2>}
+      : tensor<4x2xi32>, tensor<4x2xf32> -> tensor<4x2xi32>, tensor<4x2xf32>
+  return
+}
+
+//===----------------------------------------------------------------------===//
+// moe.trivial_combine
+//===----------------------------------------------------------------------===//
+
+// -----
+
+func.func @trivial_combine_kind(%x: tensor<4x8xf32>, %ids: tensor<4x2xi32>, %w: tensor<4x2xf32>,
+                                %c: tensor<1x8xf32>) {
+  // expected-error @+1 {{kind 3 must be 0 (none), 1 (copy) or 2 + a const bank index < 3}}
+  %y = moe.trivial_combine %x, %ids, %w consts(%c : tensor<1x8xf32>) {kinds = array<i32: 0, 3>}
+      : tensor<4x8xf32>, tensor<4x2xi32>, tensor<4x2xf32> -> tensor<4x8xf32>
+  return
+}
+
+// -----
+
+func.func @trivial_combine_negative_kind(%x: tensor<4x8xf32>, %ids: tensor<4x2xi32>,
+                                         %w: tensor<4x2xf32>) {
+  // expected-error @+1 {{kind -1 must be 0 (none), 1 (copy) or 2 + a const bank index < 2}}
+  %y = moe.trivial_combine %x, %ids, %w {kinds = array<i32: -1, 1>}
+      : tensor<4x8xf32>, tensor<4x2xi32>, tensor<4x2xf32> -> tensor<4x8xf32>
+  return
+}
+
+// -----
+
+func.func @trivial_combine_hidden(%x: tensor<4x8xf32>, %ids: tensor<4x2xi32>, %w: tensor<4x2xf32>) {
+  // expected-error @+1 {{result hidden size must match 'hidden'}}
+  %y = moe.trivial_combine %x, %ids, %w {kinds = array<i32: 0, 1>}
+      : tensor<4x8xf32>, tensor<4x2xi32>, tensor<4x2xf32> -> tensor<4x16xf32>
+  return
+}
+
+//===----------------------------------------------------------------------===//
+// moe.dispatch
+//===----------------------------------------------------------------------===//
+
+// -----
+
+func.func @dispatch_no_experts(%ids: tensor<4x2xi32>) {
+  // expected-error @+1 {{needs at least one expert}}
+  %o, %r, %s = moe.dispatch %ids {num_experts = 0 : i64, num_shared = 0 : i64}
+      : tensor<4x2xi32> -> tensor<1xi32>, tensor<8xi32>, tensor<4x2xi32>
+  return
+}
+
+// -----
+
+func.func @dispatch_negative_shared(%ids: tensor<4x2xi32>) {
+  // expected-error @+1 {{needs at least one expert}}
+  %o, %r, %s = moe.dispatch %ids {num_experts = 4 : i64, num_shared = -1 : i64}
+      : tensor<4x2xi32> -> tensor<4xi32>, tensor<8xi32>, tensor<4x2xi32>
+  return
+}
+
+// -----
+
+// A count whose E + S + 1 does not fit in 64 bits (was a signed overflow).
+func.func @dispatch_huge_count(%ids: tensor<4x2xi32>) {
+  // expected-error @+1 {{expert counts E = 9223372036854775807 and S = 1 are too large (ids are i32)}}
+  %o, %r, %s = moe.dispatch %ids {num_experts = 9223372036854775807 : i64, num_shared = 1 : i64}
+      : tensor<4x2xi32> -> tensor<4xi32>, tensor<8xi32>, tensor<4x3xi32>
+  return
+}
+
+// -----
+
+func.func @dispatch_offsets(%ids: tensor<4x2xi32>) {
+  // expected-error @+1 {{'offsets' must have E + S + 1 = 5 entries}}
+  %o, %r, %s = moe.dispatch %ids {num_experts = 4 : i64, num_shared = 0 : i64}
+      : tensor<4x2xi32> -> tensor<4xi32>, tensor<8xi32>, tensor<4x2xi32>
+  return
+}
+
+// -----
+
+func.func @dispatch_slot_rows(%ids: tensor<4x2xi32>) {
+  // expected-error @+1 {{'slot_rows' must have K + S columns}}
+  %o, %r, %s = moe.dispatch %ids {num_experts = 4 : i64, num_shared = 1 : i64}
+      : tensor<4x2xi32> -> tensor<6xi32>, tensor<12xi32>, tensor<4x2xi32>
+  return
+}
+
+//===----------------------------------------------------------------------===//
+// moe.combine
+//===----------------------------------------------------------------------===//
+
+// -----
+
+func.func @combine_slot_rows_tokens(%sorted: tensor<8x16xf32>, %rows: tensor<3x2xi32>,
+                                    %w: tensor<4x2xf32>) {
+  // expected-error @+1 {{'slot_rows' must be [T, K + S] for weights [T, K]}}
+  %y = moe.combine %sorted, %rows, %w
+      : tensor<8x16xf32>, tensor<3x2xi32>, tensor<4x2xf32> -> tensor<4x16xf32>
+  return
+}
+
+// -----
+
+func.func @combine_slot_rows_columns(%sorted: tensor<8x16xf32>, %rows: tensor<4x1xi32>,
+                                     %w: tensor<4x2xf32>) {
+  // expected-error @+1 {{'slot_rows' must be [T, K + S] for weights [T, K]}}
+  %y = moe.combine %sorted, %rows, %w
+      : tensor<8x16xf32>, tensor<4x1xi32>, tensor<4x2xf32> -> tensor<4x16xf32>
+  return
+}
+
+// -----
+
+func.func @combine_hidden(%sorted: tensor<8x16xf32>, %rows: tensor<4x2xi32>, %w: tensor<4x2xf32>) {
+  // expected-error @+1 {{result hidden size must match 'sorted'}}
+  %y = moe.combine %sorted, %rows, %w
+      : tensor<8x16xf32>, tensor<4x2xi32>, tensor<4x2xf32> -> tensor<4x32xf32>
+  return
+}
