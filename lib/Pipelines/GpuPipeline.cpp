@@ -1,0 +1,115 @@
+//===- GpuPipeline.cpp - moe -> the GPU's block/thread-mapped stage -------===//
+//
+// Stage order (each stage is a pass with its own lit test):
+//   moe-fold-trivial-experts, moe-expand-layers      moe -> moe (shared with the CPU)
+//   moe-buffer-abi                                    buffer signature, status slot
+//   moe-lower-skips, moe-lower-routers                the CPU's loop lowerings: their
+//                                                     independent loops are marked
+//                                                     moe.gpu.parallel
+//   moe-gpu-map-dispatch                              device counting sort
+//   moe-gpu-map-grouped-experts                       grouped-GEMM kernels
+//   moe-lower-combine, moe-finalize-buffers           (shared with the CPU)
+//   moe-gpu-map-loops                                 every remaining loop -> kernel
+// = the mapped stage (`moe-gpu-mapped`). Then either
+//   moe-gpu-to-host + the CPU's LLVM tail             `moe-gpu-host`: run it on the CPU
+// or
+//   moe-gpu-outline, gpu-kernel-outlining             `moe-gpu-kernels`: gpu.module + launches
+//   convert-gpu-to-nvvm (bare pointers), nvvm-attach-target   `moe-to-nvvm`
+//   gpu-module-to-binary{format=isa}                  `moe-to-ptx`: PTX from LLVM's NVPTX backend
+//
+//===----------------------------------------------------------------------===//
+
+#include "moe/Pipelines/Pipelines.h"
+
+#include "moe/Conversion/Passes.h"
+#include "moe/InitAll.h"
+#include "moe/Transforms/Passes.h"
+
+#include "mlir/Dialect/GPU/Transforms/Passes.h"
+#include "mlir/Pass/PassRegistry.h"
+#include "mlir/Transforms/Passes.h"
+
+namespace moe {
+
+void buildMoeGpuMappedPipeline(mlir::OpPassManager &pm, const GpuPipelineOptions &options) {
+  using mlir::func::FuncOp;
+  pm.addNestedPass<FuncOp>(mlir::moe::createMoeFoldTrivialExperts());
+  pm.addNestedPass<FuncOp>(mlir::moe::createMoeExpandLayers());
+  pm.addPass(mlir::moe::createMoeBufferAbi());
+  pm.addNestedPass<FuncOp>(mlir::moe::createMoeLowerSkips({options.vectorWidth}));
+  pm.addNestedPass<FuncOp>(mlir::moe::createMoeLowerRouters({options.vectorWidth}));
+  pm.addNestedPass<FuncOp>(mlir::moe::createMoeGpuMapDispatch({options.blockSize}));
+  pm.addNestedPass<FuncOp>(mlir::moe::createMoeGpuMapGroupedExperts());
+  pm.addNestedPass<FuncOp>(mlir::moe::createMoeLowerCombine({options.vectorWidth}));
+  pm.addPass(mlir::moe::createMoeFinalizeBuffers());
+  pm.addPass(mlir::moe::createMoeGpuMapLoops({options.blockSize}));
+}
+
+void buildMoeGpuHostLoopsPipeline(mlir::OpPassManager &pm, const GpuPipelineOptions &options) {
+  buildMoeGpuMappedPipeline(pm, options);
+  pm.addPass(mlir::moe::createMoeGpuToHost());
+  pm.addPass(mlir::createCanonicalizerPass());
+  pm.addPass(mlir::createCSEPass());
+}
+
+void buildMoeGpuKernelsPipeline(mlir::OpPassManager &pm, const GpuPipelineOptions &options) {
+  buildMoeGpuMappedPipeline(pm, options);
+  pm.addPass(mlir::moe::createMoeGpuOutline());
+  pm.addPass(mlir::createGpuKernelOutliningPass());
+  pm.addPass(mlir::createCanonicalizerPass());
+  pm.addPass(mlir::createCSEPass());
+}
+
+mlir::LogicalResult buildMoeToNvvmPipeline(mlir::OpPassManager &pm, const GpuPipelineOptions &options) {
+  buildMoeGpuKernelsPipeline(pm, options);
+  // Named textually (as the CPU tail is), so the passes must be registered.
+  moe::registerAllPasses();
+  return mlir::parsePassPipeline(
+      "gpu.module(convert-scf-to-cf,convert-gpu-to-nvvm{use-bare-ptr-memref-call-conv=1},"
+      "canonicalize,cse,reconcile-unrealized-casts),"
+      "nvvm-attach-target{chip=" + options.chip.getValue() + " O=3}",
+      pm);
+}
+
+mlir::LogicalResult buildMoeToPtxPipeline(mlir::OpPassManager &pm, const GpuPipelineOptions &options) {
+  if (failed(buildMoeToNvvmPipeline(pm, options)))
+    return mlir::failure();
+  return mlir::parsePassPipeline("gpu-module-to-binary{format=isa}", pm);
+}
+
+static void buildMoeGpuHostPipeline(mlir::OpPassManager &pm, const GpuPipelineOptions &options) {
+  buildMoeGpuHostLoopsPipeline(pm, options);
+  if (failed(buildLoopsToLlvmPipeline(pm)))
+    llvm::report_fatal_error("moe-gpu-host: the LLVM lowering pipeline did not parse");
+}
+
+void registerMoeGpuPipelines() {
+  mlir::PassPipelineRegistration<GpuPipelineOptions>(
+      "moe-gpu-mapped",
+      "Lower moe layers to the GPU's block/thread-mapped stage (scf.forall kernels)",
+      buildMoeGpuMappedPipeline);
+  mlir::PassPipelineRegistration<GpuPipelineOptions>(
+      "moe-gpu-host-loops", "The GPU mapped stage as host loops on buffers",
+      buildMoeGpuHostLoopsPipeline);
+  mlir::PassPipelineRegistration<GpuPipelineOptions>(
+      "moe-gpu-host",
+      "Lower moe layers through the GPU mapped stage to the LLVM dialect for the host CPU",
+      buildMoeGpuHostPipeline);
+  mlir::PassPipelineRegistration<GpuPipelineOptions>(
+      "moe-gpu-kernels", "Outline the GPU mapped stage into a gpu.module of kernels",
+      buildMoeGpuKernelsPipeline);
+  mlir::PassPipelineRegistration<GpuPipelineOptions>(
+      "moe-to-nvvm", "Lower moe layers to GPU kernels in the NVVM dialect (NVPTX target attached)",
+      [](mlir::OpPassManager &pm, const GpuPipelineOptions &options) {
+        if (failed(buildMoeToNvvmPipeline(pm, options)))
+          llvm::report_fatal_error("moe-to-nvvm: the NVVM lowering pipeline did not parse");
+      });
+  mlir::PassPipelineRegistration<GpuPipelineOptions>(
+      "moe-to-ptx", "Lower moe layers to PTX (gpu.binary) through LLVM's NVPTX backend",
+      [](mlir::OpPassManager &pm, const GpuPipelineOptions &options) {
+        if (failed(buildMoeToPtxPipeline(pm, options)))
+          llvm::report_fatal_error("moe-to-ptx: the PTX pipeline did not parse");
+      });
+}
+
+} // namespace moe
