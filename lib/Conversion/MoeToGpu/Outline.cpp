@@ -215,13 +215,14 @@ struct OutlinePass : public mlir::moe::impl::MoeGpuOutlineBase<OutlinePass> {
       }
       a.erase();
     }
-    // Sizes computed on the host from T and constants are recomputed in the
-    // kernel, so a kernel's scalar arguments are T itself or constants.
+    // Scalars computed on the host from T and constants (sizes, limits,
+    // float constants) are recomputed in the kernel, so a kernel's scalar
+    // arguments are T itself.
     llvm::SetVector<Value> captured;
     getUsedValuesDefinedAbove(launch.getBody(), captured);
     OpBuilder kb = OpBuilder::atBlockBegin(&body);
     for (Value v : captured) {
-      if (!v.getType().isIntOrIndex())
+      if (isa<MemRefType>(v.getType()))
         continue;
       IRMapping map;
       if (Value sunk = sink(kb, v, map); sunk && sunk != v)
