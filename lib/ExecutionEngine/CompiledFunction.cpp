@@ -167,6 +167,7 @@ Status CompiledFunction::compile(ModuleOp module, const std::string &entry,
           })).ok())
       return s;
     if (!(s = runStage("loops", [&](OpPassManager &pm) {
+            pm.addNestedPass<func::FuncOp>(createMoeGpuKernelMathPass());
             pm.addPass(mlir::moe::createMoeGpuToHost());
             pm.addPass(mlir::createCanonicalizerPass());
             pm.addPass(mlir::createCSEPass());

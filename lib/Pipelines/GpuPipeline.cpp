@@ -43,7 +43,7 @@ namespace {
 /// approximations (f32 accuracy), abs, fma, floor (in the exp
 /// approximation) and ceil (capacity limits) become arith ops that NVPTX selects directly.
 struct ApproximateKernelMathPass
-    : public mlir::PassWrapper<ApproximateKernelMathPass, mlir::OperationPass<mlir::gpu::GPUModuleOp>> {
+    : public mlir::PassWrapper<ApproximateKernelMathPass, mlir::OperationPass<>> {
   MLIR_DEFINE_EXPLICIT_INTERNAL_INLINE_TYPE_ID(ApproximateKernelMathPass)
   llvm::StringRef getArgument() const override { return "moe-gpu-approximate-math"; }
   void runOnOperation() override {
@@ -105,6 +105,10 @@ struct ApproximateKernelMathPass
 };
 } // namespace
 
+std::unique_ptr<mlir::Pass> createMoeGpuKernelMathPass() {
+  return std::make_unique<ApproximateKernelMathPass>();
+}
+
 void buildMoeGpuMappedPipeline(mlir::OpPassManager &pm, const GpuPipelineOptions &options) {
   using mlir::func::FuncOp;
   pm.addNestedPass<FuncOp>(mlir::moe::createMoeFoldTrivialExperts());
@@ -121,6 +125,8 @@ void buildMoeGpuMappedPipeline(mlir::OpPassManager &pm, const GpuPipelineOptions
 
 void buildMoeGpuHostLoopsPipeline(mlir::OpPassManager &pm, const GpuPipelineOptions &options) {
   buildMoeGpuMappedPipeline(pm, options);
+  // The kernels' math as the GPU computes it (see ApproximateKernelMathPass).
+  pm.addNestedPass<mlir::func::FuncOp>(createMoeGpuKernelMathPass());
   pm.addPass(mlir::moe::createMoeGpuToHost());
   pm.addPass(mlir::createCanonicalizerPass());
   pm.addPass(mlir::createCSEPass());
@@ -138,7 +144,7 @@ mlir::LogicalResult buildMoeToNvvmPipeline(mlir::OpPassManager &pm, const GpuPip
   buildMoeGpuKernelsPipeline(pm, options);
   // Named textually (as the CPU tail is), so the passes must be registered.
   moe::registerAllPasses();
-  pm.addNestedPass<mlir::gpu::GPUModuleOp>(std::make_unique<ApproximateKernelMathPass>());
+  pm.addNestedPass<mlir::gpu::GPUModuleOp>(createMoeGpuKernelMathPass());
   return mlir::parsePassPipeline(
       "gpu.module(convert-scf-to-cf,convert-gpu-to-nvvm{use-bare-ptr-memref-call-conv=1},"
       "canonicalize,cse,reconcile-unrealized-casts),"
