@@ -10,11 +10,14 @@
 #include "mlir/InitAllPasses.h"
 #include "mlir/Parser/Parser.h"
 #include "mlir/Support/FileUtilities.h"
+#include "mlir/Target/LLVMIR/Dialect/All.h"
 
 void moe::registerAllDialects(mlir::DialectRegistry &registry) {
   registry.insert<mlir::moe::MoeDialect>();
   mlir::registerAllDialects(registry);
   mlir::registerAllExtensions(registry);
+  // gpu-module-to-binary translates kernels (gpu, nvvm, llvm) to LLVM IR.
+  mlir::registerAllToLLVMIRTranslations(registry);
 }
 
 void moe::registerAllPasses() {

@@ -4,6 +4,8 @@
 
 #include "moe_runtime.h"
 #include "moe/Transforms/Passes.h"
+#include "moe/Conversion/Passes.h"
+#include "mlir/Transforms/Passes.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/ExecutionEngine/ExecutionEngine.h"
@@ -157,8 +159,23 @@ Status CompiledFunction::compile(ModuleOp module, const std::string &entry,
     return s;
   // The moe-to-loops pipeline re-runs the two moe-level passes; they are
   // no-ops on expanded IR.
-  if (!(s = runStage("loops", [&](OpPassManager &pm) { buildMoeToLoopsPipeline(pm, options); })).ok())
+  if (options.gpuHost) {
+    // The GPU's block/thread-mapped kernels, then run on the host.
+    GpuPipelineOptions gpuOptions;
+    if (!(s = runStage("gpu-mapped", [&](OpPassManager &pm) {
+            buildMoeGpuMappedPipeline(pm, gpuOptions);
+          })).ok())
+      return s;
+    if (!(s = runStage("loops", [&](OpPassManager &pm) {
+            pm.addNestedPass<func::FuncOp>(createMoeGpuKernelMathPass());
+            pm.addPass(mlir::moe::createMoeGpuToHost());
+            pm.addPass(mlir::createCanonicalizerPass());
+            pm.addPass(mlir::createCSEPass());
+          })).ok())
+      return s;
+  } else if (!(s = runStage("loops", [&](OpPassManager &pm) { buildMoeToLoopsPipeline(pm, options); })).ok()) {
     return s;
+  }
   bool pipelineOk = true;
   if (!(s = runStage("llvm", [&](OpPassManager &pm) {
           pipelineOk = succeeded(buildLoopsToLlvmPipeline(pm));

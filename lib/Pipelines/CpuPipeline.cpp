@@ -69,6 +69,7 @@ void registerMoePipelines() {
   mlir::PassPipelineRegistration<CpuPipelineOptions>(
       "moe-to-cpu", "Lower moe layers to the LLVM dialect for the host CPU",
       buildMoeToCpuPipeline);
+  registerMoeGpuPipelines();
 }
 
 } // namespace moe

@@ -2,7 +2,7 @@
 //
 // Format: docs/gpu-launch.md (version 1). Line based, whitespace-separated
 // tokens, '#' starts a comment. The lines come in a fixed order (header,
-// entry, chip, arg*, scratch*, kernel+), so a reordered or truncated file is
+// entry, chip, arg*, scratch*, status?, kernel+), so a reordered or truncated file is
 // caught here rather than as a wrong launch on the device.
 //
 //===----------------------------------------------------------------------===//
@@ -53,7 +53,7 @@ const char *expectedAt(Section s) {
   case Section::Args:
     return "an 'arg', 'scratch' or 'kernel' line";
   case Section::Scratch:
-    return "a 'scratch' or 'kernel' line";
+    return "a 'scratch', 'status' or 'kernel' line";
   case Section::Kernels:
     return "a 'kernel' line";
   }
@@ -71,6 +71,7 @@ private:
   bool line(const std::vector<std::string> &tokens);
   bool argLine(const std::vector<std::string> &tokens);
   bool scratchLine(const std::vector<std::string> &tokens);
+  bool statusLine(const std::vector<std::string> &tokens);
   bool kernelLine(const std::vector<std::string> &tokens);
   bool expr(const std::vector<std::string> &tokens, size_t at, const std::string &what,
             SizeExpr &e);
@@ -177,6 +178,11 @@ bool Parser::line(const std::vector<std::string> &t) {
     section = Section::Scratch;
     return scratchLine(t);
   }
+  if (kw == "status") {
+    if (section == Section::Kernels)
+      return err("'status' comes before every 'kernel' line");
+    return statusLine(t);
+  }
   if (kw == "kernel") {
     section = Section::Kernels;
     return kernelLine(t);
@@ -269,6 +275,26 @@ bool Parser::scratchLine(const std::vector<std::string> &t) {
     return false;
   names[s.name] = ArgRef{ArgRef::Scratch, int(out.scratch.size()), 0};
   out.scratch.push_back(std::move(s));
+  return true;
+}
+
+bool Parser::statusLine(const std::vector<std::string> &t) {
+  // status <scratch-name>: where the kernels record their error code.
+  if (t.size() != 2)
+    return err("'status' takes one operand (a scratch buffer name), got " +
+               std::to_string(t.size() - 1));
+  if (out.statusScratch >= 0)
+    return err("'status' appears twice (the kernels record errors in one buffer)");
+  auto it = names.find(t[1]);
+  if (it == names.end() || it->second.kind != ArgRef::Scratch)
+    return err("'status' names " + quoted(t[1]) + ", which is not a scratch buffer declared above");
+  const SizeExpr &bytes = out.scratch[size_t(it->second.index)].bytes;
+  int64_t atNoTokens = 0;
+  std::string ignored;
+  if (bytes.a != 0 || !bytes.evaluate(0, atNoTokens, ignored) || atNoTokens < 4)
+    return err("status buffer " + quoted(t[1]) +
+               " must have a constant size of at least 4 bytes (one i32), got " + bytes.str());
+  out.statusScratch = it->second.index;
   return true;
 }
 

@@ -70,6 +70,9 @@ struct LaunchDescription {
   int chipNumber = 0; // 90 for sm_90 / sm_90a
   std::vector<LaunchArg> args; // inputs first, then outputs
   std::vector<ScratchBuffer> scratch;
+  /// The scratch buffer (index into `scratch`) whose first 4 bytes hold the
+  /// kernels' run-time error code (a moe_status; 0 = success), or -1.
+  int statusScratch = -1;
   std::vector<KernelLaunch> kernels;
 
   int numInputs() const;

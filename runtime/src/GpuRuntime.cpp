@@ -462,11 +462,26 @@ int moe_gpu_layer_run(moe_gpu_layer *layer, const moe_tensor *args, int num_args
                           "copying result '" + descArgs[i].name + "' to the host");
     offset += bytes[i];
   }
+  // The kernels' error code (bad expert id, non-finite score...), read back
+  // with the results so one synchronize covers both.
+  int32_t kernelStatus = 0;
+  if (int s = layer->desc.statusScratch; s >= 0 && plan.scratchBytes[size_t(s)] >= 4)
+    if (CUresult r = cu.cuMemcpyDtoHAsync(&kernelStatus, layer->scratchBuffers[size_t(s)].ptr,
+                                          sizeof(kernelStatus), layer->stream))
+      return driverFail(*layer, "cuMemcpyDtoHAsync", r,
+                        "copying the status of '" + layer->desc.entry + "' to the host");
   if (CUresult r = cu.cuStreamSynchronize(layer->stream))
     return driverFail(*layer, "cuStreamSynchronize", r,
                       "waiting for the kernels of '" + layer->desc.entry +
                           "' (an error here is usually a fault inside a kernel)");
-  // Only now, with every kernel and copy done, are the results written.
+  if (kernelStatus != 0)
+    return fail(kernelStatus > 0 && kernelStatus <= MOE_ERR_DEVICE ? kernelStatus
+                                                                    : MOE_ERR_DEVICE,
+                "the kernels of '" + layer->desc.entry + "' reported error " +
+                    std::to_string(kernelStatus) + ": " + moe_status_message(kernelStatus) +
+                    " (outputs left untouched)");
+  // Only now, with every kernel and copy done and no error reported, are the
+  // results written.
   offset = 0;
   for (size_t i = numInputs; i < descArgs.size(); ++i) {
     if (bytes[i])

@@ -418,7 +418,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     expected = argName(argIndex);
     break;
   case UnknownDtype:
-    argDtypes[argIndex] = moe_dtype(3);
+    argDtypes[argIndex] = moe_dtype(42);
     expected = argName(argIndex);
     break;
   case WrongRank:

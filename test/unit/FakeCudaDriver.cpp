@@ -11,6 +11,7 @@
 //   fake_accumulate(in, acc, T, cols)      acc[j] += sum_t in[t*cols + j]
 //   fake_write_sum(acc, out, cols)         out[j] = acc[j]
 //   fake_copy_rows(in, out, rows, row_bytes)  memcpy of rows * row_bytes
+//   fake_set_status(buf, code)             *(int32_t *)buf = code
 //   fake_fault(...)                        the next synchronize reports
 //                                          CUDA_ERROR_ILLEGAL_ADDRESS
 // Other kernels are only recorded. The fake_cuda_* functions let a test
@@ -247,6 +248,7 @@ CUresult cuLaunchKernel(CUfunction handle, unsigned gx, unsigned gy, unsigned gz
               : name == "fake_accumulate" ? 4
               : name == "fake_copy_rows"  ? 4
               : name == "fake_write_sum"  ? 3
+              : name == "fake_set_status" ? 2
                                           : 0;
   for (int i = 0; i < count; ++i)
     entry += " " + pointerOrValue(param(params, i));
@@ -273,6 +275,9 @@ CUresult cuLaunchKernel(CUfunction handle, unsigned gx, unsigned gy, unsigned gz
     std::memcpy(reinterpret_cast<void *>(param(params, 1)),
                 reinterpret_cast<const void *>(param(params, 0)),
                 size_t(param(params, 2) * param(params, 3)));
+  } else if (name == "fake_set_status") {
+    int32_t code = int32_t(param(params, 1));
+    std::memcpy(reinterpret_cast<void *>(param(params, 0)), &code, sizeof(code));
   } else if (name == "fake_fault") {
     pendingStreamError = kIllegalAddress;
   }

@@ -190,6 +190,17 @@ const std::string kArgs = "arg x in f32 2 T 4\narg y out f32 2 T 4\n";     // li
 const std::string kKernel =
     "kernel k grid 1 0 128 1 0 0 1 1 1 0 0 1 1 1 0 block 128 1 1 smem 0 args x y T\n";
 
+TEST(GpuLaunchParser, StatusLineNamesTheErrorCodeBuffer) {
+  moe::gpu::LaunchDescription desc;
+  std::string error;
+  std::string text = kHead + kArgs + "scratch a 1 0 1 4 0\nscratch st 0 4 1 1 0\nstatus st\n" +
+                     kKernel;
+  ASSERT_TRUE(moe::gpu::parseLaunchDescription(text, desc, error, "")) << error;
+  EXPECT_EQ(desc.statusScratch, 1);
+  ASSERT_TRUE(moe::gpu::parseLaunchDescription(kHead + kArgs + kKernel, desc, error, "")) << error;
+  EXPECT_EQ(desc.statusScratch, -1);
+}
+
 TEST(GpuLaunchParser, EveryMalformedLineIsNamedWithItsLineNumber) {
   const Malformed cases[] = {
       {"empty file", "", 1, "end of file: expected the header 'moe-gpu-launch 1'"},
@@ -228,6 +239,18 @@ TEST(GpuLaunchParser, EveryMalformedLineIsNamedWithItsLineNumber) {
       {"scratch after kernel", kHead + kArgs + kKernel + "scratch s 0 4 1 1 0\n", 7,
        "'scratch' lines come before every 'kernel' line"},
       {"no kernels", kHead + kArgs, 6, "expected at least one 'kernel' line"},
+      {"status without operand", kHead + kArgs + "scratch s 0 4 1 1 0\nstatus\n", 7,
+       "'status' takes one operand"},
+      {"status names an argument", kHead + kArgs + "status x\n", 6,
+       "'status' names 'x', which is not a scratch buffer declared above"},
+      {"status buffer sized by T", kHead + kArgs + "scratch s 4 0 1 1 0\nstatus s\n", 7,
+       "status buffer 's' must have a constant size of at least 4 bytes"},
+      {"status buffer too small", kHead + kArgs + "scratch s 0 2 1 1 0\nstatus s\n", 7,
+       "status buffer 's' must have a constant size of at least 4 bytes"},
+      {"status twice", kHead + kArgs + "scratch s 0 4 1 1 0\nstatus s\nstatus s\n", 8,
+       "'status' appears twice"},
+      {"status line after kernel", kHead + kArgs + "scratch s 0 4 1 1 0\n" + kKernel + "status s\n", 8,
+       "'status' comes before every 'kernel' line"},
       {"kernel too short", kHead + kArgs + "kernel k grid 1 0 1 1 0\n", 6, "at least 25 tokens"},
       {"kernel grid d = 0", kHead + kArgs +
        "kernel k grid 1 0 0 1 0 0 1 1 1 0 0 1 1 1 0 block 1 1 1 smem 0 args x\n", 6,
@@ -658,6 +681,39 @@ TEST_F(FakeDriver, AFaultingKernelLeavesTheOutputsUntouched) {
       << moe_last_error();
   EXPECT_EQ(y, std::vector<float>(8, -1));
   EXPECT_EQ(sum, std::vector<float>(4, -1));
+}
+
+// The compiler's launch files name a status scratch buffer in which the
+// kernels record a run-time error (docs/gpu-launch.md): the runtime reads it
+// back with the results and reports it, outputs untouched.
+TEST_F(FakeDriver, AKernelReportedErrorIsReturnedAndTheOutputsStayUntouched) {
+  std::string launch = std::string(kFakeLaunch);
+  launch.insert(launch.find("kernel fake_scale"), "scratch st 0 4 1 1 0\nstatus st\n");
+  ptxPath = writeFile("status.ptx", std::string(kFakePtx) +
+                                        ".visible .entry fake_set_status() {}\n");
+  for (int code : {0, int(MOE_ERR_EXPERT_ID), int(MOE_ERR_NONFINITE_SCORE)}) {
+    launchPath = writeFile("status.launch",
+                           launch + "kernel fake_set_status grid 0 1 1 1 0 0 1 1 1 0 0 1 1 1 0 "
+                                    "block 1 1 1 smem 0 args st i64:" +
+                               std::to_string(code) + "\n");
+    open();
+    std::vector<float> y(8, -1), sum(4, -1);
+    int status = run(2, y, sum);
+    EXPECT_EQ(status, code) << moe_last_error();
+    if (code == 0) {
+      EXPECT_EQ(y[5], 3 * x[5]);
+    } else {
+      EXPECT_NE(std::string(moe_last_error()).find("the kernels of 'fake' reported error " +
+                                                   std::to_string(code) + ": " +
+                                                   moe_status_message(code)),
+                std::string::npos)
+          << moe_last_error();
+      EXPECT_EQ(y, std::vector<float>(8, -1));
+      EXPECT_EQ(sum, std::vector<float>(4, -1));
+    }
+    moe_gpu_layer_close(layer);
+    layer = nullptr;
+  }
 }
 
 TEST_F(FakeDriver, OpenFailuresReportTheJitLogMissingKernelsAndChipMismatch) {

@@ -221,7 +221,7 @@ TEST_F(RuntimeTest, EveryMalformedCallClassIsRejectedAndWritesNothing) {
   {
     // An element type the runtime does not know.
     std::vector<moe_tensor> args = call.args;
-    args[2].dtype = moe_dtype(3);
+    args[2].dtype = moe_dtype(42);
     expectRejected(args, 6, result, 1, MOE_ERR_SHAPE,
                    "argument #2: expected element type f32, got ?");
   }

@@ -2,6 +2,11 @@
 //
 //   moe-compile layer.mlir -o layer.so [--entry=main] [--emit=so|obj|llvm]
 //               [--vector-width=N] [--row-tile=N]
+//   moe-compile layer.mlir --target=nvptx [--chip=sm_90] -o layer.ptx
+//
+// --target=nvptx runs the GPU pipeline (moe-to-ptx) and writes the PTX of
+// every kernel of the layer to the -o file and the launch description
+// (docs/gpu-launch.md) next to it: layer.ptx -> layer.launch.
 //
 // Runs the CPU pipeline, translates to LLVM IR, optimizes for the host CPU,
 // and writes a shared object (linked with the system's clang) that the
@@ -12,10 +17,12 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "moe/Conversion/GpuLaunch.h"
 #include "moe/ExecutionEngine/CompiledFunction.h"
 #include "moe/InitAll.h"
 #include "moe/Pipelines/Pipelines.h"
 
+#include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/ExecutionEngine/OptUtils.h"
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/Parser/Parser.h"
@@ -56,6 +63,11 @@ static llvm::cl::opt<int64_t> rowTile("row-tile",
                                       llvm::cl::desc("rows per expert GEMM tile (0: host)"),
                                       llvm::cl::init(0));
 
+static llvm::cl::opt<std::string> target("target", llvm::cl::desc("cpu | nvptx"),
+                                         llvm::cl::init("cpu"));
+static llvm::cl::opt<std::string> chip("chip", llvm::cl::desc("NVIDIA architecture for --target=nvptx"),
+                                       llvm::cl::init("sm_90"));
+
 static int fail(const llvm::Twine &msg) {
   llvm::errs() << "moe-compile: error: " << msg << "\n";
   return 1;
@@ -92,6 +104,48 @@ static std::string findLinker() {
   return "";
 }
 
+/// The GPU path: PTX to the -o file, the launch description beside it.
+static int compileNvptx(MLIRContext &context, ModuleOp module, unsigned numInputs) {
+  if (!llvm::StringRef(chip).starts_with("sm_"))
+    return fail("--chip must name an NVIDIA architecture like sm_90, got '" + chip + "'");
+  moe::GpuPipelineOptions options;
+  options.chip = chip;
+  if (vectorWidth > 0)
+    options.vectorWidth = vectorWidth;
+  PassManager pm(&context);
+  if (failed(moe::buildMoeToPtxPipeline(pm, options)))
+    return fail("cannot build the PTX pipeline");
+  if (failed(pm.run(module)))
+    return 1;
+  std::string ptx;
+  module.walk([&](gpu::BinaryOp binary) {
+    for (Attribute obj : binary.getObjects())
+      if (auto object = dyn_cast<gpu::ObjectAttr>(obj))
+        ptx += object.getObject().getValue().str();
+  });
+  if (ptx.empty())
+    return fail("the GPU pipeline produced no PTX");
+  std::string launchText;
+  llvm::raw_string_ostream launchOs(launchText);
+  if (failed(moe::writeLaunchDescription(module, entry, chip, numInputs, launchOs)))
+    return 1;
+  llvm::SmallString<256> launchPath(outputFile.getValue());
+  if (llvm::sys::path::extension(launchPath) == ".ptx")
+    llvm::sys::path::replace_extension(launchPath, ".launch");
+  else
+    launchPath += ".launch";
+  for (auto [path, text] : {std::pair<std::string, std::string *>{outputFile, &ptx},
+                            {std::string(launchPath), &launchText}}) {
+    std::string err;
+    auto file = openOutputFile(path, &err);
+    if (!file)
+      return fail("cannot write " + path + ": " + err);
+    file->os() << *text;
+    file->keep();
+  }
+  return 0;
+}
+
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
   llvm::cl::ParseCommandLineOptions(argc, argv, "moe-compile: ahead-of-time compiler\n");
@@ -118,6 +172,11 @@ int main(int argc, char **argv) {
   // Compile only the entry function.
   OwningOpRef<ModuleOp> copy = ModuleOp::create(module->getLoc());
   copy->getBody()->push_back(func->clone());
+
+  if (target == "nvptx")
+    return compileNvptx(context, *copy, func.getNumArguments());
+  if (target != "cpu")
+    return fail("--target must be cpu or nvptx, got '" + target + "'");
 
   moe::CpuPipelineOptions options;
   options.vectorWidth = vectorWidth;

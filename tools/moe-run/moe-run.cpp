@@ -1,7 +1,7 @@
 //===- moe-run.cpp - run a moe function on .npy or generated inputs --------===//
 //
 //   moe-run layer.mlir [--entry=main] [--input=random:SEED | --input=a.npy ...]
-//           [--mode=reference|compiled|both] [--tokens=T] [--repeat=N]
+//           [--mode=reference|compiled|both] [--target=cpu|gpu-host] [--tokens=T] [--repeat=N]
 //           [--rtol=1e-4] [--output-dir=DIR] [--print-values]
 //
 // --mode=both runs the compiled code (CPU pipeline + JIT) and the reference
@@ -57,6 +57,11 @@ static llvm::cl::opt<std::string>
 static llvm::cl::opt<std::string>
     outputDir("output-dir", llvm::cl::desc("write result<i>.npy here"),
               llvm::cl::init(""));
+static llvm::cl::opt<std::string>
+    target("target",
+           llvm::cl::desc("cpu | gpu-host: compile for the CPU, or through the GPU's "
+                          "block/thread-mapped kernels executed on the host"),
+           llvm::cl::init("cpu"));
 static llvm::cl::opt<bool> printValues("print-values",
                                        llvm::cl::desc("print every value"),
                                        llvm::cl::init(false));
@@ -149,6 +154,8 @@ int main(int argc, char **argv) {
 
   if (mode != "reference" && mode != "compiled" && mode != "both")
     return fail("--mode must be reference, compiled or both, got '" + mode + "'");
+  if (target != "cpu" && target != "gpu-host")
+    return fail("--target must be cpu or gpu-host, got '" + target + "'");
 
   DialectRegistry registry;
   moe::registerAllDialects(registry);
@@ -218,12 +225,14 @@ int main(int argc, char **argv) {
     auto options = moe::CpuPipelineOptions::createFromString(pipelineOptions);
     if (!options)
       return fail("bad --pipeline-options '" + pipelineOptions + "'");
+    options->gpuHost = target == "gpu-host";
     Status s = moe::CompiledFunction::compile(*module, entry, *options,
                                               /*keepStages=*/false, compiled);
     if (!s.ok())
       return fail(s.error);
-    llvm::outs() << llvm::format("compiled '%s' for the host CPU in %.3f s\n",
-                                 entry.c_str(), compiled->compileSeconds());
+    llvm::outs() << llvm::format("compiled '%s' for the host CPU%s in %.3f s\n", entry.c_str(),
+                                 target == "gpu-host" ? " (GPU kernels run on the host)" : "",
+                                 compiled->compileSeconds());
     s = timed([&] { return compiled->run(args, compiledResults); }, compiledMicros);
     if (!s.ok())
       return fail(s.error);

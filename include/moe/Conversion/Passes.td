@@ -170,4 +170,85 @@ def MoeLowerParallelCalls : Pass<"moe-lower-parallel-calls", "ModuleOp"> {
   let dependentDialects = ["LLVM::LLVMDialect"];
 }
 
+
+//===----------------------------------------------------------------------===//
+// GPU: the block/thread-mapped stage (lib/Conversion/MoeToGpu/GpuMapping.h
+// states its contract), its host execution, and its outlining.
+//===----------------------------------------------------------------------===//
+
+def MoeGpuMapDispatch : Pass<"moe-gpu-map-dispatch", "func::FuncOp"> {
+  let summary = "Lower moe.dispatch to a device counting sort (block/thread-mapped kernels)";
+  let description = [{
+    Four kernels: clear the per-expert counters; one thread per token counts
+    its experts with atomic increments; one thread scans the counts into the
+    ragged offsets; one thread per token claims its sorted rows with atomic
+    fetch-adds (within an expert, rows are in atomic order on a GPU).
+  }];
+  let dependentDialects = ["memref::MemRefDialect", "arith::ArithDialect",
+                           "scf::SCFDialect", "gpu::GPUDialect"];
+  let options = [
+    Option<"blockSize", "block-size", "int64_t", "256", "threads per block">,
+  ];
+}
+
+def MoeGpuMapGroupedExperts : Pass<"moe-gpu-map-grouped-experts", "func::FuncOp"> {
+  let summary = "Lower grouped FFN/LoRA experts and dense FFNs to grouped-GEMM kernels";
+  let description = [{
+    Per op, an up kernel (x W1^T and x W3^T with the activation and gate
+    product fused) and a down kernel (W2): blocks of 16x16 threads over
+    (expert, 16-row tile) x (16-column tile), 16x16 shared-memory tiles of x
+    and the weights, a grid sized to the worst case ceil(P/16) + E row tiles
+    with a device-side early exit on tiles past an expert's rows.
+  }];
+  let dependentDialects = ["memref::MemRefDialect", "arith::ArithDialect",
+                           "scf::SCFDialect", "math::MathDialect", "gpu::GPUDialect"];
+}
+
+def MoeGpuMapLoops : Pass<"moe-gpu-map-loops", "ModuleOp"> {
+  let summary = "Map the remaining host-level loops and copies to GPU kernels";
+  let description = [{
+    Loops marked moe.gpu.parallel become one-iteration-per-thread grids,
+    copies become elementwise kernels (the status-guarded output copies keep
+    their guard on the device), other side-effecting code becomes
+    single-thread kernels; stack buffers shared between kernels become
+    device buffers. Ops whose results the host needs (data-dependent sizes)
+    stay on the host, marked moe.gpu.host_sync.
+  }];
+  let dependentDialects = ["memref::MemRefDialect", "arith::ArithDialect",
+                           "scf::SCFDialect", "gpu::GPUDialect"];
+  let options = [
+    Option<"blockSize", "block-size", "int64_t", "256", "threads per block">,
+    Option<"report", "report", "bool", "false",
+           "emit a remark per function counting its kernels by kind">,
+  ];
+}
+
+def MoeGpuToHost : Pass<"moe-gpu-to-host", "ModuleOp"> {
+  let summary = "Run the block/thread-mapped stage on the CPU";
+  let description = [{
+    Block foralls become loops over the grid; thread foralls are split at
+    their barriers into per-phase loops over the threads; workgroup and
+    per-thread buffers become stack buffers. Rejects values that cross a
+    barrier outside per-thread buffers.
+  }];
+  let dependentDialects = ["memref::MemRefDialect", "arith::ArithDialect", "scf::SCFDialect"];
+}
+
+def MoeGpuOutline : Pass<"moe-gpu-outline", "ModuleOp"> {
+  let summary = "Turn the mapped stage's kernels into gpu.launch ops";
+  let description = [{
+    Each block forall becomes a gpu.launch (grid from its sizes, block from
+    its thread forall) named after the kernel; the thread id replaces the
+    thread forall, workgroup buffers become workgroup attributions,
+    per-thread buffers become private buffers without the thread index.
+    Buffers captured from the host are passed as static-shape views
+    (bare-pointer kernels cannot take dynamic shapes; the kernels read sizes
+    from index arguments, never from the view), and shape queries move to
+    the host. Fails on ops marked moe.gpu.host_sync: those need the host to
+    wait for the device (data-dependent sizes).
+  }];
+  let dependentDialects = ["gpu::GPUDialect", "memref::MemRefDialect",
+                           "arith::ArithDialect", "scf::SCFDialect"];
+}
+
 #endif // MOE_CONVERSION_PASSES_TD

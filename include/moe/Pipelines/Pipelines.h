@@ -23,6 +23,21 @@ struct CpuPipelineOptions : public mlir::PassPipelineOptions<CpuPipelineOptions>
   Option<int64_t> sliceBytes{*this, "slice-bytes",
                              llvm::cl::desc("FFN experts: K-slice bytes of a row tile (0: 16 KiB)"),
                              llvm::cl::init(0)};
+  Option<bool> gpuHost{*this, "gpu-host",
+                       llvm::cl::desc("compile through the GPU's block/thread-mapped stage and run "
+                                      "that on the host (tests the GPU mapping without a GPU)"),
+                       llvm::cl::init(false)};
+};
+
+struct GpuPipelineOptions : public mlir::PassPipelineOptions<GpuPipelineOptions> {
+  Option<int64_t> vectorWidth{*this, "vector-width",
+                              llvm::cl::desc("f32 lanes per vector in a thread's dot products"),
+                              llvm::cl::init(4)};
+  Option<int64_t> blockSize{*this, "block-size",
+                            llvm::cl::desc("threads per block of the token-parallel kernels"),
+                            llvm::cl::init(256)};
+  Option<std::string> chip{*this, "chip", llvm::cl::desc("NVIDIA GPU architecture (sm_XX)"),
+                           llvm::cl::init("sm_90")};
 };
 
 /// moe (tensors) -> scf/memref/vector loops on buffers, entry functions
@@ -33,8 +48,28 @@ void buildMoeToCpuPipeline(mlir::OpPassManager &pm, const CpuPipelineOptions &op
 /// The LLVM-dialect tail alone (loops on buffers -> llvm).
 mlir::LogicalResult buildLoopsToLlvmPipeline(mlir::OpPassManager &pm);
 
-/// Registers `moe-to-loops` and `moe-to-cpu` for command lines.
+/// moe -> the GPU's block/thread-mapped stage: kernels as scf.forall nests
+/// with #gpu.block / #gpu.thread mappings (lib/Conversion/MoeToGpu/GpuMapping.h).
+void buildMoeGpuMappedPipeline(mlir::OpPassManager &pm, const GpuPipelineOptions &options);
+/// The mapped stage executed on the host: loops on buffers, ready for the
+/// CPU's LLVM tail (buildLoopsToLlvmPipeline).
+void buildMoeGpuHostLoopsPipeline(mlir::OpPassManager &pm, const GpuPipelineOptions &options);
+
+/// The math the kernels use instead of libdevice calls (polynomial exp/erf,
+/// abs/fma/floor/ceil as arith); the host execution applies it too, so it is
+/// tested against the reference.
+std::unique_ptr<mlir::Pass> createMoeGpuKernelMathPass();
+/// The mapped stage outlined into gpu.module kernels (gpu.launch_func on the host).
+void buildMoeGpuKernelsPipeline(mlir::OpPassManager &pm, const GpuPipelineOptions &options);
+/// Kernels in the NVVM dialect with the NVPTX target attached.
+mlir::LogicalResult buildMoeToNvvmPipeline(mlir::OpPassManager &pm, const GpuPipelineOptions &options);
+/// Kernels assembled to PTX (a gpu.binary holding the PTX text).
+mlir::LogicalResult buildMoeToPtxPipeline(mlir::OpPassManager &pm, const GpuPipelineOptions &options);
+
+/// Registers `moe-to-loops`, `moe-to-cpu`, `moe-gpu-mapped`, `moe-gpu-host`
+/// for command lines.
 void registerMoePipelines();
+void registerMoeGpuPipelines();
 
 } // namespace moe
 

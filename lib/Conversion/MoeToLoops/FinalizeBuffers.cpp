@@ -66,7 +66,12 @@ struct FinalizeBuffersPass
       if (func.isExternal())
         continue;
       SmallVector<memref::AllocOp> allocs;
-      func.walk([&](memref::AllocOp a) { allocs.push_back(a); });
+      // Buffers in a GPU memory space (the mapped stage's shared tiles and
+      // per-thread storage) live as long as their kernel, not the function.
+      func.walk([&](memref::AllocOp a) {
+        if (!a.getType().getMemorySpace())
+          allocs.push_back(a);
+      });
       for (memref::AllocOp a : allocs)
         if (a->getParentOp() != func) {
           a.emitOpError() << "temporary buffer allocated inside a loop or branch";

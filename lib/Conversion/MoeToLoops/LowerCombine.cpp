@@ -51,11 +51,11 @@ std::pair<Value, Value> checkedId(OpBuilder &b, Location loc, Operation *op,
 }
 
 void zeroRows(OpBuilder &b, Location loc, Value buf, Value rows, int64_t h) {
-  emitFor(b, loc, cIndex(b, loc, 0), rows, [&](OpBuilder &lb, Location l, Value t) {
+  markParallel(emitFor(b, loc, cIndex(b, loc, 0), rows, [&](OpBuilder &lb, Location l, Value t) {
     emitFor(lb, l, cIndex(lb, l, 0), cIndex(lb, l, h), [&](OpBuilder &b2, Location l2, Value c) {
       memref::StoreOp::create(b2, l2, cF32(b2, l2, 0.0f), buf, ValueRange{t, c});
     });
-  });
+  }));
 }
 
 struct LowerCombinePass : public mlir::moe::impl::MoeLowerCombineBase<LowerCombinePass> {
@@ -102,7 +102,7 @@ struct LowerCombinePass : public mlir::moe::impl::MoeLowerCombineBase<LowerCombi
     int64_t h = cast<ShapedType>(sorted.getType()).getDimSize(1);
     Value out = allocTokens(b, loc, op.getType(), t);
     zeroRows(b, loc, out, t, h);
-    emitFor(b, loc, cIndex(b, loc, 0), t, [&](OpBuilder &lb, Location l, Value i) {
+    markParallel(emitFor(b, loc, cIndex(b, loc, 0), t, [&](OpBuilder &lb, Location l, Value i) {
       for (int64_t s = 0; s < slots; ++s) {
         Value si = cIndex(lb, l, s);
         Value p = memref::LoadOp::create(lb, l, slotRows, ValueRange{i, si});
@@ -114,7 +114,7 @@ struct LowerCombinePass : public mlir::moe::impl::MoeLowerCombineBase<LowerCombi
           scf::YieldOp::create(tb, tl);
         });
       }
-    });
+    }));
     return out;
   }
 
@@ -145,7 +145,7 @@ struct LowerCombinePass : public mlir::moe::impl::MoeLowerCombineBase<LowerCombi
       memref::CopyOp::create(b, loc, getBuffer(b, loc, op.getBase()), out);
     else
       zeroRows(b, loc, out, t, h);
-    emitFor(b, loc, cIndex(b, loc, 0), t, [&](OpBuilder &lb, Location l, Value i) {
+    markParallel(emitFor(b, loc, cIndex(b, loc, 0), t, [&](OpBuilder &lb, Location l, Value i) {
       emitFor(lb, l, cIndex(lb, l, 0), cIndex(lb, l, k), [&](OpBuilder &b2, Location l2, Value s) {
         Value id = memref::LoadOp::create(b2, l2, ids, ValueRange{i, s});
         auto [valid, j] = checkedId(b2, l2, op, id, e);
@@ -168,7 +168,7 @@ struct LowerCombinePass : public mlir::moe::impl::MoeLowerCombineBase<LowerCombi
           scf::YieldOp::create(tb, tl);
         });
       });
-    });
+    }));
     return out;
   }
 
@@ -182,7 +182,7 @@ struct LowerCombinePass : public mlir::moe::impl::MoeLowerCombineBase<LowerCombi
     Value table = constantTable(op, map);
     Value ids = allocTokens(b, loc, op.getIds().getType(), t);
     Value w = allocTokens(b, loc, op.getWeights().getType(), t);
-    emitFor(b, loc, cIndex(b, loc, 0), t, [&](OpBuilder &lb, Location l, Value i) {
+    markParallel(emitFor(b, loc, cIndex(b, loc, 0), t, [&](OpBuilder &lb, Location l, Value i) {
       emitFor(lb, l, cIndex(lb, l, 0), cIndex(lb, l, k), [&](OpBuilder &b2, Location l2, Value s) {
         Value id = memref::LoadOp::create(b2, l2, inIds, ValueRange{i, s});
         auto [valid, j] = checkedId(b2, l2, op, id, map.size());
@@ -194,7 +194,7 @@ struct LowerCombinePass : public mlir::moe::impl::MoeLowerCombineBase<LowerCombi
         memref::StoreOp::create(b2, l2, newId, ids, ValueRange{i, s});
         memref::StoreOp::create(b2, l2, newW, w, ValueRange{i, s});
       });
-    });
+    }));
     return {ids, w};
   }
 };

@@ -38,12 +38,12 @@ struct RouterEmitter {
   void fillUnused(Value ids, Value w) {
     Value rows = dimOf(b, loc, ids, 0), cols = dimOf(b, loc, ids, 1);
     Value unusedId = cI32(b, loc, -1), zero = cF32(b, loc, 0.0f);
-    emitFor(b, loc, c0(), rows, [&](OpBuilder &b1, Location l, Value i) {
+    markParallel(emitFor(b, loc, c0(), rows, [&](OpBuilder &b1, Location l, Value i) {
       emitFor(b1, l, cIndex(b1, l, 0), cols, [&](OpBuilder &b2, Location l2, Value j) {
         memref::StoreOp::create(b2, l2, unusedId, ids, ValueRange{i, j});
         memref::StoreOp::create(b2, l2, zero, w, ValueRange{i, j});
       });
-    });
+    }));
   }
 
   /// logits[e] = gate[e, :] · x[t, :], recording non-finite values.
@@ -223,7 +223,7 @@ struct LowerRoutersPass : public mlir::moe::impl::MoeLowerRoutersBase<LowerRoute
       Value t = dimOf(b, loc, tok, 0);
       auto [ids, w] = routingBuffers(em, op, t);
       uint32_t e = hash.getNumExperts();
-      emitFor(b, loc, em.c0(), t, [&](OpBuilder &lb, Location l, Value i) {
+      markParallel(emitFor(b, loc, em.c0(), t, [&](OpBuilder &lb, Location l, Value i) {
         Value id = memref::LoadOp::create(lb, l, tok, ValueRange{i});
         if (!id.getType().isInteger(32))
           id = arith::TruncIOp::create(lb, l, lb.getI32Type(), id);
@@ -232,7 +232,7 @@ struct LowerRoutersPass : public mlir::moe::impl::MoeLowerRoutersBase<LowerRoute
         Value ex = arith::RemUIOp::create(lb, l, h, cI32(lb, l, int32_t(e)));
         memref::StoreOp::create(lb, l, ex, ids, ValueRange{i, cIndex(lb, l, 0)});
         memref::StoreOp::create(lb, l, cF32(lb, l, 1.0f), w, ValueRange{i, cIndex(lb, l, 0)});
-      });
+      }));
       return {ids, w};
     }
 
@@ -246,10 +246,10 @@ struct LowerRoutersPass : public mlir::moe::impl::MoeLowerRoutersBase<LowerRoute
       memref::CopyOp::create(b, loc, inIds, ids);
       memref::CopyOp::create(b, loc, inW, w);
       Value load = scratch(e, b.getI64Type());
-      emitFor(b, loc, em.c0(), cIndex(b, loc, e), [&](OpBuilder &lb, Location l, Value j) {
+      markParallel(emitFor(b, loc, em.c0(), cIndex(b, loc, e), [&](OpBuilder &lb, Location l, Value j) {
         memref::StoreOp::create(lb, l, arith::ConstantOp::create(lb, l, lb.getI64IntegerAttr(0)),
                                 load, ValueRange{j});
-      });
+      }));
       // C = ceil(cf * T * K / E), in double and in the reference's order
       // ((cf * T) * K) / E: folding cf * K / E into one constant rounds
       // differently (e.g. cf 1, K 3, E 17, T 85: 16 instead of 15).
@@ -313,11 +313,11 @@ struct LowerRoutersPass : public mlir::moe::impl::MoeLowerRoutersBase<LowerRoute
                              cast<ShapedType>(op->getResult(0).getType()).isDynamicDim(0)
                                  ? ValueRange{t}
                                  : ValueRange{});
-      emitFor(b, loc, em.c0(), t, [&](OpBuilder &lb, Location l, Value i) {
+      markParallel(emitFor(b, loc, em.c0(), t, [&](OpBuilder &lb, Location l, Value i) {
         em.emitLogits(lb, l, x, gate, i, logits, e, h);
         Value j = emitArgmax(lb, l, logits, Value(), e).first;
         memref::StoreOp::create(lb, l, toI32(lb, l, j), paths, ValueRange{i});
-      });
+      }));
       return {paths};
     }
 
@@ -327,7 +327,7 @@ struct LowerRoutersPass : public mlir::moe::impl::MoeLowerRoutersBase<LowerRoute
       // S [T, E], then each expert takes its top-min(capacity, T) tokens.
       Value scores = allocFor(b, loc, RankedTensorType::get({ShapedType::kDynamic, e}, f32), {t});
       Value taken = allocFor(b, loc, RankedTensorType::get({ShapedType::kDynamic, e}, i1), {t});
-      emitFor(b, loc, em.c0(), t, [&](OpBuilder &lb, Location l, Value i) {
+      markParallel(emitFor(b, loc, em.c0(), t, [&](OpBuilder &lb, Location l, Value i) {
         em.emitLogits(lb, l, x, gate, i, logits, e, h);
         em.emitScores(lb, l, logits, e, ec.getScoring());
         emitFor(lb, l, cIndex(lb, l, 0), cIndex(lb, l, e), [&](OpBuilder &b2, Location l2, Value j) {
@@ -336,9 +336,9 @@ struct LowerRoutersPass : public mlir::moe::impl::MoeLowerRoutersBase<LowerRoute
           memref::StoreOp::create(b2, l2, arith::ConstantOp::create(b2, l2, b2.getBoolAttr(false)),
                                   taken, ValueRange{i, j});
         });
-      });
+      }));
       Value capacity = arith::MinUIOp::create(b, loc, cIndex(b, loc, ec.getCapacity()), t);
-      emitFor(b, loc, em.c0(), cIndex(b, loc, e), [&](OpBuilder &lb, Location l, Value j) {
+      markParallel(emitFor(b, loc, em.c0(), cIndex(b, loc, e), [&](OpBuilder &lb, Location l, Value j) {
         emitFor(lb, l, cIndex(lb, l, 0), capacity, [&](OpBuilder &b2, Location l2, Value) {
           // Best token of column j not yet taken by j (ties: lower token).
           Value negInf = cF32(b2, l2, -std::numeric_limits<float>::infinity());
@@ -361,9 +361,9 @@ struct LowerRoutersPass : public mlir::moe::impl::MoeLowerRoutersBase<LowerRoute
           memref::StoreOp::create(b2, l2, arith::ConstantOp::create(b2, l2, b2.getBoolAttr(true)),
                                   taken, ValueRange{best[0], j});
         });
-      });
+      }));
       float scale = ec.getScalingFactor().convertToFloat();
-      emitFor(b, loc, em.c0(), t, [&](OpBuilder &lb, Location l, Value i) {
+      markParallel(emitFor(b, loc, em.c0(), t, [&](OpBuilder &lb, Location l, Value i) {
         emitForWithArgs(
             lb, l, cIndex(lb, l, 0), cIndex(lb, l, e), ValueRange{cIndex(lb, l, 0)},
             [&](OpBuilder &b2, Location l2, Value j, ValueRange acc) -> SmallVector<Value> {
@@ -379,7 +379,7 @@ struct LowerRoutersPass : public mlir::moe::impl::MoeLowerRoutersBase<LowerRoute
                   },
                   [&](OpBuilder &, Location) -> SmallVector<Value> { return {acc[0]}; })[0]};
             });
-      });
+      }));
       return {ids, w};
     }
 
@@ -388,7 +388,7 @@ struct LowerRoutersPass : public mlir::moe::impl::MoeLowerRoutersBase<LowerRoute
     int64_t k = cast<ShapedType>(op->getResult(0).getType()).getDimSize(1);
 
     if (auto relu = dyn_cast<mdl::ReluRouterOp>(op)) {
-      emitFor(b, loc, em.c0(), t, [&](OpBuilder &lb, Location l, Value i) {
+      markParallel(emitFor(b, loc, em.c0(), t, [&](OpBuilder &lb, Location l, Value i) {
         em.emitLogits(lb, l, x, gate, i, logits, e, h);
         em.emitSelectionKeys(lb, l, logits, Value(), sel, masked, e);
         for (int64_t s = 0; s < k; ++s) {
@@ -401,13 +401,13 @@ struct LowerRoutersPass : public mlir::moe::impl::MoeLowerRoutersBase<LowerRoute
           });
         }
         em.emitNormalize(lb, l, w, i, k, false, relu.getScalingFactor().convertToFloat());
-      });
+      }));
       return {ids, w};
     }
 
     if (auto topp = dyn_cast<mdl::TopPRouterOp>(op)) {
       float threshold = topp.getThreshold().convertToFloat();
-      emitFor(b, loc, em.c0(), t, [&](OpBuilder &lb, Location l, Value i) {
+      markParallel(emitFor(b, loc, em.c0(), t, [&](OpBuilder &lb, Location l, Value i) {
         em.emitLogits(lb, l, x, gate, i, logits, e, h);
         em.emitScores(lb, l, logits, e, mdl::Scoring::softmax);
         em.emitSelectionKeys(lb, l, logits, Value(), sel, masked, e);
@@ -432,7 +432,7 @@ struct LowerRoutersPass : public mlir::moe::impl::MoeLowerRoutersBase<LowerRoute
         }
         em.emitNormalize(lb, l, w, i, k, topp.getRenormalize(),
                          topp.getScalingFactor().convertToFloat());
-      });
+      }));
       return {ids, w};
     }
 
@@ -461,7 +461,7 @@ struct LowerRoutersPass : public mlir::moe::impl::MoeLowerRoutersBase<LowerRoute
     int64_t groupSize = e / numGroups;
     Value groupScore = numGroups > 1 ? scratch(numGroups, f32) : Value();
     Value groupMasked = numGroups > 1 ? scratch(numGroups, i1) : Value();
-    emitFor(b, loc, em.c0(), t, [&](OpBuilder &lb, Location l, Value i) {
+    markParallel(emitFor(b, loc, em.c0(), t, [&](OpBuilder &lb, Location l, Value i) {
       em.emitLogits(lb, l, x, gate, i, logits, e, h);
       em.emitScores(lb, l, logits, e, scoring);
       em.emitSelectionKeys(lb, l, logits, bias, sel, masked, e);
@@ -471,7 +471,7 @@ struct LowerRoutersPass : public mlir::moe::impl::MoeLowerRoutersBase<LowerRoute
       for (int64_t s = 0; s < k; ++s)
         em.emitTake(lb, l, sel, masked, logits, e, ids, w, i, cIndex(lb, l, s));
       em.emitNormalize(lb, l, w, i, k, renormalize, scale);
-    });
+    }));
     return {ids, w};
   }
 

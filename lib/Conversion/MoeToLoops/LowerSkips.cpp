@@ -55,13 +55,13 @@ struct LowerSkipsPass : public mlir::moe::impl::MoeLowerSkipsBase<LowerSkipsPass
     Value xs = memref::AllocOp::create(
         b, loc, MemRefType::get({ShapedType::kDynamic, h}, b.getF32Type()), ValueRange{n},
         b.getI64IntegerAttr(64));
-    emitFor(b, loc, cIndex(b, loc, 0), n, [&](OpBuilder &lb, Location l, Value j) {
+    markParallel(emitFor(b, loc, cIndex(b, loc, 0), n, [&](OpBuilder &lb, Location l, Value j) {
       Value t = toIndex(lb, l, memref::LoadOp::create(lb, l, idx, ValueRange{j}));
       emitFor(lb, l, cIndex(lb, l, 0), cIndex(lb, l, h), [&](OpBuilder &b2, Location l2, Value c) {
         memref::StoreOp::create(b2, l2, memref::LoadOp::create(b2, l2, x, ValueRange{t, c}), xs,
                                 ValueRange{j, c});
       });
-    });
+    }));
     return xs;
   }
 
@@ -82,12 +82,12 @@ struct LowerSkipsPass : public mlir::moe::impl::MoeLowerSkipsBase<LowerSkipsPass
   /// y[idx[j], :] += g_j * f[j, :] for j < n; g_j = scores[idx[j]] or 1.
   void scatterAdd(OpBuilder &b, Location loc, Value y, Value f, Value idx, Value n,
                   Value scores, int64_t h, int64_t width) {
-    emitFor(b, loc, cIndex(b, loc, 0), n, [&](OpBuilder &lb, Location l, Value j) {
+    markParallel(emitFor(b, loc, cIndex(b, loc, 0), n, [&](OpBuilder &lb, Location l, Value j) {
       Value t = toIndex(lb, l, memref::LoadOp::create(lb, l, idx, ValueRange{j}));
       Value g = scores ? Value(memref::LoadOp::create(lb, l, scores, ValueRange{t}))
                        : cF32(lb, l, 1.0f);
       emitAxpy(lb, l, y, t, f, j, g, h, width);
-    });
+    }));
   }
 
   Value allocLike(OpBuilder &b, Location loc, Value x, Value t) {
@@ -129,7 +129,7 @@ struct LowerSkipsPass : public mlir::moe::impl::MoeLowerSkipsBase<LowerSkipsPass
     Value idx = memref::AllocOp::create(b, loc, MemRefType::get({ShapedType::kDynamic}, b.getI32Type()),
                                         ValueRange{t}, b.getI64IntegerAttr(64));
     Value zero = cIndex(b, loc, 0);
-    emitFor(b, loc, zero, t, [&](OpBuilder &lb, Location l, Value i) {
+    markParallel(emitFor(b, loc, zero, t, [&](OpBuilder &lb, Location l, Value i) {
       Value r = emitDot(lb, l, x, ValueRange{i}, router, ValueRange{}, h, width);
       memref::StoreOp::create(lb, l, r, scores, ValueRange{i});
       Value finite = arith::CmpFOp::create(lb, l, arith::CmpFPredicate::OLT,
@@ -138,7 +138,7 @@ struct LowerSkipsPass : public mlir::moe::impl::MoeLowerSkipsBase<LowerSkipsPass
       recordError(lb, l, op, arith::XOrIOp::create(lb, l, finite,
                                                    arith::ConstantOp::create(lb, l, lb.getBoolAttr(true))),
                   MOE_ERR_NONFINITE_SCORE);
-    });
+    }));
 
     Value n;
     if (auto threshold = op.getThreshold()) {

@@ -98,9 +98,14 @@ Value toI32(OpBuilder &b, Location loc, Value index) {
   return arith::IndexCastOp::create(b, loc, b.getI32Type(), index);
 }
 
-void emitFor(OpBuilder &b, Location loc, Value lb, Value ub,
-             function_ref<void(OpBuilder &, Location, Value)> body) {
-  scf::ForOp::create(b, loc, lb, ub, cIndex(b, loc, 1), ValueRange{},
+scf::ForOp markParallel(scf::ForOp loop) {
+  loop->setAttr(kGpuParallelAttr, UnitAttr::get(loop.getContext()));
+  return loop;
+}
+
+scf::ForOp emitFor(OpBuilder &b, Location loc, Value lb, Value ub,
+                   function_ref<void(OpBuilder &, Location, Value)> body) {
+  return scf::ForOp::create(b, loc, lb, ub, cIndex(b, loc, 1), ValueRange{},
                      [&](OpBuilder &lb2, Location l, Value iv, ValueRange) {
                        body(lb2, l, iv);
                        scf::YieldOp::create(lb2, l);

@@ -23,6 +23,13 @@ constexpr llvm::StringLiteral kStatusAttr = "moe.status";
 /// outlined loop; moe-lower-parallel-calls turns those calls into thread-pool
 /// calls, finding the body by stripping the prefix.
 constexpr llvm::StringLiteral kParallelMarkerPrefix = "__moe_parallel__";
+/// Marks an scf.for whose iterations are independent (each writes only its
+/// own elements and reads nothing another iteration writes). The CPU
+/// pipeline ignores it; moe-gpu-map-loops maps such loops onto GPU blocks
+/// and threads (the others become single-thread kernels).
+constexpr llvm::StringLiteral kGpuParallelAttr = "moe.gpu.parallel";
+/// Marks `loop` with kGpuParallelAttr and returns it.
+scf::ForOp markParallel(scf::ForOp loop);
 
 /// f32 lanes of the widest vector unit of the host: 16 with AVX-512F, 8
 /// otherwise (AVX2 and SSE machines still get correct code: LLVM splits).
@@ -90,8 +97,8 @@ void emitAxpy(OpBuilder &b, Location loc, Value out, Value outRow, Value src,
 Value emitActivation(OpBuilder &b, Location loc, Activation act,
                      Value v);
 
-/// Emits `for (i = lb; i < ub; ++i) body(i)`.
-void emitFor(OpBuilder &b, Location loc, Value lb, Value ub,
+/// Emits `for (i = lb; i < ub; ++i) body(i)` and returns the loop.
+scf::ForOp emitFor(OpBuilder &b, Location loc, Value lb, Value ub,
              function_ref<void(OpBuilder &, Location, Value)> body);
 /// Emits a loop carrying values; returns the final values.
 ValueRange emitForWithArgs(
