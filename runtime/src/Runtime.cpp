@@ -29,6 +29,13 @@ int fail(int status, const std::string &message) {
 
 void clearError() { lastError.clear(); }
 
+int rawDtype(const moe_tensor &t) {
+  static_assert(sizeof(moe_dtype) == sizeof(int32_t), "moe_dtype is passed as a 32-bit int");
+  int32_t raw;
+  std::memcpy(&raw, &t.dtype, sizeof raw);
+  return raw;
+}
+
 const char *dtypeName(int dtype) {
   switch (dtype) {
   case MOE_F32:
@@ -78,7 +85,7 @@ std::string describe(const moe_tensor &t) {
   std::string s = "[";
   for (int32_t d = 0; d < t.rank; ++d)
     s += (d ? ", " : "") + std::to_string(t.shape[d]);
-  return s + "] " + dtypeName(t.dtype);
+  return s + "] " + dtypeName(rawDtype(t));
 }
 
 bool isEmpty(const moe_tensor &t) {
@@ -109,9 +116,9 @@ int checkTensors(const std::vector<TensorSig> &argSigs, const std::vector<Tensor
     const TensorSig &want = argSigs[i];
     const moe_tensor &got = args[i];
     std::string what = "argument #" + std::to_string(i);
-    if (int(got.dtype) != want.dtype)
+    if (rawDtype(got) != want.dtype)
       return fail(MOE_ERR_SHAPE, what + ": expected element type " + dtypeName(want.dtype) +
-                                     ", got " + dtypeName(got.dtype));
+                                     ", got " + dtypeName(rawDtype(got)));
     if (got.rank != int32_t(want.shape.size()) || (got.rank && !got.shape))
       return fail(MOE_ERR_SHAPE, what + ": expected shape " + describe(want) + ", got rank " +
                                      std::to_string(got.rank));
@@ -137,7 +144,7 @@ int checkTensors(const std::vector<TensorSig> &argSigs, const std::vector<Tensor
     const TensorSig &want = resultSigs[i];
     const moe_tensor &got = results[i];
     std::string what = "result #" + std::to_string(i);
-    bool ok = int(got.dtype) == want.dtype && got.rank == int32_t(want.shape.size()) &&
+    bool ok = rawDtype(got) == want.dtype && got.rank == int32_t(want.shape.size()) &&
               (!got.rank || got.shape);
     for (int32_t d = 0; ok && d < got.rank; ++d) {
       int64_t w = want.shape[d] < 0 ? tokens : want.shape[d];

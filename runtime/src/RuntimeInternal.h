@@ -25,6 +25,10 @@ void clearError();
 
 /// "f32", "bf16", ... ; "?" for a value outside moe_dtype.
 const char *dtypeName(int dtype);
+/// A caller's element type as its integer: a C caller may pass any value,
+/// and loading an out-of-range value through the enum type is undefined
+/// behaviour in C++ (UBSan's -fsanitize=enum), so it is read as bytes.
+int rawDtype(const moe_tensor &t);
 /// Bytes per element; 0 for a value outside moe_dtype.
 size_t dtypeSize(int dtype);
 

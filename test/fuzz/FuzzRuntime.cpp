@@ -397,11 +397,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   std::string expected;
   bool expectError = malformation != None;
   size_t argIndex = pick % args.size(), resultIndex = pick % resultShapes.size();
-  std::vector<moe_dtype> argDtypes, resultDtypes;
+  // Element types as the C caller's 32-bit integers: an unknown value is
+  // written as bytes (a C++ enum holding it would be undefined behaviour).
+  std::vector<int32_t> argDtypes, resultDtypes;
   for (const auto &sig : argSigs)
-    argDtypes.push_back(moe_dtype(sig.dtype));
+    argDtypes.push_back(int32_t(moe_dtype(sig.dtype)));
   for (const auto &sig : resultSigs)
-    resultDtypes.push_back(moe_dtype(sig.dtype));
+    resultDtypes.push_back(int32_t(moe_dtype(sig.dtype)));
   int numArgs = int(args.size()), numResults = int(resultShapes.size());
   bool nullArgArray = false;
   std::vector<bool> nullArg(args.size()), nullResult(resultShapes.size());
@@ -418,7 +420,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     expected = argName(argIndex);
     break;
   case UnknownDtype:
-    argDtypes[argIndex] = moe_dtype(42);
+    argDtypes[argIndex] = 42;
     expected = argName(argIndex);
     break;
   case WrongRank:
@@ -502,9 +504,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     break;
   }
 
-  for (size_t a = 0; a < args.size(); ++a)
-    argTensors.push_back({nullArg[a] ? nullptr : argBytes[a].data(), argDtypes[a],
+  auto setDtype = [](moe_tensor &t, int32_t dtype) { std::memcpy(&t.dtype, &dtype, sizeof dtype); };
+  for (size_t a = 0; a < args.size(); ++a) {
+    argTensors.push_back({nullArg[a] ? nullptr : argBytes[a].data(), MOE_F32,
                           int32_t(argShapes[a].size()), argShapes[a].data()});
+    setDtype(argTensors.back(), argDtypes[a]);
+  }
   // One spare slot for a wrong (larger) count.
   argTensors.push_back(argTensors.front());
 
@@ -519,9 +524,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       n *= d < 0 ? tokens : d;
     resultBytes.emplace_back(size_t(n) * elementSize(resultSigs[r].dtype) + 16, fill);
   }
-  for (size_t r = 0; r < resultSigs.size(); ++r)
-    resultTensors.push_back({nullResult[r] ? nullptr : resultBytes[r].data(), resultDtypes[r],
+  for (size_t r = 0; r < resultSigs.size(); ++r) {
+    resultTensors.push_back({nullResult[r] ? nullptr : resultBytes[r].data(), MOE_F32,
                              int32_t(resultShapes[r].size()), resultShapes[r].data()});
+    setDtype(resultTensors.back(), resultDtypes[r]);
+  }
   resultTensors.push_back(resultTensors.front());
   std::vector<std::vector<uint8_t>> before = resultBytes;
 

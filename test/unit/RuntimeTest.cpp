@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <unistd.h>
 #include <atomic>
@@ -221,7 +222,9 @@ TEST_F(RuntimeTest, EveryMalformedCallClassIsRejectedAndWritesNothing) {
   {
     // An element type the runtime does not know.
     std::vector<moe_tensor> args = call.args;
-    args[2].dtype = moe_dtype(42);
+    // As a C caller would pass it: bytes, not a C++ enum conversion.
+    int32_t unknown = 42;
+    std::memcpy(&args[2].dtype, &unknown, sizeof unknown);
     expectRejected(args, 6, result, 1, MOE_ERR_SHAPE,
                    "argument #2: expected element type f32, got ?");
   }
