@@ -132,16 +132,17 @@ void buildMoeGpuHostLoopsPipeline(mlir::OpPassManager &pm, const GpuPipelineOpti
   pm.addPass(mlir::createCSEPass());
 }
 
-void buildMoeGpuKernelsPipeline(mlir::OpPassManager &pm, const GpuPipelineOptions &options) {
-  buildMoeGpuMappedPipeline(pm, options);
+// The composed pipelines below are these stage tails in sequence, so that
+// running the tails one by one (moe::compileToPtx, which keeps every stage's
+// text) gives the same PTX as the composed pipeline.
+void buildMoeGpuOutlineStage(mlir::OpPassManager &pm) {
   pm.addPass(mlir::moe::createMoeGpuOutline());
   pm.addPass(mlir::createGpuKernelOutliningPass());
   pm.addPass(mlir::createCanonicalizerPass());
   pm.addPass(mlir::createCSEPass());
 }
 
-mlir::LogicalResult buildMoeToNvvmPipeline(mlir::OpPassManager &pm, const GpuPipelineOptions &options) {
-  buildMoeGpuKernelsPipeline(pm, options);
+mlir::LogicalResult buildMoeGpuNvvmStage(mlir::OpPassManager &pm, const GpuPipelineOptions &options) {
   // Named textually (as the CPU tail is), so the passes must be registered.
   moe::registerAllPasses();
   pm.addNestedPass<mlir::gpu::GPUModuleOp>(createMoeGpuKernelMathPass());
@@ -152,10 +153,25 @@ mlir::LogicalResult buildMoeToNvvmPipeline(mlir::OpPassManager &pm, const GpuPip
       pm);
 }
 
+mlir::LogicalResult buildMoeGpuPtxStage(mlir::OpPassManager &pm) {
+  moe::registerAllPasses();
+  return mlir::parsePassPipeline("gpu-module-to-binary{format=isa}", pm);
+}
+
+void buildMoeGpuKernelsPipeline(mlir::OpPassManager &pm, const GpuPipelineOptions &options) {
+  buildMoeGpuMappedPipeline(pm, options);
+  buildMoeGpuOutlineStage(pm);
+}
+
+mlir::LogicalResult buildMoeToNvvmPipeline(mlir::OpPassManager &pm, const GpuPipelineOptions &options) {
+  buildMoeGpuKernelsPipeline(pm, options);
+  return buildMoeGpuNvvmStage(pm, options);
+}
+
 mlir::LogicalResult buildMoeToPtxPipeline(mlir::OpPassManager &pm, const GpuPipelineOptions &options) {
   if (failed(buildMoeToNvvmPipeline(pm, options)))
     return mlir::failure();
-  return mlir::parsePassPipeline("gpu-module-to-binary{format=isa}", pm);
+  return buildMoeGpuPtxStage(pm);
 }
 
 static void buildMoeGpuHostPipeline(mlir::OpPassManager &pm, const GpuPipelineOptions &options) {

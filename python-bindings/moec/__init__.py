@@ -9,12 +9,20 @@ API
 ---
 ``parse(text, filename="<string>")`` / ``load(path)``
     Parse and verify MLIR text -> :class:`Module`.
-``compile(module, target="cpu", entry="main", vector_width=0, row_tile=4)``
+``compile(module, target="cpu", entry="main", vector_width=0, row_tile=4, chip=None)``
     ``module``: a :class:`Layer`, MLIR text, a :class:`Module` or a
-    ``pathlib.Path``.  Returns a :class:`Compiled` (callable on numpy arrays
-    or DLPack producers; ``.stages`` lists (name, text) of every stage:
-    moe, expanded, loops, llvm, llvm-ir).  ``target="nvptx"`` raises
-    NotImplementedError (the GPU backend is not built yet).
+    ``pathlib.Path``.  ``target="cpu"`` returns a :class:`Compiled` (callable
+    on numpy arrays or DLPack producers; ``.stages`` lists (name, text) of
+    every stage: moe, expanded, loops, llvm, llvm-ir).  ``target="gpu-host"``
+    returns a :class:`Compiled` that runs the GPU's block/thread-mapped
+    kernels on the host CPU (stages moe, expanded, gpu-mapped, loops, llvm,
+    llvm-ir): the GPU tiling, checkable against :func:`reference` without a
+    GPU.  ``target="nvptx"`` returns a :class:`CompiledPtx`: the PTX of the
+    kernels for ``chip`` (default sm_90) and their launch description, run
+    through the CUDA runtime when called.
+``cuda_available()``
+    ``(True, "")`` when the CUDA driver loads and has a device, else
+    ``(False, why)``.
 ``reference(module, *arrays, entry="main")``
     Runs the C++ reference interpreter (the dialect's semantics).
 ``random_inputs(module, tokens, seed=0, entry="main")``
@@ -23,8 +31,11 @@ API
     The builder (see :mod:`moec.builder`).
 
 Errors: :class:`CompileError` (parse / verify / compile diagnostics, with
-file:line:col), :class:`RuntimeError` (a subclass of the built-in
+file:line:col; a layer the GPU path cannot take, such as a skip layer, with
+target="nvptx"), :class:`RuntimeError` (a subclass of the built-in
 RuntimeError: bad expert ids, non-finite router logits...; nothing is
+written), :class:`DeviceError` (a moec.RuntimeError: a CompiledPtx called
+where the GPU cannot run it, e.g. "no CUDA driver: ..."; nothing is
 written), TypeError / ValueError for arguments of the wrong kind, dtype,
 shape or layout (the message names the argument).  Arrays are never
 converted or copied: pass C-contiguous float32 / int32 / int64 arrays of
@@ -42,20 +53,24 @@ from typing import List, Optional, Sequence, Tuple, Union
 import numpy as _np
 
 from . import _moec
-from ._moec import CompileError, Module, RuntimeError  # noqa: A004 (moec.RuntimeError)
+from ._moec import CompileError, DeviceError, Module, RuntimeError  # noqa: A004 (moec.RuntimeError)
 from .builder import (ACTIVATIONS, GATED_ACTIVATIONS, SCORINGS, Experts, Layer, Routing,
                       Value)
 
-__all__ = ["CompileError", "RuntimeError", "Module", "Compiled", "Layer", "Value", "Experts",
-           "Routing", "parse", "load", "compile", "reference", "random_inputs", "TARGETS",
-           "ACTIVATIONS", "GATED_ACTIVATIONS", "SCORINGS"]
+__all__ = ["CompileError", "RuntimeError", "DeviceError", "Module", "Compiled", "CompiledPtx",
+           "Layer", "Value", "Experts", "Routing", "parse", "load", "compile", "reference",
+           "random_inputs", "cuda_available", "TARGETS", "ACTIVATIONS", "GATED_ACTIVATIONS",
+           "SCORINGS"]
 
-# Shown as moec.CompileError / moec.RuntimeError in tracebacks.
-CompileError.__module__ = RuntimeError.__module__ = "moec"
+# Shown as moec.CompileError / moec.RuntimeError / moec.DeviceError in tracebacks.
+CompileError.__module__ = RuntimeError.__module__ = DeviceError.__module__ = "moec"
 
-#: Targets compile() knows; only "cpu" is implemented.
-TARGETS = ("cpu", "nvptx")
+#: Targets compile() knows: the host CPU, the GPU's mapping run on the host
+#: CPU, NVIDIA GPUs (PTX).
+TARGETS = ("cpu", "gpu-host", "nvptx")
 STAGES = ("moe", "expanded", "loops", "llvm", "llvm-ir")
+GPU_HOST_STAGES = ("moe", "expanded", "gpu-mapped", "loops", "llvm", "llvm-ir")
+PTX_STAGES = ("moe", "expanded", "mapped", "kernels", "nvvm", "ptx", "launch")
 
 
 def parse(text: str, filename: str = "<string>") -> Module:
@@ -99,7 +114,8 @@ def _results(arrays: List[_np.ndarray]):
 
 
 class Compiled:
-    """A function compiled for the host CPU (moe pipeline + LLVM JIT).
+    """A function compiled for the host CPU (moe pipeline + LLVM JIT; with
+    target="gpu-host", through the GPU's block/thread-mapped stage).
 
     Call it with one array per argument: ``fn(x, gate, ...)``; ``out=`` takes
     preallocated result arrays (written only on success).  Inputs are read in
@@ -116,7 +132,9 @@ class Compiled:
 
     @property
     def stages(self) -> List[Tuple[str, str]]:
-        """(name, text) of every stage: moe, expanded, loops, llvm, llvm-ir."""
+        """(name, text) of every stage: moe, expanded, loops, llvm, llvm-ir
+        (target="gpu-host": gpu-mapped, the GPU kernels as block/thread-mapped
+        loops, before loops)."""
         return self._fn.stages
 
     @property
@@ -158,28 +176,125 @@ class Compiled:
                 f"stages {self.stage_names}>")
 
 
+class CompiledPtx:
+    """A function compiled for an NVIDIA GPU: the PTX of its kernels and the
+    launch description (docs/gpu-launch.md) the CUDA runtime reads.
+
+    ``.ptx`` and ``.launch`` are the texts ``moe-compile --target=nvptx``
+    writes; ``.write("x.ptx")`` writes both (x.ptx, x.launch).  Calling it
+    runs the layer on the GPU through the CUDA runtime (the driver is loaded
+    on the first call); where there is no driver or device it raises
+    :class:`DeviceError` saying so, before any output is written."""
+
+    def __init__(self, fn, module: Module, layer: Optional[Layer]):
+        self._fn = fn
+        self.module = module
+        self.layer = layer
+
+    @property
+    def entry(self) -> str:
+        return self._fn.entry
+
+    @property
+    def chip(self) -> str:
+        return self._fn.chip
+
+    @property
+    def ptx(self) -> str:
+        return self._fn.ptx
+
+    @property
+    def launch(self) -> str:
+        return self._fn.launch
+
+    @property
+    def kernels(self) -> List[str]:
+        """The kernels the launch description runs, in launch order."""
+        return list(self._fn.kernels)
+
+    @property
+    def stages(self) -> List[Tuple[str, str]]:
+        """(name, text) of every stage: moe, expanded, mapped (block/thread-mapped
+        loops), kernels (gpu.module + launches), nvvm, ptx, launch."""
+        return self._fn.stages
+
+    @property
+    def stage_names(self) -> List[str]:
+        return [name for name, _ in self._fn.stages]
+
+    def stage(self, name: str) -> str:
+        """The text of one stage."""
+        for n, text in self._fn.stages:
+            if n == name:
+                return text
+        raise KeyError(f"no stage {name!r}; the stages are {self.stage_names}")
+
+    @property
+    def argument_names(self) -> List[str]:
+        return list(self._fn.argument_names)
+
+    @property
+    def signature(self):
+        """([(shape, dtype) per argument], [(shape, dtype) per result]); None = T."""
+        return self._fn.signature
+
+    @property
+    def compile_seconds(self) -> float:
+        return self._fn.compile_seconds
+
+    def write(self, path: Union[str, os.PathLike]) -> Tuple[str, str]:
+        """Writes the PTX to ``path`` and the launch description beside it
+        (x.ptx -> x.launch; another name gets .launch appended), as
+        ``moe-compile -o path`` does. Returns (ptx path, launch path)."""
+        return tuple(self._fn.write(os.fspath(path)))
+
+    def __call__(self, *arrays, out: Optional[Sequence[_np.ndarray]] = None):
+        arrays = [_from_dlpack(a) for a in arrays]
+        if out is not None:
+            out = [_from_dlpack(a) for a in out]
+        return _results(self._fn.run(arrays, out))
+
+    def __repr__(self) -> str:
+        return (f"<moec.CompiledPtx '{self.entry}' for {self.chip}: {len(self.kernels)} kernels, "
+                f"{len(self.ptx)} bytes of PTX; stages {self.stage_names}>")
+
+
 def compile(module, target: str = "cpu", entry: Optional[str] = None, vector_width: int = 0,
-            row_tile: int = 4) -> Compiled:
+            row_tile: int = 4, chip: Optional[str] = None) -> Union[Compiled, CompiledPtx]:
     """Compiles ``entry`` of ``module`` (a Layer, MLIR text, Module or Path).
 
-    ``vector_width``: f32 lanes per vector (0: from the host CPU);
-    ``row_tile``: rows per expert GEMM tile. Raises CompileError."""
+    ``target``: "cpu" (a :class:`Compiled`), "gpu-host" (a :class:`Compiled`
+    running the GPU's block/thread mapping on the host CPU) or "nvptx" (a
+    :class:`CompiledPtx` for ``chip``, default "sm_90").
+    ``vector_width``: f32 lanes per vector (0: from the host CPU for "cpu",
+    the GPU pipeline's 4 for "nvptx"); ``row_tile``: rows per expert GEMM
+    tile ("cpu"). Raises CompileError, ValueError for an unknown target or
+    chip."""
     if target not in TARGETS:
         raise ValueError(f"unknown target {target!r}; the targets are {TARGETS}")
-    if target == "nvptx":
-        raise NotImplementedError(
-            "target='nvptx': the GPU (NVPTX) backend is not implemented yet (issue 9); "
-            "use target='cpu'")
+    if chip is not None and target != "nvptx":
+        raise ValueError(f"chip={chip!r} is for target='nvptx', not target={target!r}")
     mod, layer = _as_module(module)
     if entry is None:
         entry = layer.name if layer is not None else "main"
-    fn = _moec.compile(mod, entry, int(vector_width), int(row_tile))
+    if target == "nvptx":
+        fn = _moec.compile_ptx(mod, entry, "sm_90" if chip is None else str(chip),
+                               int(vector_width))
+        return CompiledPtx(fn, mod, layer)
+    fn = _moec.compile(mod, entry, int(vector_width), int(row_tile), target == "gpu-host")
     return Compiled(fn, mod, layer)
+
+
+def cuda_available() -> Tuple[bool, str]:
+    """(True, "") when the CUDA driver loads and has a device; else (False, why)."""
+    ok, why = _moec.cuda_available()
+    return bool(ok), why
 
 
 def reference(module, *arrays, entry: Optional[str] = None):
     """Runs ``entry`` with the reference interpreter (C++, double accumulation)."""
-    mod, layer = (module.module, module.layer) if isinstance(module, Compiled) else _as_module(module)
+    mod, layer = ((module.module, module.layer) if isinstance(module, (Compiled, CompiledPtx))
+                  else _as_module(module))
     if entry is None:
         entry = layer.name if layer is not None else "main"
     return _results(_moec.reference(mod, entry, [_from_dlpack(a) for a in arrays]))
@@ -191,7 +306,7 @@ def random_inputs(module, tokens: int, seed: int = 0, entry: Optional[str] = Non
     integers uniform in the argument's random_range (Layer inputs) or [0, 100).
     Every dynamic dimension is ``tokens``."""
     layer = None
-    if isinstance(module, Compiled):
+    if isinstance(module, (Compiled, CompiledPtx)):
         layer, module = module.layer, module.module
     if isinstance(module, Layer):
         layer = module

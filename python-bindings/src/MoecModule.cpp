@@ -3,8 +3,10 @@
 // The C++ half of the `moec` package: parse + verify MLIR text of the moe
 // dialect (diagnostics with file:line:col become moec.CompileError), compile
 // a function through moe::CompiledFunction (CPU pipeline + JIT, every stage's
-// text kept), call it on numpy arrays without copying them, and run the
-// reference interpreter. The pure-Python half (moec/__init__.py) adds the
+// text kept; or the GPU mapping run on the host) or moe::compileToPtx (PTX +
+// launch description), call it on numpy arrays without copying them (the
+// PTX through the CUDA runtime, moe_runtime_cuda.h), and run the reference
+// interpreter. The pure-Python half (moec/__init__.py) adds the
 // DLPack conversion, the target dispatch and the layer builder.
 //
 // Arrays are never converted: an argument must already have the element
@@ -14,9 +16,11 @@
 //===----------------------------------------------------------------------===//
 
 #include "moe/ExecutionEngine/CompiledFunction.h"
+#include "moe/ExecutionEngine/PtxCompiler.h"
 #include "moe/InitAll.h"
 #include "moe/Reference/Interpreter.h"
 #include "moe_runtime.h"
+#include "moe_runtime_cuda.h"
 
 #include "mlir/AsmParser/AsmParser.h"
 #include "mlir/AsmParser/AsmParserState.h"
@@ -26,7 +30,9 @@
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/IR/Verifier.h"
 #include "mlir/Parser/Parser.h"
+#include "llvm/Support/FileSystem.h"
 #include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Path.h"
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/raw_ostream.h"
 
@@ -35,6 +41,7 @@
 #include <pybind11/stl.h>
 
 #include <dlfcn.h>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -56,6 +63,11 @@ struct CompileError : std::runtime_error {
 /// The compiled code or the reference interpreter reported an error at run
 /// time (bad expert id, non-finite router logit, ...).
 struct RunError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+/// The GPU cannot run the layer: no CUDA driver or device, a device of
+/// another architecture, a driver call that failed. A RunError in Python.
+struct DeviceError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
@@ -275,6 +287,108 @@ py::tuple signatureTuple(const moe::TensorSignature &sig) {
 // Compiled functions
 //===----------------------------------------------------------------------===//
 
+/// The buffers of one call, checked against the signature: the argument
+/// arrays (kept alive) and the result arrays (out= or new ones).
+struct CallBuffers {
+  std::vector<py::array> args, results;
+  std::vector<const void *> argData;
+  std::vector<void *> resultData;
+  std::vector<std::vector<int64_t>> argShapes, resultShapes;
+
+  /// The runtime's descriptors of the buffers (valid while this lives).
+  std::vector<moe_tensor> argTensors() const {
+    std::vector<moe_tensor> t;
+    for (size_t i = 0; i < args.size(); ++i)
+      t.push_back({const_cast<void *>(argData[i]), moe_dtype(dtypes[i]),
+                   int32_t(argShapes[i].size()), argShapes[i].data()});
+    return t;
+  }
+  std::vector<moe_tensor> resultTensors() const {
+    std::vector<moe_tensor> t;
+    for (size_t i = 0; i < results.size(); ++i)
+      t.push_back({resultData[i], moe_dtype(dtypes[args.size() + i]),
+                   int32_t(resultShapes[i].size()), resultShapes[i].data()});
+    return t;
+  }
+  std::vector<DType> dtypes; // arguments, then results
+};
+
+/// Checks `arrays` (and `out`, when given) against the signature of `entry`
+/// and allocates the results otherwise. Raises TypeError / ValueError naming
+/// the argument; nothing is written.
+CallBuffers prepareCall(
+    const std::string &entry, const std::vector<std::string> &names,
+    const std::vector<moe::TensorSignature> &argSigs,
+    const std::vector<moe::TensorSignature> &resSigs, const py::sequence &arrays,
+    const py::object &out,
+    const std::function<Status(const std::vector<std::vector<int64_t>> &,
+                               std::vector<std::vector<int64_t>> &)> &resultShapesFor) {
+  auto nameOf = [&](size_t i) { return i < names.size() ? names[i] : std::string(); };
+  if (size_t(py::len(arrays)) != argSigs.size()) {
+    std::string list;
+    for (size_t i = 0; i < argSigs.size(); ++i)
+      list += (i ? ", " : "") + (nameOf(i).empty() ? "#" + std::to_string(i) : nameOf(i)) +
+              ": " + argSigs[i].describe();
+    throw py::type_error("'" + entry + "' takes " + std::to_string(argSigs.size()) +
+                         " arrays (" + list + "), got " + std::to_string(py::len(arrays)));
+  }
+  CallBuffers call;
+  int64_t tokens = -1;
+  for (size_t i = 0; i < argSigs.size(); ++i) {
+    py::array a = checkArray(arrays[i], argSigs[i], label("argument", i, nameOf(i)), tokens,
+                             false);
+    call.argData.push_back(a.data());
+    call.argShapes.push_back(shapeOf(a));
+    call.args.push_back(a);
+    call.dtypes.push_back(argSigs[i].dtype);
+  }
+  Status s = resultShapesFor(call.argShapes, call.resultShapes);
+  if (!s.ok())
+    throw py::value_error(s.error);
+
+  if (!out.is_none()) {
+    py::sequence outs = py::reinterpret_borrow<py::sequence>(out);
+    if (size_t(py::len(outs)) != resSigs.size())
+      throw py::type_error("out= must hold " + std::to_string(resSigs.size()) +
+                           " arrays, got " + std::to_string(py::len(outs)));
+    for (size_t i = 0; i < resSigs.size(); ++i) {
+      moe::TensorSignature sig = resSigs[i];
+      sig.shape = call.resultShapes[i];
+      int64_t unused = -1;
+      call.results.push_back(checkArray(outs[i], sig, label("out", i, ""), unused, true));
+      // The compiled code reads the inputs while it writes the outputs.
+      auto begin = [](const py::array &a) { return static_cast<const char *>(a.data()); };
+      auto overlaps = [&](const py::array &a, const py::array &b) {
+        return a.nbytes() > 0 && b.nbytes() > 0 && begin(a) < begin(b) + b.nbytes() &&
+               begin(b) < begin(a) + a.nbytes();
+      };
+      for (size_t j = 0; j < call.args.size(); ++j)
+        if (overlaps(call.results.back(), call.args[j]))
+          throw py::value_error(label("out", i, "") + " overlaps " +
+                                label("argument", j, nameOf(j)) +
+                                ": outputs cannot alias inputs");
+      for (size_t j = 0; j + 1 < call.results.size(); ++j)
+        if (overlaps(call.results.back(), call.results[j]))
+          throw py::value_error(label("out", i, "") + " overlaps out #" + std::to_string(j));
+    }
+  } else {
+    for (size_t i = 0; i < resSigs.size(); ++i)
+      call.results.push_back(py::array(numpyDtype(resSigs[i].dtype), call.resultShapes[i]));
+  }
+  for (size_t i = 0; i < resSigs.size(); ++i)
+    call.dtypes.push_back(resSigs[i].dtype);
+  for (py::array &r : call.results)
+    call.resultData.push_back(r.mutable_data());
+  return call;
+}
+
+py::list resultList(const CallBuffers &call) {
+  py::list list;
+  for (const py::array &r : call.results)
+    list.append(r);
+  return list;
+}
+
 struct Compiled {
   std::shared_ptr<Module> source; // keeps the context alive; destroyed last
   std::unique_ptr<moe::CompiledFunction> fn;
@@ -285,85 +399,31 @@ struct Compiled {
   ~Compiled() { fn.reset(); }
 
   py::list run(const py::sequence &arrays, const py::object &out) {
-    const auto &argSigs = fn->argumentSignatures();
-    const auto &resSigs = fn->resultSignatures();
-    if (size_t(py::len(arrays)) != argSigs.size()) {
-      std::string list;
-      for (size_t i = 0; i < argSigs.size(); ++i)
-        list += (i ? ", " : "") + (names[i].empty() ? "#" + std::to_string(i) : names[i]) +
-                ": " + argSigs[i].describe();
-      throw py::type_error("'" + entry + "' takes " + std::to_string(argSigs.size()) +
-                           " arrays (" + list + "), got " + std::to_string(py::len(arrays)));
-    }
-    int64_t tokens = -1;
-    std::vector<py::array> keep;
-    std::vector<const void *> argData;
-    std::vector<std::vector<int64_t>> argShapes;
-    for (size_t i = 0; i < argSigs.size(); ++i) {
-      py::array a = checkArray(arrays[i], argSigs[i], label("argument", i, names[i]), tokens,
-                               false);
-      argData.push_back(a.data());
-      argShapes.push_back(shapeOf(a));
-      keep.push_back(a);
-    }
-    std::vector<std::vector<int64_t>> resultShapes;
-    Status s = fn->resultShapesFor(argShapes, resultShapes);
-    if (!s.ok())
-      throw py::value_error(s.error);
-
-    std::vector<py::array> results;
-    if (!out.is_none()) {
-      py::sequence outs = py::reinterpret_borrow<py::sequence>(out);
-      if (size_t(py::len(outs)) != resSigs.size())
-        throw py::type_error("out= must hold " + std::to_string(resSigs.size()) +
-                             " arrays, got " + std::to_string(py::len(outs)));
-      for (size_t i = 0; i < resSigs.size(); ++i) {
-        moe::TensorSignature sig = resSigs[i];
-        sig.shape = resultShapes[i];
-        int64_t unused = -1;
-        results.push_back(checkArray(outs[i], sig, label("out", i, ""), unused, true));
-        // The compiled code reads the inputs while it writes the outputs.
-        auto begin = [](const py::array &a) { return static_cast<const char *>(a.data()); };
-        auto overlaps = [&](const py::array &a, const py::array &b) {
-          return a.nbytes() > 0 && b.nbytes() > 0 && begin(a) < begin(b) + b.nbytes() &&
-                 begin(b) < begin(a) + a.nbytes();
-        };
-        for (size_t j = 0; j < keep.size(); ++j)
-          if (overlaps(results.back(), keep[j]))
-            throw py::value_error(label("out", i, "") + " overlaps " +
-                                  label("argument", j, names[j]) +
-                                  ": outputs cannot alias inputs");
-        for (size_t j = 0; j + 1 < results.size(); ++j)
-          if (overlaps(results.back(), results[j]))
-            throw py::value_error(label("out", i, "") + " overlaps out #" + std::to_string(j));
-      }
-    } else {
-      for (size_t i = 0; i < resSigs.size(); ++i)
-        results.push_back(py::array(numpyDtype(resSigs[i].dtype), resultShapes[i]));
-    }
-    std::vector<void *> resultData;
-    for (py::array &r : results)
-      resultData.push_back(r.mutable_data());
+    CallBuffers call = prepareCall(
+        entry, names, fn->argumentSignatures(), fn->resultSignatures(), arrays, out,
+        [&](const std::vector<std::vector<int64_t>> &argShapes,
+            std::vector<std::vector<int64_t>> &resultShapes) {
+          return fn->resultShapesFor(argShapes, resultShapes);
+        });
+    Status s;
     {
       py::gil_scoped_release release;
       std::lock_guard<std::mutex> lock(mutex);
-      s = fn->runBuffers(argData, argShapes, resultData, resultShapes);
+      s = fn->runBuffers(call.argData, call.argShapes, call.resultData, call.resultShapes);
     }
     if (!s.ok())
       throw RunError(s.error);
-    py::list list;
-    for (py::array &r : results)
-      list.append(r);
-    return list;
+    return resultList(call);
   }
 };
 
 std::shared_ptr<Compiled> compile(std::shared_ptr<Module> source, const std::string &entry,
-                                  int64_t vectorWidth, int64_t rowTile) {
+                                  int64_t vectorWidth, int64_t rowTile, bool gpuHost) {
   auto func = source->lookup(entry);
   moe::CpuPipelineOptions options;
   options.vectorWidth = vectorWidth;
   options.rowTile = rowTile;
+  options.gpuHost = gpuHost;
   auto c = std::make_shared<Compiled>();
   c->source = source;
   c->entry = entry;
@@ -374,6 +434,141 @@ std::shared_ptr<Compiled> compile(std::shared_ptr<Module> source, const std::str
     std::lock_guard<std::mutex> lock(source->mutex);
     s = moe::CompiledFunction::compile(*source->module, entry, options, /*keepStages=*/true,
                                        c->fn);
+  }
+  if (!s.ok())
+    throw CompileError(s.error);
+  return c;
+}
+
+//===----------------------------------------------------------------------===//
+// PTX (moe::compileToPtx) run through the CUDA runtime
+//===----------------------------------------------------------------------===//
+
+[[noreturn]] void raiseOSError(const std::string &message) {
+  PyErr_SetString(PyExc_OSError, message.c_str());
+  throw py::error_already_set();
+}
+
+struct CompiledPtx {
+  std::shared_ptr<Module> source;
+  moe::PtxLayer layer;
+  std::vector<std::string> names;
+  std::vector<moe::TensorSignature> argSigs, resSigs;
+  /// Opened on the first call (the driver loads the PTX then) and reused:
+  /// it keeps its device buffers between calls.
+  moe_gpu_layer *gpu = nullptr;
+  std::mutex mutex; // a moe_gpu_layer runs one call at a time
+
+  ~CompiledPtx() { moe_gpu_layer_close(gpu); }
+
+  /// Writes the PTX and the launch description; returns their paths.
+  std::pair<std::string, std::string> write(const std::string &ptxPath) const {
+    Status s = moe::writePtxFiles(layer, ptxPath);
+    if (!s.ok())
+      raiseOSError(s.error);
+    return {ptxPath, moe::launchPathFor(ptxPath)};
+  }
+
+  /// Opens the layer on the device (called with `mutex` held, without the
+  /// GIL). moe_gpu_layer_open reads files, so the PTX and the launch text go
+  /// through a private temporary directory, removed once it has read them.
+  Status open() {
+    if (gpu)
+      return Status::success();
+    if (!moe_cuda_available())
+      return Status::failure("cannot run '" + layer.entry + "' on the GPU: " +
+                             moe_last_error());
+    llvm::SmallString<128> dir;
+    if (std::error_code ec = llvm::sys::fs::createUniqueDirectory("moec-ptx", dir))
+      return Status::failure("cannot create a temporary directory for the PTX: " +
+                             ec.message());
+    llvm::SmallString<128> ptxPath(dir);
+    llvm::sys::path::append(ptxPath, layer.entry + ".ptx");
+    std::string launchPath = moe::launchPathFor(ptxPath);
+    Status s = moe::writePtxFiles(layer, std::string(ptxPath));
+    if (s.ok() && moe_gpu_layer_open(ptxPath.c_str(), launchPath.c_str(), &gpu) != MOE_OK)
+      s = Status::failure("cannot run '" + layer.entry + "' on the GPU: " + moe_last_error());
+    llvm::sys::fs::remove(ptxPath);
+    llvm::sys::fs::remove(launchPath);
+    llvm::sys::fs::remove(dir);
+    return s;
+  }
+
+  py::list run(const py::sequence &arrays, const py::object &out) {
+    CallBuffers call = prepareCall(
+        layer.entry, names, argSigs, resSigs, arrays, out,
+        [&](const std::vector<std::vector<int64_t>> &argShapes,
+            std::vector<std::vector<int64_t>> &resultShapes) {
+          return resultShapesOf(argShapes, resultShapes);
+        });
+    Status s;
+    int status = MOE_OK;
+    {
+      py::gil_scoped_release release;
+      std::lock_guard<std::mutex> lock(mutex);
+      s = open();
+      if (s.ok()) {
+        std::vector<moe_tensor> in = call.argTensors(), outs = call.resultTensors();
+        status = moe_gpu_layer_run(gpu, in.data(), int(in.size()), outs.data(),
+                                   int(outs.size()));
+        if (status != MOE_OK)
+          s = Status::failure(moe_last_error());
+      }
+    }
+    if (!s.ok()) {
+      // Bad ids or scores found by the kernels are the layer's run-time
+      // errors, as on the CPU; the rest is about the device.
+      if (status == MOE_OK || status == MOE_ERR_DEVICE || status == MOE_ERR_LOAD)
+        throw DeviceError(s.error);
+      throw RunError(s.error);
+    }
+    return resultList(call);
+  }
+
+  /// Every dynamic dimension of a result is T, the first dynamic dimension
+  /// of the arguments (as moe::CompiledFunction::resultShapesFor).
+  Status resultShapesOf(const std::vector<std::vector<int64_t>> &argShapes,
+                        std::vector<std::vector<int64_t>> &out) const {
+    int64_t tokens = -1;
+    for (size_t i = 0; i < argSigs.size() && i < argShapes.size() && tokens < 0; ++i)
+      for (size_t d = 0; d < argSigs[i].shape.size() && d < argShapes[i].size(); ++d)
+        if (argSigs[i].shape[d] < 0) {
+          tokens = argShapes[i][d];
+          break;
+        }
+    out.clear();
+    for (const moe::TensorSignature &sig : resSigs) {
+      std::vector<int64_t> shape = sig.shape;
+      for (int64_t &d : shape)
+        if (d < 0)
+          d = std::max<int64_t>(tokens, 0);
+      out.push_back(shape);
+    }
+    return Status::success();
+  }
+};
+
+std::shared_ptr<CompiledPtx> compilePtx(std::shared_ptr<Module> source, const std::string &entry,
+                                        const std::string &chip, int64_t vectorWidth,
+                                        int64_t blockSize) {
+  if (!moe::isNvidiaChip(chip))
+    throw py::value_error("chip must name an NVIDIA architecture like sm_90 (sm_<digits>), got '" +
+                          chip + "'");
+  auto func = source->lookup(entry);
+  auto c = std::make_shared<CompiledPtx>();
+  c->source = source;
+  c->names = source->namesOf(func);
+  c->argSigs = signaturesOf(func.getArgumentTypes(), "argument");
+  c->resSigs = signaturesOf(func.getResultTypes(), "result");
+  moe::PtxOptions options;
+  options.chip = chip;
+  options.vectorWidth = vectorWidth;
+  options.blockSize = blockSize;
+  Status s;
+  {
+    py::gil_scoped_release release;
+    std::lock_guard<std::mutex> lock(source->mutex);
+    s = moe::compileToPtx(*source->module, entry, options, c->layer);
   }
   if (!s.ok())
     throw CompileError(s.error);
@@ -455,7 +650,11 @@ PYBIND11_MODULE(_moec, m) {
                                dlerror());
 
   py::register_exception<CompileError>(m, "CompileError", PyExc_Exception);
-  py::register_exception<RunError>(m, "RuntimeError", PyExc_RuntimeError);
+  auto &runError = py::register_exception<RunError>(m, "RuntimeError", PyExc_RuntimeError);
+  py::register_exception<DeviceError>(m, "DeviceError", runError.ptr());
+  m.attr("DeviceError").attr("__doc__") =
+      "The GPU cannot run the layer (no CUDA driver or device, a device of another "
+      "architecture, a failed driver call); the message says which. A moec.RuntimeError.";
   m.attr("CompileError").attr("__doc__") =
       "The module does not parse, verify or compile; the message holds the "
       "compiler's diagnostics (file:line:col: ...).";
@@ -516,8 +715,55 @@ PYBIND11_MODULE(_moec, m) {
            "Runs on numpy arrays (no copies); returns the list of results.");
 
   m.def("compile", &compile, py::arg("module"), py::arg("entry") = "main",
-        py::arg("vector_width") = 0, py::arg("row_tile") = 4,
-        "Compiles `entry` for the host CPU; raises CompileError on failure.");
+        py::arg("vector_width") = 0, py::arg("row_tile") = 4, py::arg("gpu_host") = false,
+        "Compiles `entry` for the host CPU (gpu_host: through the GPU's block/thread "
+        "mapping); raises CompileError on failure.");
+
+  py::class_<CompiledPtx, std::shared_ptr<CompiledPtx>>(m, "CompiledPtx")
+      .def_property_readonly("entry", [](const CompiledPtx &self) { return self.layer.entry; })
+      .def_property_readonly("chip", [](const CompiledPtx &self) { return self.layer.chip; })
+      .def_property_readonly("ptx", [](const CompiledPtx &self) { return self.layer.ptx; })
+      .def_property_readonly("launch",
+                             [](const CompiledPtx &self) { return self.layer.launch; })
+      .def_property_readonly("kernels",
+                             [](const CompiledPtx &self) { return self.layer.kernels; })
+      .def_readonly("argument_names", &CompiledPtx::names)
+      .def_property_readonly("stages",
+                             [](const CompiledPtx &self) {
+                               py::list list;
+                               for (const moe::Stage &s : self.layer.stages)
+                                 list.append(py::make_tuple(s.name, s.text));
+                               return list;
+                             })
+      .def_property_readonly("compile_seconds",
+                             [](const CompiledPtx &self) { return self.layer.seconds; })
+      .def_property_readonly("signature",
+                             [](const CompiledPtx &self) {
+                               py::list args, results;
+                               for (const auto &s : self.argSigs)
+                                 args.append(signatureTuple(s));
+                               for (const auto &s : self.resSigs)
+                                 results.append(signatureTuple(s));
+                               return py::make_tuple(args, results);
+                             })
+      .def("write", &CompiledPtx::write, py::arg("ptx_path"),
+           "Writes the PTX to ptx_path and the launch description beside it "
+           "(x.ptx -> x.launch); returns both paths.")
+      .def("run", &CompiledPtx::run, py::arg("arrays"), py::arg("out") = py::none(),
+           "Runs on the GPU through the CUDA runtime; returns the list of results.");
+
+  m.def("compile_ptx", &compilePtx, py::arg("module"), py::arg("entry") = "main",
+        py::arg("chip") = "sm_90", py::arg("vector_width") = 0, py::arg("block_size") = 0,
+        "Compiles `entry` to PTX + launch description; raises CompileError on failure.");
+  m.def("launch_path_for", [](const std::string &ptxPath) { return moe::launchPathFor(ptxPath); },
+        py::arg("ptx_path"), "Where write() puts the launch description of ptx_path.");
+  m.def(
+      "cuda_available",
+      [] {
+        bool ok = moe_cuda_available();
+        return py::make_tuple(ok, ok ? std::string() : std::string(moe_last_error()));
+      },
+      "(True, '') when the CUDA driver loads and has a device, else (False, why).");
   m.def("reference", &reference, py::arg("module"), py::arg("entry"), py::arg("arrays"),
         "Runs `entry` with the reference interpreter; returns the list of results.");
 }

@@ -199,10 +199,13 @@ class ErrorTest(unittest.TestCase):
         with self.assertRaisesRegex(KeyError, "no function 'nope'"):
             moec.compile(ex.mixtral(H=8, E=2, I=8, k=1), entry="nope")
 
-    def test_nvptx_not_implemented(self):
-        with self.assertRaisesRegex(NotImplementedError, "nvptx"):
-            moec.compile(ex.mixtral(), target="nvptx")
-        with self.assertRaisesRegex(ValueError, "unknown target"):
+    def test_targets(self):
+        """Every target compiles; the GPU ones are tested in test_gpu.py."""
+        self.assertEqual(moec.TARGETS, ("cpu", "gpu-host", "nvptx"))
+        small = ex.mixtral(H=8, E=2, I=8, k=1)
+        self.assertIsInstance(moec.compile(small, target="nvptx"), moec.CompiledPtx)
+        self.assertIsInstance(moec.compile(small, target="gpu-host"), moec.Compiled)
+        with self.assertRaisesRegex(ValueError, "unknown target 'tpu'"):
             moec.compile(ex.mixtral(), target="tpu")
 
     def test_wrong_dtype_names_the_argument(self):

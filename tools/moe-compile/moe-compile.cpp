@@ -4,9 +4,10 @@
 //               [--vector-width=N] [--row-tile=N]
 //   moe-compile layer.mlir --target=nvptx [--chip=sm_90] -o layer.ptx
 //
-// --target=nvptx runs the GPU pipeline (moe-to-ptx) and writes the PTX of
-// every kernel of the layer to the -o file and the launch description
-// (docs/gpu-launch.md) next to it: layer.ptx -> layer.launch.
+// --target=nvptx runs the GPU pipeline (moe-to-ptx, through
+// moe::compileToPtx) and writes the PTX of every kernel of the layer to the
+// -o file and the launch description (docs/gpu-launch.md) next to it:
+// layer.ptx -> layer.launch.
 //
 // Runs the CPU pipeline, translates to LLVM IR, optimizes for the host CPU,
 // and writes a shared object (linked with the system's clang) that the
@@ -17,12 +18,11 @@
 //
 //===----------------------------------------------------------------------===//
 
-#include "moe/Conversion/GpuLaunch.h"
 #include "moe/ExecutionEngine/CompiledFunction.h"
+#include "moe/ExecutionEngine/PtxCompiler.h"
 #include "moe/InitAll.h"
 #include "moe/Pipelines/Pipelines.h"
 
-#include "mlir/Dialect/GPU/IR/GPUDialect.h"
 #include "mlir/ExecutionEngine/OptUtils.h"
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/Parser/Parser.h"
@@ -38,7 +38,6 @@
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/InitLLVM.h"
-#include "llvm/Support/Path.h"
 #include "llvm/Support/Program.h"
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/TargetSelect.h"
@@ -105,44 +104,19 @@ static std::string findLinker() {
 }
 
 /// The GPU path: PTX to the -o file, the launch description beside it.
-static int compileNvptx(MLIRContext &context, ModuleOp module, unsigned numInputs) {
-  if (!llvm::StringRef(chip).starts_with("sm_"))
+static int compileNvptx(ModuleOp module) {
+  if (!moe::isNvidiaChip(chip))
     return fail("--chip must name an NVIDIA architecture like sm_90, got '" + chip + "'");
-  moe::GpuPipelineOptions options;
+  moe::PtxOptions options;
   options.chip = chip;
-  if (vectorWidth > 0)
-    options.vectorWidth = vectorWidth;
-  PassManager pm(&context);
-  if (failed(moe::buildMoeToPtxPipeline(pm, options)))
-    return fail("cannot build the PTX pipeline");
-  if (failed(pm.run(module)))
-    return 1;
-  std::string ptx;
-  module.walk([&](gpu::BinaryOp binary) {
-    for (Attribute obj : binary.getObjects())
-      if (auto object = dyn_cast<gpu::ObjectAttr>(obj))
-        ptx += object.getObject().getValue().str();
-  });
-  if (ptx.empty())
-    return fail("the GPU pipeline produced no PTX");
-  std::string launchText;
-  llvm::raw_string_ostream launchOs(launchText);
-  if (failed(moe::writeLaunchDescription(module, entry, chip, numInputs, launchOs)))
-    return 1;
-  llvm::SmallString<256> launchPath(outputFile.getValue());
-  if (llvm::sys::path::extension(launchPath) == ".ptx")
-    llvm::sys::path::replace_extension(launchPath, ".launch");
-  else
-    launchPath += ".launch";
-  for (auto [path, text] : {std::pair<std::string, std::string *>{outputFile, &ptx},
-                            {std::string(launchPath), &launchText}}) {
-    std::string err;
-    auto file = openOutputFile(path, &err);
-    if (!file)
-      return fail("cannot write " + path + ": " + err);
-    file->os() << *text;
-    file->keep();
-  }
+  options.vectorWidth = vectorWidth;
+  options.keepStages = false;
+  moe::PtxLayer layer;
+  moe::ref::Status s = moe::compileToPtx(module, entry, options, layer);
+  if (!s.ok())
+    return fail(s.error);
+  if (!(s = moe::writePtxFiles(layer, outputFile)).ok())
+    return fail(s.error);
   return 0;
 }
 
@@ -168,15 +142,14 @@ int main(int argc, char **argv) {
   auto func = module->lookupSymbol<func::FuncOp>(entry);
   if (!func)
     return fail("no function '" + entry + "' in " + inputFile);
+  if (target == "nvptx")
+    return compileNvptx(*module);
+  if (target != "cpu")
+    return fail("--target must be cpu or nvptx, got '" + target + "'");
   std::string signature = moe::signatureText(func);
   // Compile only the entry function.
   OwningOpRef<ModuleOp> copy = ModuleOp::create(module->getLoc());
   copy->getBody()->push_back(func->clone());
-
-  if (target == "nvptx")
-    return compileNvptx(context, *copy, func.getNumArguments());
-  if (target != "cpu")
-    return fail("--target must be cpu or nvptx, got '" + target + "'");
 
   moe::CpuPipelineOptions options;
   options.vectorWidth = vectorWidth;

@@ -66,6 +66,16 @@ mlir::LogicalResult buildMoeToNvvmPipeline(mlir::OpPassManager &pm, const GpuPip
 /// Kernels assembled to PTX (a gpu.binary holding the PTX text).
 mlir::LogicalResult buildMoeToPtxPipeline(mlir::OpPassManager &pm, const GpuPipelineOptions &options);
 
+/// The stages of buildMoeToPtxPipeline one by one, each applied to the
+/// previous one's output (mapped stage -> kernels -> NVVM -> PTX); run in
+/// sequence they make the same passes as the composed pipelines.
+/// The mapped stage outlined into gpu.module kernels + gpu.launch_func.
+void buildMoeGpuOutlineStage(mlir::OpPassManager &pm);
+/// Outlined kernels -> NVVM dialect, NVPTX target (options.chip) attached.
+mlir::LogicalResult buildMoeGpuNvvmStage(mlir::OpPassManager &pm, const GpuPipelineOptions &options);
+/// NVVM kernels -> gpu.binary holding the PTX text.
+mlir::LogicalResult buildMoeGpuPtxStage(mlir::OpPassManager &pm);
+
 /// Registers `moe-to-loops`, `moe-to-cpu`, `moe-gpu-mapped`, `moe-gpu-host`
 /// for command lines.
 void registerMoePipelines();
