@@ -47,16 +47,18 @@ using namespace moe;
 using ref::DType;
 using ref::Tensor;
 
-static llvm::cl::opt<bool> json("json", llvm::cl::desc("one JSON object per line per case"));
-static llvm::cl::opt<int> repeat("repeat", llvm::cl::desc("timed runs per case (0: by size)"),
+static llvm::cl::OptionCategory benchCategory("moe-bench options");
+static llvm::cl::opt<bool> json("json", llvm::cl::cat(benchCategory), llvm::cl::desc("one JSON object per line per case"));
+static llvm::cl::opt<int> repeat("repeat", llvm::cl::cat(benchCategory), llvm::cl::desc("timed runs per case (0: by size)"),
                                  llvm::cl::init(0));
-static llvm::cl::opt<std::string> caseFilter("cases", llvm::cl::desc("comma-separated case names"),
+static llvm::cl::opt<std::string> caseFilter("cases", llvm::cl::cat(benchCategory), llvm::cl::desc("comma-separated case names"),
                                              llvm::cl::init(""));
-static llvm::cl::opt<int> checkTokens("check-tokens",
+static llvm::cl::opt<int> checkTokens("check-tokens", llvm::cl::cat(benchCategory),
                                       llvm::cl::desc("tokens checked against the reference"),
                                       llvm::cl::init(4));
 
 static llvm::cl::opt<std::string> pipelineOptions(
+    llvm::cl::cat(benchCategory),
     "pipeline-options", llvm::cl::desc("CPU pipeline options (as for --moe-to-cpu)"),
     llvm::cl::init(""));
 
@@ -438,6 +440,8 @@ static bool runCase(mlir::MLIRContext &ctx, const Shape &s, Result &res) {
 }
 
 int main(int argc, char **argv) {
+  // Only our options in --help, not every LLVM backend flag linked in.
+  llvm::cl::HideUnrelatedOptions(benchCategory);
   llvm::cl::ParseCommandLineOptions(argc, argv, "moe-bench: compiled MoE layers vs OpenBLAS\n");
   mlir::DialectRegistry registry;
   moe::registerAllDialects(registry);
