@@ -31,7 +31,7 @@ void buildMoeToLoopsPipeline(mlir::OpPassManager &pm, const CpuPipelineOptions &
   pm.addNestedPass<mlir::func::FuncOp>(
       mlir::moe::createMoeLowerGroupedExperts(
           {options.vectorWidth, options.rowTile, options.parallel, options.blockBytes,
-           options.sliceBytes}));
+           options.sliceBytes, options.packMinRows, options.packTiles, options.packSliceBytes}));
   pm.addNestedPass<mlir::func::FuncOp>(mlir::moe::createMoeLowerCombine({options.vectorWidth}));
   pm.addPass(mlir::moe::createMoeFinalizeBuffers());
   if (options.parallel)

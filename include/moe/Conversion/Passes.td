@@ -93,8 +93,15 @@ def MoeLowerGroupedExperts : Pass<"moe-lower-grouped-experts", "func::FuncOp"> {
     (`block-bytes`) of w1/w3 rows, with the activation and gate product fused
     into its epilogue, into a [rows, I] intermediate; phase B runs the down
     projection over (expert, block of w2 rows), K-sliced (`slice-bytes`) so a
-    row tile's slice of the intermediate stays in L1. Register blocks are
-    `row-tile` rows x as many weight rows as the vector registers allow.
+    row tile's slice of the intermediate stays in L1. An expert with at
+    least `pack-min-rows` rows takes the packed path: its gathered rows are
+    packed once into panels of `vector-width` rows ([K, lanes], lane = row),
+    and both GEMMs are outer-product register blocks (one broadcast weight
+    element times `pack-tiles` panel vectors per FMA group, no horizontal
+    reductions), the first writing the intermediate directly in the second's
+    panel layout. Experts with fewer rows (decode) use dot-product register
+    blocks of `row-tile` rows x as many weight rows as the vector registers
+    allow, which read the weights with full-width vector loads.
     LoRA experts run per (expert, row tile) item over base projections
     computed once per token, adding their rank-r adapter products.
   }];
@@ -112,6 +119,13 @@ def MoeLowerGroupedExperts : Pass<"moe-lower-grouped-experts", "func::FuncOp"> {
            "FFN experts: weight bytes one work item streams (an L2-sized block; 0: 256 KiB)">,
     Option<"sliceBytes", "slice-bytes", "int64_t", "0",
            "FFN experts: bytes of a row tile's K slice in the second GEMM (L1-sized; 0: 16 KiB)">,
+    Option<"packMinRows", "pack-min-rows", "int64_t", "-1",
+           "FFN experts: groups with at least this many rows use the packed outer-product kernel "
+           "(0: never; -1: from the vector width)">,
+    Option<"packTiles", "pack-tiles", "int64_t", "0",
+           "FFN experts, packed kernel: row panels sharing each broadcast weight (0: from the host)">,
+    Option<"packSliceBytes", "pack-slice-bytes", "int64_t", "0",
+           "FFN experts, packed kernel: bytes of the panels' K slice (L1-sized; 0: 32 KiB)">,
   ];
   let statistics = [
     Statistic<"numGroupedOps", "grouped-ops-lowered", "Grouped expert ops lowered">,

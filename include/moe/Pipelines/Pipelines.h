@@ -23,6 +23,16 @@ struct CpuPipelineOptions : public mlir::PassPipelineOptions<CpuPipelineOptions>
   Option<int64_t> sliceBytes{*this, "slice-bytes",
                              llvm::cl::desc("FFN experts: K-slice bytes of a row tile (0: 16 KiB)"),
                              llvm::cl::init(0)};
+  Option<int64_t> packMinRows{*this, "pack-min-rows",
+                              llvm::cl::desc("FFN experts: rows from which an expert uses the packed "
+                                             "outer-product kernel (0: never; -1: from the vector width)"),
+                              llvm::cl::init(-1)};
+  Option<int64_t> packTiles{*this, "pack-tiles",
+                            llvm::cl::desc("FFN experts, packed kernel: row panels per register block (0: host)"),
+                            llvm::cl::init(0)};
+  Option<int64_t> packSliceBytes{*this, "pack-slice-bytes",
+                                 llvm::cl::desc("FFN experts, packed kernel: K-slice bytes of the panels (0: 32 KiB)"),
+                                 llvm::cl::init(0)};
   Option<bool> gpuHost{*this, "gpu-host",
                        llvm::cl::desc("compile through the GPU's block/thread-mapped stage and run "
                                       "that on the host (tests the GPU mapping without a GPU)"),

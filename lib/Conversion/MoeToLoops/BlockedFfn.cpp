@@ -18,6 +18,8 @@
 
 #include "BlockedFfn.h"
 
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
+
 using namespace mlir;
 using namespace mlir::moe;
 using namespace mlir::moe::lowering;
@@ -76,6 +78,94 @@ void emitItems(OpBuilder &b, Location loc, int64_t groups, int64_t blocks, bool 
 
 int64_t roundDown(int64_t v, int64_t m) { return std::max(m, v - v % m); }
 
+
+int64_t ceilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+/// The packed outer-product micro-kernel shared by both phases:
+///   acc[m][r][v] (+)= sum_{k in slice} W_m[row0 + r, k] * panel[t0 + v, k, :]
+/// for `rows` weight rows x `nv` row panels (each panel `width` rows of the
+/// group, lane = row), every weight element broadcast once and used by all
+/// `nv` panels, every panel vector used by all `rows x mats` accumulators.
+/// `first` zeroes the accumulators (else `init` loads them); `finish` gets
+/// them after the slice.
+struct PackedKernel {
+  int64_t width;
+  VectorType vecType;
+  SmallVector<Value> weights;  // mats, each [G?, rows, K]
+  SmallVector<Value> prefix;   // the group index (empty for a dense FFN)
+  Value panels;                // [tiles, K, width]
+
+  using InitFn = function_ref<Value(OpBuilder &, Location, int64_t m, Value t, Value row)>;
+  using FinishFn = function_ref<void(OpBuilder &, Location, ArrayRef<Value> accs, int64_t rows,
+                                     int64_t nv, Value t0, Value row0)>;
+
+  void emit(OpBuilder &b, Location loc, Value t0, int64_t nv, Value row0, int64_t rows, Value k0,
+            Value k1, Value first, InitFn init, FinishFn finish) const {
+    const int64_t mats = weights.size();
+    auto accIndex = [&](int64_t m, int64_t r, int64_t v) { return (m * rows + r) * nv + v; };
+    SmallVector<Value> tiles, rowIds;
+    for (int64_t v = 0; v < nv; ++v)
+      tiles.push_back(arith::AddIOp::create(b, loc, t0, cIndex(b, loc, v)));
+    for (int64_t r = 0; r < rows; ++r)
+      rowIds.push_back(arith::AddIOp::create(b, loc, row0, cIndex(b, loc, r)));
+    SmallVector<Type> types(mats * rows * nv, vecType);
+    // A statically first slice has nothing to load (and no partial-sum
+    // buffer exists then).
+    std::optional<int64_t> constFirst = getConstantIntValue(first);
+    if (constFirst && *constFirst) {
+      Value zero = arith::ConstantOp::create(
+          b, loc, vecType, DenseElementsAttr::get(vecType, b.getF32FloatAttr(0.0f)));
+      emitAccumulate(b, loc, tiles, rowIds, SmallVector<Value>(types.size(), zero), k0, k1, rows, nv,
+                     t0, row0, finish);
+      return;
+    }
+    ValueRange initAccs = emitIfElse(
+        b, loc, types, first,
+        [&](OpBuilder &tb, Location tl) -> SmallVector<Value> {
+          Value zero = arith::ConstantOp::create(
+              tb, tl, vecType, DenseElementsAttr::get(vecType, tb.getF32FloatAttr(0.0f)));
+          return SmallVector<Value>(types.size(), zero);
+        },
+        [&](OpBuilder &eb, Location el) -> SmallVector<Value> {
+          SmallVector<Value> accs(types.size());
+          for (int64_t m = 0; m < mats; ++m)
+            for (int64_t r = 0; r < rows; ++r)
+              for (int64_t v = 0; v < nv; ++v)
+                accs[accIndex(m, r, v)] = init(eb, el, m, tiles[v], rowIds[r]);
+          return accs;
+        });
+    emitAccumulate(b, loc, tiles, rowIds, SmallVector<Value>(initAccs.begin(), initAccs.end()), k0,
+                   k1, rows, nv, t0, row0, finish);
+  }
+
+  void emitAccumulate(OpBuilder &b, Location loc, ArrayRef<Value> tiles, ArrayRef<Value> rowIds,
+                      SmallVector<Value> accs, Value k0, Value k1, int64_t rows, int64_t nv,
+                      Value t0, Value row0, FinishFn finish) const {
+    const int64_t mats = weights.size();
+    auto accIndex = [&](int64_t m, int64_t r, int64_t v) { return (m * rows + r) * nv + v; };
+    ValueRange done = emitForWithArgs(
+        b, loc, k0, k1, accs,
+        [&](OpBuilder &lb, Location l, Value k, ValueRange acc) -> SmallVector<Value> {
+          SmallVector<Value> xs, next(acc.begin(), acc.end());
+          Value zero = cIndex(lb, l, 0);
+          for (int64_t v = 0; v < nv; ++v)
+            xs.push_back(vector::LoadOp::create(lb, l, vecType, panels, ValueRange{tiles[v], k, zero}));
+          for (int64_t m = 0; m < mats; ++m)
+            for (int64_t r = 0; r < rows; ++r) {
+              SmallVector<Value> idx(prefix);
+              idx.push_back(rowIds[r]);
+              idx.push_back(k);
+              Value w = memref::LoadOp::create(lb, l, weights[m], idx);
+              Value wv = vector::BroadcastOp::create(lb, l, vecType, w);
+              for (int64_t v = 0; v < nv; ++v)
+                next[accIndex(m, r, v)] = vector::FMAOp::create(lb, l, wv, xs[v], next[accIndex(m, r, v)]);
+            }
+          return next;
+        });
+    finish(b, loc, SmallVector<Value>(done.begin(), done.end()), rows, nv, t0, row0);
+  }
+};
+
 } // namespace
 
 void mlir::moe::lowering::emitBlockedFfn(
@@ -84,6 +174,12 @@ void mlir::moe::lowering::emitBlockedFfn(
     function_ref<Value(OpBuilder &, Location, Value)> tokenOf) {
   const bool gated = ops.w3 != nullptr;
   const int64_t h = ops.h, inter = ops.inter, mr = cfg.rowTile, width = cfg.width;
+  const int64_t numGroups = ops.numGroups;
+  auto f32 = b.getF32Type();
+  auto vecType = VectorType::get({width}, f32);
+  // Inside builder callbacks the enclosing ops are not attached yet, so the
+  // function is found from here.
+  Operation *inFunc = b.getInsertionBlock()->getParentOp();
   auto prefixOf = [&](Value g) {
     return ops.perGroupWeights ? SmallVector<Value>{g} : SmallVector<Value>{};
   };
@@ -94,23 +190,202 @@ void mlir::moe::lowering::emitBlockedFfn(
   };
 
   // The intermediate, at the function level (moe-finalize-buffers frees it).
-  auto midType = MemRefType::get({ShapedType::kDynamic, inter}, b.getF32Type());
+  auto midType = MemRefType::get({ShapedType::kDynamic, inter}, f32);
   Value mid = memref::AllocOp::create(b, loc, midType, ValueRange{ops.numRows},
                                       b.getI64IntegerAttr(64));
 
-  // Phase A: mid[p, i] = act(w1[i] · x[t]) (* w3[i] · x[t]).
+  // The packed path's layout: every group with enough rows gets
+  // ceil(rows / width) row panels, tileOff[g] .. tileOff[g + 1]; a panel is
+  // [K, width] with lane = row (padding lanes are zero). x is packed once
+  // into `panelsX` (its gather folded in); phase A writes its output as
+  // panels (`panelsMid`), which is exactly phase B's input layout.
+  const bool packing = cfg.packMinRows > 0;
+  const int64_t nvMax = std::max<int64_t>(1, cfg.packTiles);
   const int64_t matsA = gated ? 2 : 1;
+  auto rowsFor = [&](int64_t mats, int64_t nv) {
+    return std::min<int64_t>(12, std::max<int64_t>(1, cfg.accumulators / (mats * nv)));
+  };
+  auto sliceLen = [&](int64_t k) {
+    int64_t kc = std::min(k, std::max<int64_t>(1, cfg.packSliceBytes / (nvMax * width * 4)));
+    return ceilDiv(k, ceilDiv(k, kc)); // equal slices
+  };
+  const int64_t kcA = sliceLen(h), slicesA = ceilDiv(h, kcA);
+  const int64_t kcB = sliceLen(inter), slicesB = ceilDiv(inter, kcB);
+  Value tileOff, panelsX, panelsMid, panelsGate, panelsAcc;
+  if (packing) {
+    tileOff = memref::AllocOp::create(b, loc, MemRefType::get({numGroups + 1}, b.getIndexType()),
+                                      ValueRange{}, b.getI64IntegerAttr(64));
+    memref::StoreOp::create(b, loc, cIndex(b, loc, 0), tileOff, ValueRange{cIndex(b, loc, 0)});
+    emitFor(b, loc, cIndex(b, loc, 0), cIndex(b, loc, numGroups), [&](OpBuilder &lb, Location l, Value g) {
+      auto [start, end] = groupRange(lb, l, g);
+      Value rows = arith::SubIOp::create(lb, l, end, start);
+      Value enough = arith::CmpIOp::create(lb, l, arith::CmpIPredicate::uge, rows,
+                                           cIndex(lb, l, cfg.packMinRows));
+      Value tiles = arith::SelectOp::create(
+          lb, l, enough, arith::CeilDivUIOp::create(lb, l, rows, cIndex(lb, l, width)), cIndex(lb, l, 0));
+      Value prev = memref::LoadOp::create(lb, l, tileOff, ValueRange{g});
+      memref::StoreOp::create(lb, l, arith::AddIOp::create(lb, l, prev, tiles), tileOff,
+                              ValueRange{arith::AddIOp::create(lb, l, g, cIndex(lb, l, 1))});
+    });
+    Value total = memref::LoadOp::create(b, loc, tileOff, ValueRange{cIndex(b, loc, numGroups)});
+    Value count = arith::MaxUIOp::create(b, loc, total, cIndex(b, loc, 1));
+    auto panelAlloc = [&](int64_t k) {
+      return memref::AllocOp::create(
+          b, loc, MemRefType::get({ShapedType::kDynamic, k, width}, f32), ValueRange{count},
+          b.getI64IntegerAttr(64));
+    };
+    panelsX = panelAlloc(h);
+    panelsMid = panelAlloc(inter);
+    if (gated && slicesA > 1)
+      panelsGate = panelAlloc(inter);
+    if (slicesB > 1)
+      panelsAcc = panelAlloc(h);
+    // Packing: panelsX[t, k, lane] = x[token(row), k], zero past the group.
+    emitItems(b, loc, numGroups, 1, cfg.parallel, [&](OpBuilder &ib, Location l, Value g, Value) {
+      auto [start, end] = groupRange(ib, l, g);
+      Value tb = memref::LoadOp::create(ib, l, tileOff, ValueRange{g});
+      Value te = memref::LoadOp::create(
+          ib, l, tileOff, ValueRange{arith::AddIOp::create(ib, l, g, cIndex(ib, l, 1))});
+      emitFor(ib, l, tb, te, [&](OpBuilder &tb2, Location tl, Value t) {
+        Value p0 = arith::AddIOp::create(
+            tb2, tl, start,
+            arith::MulIOp::create(tb2, tl, arith::SubIOp::create(tb2, tl, t, tb), cIndex(tb2, tl, width)));
+        emitFor(tb2, tl, cIndex(tb2, tl, 0), cIndex(tb2, tl, width), [&](OpBuilder &lb, Location ll, Value lane) {
+          Value p = arith::AddIOp::create(lb, ll, p0, lane);
+          Value inside = arith::CmpIOp::create(lb, ll, arith::CmpIPredicate::ult, p, end);
+          scf::IfOp::create(
+              lb, ll, inside,
+              [&](OpBuilder &yb, Location yl) {
+                Value tok = tokenOf(yb, yl, p);
+                emitFor(yb, yl, cIndex(yb, yl, 0), cIndex(yb, yl, h), [&](OpBuilder &kb, Location kl, Value k) {
+                  Value v = memref::LoadOp::create(kb, kl, ops.x, ValueRange{tok, k});
+                  memref::StoreOp::create(kb, kl, v, panelsX, ValueRange{t, k, lane});
+                });
+                scf::YieldOp::create(yb, yl);
+              },
+              [&](OpBuilder &nb, Location nl) {
+                emitFor(nb, nl, cIndex(nb, nl, 0), cIndex(nb, nl, h), [&](OpBuilder &kb, Location kl, Value k) {
+                  memref::StoreOp::create(kb, kl, cF32(kb, kl, 0.0f), panelsX, ValueRange{t, k, lane});
+                });
+                scf::YieldOp::create(nb, nl);
+              });
+        });
+      });
+    });
+  }
+
+  // K slices of a packed phase: one static slice, or a loop over `slices`
+  // slices of `kc` with run-time first/last flags (partial sums park in
+  // panel buffers between slices).
+  auto emitSlices = [&](OpBuilder &sb, Location sl, int64_t k, int64_t kc, int64_t slices,
+                        function_ref<void(OpBuilder &, Location, Value, Value, Value, Value)> body) {
+    if (slices == 1) {
+      Value yes = arith::ConstantOp::create(sb, sl, sb.getBoolAttr(true));
+      body(sb, sl, cIndex(sb, sl, 0), cIndex(sb, sl, k), yes, yes);
+      return;
+    }
+    emitFor(sb, sl, cIndex(sb, sl, 0), cIndex(sb, sl, slices), [&](OpBuilder &lb, Location l, Value s) {
+      Value k0 = arith::MulIOp::create(lb, l, s, cIndex(lb, l, kc));
+      Value k1 = arith::MinUIOp::create(lb, l, arith::AddIOp::create(lb, l, k0, cIndex(lb, l, kc)),
+                                        cIndex(lb, l, k));
+      Value first = arith::CmpIOp::create(lb, l, arith::CmpIPredicate::eq, s, cIndex(lb, l, 0));
+      Value last = arith::CmpIOp::create(lb, l, arith::CmpIPredicate::eq, s, cIndex(lb, l, slices - 1));
+      body(lb, l, k0, k1, first, last);
+    });
+  };
+  // `then` when the group is packed (tileOff[g] < tileOff[g + 1]), else
+  // `otherwise`; just `otherwise` without packing.
+  auto byLayout = [&](OpBuilder &ib, Location l, Value g,
+                      function_ref<void(OpBuilder &, Location, Value, Value)> then,
+                      function_ref<void(OpBuilder &, Location)> otherwise) {
+    if (!packing)
+      return otherwise(ib, l);
+    Value tb = memref::LoadOp::create(ib, l, tileOff, ValueRange{g});
+    Value te = memref::LoadOp::create(ib, l, tileOff,
+                                      ValueRange{arith::AddIOp::create(ib, l, g, cIndex(ib, l, 1))});
+    Value packed = arith::CmpIOp::create(ib, l, arith::CmpIPredicate::ult, tb, te);
+    scf::IfOp::create(
+        ib, l, packed,
+        [&](OpBuilder &tb2, Location tl) {
+          then(tb2, tl, tb, te);
+          scf::YieldOp::create(tb2, tl);
+        },
+        [&](OpBuilder &eb, Location el) {
+          otherwise(eb, el);
+          scf::YieldOp::create(eb, el);
+        });
+  };
+
+  // Phase A: mid[p, i] = act(w1[i] · x[t]) (* w3[i] · x[t]).
   const int64_t nrA = std::max<int64_t>(1, cfg.accumulators / (mr * matsA));
   const int64_t blockA =
       std::min(inter, roundDown(cfg.blockBytes / (4 * h * matsA), nrA));
   const int64_t blocksA = (inter + blockA - 1) / blockA;
-  emitItems(b, loc, ops.numGroups, blocksA, cfg.parallel,
+  emitItems(b, loc, numGroups, blocksA, cfg.parallel,
             [&](OpBuilder &ib, Location l, Value g, Value blk) {
     auto [start, end] = groupRange(ib, l, g);
     Value i0 = arith::MulIOp::create(ib, l, blk, cIndex(ib, l, blockA));
     Value i1 = arith::MinUIOp::create(ib, l, arith::AddIOp::create(ib, l, i0, cIndex(ib, l, blockA)),
                                       cIndex(ib, l, inter));
-    emitTiled(ib, l, start, end, mr, [&](OpBuilder &rb, Location rl, Value p0, int64_t rows) {
+    // Packed: panelsMid[t, i, :] for the group's panels t, rows i of the block.
+    auto packedA = [&](OpBuilder &pb, Location pl, Value tb, Value te) {
+      SmallVector<Value> mats{ops.w1};
+      if (gated)
+        mats.push_back(ops.w3);
+      PackedKernel kernel{width, vecType, mats, prefixOf(g), panelsX};
+      emitSlices(pb, pl, h, kcA, slicesA, [&](OpBuilder &sb, Location sl, Value k0, Value k1, Value first,
+                                               Value last) {
+        emitTiled(sb, sl, tb, te, nvMax, [&](OpBuilder &tb2, Location tl, Value t0, int64_t nv) {
+          emitTiled(tb2, tl, i0, i1, rowsFor(matsA, nv), [&](OpBuilder &cb, Location cl, Value c0,
+                                                             int64_t rows) {
+            Value zero = cIndex(cb, cl, 0);
+            kernel.emit(
+                cb, cl, t0, nv, c0, rows, k0, k1, first,
+                [&](OpBuilder &eb, Location el, int64_t m, Value t, Value row) -> Value {
+                  return vector::LoadOp::create(eb, el, vecType, m == 0 ? panelsMid : panelsGate,
+                                                ValueRange{t, row, zero});
+                },
+                [&](OpBuilder &fb, Location fl, ArrayRef<Value> accs, int64_t rows, int64_t nv, Value t0,
+                    Value row0) {
+                  auto store = [&](OpBuilder &ob, Location ol, bool final) {
+                    for (int64_t r = 0; r < rows; ++r)
+                      for (int64_t v = 0; v < nv; ++v) {
+                        Value t = arith::AddIOp::create(ob, ol, t0, cIndex(ob, ol, v));
+                        Value row = arith::AddIOp::create(ob, ol, row0, cIndex(ob, ol, r));
+                        Value up = accs[r * nv + v];
+                        Value gate = gated ? accs[(rows + r) * nv + v] : Value();
+                        if (final) {
+                          Value val = emitActivation(ob, ol, ops.act, up);
+                          if (gated)
+                            val = arith::MulFOp::create(ob, ol, val, gate);
+                          vector::StoreOp::create(ob, ol, val, panelsMid, ValueRange{t, row, zero});
+                        } else {
+                          vector::StoreOp::create(ob, ol, up, panelsMid, ValueRange{t, row, zero});
+                          if (gated)
+                            vector::StoreOp::create(ob, ol, gate, panelsGate, ValueRange{t, row, zero});
+                        }
+                      }
+                  };
+                  if (slicesA == 1)
+                    return store(fb, fl, true);
+                  scf::IfOp::create(
+                      fb, fl, last,
+                      [&](OpBuilder &yb, Location yl) {
+                        store(yb, yl, true);
+                        scf::YieldOp::create(yb, yl);
+                      },
+                      [&](OpBuilder &nb, Location nl) {
+                        store(nb, nl, false);
+                        scf::YieldOp::create(nb, nl);
+                      });
+                });
+          });
+        });
+      });
+    };
+    // Dot products: mid[p, i] for the group's rows p in tiles of `mr`.
+    auto dotA = [&](OpBuilder &db, Location dl) {
+    emitTiled(db, dl, start, end, mr, [&](OpBuilder &rb, Location rl, Value p0, int64_t rows) {
       SmallVector<RowRef> xRows;
       SmallVector<Value> ps;
       for (int64_t r = 0; r < rows; ++r) {
@@ -140,6 +415,8 @@ void mlir::moe::lowering::emitBlockedFfn(
           }
       });
     });
+    };
+    byLayout(ib, l, g, packedA, dotA);
   });
 
   // Phase B: out[p, c] = w2[c] · mid[p], over K slices of `kc` elements.
@@ -150,14 +427,97 @@ void mlir::moe::lowering::emitBlockedFfn(
   const int64_t fullSlices = inter / kc, tail = inter - fullSlices * kc;
   const int64_t blockB = std::min(h, roundDown(cfg.blockBytes / (4 * kc), nrB));
   const int64_t blocksB = (h + blockB - 1) / blockB;
-  emitItems(b, loc, ops.numGroups, blocksB, cfg.parallel,
+  emitItems(b, loc, numGroups, blocksB, cfg.parallel,
             [&](OpBuilder &ib, Location l, Value g, Value blk) {
     auto [start, end] = groupRange(ib, l, g);
     Value c0 = arith::MulIOp::create(ib, l, blk, cIndex(ib, l, blockB));
     Value c1 = arith::MinUIOp::create(ib, l, arith::AddIOp::create(ib, l, c0, cIndex(ib, l, blockB)),
                                       cIndex(ib, l, h));
-    // One K slice [k0, k0 + len) of every row tile x column group; the
-    // first slice stores, the others accumulate.
+    // Packed: the accumulators are (w2 row, panel) vectors, lane = row p;
+    // after the last K slice they go through a small stack buffer to
+    // out[p, c], only for the lanes inside the group.
+    auto packedB = [&](OpBuilder &pb, Location pl, Value tb, Value te) {
+      // Parallel items each own a tmp, released per item by an alloca scope;
+      // serial code shares one at the function entry (an alloca scope around
+      // loops would not survive scf-to-cf unless outlining inlines it).
+      const int64_t maxRows = rowsFor(1, 1);
+      auto tmpType = MemRefType::get({maxRows, nvMax * width}, f32);
+      OpBuilder ab = pb;
+      Value tmp;
+      if (cfg.parallel) {
+        auto scope = memref::AllocaScopeOp::create(pb, pl, TypeRange{});
+        Block *scopeBody = new Block();
+        scope.getBodyRegion().push_back(scopeBody);
+        ab = OpBuilder::atBlockEnd(scopeBody);
+        tmp = memref::AllocaOp::create(ab, pl, tmpType, ValueRange{}, ab.getI64IntegerAttr(64));
+      } else {
+        tmp = entryAlloca(inFunc, tmpType);
+      }
+      PackedKernel kernel{width, vecType, {ops.w2}, prefixOf(g), panelsMid};
+      emitSlices(ab, pl, inter, kcB, slicesB, [&](OpBuilder &sb, Location sl, Value k0, Value k1,
+                                                  Value first, Value last) {
+        emitTiled(sb, sl, tb, te, nvMax, [&](OpBuilder &tb2, Location tl, Value t0, int64_t nv) {
+          emitTiled(tb2, tl, c0, c1, rowsFor(1, nv), [&](OpBuilder &cb, Location cl, Value cStart,
+                                                         int64_t rows) {
+            Value zero = cIndex(cb, cl, 0);
+            kernel.emit(
+                cb, cl, t0, nv, cStart, rows, k0, k1, first,
+                [&](OpBuilder &eb, Location el, int64_t, Value t, Value row) -> Value {
+                  return vector::LoadOp::create(eb, el, vecType, panelsAcc, ValueRange{t, row, zero});
+                },
+                [&](OpBuilder &fb, Location fl, ArrayRef<Value> accs, int64_t rows, int64_t nv, Value t0,
+                    Value row0) {
+                  auto scatter = [&](OpBuilder &ob, Location ol) {
+                    for (int64_t r = 0; r < rows; ++r)
+                      for (int64_t v = 0; v < nv; ++v)
+                        vector::StoreOp::create(ob, ol, accs[r * nv + v], tmp,
+                                                ValueRange{cIndex(ob, ol, r), cIndex(ob, ol, v * width)});
+                    for (int64_t v = 0; v < nv; ++v) {
+                      Value t = arith::AddIOp::create(ob, ol, t0, cIndex(ob, ol, v));
+                      Value p0 = arith::AddIOp::create(
+                          ob, ol, start,
+                          arith::MulIOp::create(ob, ol, arith::SubIOp::create(ob, ol, t, tb),
+                                                cIndex(ob, ol, width)));
+                      Value n = arith::MinUIOp::create(ob, ol, arith::SubIOp::create(ob, ol, end, p0),
+                                                       cIndex(ob, ol, width));
+                      emitFor(ob, ol, cIndex(ob, ol, 0), n, [&](OpBuilder &lb, Location ll, Value lane) {
+                        Value p = arith::AddIOp::create(lb, ll, p0, lane);
+                        Value col = arith::AddIOp::create(lb, ll, lane, cIndex(lb, ll, v * width));
+                        for (int64_t r = 0; r < rows; ++r) {
+                          Value val = memref::LoadOp::create(lb, ll, tmp, ValueRange{cIndex(lb, ll, r), col});
+                          memref::StoreOp::create(
+                              lb, ll, val, ops.out,
+                              ValueRange{p, arith::AddIOp::create(lb, ll, row0, cIndex(lb, ll, r))});
+                        }
+                      });
+                    }
+                  };
+                  if (slicesB == 1)
+                    return scatter(fb, fl);
+                  scf::IfOp::create(
+                      fb, fl, last,
+                      [&](OpBuilder &yb, Location yl) {
+                        scatter(yb, yl);
+                        scf::YieldOp::create(yb, yl);
+                      },
+                      [&](OpBuilder &nb, Location nl) {
+                        for (int64_t r = 0; r < rows; ++r)
+                          for (int64_t v = 0; v < nv; ++v)
+                            vector::StoreOp::create(
+                                nb, nl, accs[r * nv + v], panelsAcc,
+                                ValueRange{arith::AddIOp::create(nb, nl, t0, cIndex(nb, nl, v)),
+                                           arith::AddIOp::create(nb, nl, row0, cIndex(nb, nl, r)), zero});
+                        scf::YieldOp::create(nb, nl);
+                      });
+                });
+          });
+        });
+      });
+      if (cfg.parallel)
+        memref::AllocaScopeReturnOp::create(ab, pl, ValueRange{});
+    };
+    // Dot products: one K slice [k0, k0 + len) of every row tile x column
+    // group; the first slice stores, the others accumulate.
     auto slice = [&](OpBuilder &sb, Location sl, Value k0, int64_t len, bool first) {
       emitTiled(sb, sl, start, end, mr, [&](OpBuilder &rb, Location rl, Value p0, int64_t rows) {
         SmallVector<RowRef> midRows;
@@ -189,12 +549,15 @@ void mlir::moe::lowering::emitBlockedFfn(
         });
       });
     };
-    slice(ib, l, cIndex(ib, l, 0), kc, true);
-    if (fullSlices > 1)
-      emitFor(ib, l, cIndex(ib, l, 1), cIndex(ib, l, fullSlices), [&](OpBuilder &kb, Location kl, Value s) {
-        slice(kb, kl, arith::MulIOp::create(kb, kl, s, cIndex(kb, kl, kc)), kc, false);
-      });
-    if (tail > 0)
-      slice(ib, l, cIndex(ib, l, fullSlices * kc), tail, false);
+    auto dotB = [&](OpBuilder &db, Location dl) {
+      slice(db, dl, cIndex(db, dl, 0), kc, true);
+      if (fullSlices > 1)
+        emitFor(db, dl, cIndex(db, dl, 1), cIndex(db, dl, fullSlices), [&](OpBuilder &kb, Location kl, Value s) {
+          slice(kb, kl, arith::MulIOp::create(kb, kl, s, cIndex(kb, kl, kc)), kc, false);
+        });
+      if (tail > 0)
+        slice(db, dl, cIndex(db, dl, fullSlices * kc), tail, false);
+    };
+    byLayout(ib, l, g, packedB, dotB);
   });
 }

@@ -342,6 +342,14 @@ struct LowerGroupedExpertsPass
       cfg.blockBytes = blockBytes;
     if (sliceBytes > 0)
       cfg.sliceBytes = sliceBytes;
+    // The packed kernel pads each expert's rows to panels of `width`: from
+    // half a panel on, it does more useful FMAs per loaded weight than the
+    // dot-product blocks; below that (decode) the dot products' full-width
+    // weight loads win.
+    cfg.packMinRows = packMinRows >= 0 ? packMinRows : cfg.width / 2;
+    cfg.packTiles = packTiles > 0 ? packTiles : 2;
+    if (packSliceBytes > 0)
+      cfg.packSliceBytes = packSliceBytes;
     return cfg;
   }
 

@@ -206,6 +206,14 @@ void emitAxpy(OpBuilder &b, Location loc, Value out, Value outRow, Value src,
   }
 }
 
+/// An f32 constant of `like`'s type: a scalar, or a splat for a vector.
+static Value f32Like(OpBuilder &b, Location loc, Value like, float v) {
+  if (auto vt = dyn_cast<VectorType>(like.getType()))
+    return arith::ConstantOp::create(b, loc, vt,
+                                     DenseElementsAttr::get(vt, b.getF32FloatAttr(v)));
+  return cF32(b, loc, v);
+}
+
 Value emitActivation(OpBuilder &b, Location loc, Activation act,
                      Value v) {
   switch (act) {
@@ -214,20 +222,20 @@ Value emitActivation(OpBuilder &b, Location loc, Activation act,
     // silu(v) = v / (1 + exp(-v))
     Value neg = arith::NegFOp::create(b, loc, v);
     Value e = math::ExpOp::create(b, loc, neg);
-    Value den = arith::AddFOp::create(b, loc, cF32(b, loc, 1.0f), e);
+    Value den = arith::AddFOp::create(b, loc, f32Like(b, loc, v, 1.0f), e);
     return arith::DivFOp::create(b, loc, v, den);
   }
   case Activation::geglu:
   case Activation::gelu: {
     // gelu(v) = 0.5 v (1 + erf(v / sqrt 2))
-    Value scaled = arith::MulFOp::create(b, loc, v, cF32(b, loc, 0.70710678118654752f));
+    Value scaled = arith::MulFOp::create(b, loc, v, f32Like(b, loc, v, 0.70710678118654752f));
     Value erf = math::ErfOp::create(b, loc, scaled);
-    Value one = arith::AddFOp::create(b, loc, cF32(b, loc, 1.0f), erf);
-    Value half = arith::MulFOp::create(b, loc, v, cF32(b, loc, 0.5f));
+    Value one = arith::AddFOp::create(b, loc, f32Like(b, loc, v, 1.0f), erf);
+    Value half = arith::MulFOp::create(b, loc, v, f32Like(b, loc, v, 0.5f));
     return arith::MulFOp::create(b, loc, half, one);
   }
   case Activation::relu:
-    return arith::MaximumFOp::create(b, loc, v, cF32(b, loc, 0.0f));
+    return arith::MaximumFOp::create(b, loc, v, f32Like(b, loc, v, 0.0f));
   }
   return v;
 }

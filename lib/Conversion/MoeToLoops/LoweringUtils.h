@@ -93,7 +93,8 @@ Value emitDot(OpBuilder &b, Location loc, Value a, ValueRange aPrefix, Value bv,
 void emitAxpy(OpBuilder &b, Location loc, Value out, Value outRow, Value src,
               Value srcRow, Value w, int64_t len, int64_t width);
 
-/// The scalar activation (silu for swiglu, gelu for geglu) of an f32.
+/// The activation (silu for swiglu, gelu for geglu) of an f32 or of an f32
+/// vector, elementwise.
 Value emitActivation(OpBuilder &b, Location loc, Activation act,
                      Value v);
 

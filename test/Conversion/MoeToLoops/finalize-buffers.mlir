@@ -98,6 +98,9 @@ func.func @alloc_in_loop(%n: index) {
 // MIXTRAL:       %[[SLOTS:[a-z0-9_]+]] = memref.alloc(%{{.*}}) {{.*}} : memref<?x2xi32>
 // MIXTRAL:       %[[SORTED:[a-z0-9_]+]] = memref.alloc(%{{.*}}) {{.*}} : memref<?x64xf32>
 // MIXTRAL:       %[[MID:[a-z0-9_]+]] = memref.alloc(%{{.*}}) {{.*}} : memref<?x128xf32>
+// MIXTRAL:       %[[TOFF:[a-z0-9_]+]] = memref.alloc() {{.*}} : memref<9xindex>
+// MIXTRAL:       %[[PX:[a-z0-9_]+]] = memref.alloc(%{{.*}}) {{.*}} : memref<?x64x8xf32>
+// MIXTRAL:       %[[PMID:[a-z0-9_]+]] = memref.alloc(%{{.*}}) {{.*}} : memref<?x128x8xf32>
 // MIXTRAL:       %[[Y:[a-z0-9_]+]] = memref.alloc(%{{.*}}) {{.*}} : memref<?x64xf32>
 // MIXTRAL-NOT:   memref.alloc(
 // MIXTRAL:       %[[STATUS:.*]] = memref.load %{{.*}}[] : memref<i32>
@@ -111,6 +114,9 @@ func.func @alloc_in_loop(%n: index) {
 // MIXTRAL-NEXT:  memref.dealloc %[[SLOTS]]
 // MIXTRAL-NEXT:  memref.dealloc %[[SORTED]]
 // MIXTRAL-NEXT:  memref.dealloc %[[MID]]
+// MIXTRAL-NEXT:  memref.dealloc %[[TOFF]]
+// MIXTRAL-NEXT:  memref.dealloc %[[PX]]
+// MIXTRAL-NEXT:  memref.dealloc %[[PMID]]
 // MIXTRAL-NEXT:  memref.dealloc %[[Y]]
 // MIXTRAL-NEXT:  return %[[STATUS]] : i32
 // MIXTRAL-NOT:   unrealized_conversion_cast

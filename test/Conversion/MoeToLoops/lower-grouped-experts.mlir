@@ -1,6 +1,8 @@
-// RUN: moe-opt %s --moe-buffer-abi "--moe-lower-grouped-experts=vector-width=8 row-tile=4" | FileCheck %s
-// RUN: moe-opt %s --moe-buffer-abi "--moe-lower-grouped-experts=row-tile=2 vector-width=4 block-bytes=4096 slice-bytes=64" | FileCheck %s --check-prefix=TILE
-// RUN: moe-opt %s --moe-buffer-abi "--moe-lower-grouped-experts=vector-width=8 row-tile=4 parallel=false" | FileCheck %s --check-prefix=SEQ
+// RUN: moe-opt %s --moe-buffer-abi "--moe-lower-grouped-experts=vector-width=8 row-tile=4 pack-min-rows=0" | FileCheck %s
+// RUN: moe-opt %s --moe-buffer-abi "--moe-lower-grouped-experts=row-tile=2 vector-width=4 block-bytes=4096 slice-bytes=64 pack-min-rows=0" | FileCheck %s --check-prefix=TILE
+// RUN: moe-opt %s --moe-buffer-abi "--moe-lower-grouped-experts=vector-width=8 row-tile=4 parallel=false pack-min-rows=0" | FileCheck %s --check-prefix=SEQ
+// RUN: moe-opt %s --moe-buffer-abi "--moe-lower-grouped-experts=vector-width=8 row-tile=4" | FileCheck %s --check-prefix=PACK
+// RUN: moe-opt %s --moe-buffer-abi "--moe-lower-grouped-experts=vector-width=8 row-tile=4 pack-slice-bytes=64" | FileCheck %s --check-prefix=SLICED
 // RUN: %if moe-pass-stats %{ moe-opt %s --moe-buffer-abi "--moe-lower-grouped-experts=vector-width=8 row-tile=4" -mlir-pass-statistics -o /dev/null 2>&1 | FileCheck %s --check-prefix=STATS %}
 
 // moe-lower-grouped-experts on FFN experts: two phases of work items, each
@@ -12,8 +14,75 @@
 // with silu(w1 . x) * (w3 . x) as the epilogue into a [P, I] intermediate;
 // phase B runs the down projection over blocks of w2 rows, reading the
 // intermediate in K slices. Experts are global ids n + first_expert.
+// That is the "dot" kernel (pack-min-rows=0, and any group with fewer
+// rows than pack-min-rows, i.e. decode); the PACK checks below cover the
+// packed outer-product kernel that groups with enough rows take.
 
 // Bank of 3 SwiGLU experts, global ids 5..7 (first_expert = 5).
+//   Packed: a group with >= pack-min-rows rows (width/2 = 4 by default) gets
+//   ceil(rows / 8) panels, counted into tileOff[g]; x is gathered once into
+//   [panels, H, 8] (lane = sorted row, padding lanes zero), in parallel.
+// PACK-LABEL: func.func @grouped_swiglu(
+// PACK-SAME:      %[[X:[a-z0-9_]+]]: memref<16x64xf32>, %[[ROWS:[a-z0-9_]+]]: memref<32xi32>, %[[OFF:[a-z0-9_]+]]: memref<9xi32>, %[[W1:[a-z0-9_]+]]: memref<3x128x64xf32>, %[[W3:[a-z0-9_]+]]: memref<3x128x64xf32>, %[[W2:[a-z0-9_]+]]: memref<3x64x128xf32>
+// PACK:         %[[TOFF:[a-z0-9_]+]] = memref.alloc() {{.*}} : memref<4xindex>
+// PACK:         scf.for %[[G0:[a-z0-9_]+]] =
+// PACK:           %[[N:.*]] = arith.subi
+// PACK-NEXT:      %[[MIN:.*]] = arith.constant 4 : index
+// PACK-NEXT:      %[[BIG:.*]] = arith.cmpi uge, %[[N]], %[[MIN]] : index
+// PACK-NEXT:      %[[W:.*]] = arith.constant 8 : index
+// PACK-NEXT:      %[[NP:.*]] = arith.ceildivui %[[N]], %[[W]] : index
+// PACK:           arith.select %[[BIG]], %[[NP]], %{{.*}} : index
+// PACK:           memref.store %{{.*}}, %[[TOFF]][%{{.*}}] : memref<4xindex>
+// PACK-NEXT:    }
+// PACK:         %[[TOTAL:.*]] = memref.load %[[TOFF]][%{{.*}}] : memref<4xindex>
+// PACK:         %[[NPAN:.*]] = arith.maxui %[[TOTAL]], %{{.*}} : index
+// PACK-NEXT:    %[[PX:[a-z0-9_]+]] = memref.alloc(%[[NPAN]]) {{.*}} : memref<?x64x8xf32>
+// PACK-NEXT:    %[[PMID:[a-z0-9_]+]] = memref.alloc(%[[NPAN]]) {{.*}} : memref<?x128x8xf32>
+// PACK:         scf.for
+// PACK:               %[[TOK_I:.*]] = memref.load %[[ROWS]][%{{.*}}] : memref<32xi32>
+// PACK-NEXT:          %[[TOK:.*]] = arith.index_cast %[[TOK_I]] : i32 to index
+// PACK:                 %[[XV:.*]] = memref.load %[[X]][%[[TOK]], %{{.*}}] : memref<16x64xf32>
+// PACK-NEXT:            memref.store %[[XV]], %[[PX]][%{{.*}}, %{{.*}}, %{{.*}}] : memref<?x64x8xf32>
+// PACK:               memref.store %{{.*}}, %[[PX]]
+// PACK:         } {moe.parallel}
+//   Phase A, packed groups: 2 panels x 3 rows of w1 and of w3 (12
+//   accumulators); each K step loads two panel vectors and broadcasts one
+//   weight per row, one FMA per (row, panel).
+// PACK:         scf.for
+// PACK:           scf.if
+// PACK:               %{{.*}}:12 = scf.for %[[K:[a-z0-9_]+]] = {{.*}} iter_args(
+// PACK:                 %[[XA:.*]] = vector.load %[[PX]][%{{.*}}, %[[K]], %{{.*}}] : memref<?x64x8xf32>, vector<8xf32>
+// PACK-NEXT:            %[[XB:.*]] = vector.load %[[PX]][%{{.*}}, %[[K]], %{{.*}}] : memref<?x64x8xf32>, vector<8xf32>
+// PACK-NEXT:            %[[A:.*]] = memref.load %[[W1]][%{{.*}}, %{{.*}}, %[[K]]] : memref<3x128x64xf32>
+// PACK-NEXT:            %[[AV:.*]] = vector.broadcast %[[A]] : f32 to vector<8xf32>
+// PACK-NEXT:            vector.fma %[[AV]], %[[XA]], %{{.*}} : vector<8xf32>
+// PACK-NEXT:            vector.fma %[[AV]], %[[XB]], %{{.*}} : vector<8xf32>
+// PACK:                 memref.load %[[W3]][%{{.*}}, %{{.*}}, %[[K]]] : memref<3x128x64xf32>
+//   The SwiGLU epilogue on whole vectors, stored as phase B's panels.
+// PACK:               math.exp %{{.*}} : vector<8xf32>
+// PACK:               vector.store %{{.*}}, %[[PMID]][%{{.*}}, %{{.*}}, %{{.*}}] : memref<?x128x8xf32>, vector<8xf32>
+// PACK:         } {moe.parallel}
+//   Phase B, packed: the w2 outer products over the mid panels, then each
+//   valid lane scattered from a stack tile (one per parallel item) to its
+//   sorted row.
+// PACK:         scf.for
+// PACK:           scf.if
+// PACK:             memref.alloca_scope {
+// PACK:               %[[TMP:.*]] = memref.alloca() {{.*}} : memref<12x16xf32>
+// PACK:                   vector.load %[[PMID]]
+// PACK:                   memref.load %[[W2]]
+// PACK:                   vector.fma
+// PACK:                 vector.store %{{.*}}, %[[TMP]]
+// PACK:                   memref.load %[[TMP]]
+// PACK:                   memref.store %{{.*}}, %[[OUT:[a-z0-9_]+]][%{{.*}}, %{{.*}}] : memref<32x64xf32>
+// PACK:         } {moe.parallel}
+//   K-sliced (pack-slice-bytes=64, 2 rows x 8 K per slice): the partial sums
+//   live in panel-shaped scratch; only the last slice writes out.
+// SLICED-LABEL: func.func @grouped_swiglu(
+// SLICED:         %[[PGATE:[a-z0-9_]+]] = memref.alloc(%{{.*}}) {{.*}} : memref<?x128x8xf32>
+// SLICED:         %[[PACC:[a-z0-9_]+]] = memref.alloc(%{{.*}}) {{.*}} : memref<?x64x8xf32>
+// SLICED:         scf.if %{{.*}} {
+// SLICED:           vector.load %[[PACC]]
 // CHECK-LABEL: func.func @grouped_swiglu(
 // CHECK-SAME:      %[[X:[a-z0-9_]+]]: memref<16x64xf32>, %[[ROWS:[a-z0-9_]+]]: memref<32xi32>, %[[OFF:[a-z0-9_]+]]: memref<9xi32>, %[[W1:[a-z0-9_]+]]: memref<3x128x64xf32>, %[[W3:[a-z0-9_]+]]: memref<3x128x64xf32>, %[[W2:[a-z0-9_]+]]: memref<3x64x128xf32>
 //   tensor.empty (the sorted accumulator) becomes the output buffer; the
