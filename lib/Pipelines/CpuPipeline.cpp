@@ -31,7 +31,8 @@ void buildMoeToLoopsPipeline(mlir::OpPassManager &pm, const CpuPipelineOptions &
   pm.addNestedPass<mlir::func::FuncOp>(
       mlir::moe::createMoeLowerGroupedExperts(
           {options.vectorWidth, options.rowTile, options.parallel, options.blockBytes,
-           options.sliceBytes, options.packMinRows, options.packTiles, options.packSliceBytes}));
+           options.sliceBytes, options.packMinRows, options.packTiles, options.packSliceBytes,
+           options.packRowsOuter}));
   pm.addNestedPass<mlir::func::FuncOp>(mlir::moe::createMoeLowerCombine({options.vectorWidth}));
   pm.addPass(mlir::moe::createMoeFinalizeBuffers());
   if (options.parallel)
@@ -41,13 +42,15 @@ void buildMoeToLoopsPipeline(mlir::OpPassManager &pm, const CpuPipelineOptions &
 }
 
 mlir::LogicalResult buildLoopsToLlvmPipeline(mlir::OpPassManager &pm) {
-  // exp/fma/abs/ceil become LLVM intrinsics; erf (GELU) has none and goes to
-  // libm's erff. Heap temporaries go through the runtime's scratch allocator
-  // (`use-generic-functions`), which reuses them across calls. The upstream passes are named textually, so they must be
-  // registered.
+  // Vector exp/erf (the FFN epilogues) first become polynomials in vector
+  // registers (LLVM would scalarize them into libm calls); scalar
+  // exp/fma/abs/ceil become LLVM intrinsics and scalar erf goes to libm's
+  // erff. Heap temporaries go through the runtime's scratch allocator
+  // (`use-generic-functions`), which reuses them across calls. The upstream
+  // passes are named textually, so they must be registered.
   moe::registerAllPasses();
   return mlir::parsePassPipeline(
-      "convert-math-to-llvm,convert-math-to-libm,convert-scf-to-cf,"
+      "moe-approximate-vector-math,convert-math-to-llvm,convert-math-to-libm,convert-scf-to-cf,"
       "convert-vector-to-llvm,expand-strided-metadata,lower-affine,"
       "finalize-memref-to-llvm{use-generic-functions=true},convert-arith-to-llvm,convert-index-to-llvm,"
       "convert-cf-to-llvm,convert-func-to-llvm,reconcile-unrealized-casts,"

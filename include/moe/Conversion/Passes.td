@@ -126,6 +126,9 @@ def MoeLowerGroupedExperts : Pass<"moe-lower-grouped-experts", "func::FuncOp"> {
            "FFN experts, packed kernel: row panels sharing each broadcast weight (0: from the host)">,
     Option<"packSliceBytes", "pack-slice-bytes", "int64_t", "0",
            "FFN experts, packed kernel: bytes of the panels' K slice (L1-sized; 0: 32 KiB)">,
+    Option<"packRowsOuter", "pack-rows-outer", "bool", "true",
+           "FFN experts, packed kernel: loop over weight-row tiles outside the panel tiles (a "
+           "weight tile stays in L1 across the group's panels) instead of inside">,
   ];
   let statistics = [
     Statistic<"numGroupedOps", "grouped-ops-lowered", "Grouped expert ops lowered">,
@@ -155,6 +158,24 @@ def MoeFinalizeBuffers : Pass<"moe-finalize-buffers", "ModuleOp"> {
     is left.
   }];
   let dependentDialects = ["memref::MemRefDialect"];
+}
+
+def MoeApproximateVectorMath : Pass<"moe-approximate-vector-math", "ModuleOp"> {
+  let summary = "Replace vector exp/erf by polynomial approximations (vector code)";
+  let description = [{
+    LLVM has no vector form of `exp` or `erf` without a vector math library:
+    a `vector<16xf32>` exp becomes sixteen scalar `expf` calls (with every
+    live register spilled around them), which made the fused SwiGLU in the
+    FFN kernels' epilogue cost a quarter of the GEMM. Vector-typed
+    `math.exp` / `math.erf` become upstream's polynomial approximations
+    (range reduction + minimax polynomial, a few ulp in f32), which stay in
+    vector registers. Scalar math is left alone (libm or LLVM intrinsics),
+    so scalar code keeps libm's results.
+  }];
+  let dependentDialects = ["arith::ArithDialect", "math::MathDialect", "vector::VectorDialect"];
+  let statistics = [
+    Statistic<"numApproximated", "ops-approximated", "Vector math ops approximated">,
+  ];
 }
 
 def MoeOutlineParallel : Pass<"moe-outline-parallel", "ModuleOp"> {

@@ -33,6 +33,10 @@ struct CpuPipelineOptions : public mlir::PassPipelineOptions<CpuPipelineOptions>
   Option<int64_t> packSliceBytes{*this, "pack-slice-bytes",
                                  llvm::cl::desc("FFN experts, packed kernel: K-slice bytes of the panels (0: 32 KiB)"),
                                  llvm::cl::init(0)};
+  Option<bool> packRowsOuter{*this, "pack-rows-outer",
+                             llvm::cl::desc("FFN experts, packed kernel: weight-row tiles outside "
+                                            "the panel tiles"),
+                             llvm::cl::init(true)};
   Option<bool> gpuHost{*this, "gpu-host",
                        llvm::cl::desc("compile through the GPU's block/thread-mapped stage and run "
                                       "that on the host (tests the GPU mapping without a GPU)"),

@@ -28,8 +28,12 @@ namespace {
 
 /// `for (i = lb; i + step <= ub; i += step) body(i)` then, for the rest,
 /// tiles of decreasing powers of two below `step`: body gets (start, size).
+/// `extents`, when given, are all the values ub - lb can take (static
+/// blockings): only the remainder tiles those can need are emitted, since
+/// every unrolled tile costs compile time.
 void emitTiled(OpBuilder &b, Location loc, Value lb, Value ub, int64_t step,
-               function_ref<void(OpBuilder &, Location, Value, int64_t)> body) {
+               function_ref<void(OpBuilder &, Location, Value, int64_t)> body,
+               ArrayRef<int64_t> extents = {}) {
   Value n = arith::SubIOp::create(b, loc, ub, lb);
   Value full = arith::MulIOp::create(
       b, loc, arith::DivUIOp::create(b, loc, n, cIndex(b, loc, step)), cIndex(b, loc, step));
@@ -47,7 +51,15 @@ void emitTiled(OpBuilder &b, Location loc, Value lb, Value ub, int64_t step,
   int64_t pow = 1;
   while (pow * 2 < step)
     pow *= 2;
+  int64_t needed = ~int64_t(0);
+  if (!extents.empty()) {
+    needed = 0;
+    for (int64_t e : extents)
+      needed |= e % step;
+  }
   for (; pow >= 1; pow /= 2) {
+    if (!(needed & pow))
+      continue;
     Value left = arith::SubIOp::create(b, loc, ub, pos);
     Value take = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::uge, left, cIndex(b, loc, pow));
     Value start = pos;
@@ -81,13 +93,16 @@ int64_t roundDown(int64_t v, int64_t m) { return std::max(m, v - v % m); }
 
 int64_t ceilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
+
 /// The packed outer-product micro-kernel shared by both phases:
-///   acc[m][r][v] (+)= sum_{k in slice} W_m[row0 + r, k] * panel[t0 + v, k, :]
+///   acc[m][r][v] (+)= sum_{k in slice} W_m[rowIds[r], k] * panel[tiles[v], k, :]
 /// for `rows` weight rows x `nv` row panels (each panel `width` rows of the
 /// group, lane = row), every weight element broadcast once and used by all
 /// `nv` panels, every panel vector used by all `rows x mats` accumulators.
 /// `first` zeroes the accumulators (else `init` loads them); `finish` gets
-/// them after the slice.
+/// them after the slice. There are no remainder tiles (one unrolled body per
+/// phase keeps compile time down): see PackedTile for how the last tiles
+/// are handled.
 struct PackedKernel {
   int64_t width;
   VectorType vecType;
@@ -96,18 +111,12 @@ struct PackedKernel {
   Value panels;                // [tiles, K, width]
 
   using InitFn = function_ref<Value(OpBuilder &, Location, int64_t m, Value t, Value row)>;
-  using FinishFn = function_ref<void(OpBuilder &, Location, ArrayRef<Value> accs, int64_t rows,
-                                     int64_t nv, Value t0, Value row0)>;
+  using FinishFn = function_ref<void(OpBuilder &, Location, ArrayRef<Value> accs)>;
 
-  void emit(OpBuilder &b, Location loc, Value t0, int64_t nv, Value row0, int64_t rows, Value k0,
+  void emit(OpBuilder &b, Location loc, ArrayRef<Value> tiles, ArrayRef<Value> rowIds, Value k0,
             Value k1, Value first, InitFn init, FinishFn finish) const {
-    const int64_t mats = weights.size();
+    const int64_t mats = weights.size(), rows = rowIds.size(), nv = tiles.size();
     auto accIndex = [&](int64_t m, int64_t r, int64_t v) { return (m * rows + r) * nv + v; };
-    SmallVector<Value> tiles, rowIds;
-    for (int64_t v = 0; v < nv; ++v)
-      tiles.push_back(arith::AddIOp::create(b, loc, t0, cIndex(b, loc, v)));
-    for (int64_t r = 0; r < rows; ++r)
-      rowIds.push_back(arith::AddIOp::create(b, loc, row0, cIndex(b, loc, r)));
     SmallVector<Type> types(mats * rows * nv, vecType);
     // A statically first slice has nothing to load (and no partial-sum
     // buffer exists then).
@@ -115,8 +124,7 @@ struct PackedKernel {
     if (constFirst && *constFirst) {
       Value zero = arith::ConstantOp::create(
           b, loc, vecType, DenseElementsAttr::get(vecType, b.getF32FloatAttr(0.0f)));
-      emitAccumulate(b, loc, tiles, rowIds, SmallVector<Value>(types.size(), zero), k0, k1, rows, nv,
-                     t0, row0, finish);
+      emitAccumulate(b, loc, tiles, rowIds, SmallVector<Value>(types.size(), zero), k0, k1, finish);
       return;
     }
     ValueRange initAccs = emitIfElse(
@@ -135,13 +143,12 @@ struct PackedKernel {
           return accs;
         });
     emitAccumulate(b, loc, tiles, rowIds, SmallVector<Value>(initAccs.begin(), initAccs.end()), k0,
-                   k1, rows, nv, t0, row0, finish);
+                   k1, finish);
   }
 
   void emitAccumulate(OpBuilder &b, Location loc, ArrayRef<Value> tiles, ArrayRef<Value> rowIds,
-                      SmallVector<Value> accs, Value k0, Value k1, int64_t rows, int64_t nv,
-                      Value t0, Value row0, FinishFn finish) const {
-    const int64_t mats = weights.size();
+                      SmallVector<Value> accs, Value k0, Value k1, FinishFn finish) const {
+    const int64_t mats = weights.size(), rows = rowIds.size(), nv = tiles.size();
     auto accIndex = [&](int64_t m, int64_t r, int64_t v) { return (m * rows + r) * nv + v; };
     ValueRange done = emitForWithArgs(
         b, loc, k0, k1, accs,
@@ -162,9 +169,98 @@ struct PackedKernel {
             }
           return next;
         });
-    finish(b, loc, SmallVector<Value>(done.begin(), done.end()), rows, nv, t0, row0);
+    finish(b, loc, SmallVector<Value>(done.begin(), done.end()));
   }
 };
+
+/// `base + i` for i < n, clamped to `last`.
+SmallVector<Value> clampedIds(OpBuilder &b, Location loc, Value base, int64_t n, Value last) {
+  SmallVector<Value> ids;
+  for (int64_t i = 0; i < n; ++i)
+    ids.push_back(i == 0 ? base
+                         : Value(arith::MinUIOp::create(
+                               b, loc, arith::AddIOp::create(b, loc, base, cIndex(b, loc, i)), last)));
+  return ids;
+}
+
+/// One register tile of a packed phase. Its ids stay consecutive, so the
+/// kernel's weight rows are one base plus constant offsets (separately
+/// clamped ids would each take a pointer register and spill):
+///  - the last weight-row tile is shifted back to end at the block's end
+///    (the block is never shorter than a tile); the rows it shares with the
+///    tile before are recomputed but not stored (`rowValid[r]` false);
+///  - the last panel tile may run past the group's panels into the next
+///    group's (the panel buffers are padded by a tile's panels at the end);
+///    those results are not stored (`tileValid[v]` false).
+/// A null condition means always valid.
+struct PackedTile {
+  SmallVector<Value> tiles, tileValid, rowIds, rowValid;
+};
+
+/// `fn` under `cond` (directly when it is null).
+void emitWhen(OpBuilder &b, Location loc, Value cond, function_ref<void(OpBuilder &, Location)> fn) {
+  if (!cond)
+    return fn(b, loc);
+  scf::IfOp::create(b, loc, cond, [&](OpBuilder &tb, Location tl) {
+    fn(tb, tl);
+    scf::YieldOp::create(tb, tl);
+  });
+}
+
+/// `fn` under `a && b` (either may be null).
+void emitWhen2(OpBuilder &b, Location loc, Value a, Value c, function_ref<void(OpBuilder &, Location)> fn) {
+  emitWhen(b, loc, a, [&](OpBuilder &ib, Location il) { emitWhen(ib, il, c, fn); });
+}
+
+/// The packed phases' tile loops: weight rows [r0, r1) in tiles of `rows`
+/// (r1 - r0 >= rows), panels [t0, t1) in tiles of `nv`; `rowsOuter` picks
+/// which loop is outside.
+void emitPackedTiles(OpBuilder &b, Location loc, Value r0, Value r1, int64_t rows, Value t0, Value t1,
+                     int64_t nv, bool rowsOuter, function_ref<void(OpBuilder &, Location, const PackedTile &)> body) {
+  auto rowLoop = [&](OpBuilder &lb, Location l, function_ref<void(OpBuilder &, Location, PackedTile)> inner,
+                     PackedTile tile) {
+    Value lastStart = arith::SubIOp::create(lb, l, r1, cIndex(lb, l, rows));
+    scf::ForOp::create(lb, l, r0, r1, cIndex(lb, l, rows), ValueRange{},
+                       [&](OpBuilder &ib, Location il, Value i, ValueRange) {
+                         Value base = arith::MinUIOp::create(ib, il, i, lastStart);
+                         Value shift = arith::SubIOp::create(ib, il, i, base);
+                         tile.rowIds.clear();
+                         tile.rowValid.clear();
+                         for (int64_t r = 0; r < rows; ++r) {
+                           tile.rowIds.push_back(arith::AddIOp::create(ib, il, base, cIndex(ib, il, r)));
+                           tile.rowValid.push_back(
+                               r == rows - 1 ? Value()
+                                             : Value(arith::CmpIOp::create(ib, il, arith::CmpIPredicate::uge,
+                                                                          cIndex(ib, il, r), shift)));
+                         }
+                         inner(ib, il, tile);
+                         scf::YieldOp::create(ib, il);
+                       });
+  };
+  auto tileLoop = [&](OpBuilder &lb, Location l, function_ref<void(OpBuilder &, Location, PackedTile)> inner,
+                      PackedTile tile) {
+    scf::ForOp::create(lb, l, t0, t1, cIndex(lb, l, nv), ValueRange{},
+                       [&](OpBuilder &ib, Location il, Value t, ValueRange) {
+                         tile.tiles.clear();
+                         tile.tileValid.clear();
+                         for (int64_t v = 0; v < nv; ++v) {
+                           Value id = arith::AddIOp::create(ib, il, t, cIndex(ib, il, v));
+                           tile.tiles.push_back(id);
+                           tile.tileValid.push_back(
+                               v == 0 ? Value()
+                                      : Value(arith::CmpIOp::create(ib, il, arith::CmpIPredicate::ult, id, t1)));
+                         }
+                         inner(ib, il, tile);
+                         scf::YieldOp::create(ib, il);
+                       });
+  };
+  auto leaf = [&](OpBuilder &ib, Location il, PackedTile tile) { body(ib, il, tile); };
+  if (rowsOuter)
+    return rowLoop(b, loc, [&](OpBuilder &ob, Location ol, PackedTile tile) { tileLoop(ob, ol, leaf, tile); },
+                   PackedTile());
+  tileLoop(b, loc, [&](OpBuilder &ob, Location ol, PackedTile tile) { rowLoop(ob, ol, leaf, tile); },
+           PackedTile());
+}
 
 } // namespace
 
@@ -228,7 +324,9 @@ void mlir::moe::lowering::emitBlockedFfn(
                               ValueRange{arith::AddIOp::create(lb, l, g, cIndex(lb, l, 1))});
     });
     Value total = memref::LoadOp::create(b, loc, tileOff, ValueRange{cIndex(b, loc, numGroups)});
-    Value count = arith::MaxUIOp::create(b, loc, total, cIndex(b, loc, 1));
+    // Padded by one register tile of panels: the last panel tile of a group
+    // may read past its panels (PackedTile).
+    Value count = arith::AddIOp::create(b, loc, total, cIndex(b, loc, nvMax));
     auto panelAlloc = [&](int64_t k) {
       return memref::AllocOp::create(
           b, loc, MemRefType::get({ShapedType::kDynamic, k, width}, f32), ValueRange{count},
@@ -316,11 +414,34 @@ void mlir::moe::lowering::emitBlockedFfn(
         });
   };
 
+  // With packing on, only groups below pack-min-rows come here (decode,
+  // bandwidth-bound): one row-tile body with the last tile's rows clamped
+  // (duplicates recompute and store the same values) instead of
+  // remainder tiles; without packing, remainder tiles as before.
+  auto dotRows = [&](OpBuilder &db, Location dl, Value start, Value end,
+                   function_ref<void(OpBuilder &, Location, Value, int64_t, SmallVector<Value>)> body) {
+    if (!packing)
+      return emitTiled(db, dl, start, end, mr, [&](OpBuilder &rb, Location rl, Value p0, int64_t rows) {
+        SmallVector<Value> ps;
+        for (int64_t r = 0; r < rows; ++r)
+          ps.push_back(arith::AddIOp::create(rb, rl, p0, cIndex(rb, rl, r)));
+        body(rb, rl, p0, rows, ps);
+      });
+    Value lastRow = arith::SubIOp::create(db, dl, end, cIndex(db, dl, 1));
+    scf::ForOp::create(db, dl, start, end, cIndex(db, dl, mr), ValueRange{},
+                       [&](OpBuilder &rb, Location rl, Value p0, ValueRange) {
+                         body(rb, rl, p0, mr, clampedIds(rb, rl, p0, mr, lastRow));
+                         scf::YieldOp::create(rb, rl);
+                       });
+  };
   // Phase A: mid[p, i] = act(w1[i] · x[t]) (* w3[i] · x[t]).
   const int64_t nrA = std::max<int64_t>(1, cfg.accumulators / (mr * matsA));
   const int64_t blockA =
       std::min(inter, roundDown(cfg.blockBytes / (4 * h * matsA), nrA));
   const int64_t blocksA = (inter + blockA - 1) / blockA;
+  const SmallVector<int64_t> extentsA{blockA, inter - (blocksA - 1) * blockA};
+  // A weight-row tile never exceeds a block (PackedTile shifts the last).
+  const int64_t rowsA = std::min(rowsFor(matsA, nvMax), *llvm::min_element(extentsA));
   emitItems(b, loc, numGroups, blocksA, cfg.parallel,
             [&](OpBuilder &ib, Location l, Value g, Value blk) {
     auto [start, end] = groupRange(ib, l, g);
@@ -335,36 +456,36 @@ void mlir::moe::lowering::emitBlockedFfn(
       PackedKernel kernel{width, vecType, mats, prefixOf(g), panelsX};
       emitSlices(pb, pl, h, kcA, slicesA, [&](OpBuilder &sb, Location sl, Value k0, Value k1, Value first,
                                                Value last) {
-        emitTiled(sb, sl, tb, te, nvMax, [&](OpBuilder &tb2, Location tl, Value t0, int64_t nv) {
-          emitTiled(tb2, tl, i0, i1, rowsFor(matsA, nv), [&](OpBuilder &cb, Location cl, Value c0,
-                                                             int64_t rows) {
+        emitPackedTiles(sb, sl, i0, i1, rowsA, tb, te, nvMax, cfg.packRowsOuter,
+                        [&](OpBuilder &cb, Location cl, const PackedTile &tile) {
             Value zero = cIndex(cb, cl, 0);
+            const int64_t rows = tile.rowIds.size(), nv = tile.tiles.size();
             kernel.emit(
-                cb, cl, t0, nv, c0, rows, k0, k1, first,
+                cb, cl, tile.tiles, tile.rowIds, k0, k1, first,
                 [&](OpBuilder &eb, Location el, int64_t m, Value t, Value row) -> Value {
                   return vector::LoadOp::create(eb, el, vecType, m == 0 ? panelsMid : panelsGate,
                                                 ValueRange{t, row, zero});
                 },
-                [&](OpBuilder &fb, Location fl, ArrayRef<Value> accs, int64_t rows, int64_t nv, Value t0,
-                    Value row0) {
+                [&](OpBuilder &fb, Location fl, ArrayRef<Value> accs) {
                   auto store = [&](OpBuilder &ob, Location ol, bool final) {
                     for (int64_t r = 0; r < rows; ++r)
-                      for (int64_t v = 0; v < nv; ++v) {
-                        Value t = arith::AddIOp::create(ob, ol, t0, cIndex(ob, ol, v));
-                        Value row = arith::AddIOp::create(ob, ol, row0, cIndex(ob, ol, r));
-                        Value up = accs[r * nv + v];
-                        Value gate = gated ? accs[(rows + r) * nv + v] : Value();
-                        if (final) {
-                          Value val = emitActivation(ob, ol, ops.act, up);
-                          if (gated)
-                            val = arith::MulFOp::create(ob, ol, val, gate);
-                          vector::StoreOp::create(ob, ol, val, panelsMid, ValueRange{t, row, zero});
-                        } else {
-                          vector::StoreOp::create(ob, ol, up, panelsMid, ValueRange{t, row, zero});
-                          if (gated)
-                            vector::StoreOp::create(ob, ol, gate, panelsGate, ValueRange{t, row, zero});
-                        }
-                      }
+                      for (int64_t v = 0; v < nv; ++v)
+                        emitWhen2(ob, ol, tile.tileValid[v], slicesA > 1 ? tile.rowValid[r] : Value(),
+                                  [&](OpBuilder &wb, Location wl) {
+                          Value t = tile.tiles[v], row = tile.rowIds[r];
+                          Value up = accs[r * nv + v];
+                          Value gate = gated ? accs[(rows + r) * nv + v] : Value();
+                          if (final) {
+                            Value val = emitActivation(wb, wl, ops.act, up);
+                            if (gated)
+                              val = arith::MulFOp::create(wb, wl, val, gate);
+                            vector::StoreOp::create(wb, wl, val, panelsMid, ValueRange{t, row, zero});
+                          } else {
+                            vector::StoreOp::create(wb, wl, up, panelsMid, ValueRange{t, row, zero});
+                            if (gated)
+                              vector::StoreOp::create(wb, wl, gate, panelsGate, ValueRange{t, row, zero});
+                          }
+                        });
                   };
                   if (slicesA == 1)
                     return store(fb, fl, true);
@@ -379,20 +500,15 @@ void mlir::moe::lowering::emitBlockedFfn(
                         scf::YieldOp::create(nb, nl);
                       });
                 });
-          });
         });
       });
     };
     // Dot products: mid[p, i] for the group's rows p in tiles of `mr`.
     auto dotA = [&](OpBuilder &db, Location dl) {
-    emitTiled(db, dl, start, end, mr, [&](OpBuilder &rb, Location rl, Value p0, int64_t rows) {
+    dotRows(db, dl, start, end, [&](OpBuilder &rb, Location rl, Value, int64_t rows, SmallVector<Value> ps) {
       SmallVector<RowRef> xRows;
-      SmallVector<Value> ps;
-      for (int64_t r = 0; r < rows; ++r) {
-        Value p = arith::AddIOp::create(rb, rl, p0, cIndex(rb, rl, r));
-        ps.push_back(p);
-        xRows.push_back({ops.x, {tokenOf(rb, rl, p)}});
-      }
+      for (int64_t r = 0; r < rows; ++r)
+        xRows.push_back({ops.x, {tokenOf(rb, rl, ps[r])}});
       int64_t nr = std::max<int64_t>(1, cfg.accumulators / (rows * matsA));
       nr = std::min(nr, nrA * std::max<int64_t>(1, mr / rows));
       emitTiled(rb, rl, i0, i1, nr, [&](OpBuilder &cb, Location cl, Value c0, int64_t cols) {
@@ -413,7 +529,7 @@ void mlir::moe::lowering::emitBlockedFfn(
               v = arith::MulFOp::create(cb, cl, v, sums[r][j * matsA + 1]);
             memref::StoreOp::create(cb, cl, v, mid, ValueRange{ps[r], cs[j]});
           }
-      });
+      }, extentsA);
     });
     };
     byLayout(ib, l, g, packedA, dotA);
@@ -427,6 +543,8 @@ void mlir::moe::lowering::emitBlockedFfn(
   const int64_t fullSlices = inter / kc, tail = inter - fullSlices * kc;
   const int64_t blockB = std::min(h, roundDown(cfg.blockBytes / (4 * kc), nrB));
   const int64_t blocksB = (h + blockB - 1) / blockB;
+  const SmallVector<int64_t> extentsB{blockB, h - (blocksB - 1) * blockB};
+  const int64_t rowsB = std::min(rowsFor(1, nvMax), *llvm::min_element(extentsB));
   emitItems(b, loc, numGroups, blocksB, cfg.parallel,
             [&](OpBuilder &ib, Location l, Value g, Value blk) {
     auto [start, end] = groupRange(ib, l, g);
@@ -440,8 +558,7 @@ void mlir::moe::lowering::emitBlockedFfn(
       // Parallel items each own a tmp, released per item by an alloca scope;
       // serial code shares one at the function entry (an alloca scope around
       // loops would not survive scf-to-cf unless outlining inlines it).
-      const int64_t maxRows = rowsFor(1, 1);
-      auto tmpType = MemRefType::get({maxRows, nvMax * width}, f32);
+      auto tmpType = MemRefType::get({rowsB, nvMax * width}, f32);
       OpBuilder ab = pb;
       Value tmp;
       if (cfg.parallel) {
@@ -456,41 +573,43 @@ void mlir::moe::lowering::emitBlockedFfn(
       PackedKernel kernel{width, vecType, {ops.w2}, prefixOf(g), panelsMid};
       emitSlices(ab, pl, inter, kcB, slicesB, [&](OpBuilder &sb, Location sl, Value k0, Value k1,
                                                   Value first, Value last) {
-        emitTiled(sb, sl, tb, te, nvMax, [&](OpBuilder &tb2, Location tl, Value t0, int64_t nv) {
-          emitTiled(tb2, tl, c0, c1, rowsFor(1, nv), [&](OpBuilder &cb, Location cl, Value cStart,
-                                                         int64_t rows) {
+        emitPackedTiles(sb, sl, c0, c1, rowsB, tb, te, nvMax, cfg.packRowsOuter,
+                        [&](OpBuilder &cb, Location cl, const PackedTile &tile) {
             Value zero = cIndex(cb, cl, 0);
+            const int64_t rows = tile.rowIds.size(), nv = tile.tiles.size();
+            // Rows shared with the previous tile: their partial sums already
+            // hold this slice when K is sliced; unsliced, they are exact.
+            auto rowOk = [&](int64_t r) { return slicesB > 1 ? tile.rowValid[r] : Value(); };
             kernel.emit(
-                cb, cl, t0, nv, cStart, rows, k0, k1, first,
+                cb, cl, tile.tiles, tile.rowIds, k0, k1, first,
                 [&](OpBuilder &eb, Location el, int64_t, Value t, Value row) -> Value {
                   return vector::LoadOp::create(eb, el, vecType, panelsAcc, ValueRange{t, row, zero});
                 },
-                [&](OpBuilder &fb, Location fl, ArrayRef<Value> accs, int64_t rows, int64_t nv, Value t0,
-                    Value row0) {
+                [&](OpBuilder &fb, Location fl, ArrayRef<Value> accs) {
                   auto scatter = [&](OpBuilder &ob, Location ol) {
                     for (int64_t r = 0; r < rows; ++r)
                       for (int64_t v = 0; v < nv; ++v)
                         vector::StoreOp::create(ob, ol, accs[r * nv + v], tmp,
                                                 ValueRange{cIndex(ob, ol, r), cIndex(ob, ol, v * width)});
-                    for (int64_t v = 0; v < nv; ++v) {
-                      Value t = arith::AddIOp::create(ob, ol, t0, cIndex(ob, ol, v));
-                      Value p0 = arith::AddIOp::create(
-                          ob, ol, start,
-                          arith::MulIOp::create(ob, ol, arith::SubIOp::create(ob, ol, t, tb),
-                                                cIndex(ob, ol, width)));
-                      Value n = arith::MinUIOp::create(ob, ol, arith::SubIOp::create(ob, ol, end, p0),
-                                                       cIndex(ob, ol, width));
-                      emitFor(ob, ol, cIndex(ob, ol, 0), n, [&](OpBuilder &lb, Location ll, Value lane) {
-                        Value p = arith::AddIOp::create(lb, ll, p0, lane);
-                        Value col = arith::AddIOp::create(lb, ll, lane, cIndex(lb, ll, v * width));
-                        for (int64_t r = 0; r < rows; ++r) {
-                          Value val = memref::LoadOp::create(lb, ll, tmp, ValueRange{cIndex(lb, ll, r), col});
-                          memref::StoreOp::create(
-                              lb, ll, val, ops.out,
-                              ValueRange{p, arith::AddIOp::create(lb, ll, row0, cIndex(lb, ll, r))});
-                        }
+                    for (int64_t v = 0; v < nv; ++v)
+                      emitWhen(ob, ol, tile.tileValid[v], [&](OpBuilder &vb, Location vl) {
+                        Value p0 = arith::AddIOp::create(
+                            vb, vl, start,
+                            arith::MulIOp::create(vb, vl, arith::SubIOp::create(vb, vl, tile.tiles[v], tb),
+                                                  cIndex(vb, vl, width)));
+                        Value n = arith::MinUIOp::create(vb, vl, arith::SubIOp::create(vb, vl, end, p0),
+                                                         cIndex(vb, vl, width));
+                        emitFor(vb, vl, cIndex(vb, vl, 0), n, [&](OpBuilder &lb, Location ll, Value lane) {
+                          Value p = arith::AddIOp::create(lb, ll, p0, lane);
+                          Value col = arith::AddIOp::create(lb, ll, lane, cIndex(lb, ll, v * width));
+                          for (int64_t r = 0; r < rows; ++r)
+                            emitWhen(lb, ll, rowOk(r), [&](OpBuilder &sb2, Location sl2) {
+                              Value val = memref::LoadOp::create(sb2, sl2, tmp,
+                                                                 ValueRange{cIndex(sb2, sl2, r), col});
+                              memref::StoreOp::create(sb2, sl2, val, ops.out, ValueRange{p, tile.rowIds[r]});
+                            });
+                        });
                       });
-                    }
                   };
                   if (slicesB == 1)
                     return scatter(fb, fl);
@@ -503,14 +622,13 @@ void mlir::moe::lowering::emitBlockedFfn(
                       [&](OpBuilder &nb, Location nl) {
                         for (int64_t r = 0; r < rows; ++r)
                           for (int64_t v = 0; v < nv; ++v)
-                            vector::StoreOp::create(
-                                nb, nl, accs[r * nv + v], panelsAcc,
-                                ValueRange{arith::AddIOp::create(nb, nl, t0, cIndex(nb, nl, v)),
-                                           arith::AddIOp::create(nb, nl, row0, cIndex(nb, nl, r)), zero});
+                            emitWhen2(nb, nl, tile.tileValid[v], rowOk(r), [&](OpBuilder &wb, Location wl) {
+                              vector::StoreOp::create(wb, wl, accs[r * nv + v], panelsAcc,
+                                                      ValueRange{tile.tiles[v], tile.rowIds[r], zero});
+                            });
                         scf::YieldOp::create(nb, nl);
                       });
                 });
-          });
         });
       });
       if (cfg.parallel)
@@ -518,15 +636,15 @@ void mlir::moe::lowering::emitBlockedFfn(
     };
     // Dot products: one K slice [k0, k0 + len) of every row tile x column
     // group; the first slice stores, the others accumulate.
-    auto slice = [&](OpBuilder &sb, Location sl, Value k0, int64_t len, bool first) {
-      emitTiled(sb, sl, start, end, mr, [&](OpBuilder &rb, Location rl, Value p0, int64_t rows) {
+    // `first` (i1) stores the slice's sums, else adds them to out; all of a
+    // tile's loads come before its stores, so clamped duplicate rows add
+    // their (equal) sums once.
+    auto slice = [&](OpBuilder &sb, Location sl, Value k0, int64_t len, Value first) {
+      std::optional<int64_t> constFirst = getConstantIntValue(first);
+      dotRows(sb, sl, start, end, [&](OpBuilder &rb, Location rl, Value, int64_t rows, SmallVector<Value> ps) {
         SmallVector<RowRef> midRows;
-        SmallVector<Value> ps;
-        for (int64_t r = 0; r < rows; ++r) {
-          Value p = arith::AddIOp::create(rb, rl, p0, cIndex(rb, rl, r));
-          ps.push_back(p);
-          midRows.push_back({mid, {p}});
-        }
+        for (int64_t r = 0; r < rows; ++r)
+          midRows.push_back({mid, {ps[r]}});
         int64_t nr = std::max<int64_t>(1, cfg.accumulators / rows);
         nr = std::min(nr, nrB * std::max<int64_t>(1, mr / rows));
         emitTiled(rb, rl, c0, c1, nr, [&](OpBuilder &cb, Location cl, Value cStart, int64_t cols) {
@@ -538,25 +656,36 @@ void mlir::moe::lowering::emitBlockedFfn(
             ws.push_back(weightRow(ops.w2, g, c));
           }
           auto sums = emitDotTile(cb, cl, midRows, ws, len, width, k0);
+          SmallVector<Value> vals;
           for (int64_t r = 0; r < rows; ++r)
             for (int64_t j = 0; j < cols; ++j) {
               Value v = sums[r][j];
-              if (!first)
-                v = arith::AddFOp::create(
+              if (!constFirst || !*constFirst) {
+                Value sum = arith::AddFOp::create(
                     cb, cl, memref::LoadOp::create(cb, cl, ops.out, ValueRange{ps[r], cs[j]}), v);
-              memref::StoreOp::create(cb, cl, v, ops.out, ValueRange{ps[r], cs[j]});
+                v = constFirst ? sum : Value(arith::SelectOp::create(cb, cl, first, v, sum));
+              }
+              vals.push_back(v);
             }
-        });
+          for (int64_t r = 0; r < rows; ++r)
+            for (int64_t j = 0; j < cols; ++j)
+              memref::StoreOp::create(cb, cl, vals[r * cols + j], ops.out, ValueRange{ps[r], cs[j]});
+        }, extentsB);
       });
     };
     auto dotB = [&](OpBuilder &db, Location dl) {
-      slice(db, dl, cIndex(db, dl, 0), kc, true);
-      if (fullSlices > 1)
-        emitFor(db, dl, cIndex(db, dl, 1), cIndex(db, dl, fullSlices), [&](OpBuilder &kb, Location kl, Value s) {
-          slice(kb, kl, arith::MulIOp::create(kb, kl, s, cIndex(kb, kl, kc)), kc, false);
+      auto flag = [&](OpBuilder &fb, Location fl, bool v) {
+        return arith::ConstantOp::create(fb, fl, fb.getBoolAttr(v)).getResult();
+      };
+      if (fullSlices == 1)
+        slice(db, dl, cIndex(db, dl, 0), kc, flag(db, dl, true));
+      else
+        emitFor(db, dl, cIndex(db, dl, 0), cIndex(db, dl, fullSlices), [&](OpBuilder &kb, Location kl, Value s) {
+          Value first = arith::CmpIOp::create(kb, kl, arith::CmpIPredicate::eq, s, cIndex(kb, kl, 0));
+          slice(kb, kl, arith::MulIOp::create(kb, kl, s, cIndex(kb, kl, kc)), kc, first);
         });
       if (tail > 0)
-        slice(db, dl, cIndex(db, dl, fullSlices * kc), tail, false);
+        slice(db, dl, cIndex(db, dl, fullSlices * kc), tail, flag(db, dl, false));
     };
     byLayout(ib, l, g, packedB, dotB);
   });

@@ -26,6 +26,10 @@ struct BlockedFfnConfig {
   int64_t packMinRows = 8;
   int64_t packTiles = 2;
   int64_t packSliceBytes = 32 * 1024;
+  // Weight-row tiles outside the panel tiles: one weight tile (from DRAM)
+  // is reused from L1 across all of the group's panels, which stream from
+  // L2; else each panel tile stays in L1 across the weight tiles.
+  bool packRowsOuter = true;
 };
 
 /// One bank of FFN experts (or a dense FFN: one group, unprefixed weights).

@@ -350,6 +350,7 @@ struct LowerGroupedExpertsPass
     cfg.packTiles = packTiles > 0 ? packTiles : 2;
     if (packSliceBytes > 0)
       cfg.packSliceBytes = packSliceBytes;
+    cfg.packRowsOuter = packRowsOuter;
     return cfg;
   }
 
