@@ -26,14 +26,16 @@ void buildMoeToLoopsPipeline(mlir::OpPassManager &pm, const CpuPipelineOptions &
   pm.addNestedPass<mlir::func::FuncOp>(mlir::moe::createMoeExpandLayers());
   pm.addPass(mlir::moe::createMoeBufferAbi());
   pm.addNestedPass<mlir::func::FuncOp>(mlir::moe::createMoeLowerSkips({options.vectorWidth}));
-  pm.addNestedPass<mlir::func::FuncOp>(mlir::moe::createMoeLowerRouters({options.vectorWidth}));
+  pm.addNestedPass<mlir::func::FuncOp>(mlir::moe::createMoeLowerRouters({options.vectorWidth, options.parallel ? 32 : 0}));
   pm.addNestedPass<mlir::func::FuncOp>(mlir::moe::createMoeLowerDispatch());
   pm.addNestedPass<mlir::func::FuncOp>(
       mlir::moe::createMoeLowerGroupedExperts(
           {options.vectorWidth, options.rowTile, options.parallel, options.blockBytes,
            options.sliceBytes, options.packMinRows, options.packTiles, options.packSliceBytes,
            options.packRowsOuter}));
-  pm.addNestedPass<mlir::func::FuncOp>(mlir::moe::createMoeLowerCombine({options.vectorWidth}));
+  // Combine: items of 32 tokens (each writes only its own rows).
+  pm.addNestedPass<mlir::func::FuncOp>(
+      mlir::moe::createMoeLowerCombine({options.vectorWidth, options.parallel ? 32 : 0}));
   pm.addPass(mlir::moe::createMoeFinalizeBuffers());
   if (options.parallel)
     pm.addPass(mlir::moe::createMoeOutlineParallel());

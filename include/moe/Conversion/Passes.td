@@ -65,6 +65,9 @@ def MoeLowerRouters : Pass<"moe-lower-routers", "func::FuncOp"> {
   let options = [
     Option<"vectorWidth", "vector-width", "int64_t", "0",
            "f32 lanes per vector (0: from the host CPU's features)">,
+    Option<"tokenChunk", "token-chunk", "int64_t", "0",
+           "CPU: run the per-token router loops as moe.parallel items of this many tokens, "
+           "each with private scratch (0: serial loops, marked for the GPU mapping)">,
   ];
   let statistics = [
     Statistic<"numRouters", "routers-fused", "Router ops fused into one loop nest">,
@@ -143,6 +146,9 @@ def MoeLowerCombine : Pass<"moe-lower-combine", "func::FuncOp"> {
   let options = [
     Option<"vectorWidth", "vector-width", "int64_t", "0",
            "f32 lanes per vector (0: from the host CPU's features)">,
+    Option<"tokenChunk", "token-chunk", "int64_t", "0",
+           "CPU: run the per-token combine loops as moe.parallel items of this many tokens "
+           "(0: one serial loop, marked for the GPU mapping)">,
   ];
   let statistics = [
     Statistic<"numCombines", "combines-lowered", "Combine-family ops lowered">,

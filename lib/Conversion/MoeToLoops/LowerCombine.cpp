@@ -50,12 +50,21 @@ std::pair<Value, Value> checkedId(OpBuilder &b, Location loc, Operation *op,
   return {inRange, toIndex(b, loc, safe)};
 }
 
-void zeroRows(OpBuilder &b, Location loc, Value buf, Value rows, int64_t h) {
-  markParallel(emitFor(b, loc, cIndex(b, loc, 0), rows, [&](OpBuilder &lb, Location l, Value t) {
+/// The per-token loop of a combine: `for (i < n) body(i)`, marked for the
+/// GPU mapping; with `chunk` > 0 (CPU), split into moe.parallel items of
+/// `chunk` tokens for the thread pool (every token writes only its own
+/// output row, so the items are independent).
+void emitTokenLoop(OpBuilder &b, Location loc, Value n, int64_t chunk,
+                   function_ref<void(OpBuilder &, Location, Value)> body) {
+  chunkForThreadPool(markParallel(emitFor(b, loc, cIndex(b, loc, 0), n, body)), chunk);
+}
+
+void zeroRows(OpBuilder &b, Location loc, Value buf, Value rows, int64_t h, int64_t chunk) {
+  emitTokenLoop(b, loc, rows, chunk, [&](OpBuilder &lb, Location l, Value t) {
     emitFor(lb, l, cIndex(lb, l, 0), cIndex(lb, l, h), [&](OpBuilder &b2, Location l2, Value c) {
       memref::StoreOp::create(b2, l2, cF32(b2, l2, 0.0f), buf, ValueRange{t, c});
     });
-  }));
+  });
 }
 
 struct LowerCombinePass : public mlir::moe::impl::MoeLowerCombineBase<LowerCombinePass> {
@@ -101,8 +110,8 @@ struct LowerCombinePass : public mlir::moe::impl::MoeLowerCombineBase<LowerCombi
     int64_t k = cast<ShapedType>(weights.getType()).getDimSize(1);
     int64_t h = cast<ShapedType>(sorted.getType()).getDimSize(1);
     Value out = allocTokens(b, loc, op.getType(), t);
-    zeroRows(b, loc, out, t, h);
-    markParallel(emitFor(b, loc, cIndex(b, loc, 0), t, [&](OpBuilder &lb, Location l, Value i) {
+    zeroRows(b, loc, out, t, h, tokenChunk);
+    emitTokenLoop(b, loc, t, tokenChunk, [&](OpBuilder &lb, Location l, Value i) {
       for (int64_t s = 0; s < slots; ++s) {
         Value si = cIndex(lb, l, s);
         Value p = memref::LoadOp::create(lb, l, slotRows, ValueRange{i, si});
@@ -114,7 +123,7 @@ struct LowerCombinePass : public mlir::moe::impl::MoeLowerCombineBase<LowerCombi
           scf::YieldOp::create(tb, tl);
         });
       }
-    }));
+    });
     return out;
   }
 
@@ -144,8 +153,8 @@ struct LowerCombinePass : public mlir::moe::impl::MoeLowerCombineBase<LowerCombi
     if (op.getBase())
       memref::CopyOp::create(b, loc, getBuffer(b, loc, op.getBase()), out);
     else
-      zeroRows(b, loc, out, t, h);
-    markParallel(emitFor(b, loc, cIndex(b, loc, 0), t, [&](OpBuilder &lb, Location l, Value i) {
+      zeroRows(b, loc, out, t, h, tokenChunk);
+    emitTokenLoop(b, loc, t, tokenChunk, [&](OpBuilder &lb, Location l, Value i) {
       emitFor(lb, l, cIndex(lb, l, 0), cIndex(lb, l, k), [&](OpBuilder &b2, Location l2, Value s) {
         Value id = memref::LoadOp::create(b2, l2, ids, ValueRange{i, s});
         auto [valid, j] = checkedId(b2, l2, op, id, e);
@@ -168,7 +177,7 @@ struct LowerCombinePass : public mlir::moe::impl::MoeLowerCombineBase<LowerCombi
           scf::YieldOp::create(tb, tl);
         });
       });
-    }));
+    });
     return out;
   }
 

@@ -31,14 +31,24 @@ struct RouterEmitter {
   Location loc;
   Operation *op;
   int64_t width;
+  /// CPU: tokens per thread-pool item of the per-token loops (0: serial).
+  int64_t tokenChunk;
 
   Value c0() { return cIndex(b, loc, 0); }
+
+  /// A per-token loop: marked for the GPU mapping and, on the CPU, split
+  /// into thread-pool items with private scratch (chunkForThreadPool).
+  scf::ForOp tokenLoop(scf::ForOp loop) {
+    markParallel(loop);
+    chunkForThreadPool(loop, tokenChunk);
+    return loop;
+  }
 
   /// Marks every slot of ids/weights [T, K] unused (id -1, weight 0).
   void fillUnused(Value ids, Value w) {
     Value rows = dimOf(b, loc, ids, 0), cols = dimOf(b, loc, ids, 1);
     Value unusedId = cI32(b, loc, -1), zero = cF32(b, loc, 0.0f);
-    markParallel(emitFor(b, loc, c0(), rows, [&](OpBuilder &b1, Location l, Value i) {
+    tokenLoop(emitFor(b, loc, c0(), rows, [&](OpBuilder &b1, Location l, Value i) {
       emitFor(b1, l, cIndex(b1, l, 0), cols, [&](OpBuilder &b2, Location l2, Value j) {
         memref::StoreOp::create(b2, l2, unusedId, ids, ValueRange{i, j});
         memref::StoreOp::create(b2, l2, zero, w, ValueRange{i, j});
@@ -185,7 +195,7 @@ struct LowerRoutersPass : public mlir::moe::impl::MoeLowerRoutersBase<LowerRoute
     int64_t width = resolveVectorWidth(vectorWidth);
     for (Operation *op : routers) {
       OpBuilder b(op);
-      RouterEmitter em{b, op->getLoc(), op, width};
+      RouterEmitter em{b, op->getLoc(), op, width, tokenChunk};
       SmallVector<Value> results = lower(em, op);
       for (auto [res, buf] : llvm::zip(op->getResults(), results))
         res.replaceAllUsesWith(asTensor(b, op->getLoc(), buf, res.getType()));
@@ -223,7 +233,7 @@ struct LowerRoutersPass : public mlir::moe::impl::MoeLowerRoutersBase<LowerRoute
       Value t = dimOf(b, loc, tok, 0);
       auto [ids, w] = routingBuffers(em, op, t);
       uint32_t e = hash.getNumExperts();
-      markParallel(emitFor(b, loc, em.c0(), t, [&](OpBuilder &lb, Location l, Value i) {
+      em.tokenLoop(emitFor(b, loc, em.c0(), t, [&](OpBuilder &lb, Location l, Value i) {
         Value id = memref::LoadOp::create(lb, l, tok, ValueRange{i});
         if (!id.getType().isInteger(32))
           id = arith::TruncIOp::create(lb, l, lb.getI32Type(), id);
@@ -313,7 +323,7 @@ struct LowerRoutersPass : public mlir::moe::impl::MoeLowerRoutersBase<LowerRoute
                              cast<ShapedType>(op->getResult(0).getType()).isDynamicDim(0)
                                  ? ValueRange{t}
                                  : ValueRange{});
-      markParallel(emitFor(b, loc, em.c0(), t, [&](OpBuilder &lb, Location l, Value i) {
+      em.tokenLoop(emitFor(b, loc, em.c0(), t, [&](OpBuilder &lb, Location l, Value i) {
         em.emitLogits(lb, l, x, gate, i, logits, e, h);
         Value j = emitArgmax(lb, l, logits, Value(), e).first;
         memref::StoreOp::create(lb, l, toI32(lb, l, j), paths, ValueRange{i});
@@ -327,7 +337,7 @@ struct LowerRoutersPass : public mlir::moe::impl::MoeLowerRoutersBase<LowerRoute
       // S [T, E], then each expert takes its top-min(capacity, T) tokens.
       Value scores = allocFor(b, loc, RankedTensorType::get({ShapedType::kDynamic, e}, f32), {t});
       Value taken = allocFor(b, loc, RankedTensorType::get({ShapedType::kDynamic, e}, i1), {t});
-      markParallel(emitFor(b, loc, em.c0(), t, [&](OpBuilder &lb, Location l, Value i) {
+      em.tokenLoop(emitFor(b, loc, em.c0(), t, [&](OpBuilder &lb, Location l, Value i) {
         em.emitLogits(lb, l, x, gate, i, logits, e, h);
         em.emitScores(lb, l, logits, e, ec.getScoring());
         emitFor(lb, l, cIndex(lb, l, 0), cIndex(lb, l, e), [&](OpBuilder &b2, Location l2, Value j) {
@@ -363,7 +373,7 @@ struct LowerRoutersPass : public mlir::moe::impl::MoeLowerRoutersBase<LowerRoute
         });
       }));
       float scale = ec.getScalingFactor().convertToFloat();
-      markParallel(emitFor(b, loc, em.c0(), t, [&](OpBuilder &lb, Location l, Value i) {
+      em.tokenLoop(emitFor(b, loc, em.c0(), t, [&](OpBuilder &lb, Location l, Value i) {
         emitForWithArgs(
             lb, l, cIndex(lb, l, 0), cIndex(lb, l, e), ValueRange{cIndex(lb, l, 0)},
             [&](OpBuilder &b2, Location l2, Value j, ValueRange acc) -> SmallVector<Value> {
@@ -388,7 +398,7 @@ struct LowerRoutersPass : public mlir::moe::impl::MoeLowerRoutersBase<LowerRoute
     int64_t k = cast<ShapedType>(op->getResult(0).getType()).getDimSize(1);
 
     if (auto relu = dyn_cast<mdl::ReluRouterOp>(op)) {
-      markParallel(emitFor(b, loc, em.c0(), t, [&](OpBuilder &lb, Location l, Value i) {
+      em.tokenLoop(emitFor(b, loc, em.c0(), t, [&](OpBuilder &lb, Location l, Value i) {
         em.emitLogits(lb, l, x, gate, i, logits, e, h);
         em.emitSelectionKeys(lb, l, logits, Value(), sel, masked, e);
         for (int64_t s = 0; s < k; ++s) {
@@ -407,7 +417,7 @@ struct LowerRoutersPass : public mlir::moe::impl::MoeLowerRoutersBase<LowerRoute
 
     if (auto topp = dyn_cast<mdl::TopPRouterOp>(op)) {
       float threshold = topp.getThreshold().convertToFloat();
-      markParallel(emitFor(b, loc, em.c0(), t, [&](OpBuilder &lb, Location l, Value i) {
+      em.tokenLoop(emitFor(b, loc, em.c0(), t, [&](OpBuilder &lb, Location l, Value i) {
         em.emitLogits(lb, l, x, gate, i, logits, e, h);
         em.emitScores(lb, l, logits, e, mdl::Scoring::softmax);
         em.emitSelectionKeys(lb, l, logits, Value(), sel, masked, e);
@@ -461,7 +471,7 @@ struct LowerRoutersPass : public mlir::moe::impl::MoeLowerRoutersBase<LowerRoute
     int64_t groupSize = e / numGroups;
     Value groupScore = numGroups > 1 ? scratch(numGroups, f32) : Value();
     Value groupMasked = numGroups > 1 ? scratch(numGroups, i1) : Value();
-    markParallel(emitFor(b, loc, em.c0(), t, [&](OpBuilder &lb, Location l, Value i) {
+    em.tokenLoop(emitFor(b, loc, em.c0(), t, [&](OpBuilder &lb, Location l, Value i) {
       em.emitLogits(lb, l, x, gate, i, logits, e, h);
       em.emitScores(lb, l, logits, e, scoring);
       em.emitSelectionKeys(lb, l, logits, bias, sel, masked, e);

@@ -2,6 +2,9 @@
 
 #include "LoweringUtils.h"
 
+#include "mlir/IR/Matchers.h"
+#include "llvm/ADT/SetVector.h"
+
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "llvm/TargetParser/Host.h"
 
@@ -58,6 +61,53 @@ Value entryAlloca(Operation *inFunc, MemRefType type) {
   b.setInsertionPointToStart(&func.getBody().front());
   return memref::AllocaOp::create(b, func.getLoc(), type, ValueRange{},
                                   b.getI64IntegerAttr(64));
+}
+
+bool chunkForThreadPool(scf::ForOp loop, int64_t chunk) {
+  if (chunk <= 0 || !matchPattern(loop.getLowerBound(), m_Zero()) ||
+      !matchPattern(loop.getStep(), m_One()) || loop.getNumResults() != 0)
+    return false;
+  func::FuncOp func = loop->getParentOfType<func::FuncOp>();
+  Block &entry = func.getBody().front();
+  // Scratch: static entry-block allocas (not the status slot) used in the loop.
+  SetVector<Value> scratch;
+  loop.walk([&](Operation *op) {
+    for (Value v : op->getOperands())
+      if (auto alloca = v.getDefiningOp<memref::AllocaOp>())
+        if (alloca->getBlock() == &entry && !alloca->hasAttr(kStatusAttr))
+          scratch.insert(v);
+  });
+  for (Value v : scratch)
+    for (Operation *user : v.getUsers())
+      if (!loop->isAncestor(user))
+        return false;
+  OpBuilder b(loop);
+  Location loc = loop.getLoc();
+  Value n = loop.getUpperBound();
+  Value items = arith::CeilDivUIOp::create(b, loc, n, cIndex(b, loc, chunk));
+  auto outer = scf::ForOp::create(b, loc, cIndex(b, loc, 0), items, cIndex(b, loc, 1));
+  outer->setAttr("moe.parallel", UnitAttr::get(b.getContext()));
+  b.setInsertionPointToStart(outer.getBody());
+  Value c = outer.getInductionVar();
+  auto scope = memref::AllocaScopeOp::create(b, loc, TypeRange{});
+  Block *body = new Block();
+  scope.getBodyRegion().push_back(body);
+  OpBuilder sb = OpBuilder::atBlockEnd(body);
+  Value begin = arith::MulIOp::create(sb, loc, c, cIndex(sb, loc, chunk));
+  Value end = arith::MinUIOp::create(sb, loc, arith::AddIOp::create(sb, loc, begin, cIndex(sb, loc, chunk)), n);
+  for (Value v : scratch) {
+    auto old = v.getDefiningOp<memref::AllocaOp>();
+    Value priv = memref::AllocaOp::create(sb, loc, old.getType(), ValueRange{}, old.getAlignmentAttr());
+    v.replaceUsesWithIf(priv, [&](OpOperand &use) { return loop->isAncestor(use.getOwner()); });
+  }
+  auto ret = memref::AllocaScopeReturnOp::create(sb, loc, ValueRange{});
+  loop->moveBefore(ret);
+  loop.setLowerBound(begin);
+  loop.setUpperBound(end);
+  for (Value v : scratch)
+    if (v.use_empty())
+      v.getDefiningOp()->erase();
+  return true;
 }
 
 Value statusSlot(Operation *inFunc) {

@@ -30,6 +30,14 @@ constexpr llvm::StringLiteral kParallelMarkerPrefix = "__moe_parallel__";
 constexpr llvm::StringLiteral kGpuParallelAttr = "moe.gpu.parallel";
 /// Marks `loop` with kGpuParallelAttr and returns it.
 scf::ForOp markParallel(scf::ForOp loop);
+/// The CPU form of a kGpuParallelAttr loop over [0, n): split into
+/// moe.parallel items of `chunk` iterations for the thread pool. The
+/// function-entry scratch allocas the loop uses (the per-iteration
+/// workspace a GPU thread keeps private) get private copies per item, in an
+/// alloca scope; the status slot stays shared. Leaves the loop alone (false)
+/// when a scratch buffer is also used outside it or the loop does not start
+/// at 0 with step 1.
+bool chunkForThreadPool(scf::ForOp loop, int64_t chunk);
 
 /// f32 lanes of the widest vector unit of the host: 16 with AVX-512F, 8
 /// otherwise (AVX2 and SSE machines still get correct code: LLVM splits).

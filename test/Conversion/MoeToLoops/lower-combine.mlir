@@ -1,5 +1,6 @@
 // RUN: moe-opt %s --moe-buffer-abi --moe-lower-combine=vector-width=8 | FileCheck %s
 // RUN: moe-opt %s --moe-buffer-abi --moe-lower-combine=vector-width=8 | FileCheck %s --check-prefix=NONE
+// RUN: moe-opt %s --moe-buffer-abi "--moe-lower-combine=vector-width=8 token-chunk=32" | FileCheck %s --check-prefix=CHUNK
 // RUN: %if moe-pass-stats %{ moe-opt %s --moe-buffer-abi --moe-lower-combine=vector-width=8 -mlir-pass-statistics -o /dev/null 2>&1 | FileCheck %s --check-prefix=STATS %}
 
 // moe-lower-combine: moe.combine is a weighted scatter-add back to token
@@ -41,6 +42,23 @@
 // CHECK:             vector.broadcast %[[ONE]] : f32 to vector<8xf32>
 // CHECK:             vector.fma
 // CHECK:         builtin.unrealized_conversion_cast %[[Y]] : memref<16x64xf32> to tensor<16x64xf32>
+// token-chunk=32 (the CPU pipeline): both token loops become moe.parallel
+// loops over ceil(T/32) items, each running tokens [32c, min(32c+32, T)).
+// CHUNK-LABEL: func.func @combine(
+// CHUNK:         %[[T:[a-z0-9_]+]] = memref.dim
+// CHUNK:         %[[N0:.*]] = arith.ceildivui %[[T]], %{{.*}} : index
+// CHUNK:         scf.for %[[C0:[a-z0-9_]+]] = %{{.*}} to %[[N0]]
+// CHUNK-NEXT:      memref.alloca_scope
+// CHUNK:             %[[B0:.*]] = arith.muli %[[C0]], %{{.*}} : index
+// CHUNK:             %[[E0:.*]] = arith.minui %{{.*}}, %[[T]] : index
+// CHUNK:             scf.for %{{.*}} = %[[B0]] to %[[E0]] step
+// CHUNK:           } {moe.gpu.parallel}
+// CHUNK:         } {moe.parallel}
+// CHUNK:         %[[N1:.*]] = arith.ceildivui %[[T]], %{{.*}} : index
+// CHUNK:         scf.for %{{.*}} = %{{.*}} to %[[N1]]
+// CHUNK:             scf.for
+// CHUNK:               vector.fma
+// CHUNK:         } {moe.parallel}
 func.func @combine(%sorted: tensor<48x64xf32>, %slot_rows: tensor<16x3xi32>, %w: tensor<16x2xf32>)
     -> tensor<16x64xf32> {
   %y = moe.combine %sorted, %slot_rows, %w

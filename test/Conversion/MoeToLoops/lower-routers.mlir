@@ -1,5 +1,6 @@
 // RUN: moe-opt %s --moe-buffer-abi --moe-lower-routers=vector-width=8 | FileCheck %s
 // RUN: moe-opt %s --moe-buffer-abi --moe-lower-routers=vector-width=8 | FileCheck %s --check-prefix=NONE
+// RUN: moe-opt %s --moe-buffer-abi "--moe-lower-routers=vector-width=8 token-chunk=32" | FileCheck %s --check-prefix=CHUNK
 // RUN: %if moe-pass-stats %{ moe-opt %s --moe-buffer-abi --moe-lower-routers=vector-width=8 -mlir-pass-statistics -o /dev/null 2>&1 | FileCheck %s --check-prefix=STATS %}
 
 // moe-lower-routers fuses a router into ONE scf.for over the tokens: per
@@ -9,6 +10,23 @@
 // exp never overflows), selected (K masked argmaxes) and normalized,
 // writing only the [T, K] routing. Only expert choice keeps a [T, E] score
 // matrix. Before the token loop the routing is filled as unused (-1, 0).
+
+// token-chunk=32 (the CPU pipeline): the token loop becomes a moe.parallel
+// loop over items of 32 tokens; the per-token score/selection scratch moves
+// from the entry block into each item's alloca_scope (one copy per worker),
+// the status slot stays shared.
+// CHUNK-LABEL: func.func @topk_softmax(
+// CHUNK:         %[[ST:.*]] = memref.alloca() {moe.status} : memref<i32>
+// CHUNK-NOT:     memref.alloca()
+// CHUNK:         %[[N:.*]] = arith.ceildivui
+// CHUNK:         scf.for %[[C:[a-z0-9_]+]] = %{{.*}} to %[[N]]
+// CHUNK-NEXT:      memref.alloca_scope
+// CHUNK:             %[[B:.*]] = arith.muli %[[C]], %{{.*}} : index
+// CHUNK:             %[[E:.*]] = arith.minui
+// CHUNK:             %[[SC:.*]] = memref.alloca() {{.*}} : memref<8xf32>
+// CHUNK:             scf.for %{{.*}} = %[[B]] to %[[E]] step
+// CHUNK:               memref.store %{{.*}}, %[[SC]]
+// CHUNK:         } {moe.parallel}
 
 // CHECK-LABEL: func.func @topk_softmax(
 // CHECK-SAME:      %[[X:[a-z0-9_]+]]: memref<16x64xf32>, %[[GATE:[a-z0-9_]+]]: memref<8x64xf32>
