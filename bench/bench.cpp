@@ -9,7 +9,8 @@
 //    per-expert loop users run today (router GEMM, softmax, top-k, then per
 //    expert: gather, three cblas_sgemm calls, SwiGLU, weighted scatter-add),
 //    both checked against the reference interpreter on the first tokens;
-//  * the median time of each, measured round-robin after warm-up;
+//  * the median time of each, measured in alternating blocks after warm-up
+//    (see runCase: OpenBLAS's spinning threads);
 //  * the compile time of the full pipeline on MIX-P.
 // Every figure that matters is a ratio inside this one run (the machines
 // are shared and noisy): speedup = baseline / ours, pct_peak, pct_bandwidth.
@@ -407,20 +408,31 @@ static bool runCase(mlir::MLIRContext &ctx, const Shape &s, Result &res) {
   res.oursErr = relError(ours.data(), want[0].f, tc * s.h);
   res.baselineErr = relError(base.data(), want[0].f, tc * s.h);
 
-  // Round-robin timing after warm-up.
-  int reps = repeat > 0 ? int(repeat) : (s.decode() ? 200 : 7);
+  // Timing in alternating blocks (ours, then the baseline), three rounds,
+  // the first run of each block a warm-up. Not run-by-run round-robin:
+  // OpenBLAS's worker threads busy-wait for ~2^28 cycles (~0.1 s) after
+  // each call, so a run of ours right after a baseline call shares the
+  // cores with spinning threads (MIX-D measured 1.9x slower that way). The
+  // pause before each block of ours lets them go to sleep; our pool sleeps
+  // on a condition variable and does not disturb the baseline.
+  int reps = repeat > 0 ? int(repeat) : (s.decode() ? 200 : 9);
+  const int rounds = 3;
+  int perBlock = std::max(1, (reps + rounds - 1) / rounds);
   std::vector<double> tOurs, tBase;
-  for (int r = 0; r < reps + 2; ++r) {
-    auto t0 = Clock::now();
-    if (!runOurs())
-      return false;
-    double a = secondsSince(t0);
-    t0 = Clock::now();
-    runBase();
-    double b = secondsSince(t0);
-    if (r >= 2) {
-      tOurs.push_back(a * 1e6);
-      tBase.push_back(b * 1e6);
+  for (int r = 0; r < rounds; ++r) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(400));
+    for (int i = 0; i <= perBlock; ++i) {
+      auto t0 = Clock::now();
+      if (!runOurs())
+        return false;
+      if (i > 0)
+        tOurs.push_back(secondsSince(t0) * 1e6);
+    }
+    for (int i = 0; i <= perBlock; ++i) {
+      auto t0 = Clock::now();
+      runBase();
+      if (i > 0)
+        tBase.push_back(secondsSince(t0) * 1e6);
     }
   }
   res.oursUs = median(tOurs);

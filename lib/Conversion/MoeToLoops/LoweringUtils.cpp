@@ -207,8 +207,15 @@ SmallVector<SmallVector<Value>> emitDotTile(OpBuilder &b, Location loc,
         });
     for (size_t r = 0; r < nr; ++r)
       for (size_t w = 0; w < nw; ++w)
+        // reassoc lets LLVM reduce the lanes as a log2(width)-deep tree of
+        // shuffles + adds instead of a chain of `width` dependent scalar adds
+        // (strict in-order fadd): the reductions end every K slice, and at
+        // decode sizes they sit on the critical path between slices (DS-D
+        // 5.0 -> 4.7 ms on a Zen3). The result differs from the in-order sum
+        // only by rounding.
         sums[r][w] = vector::ReductionOp::create(b, loc, vector::CombiningKind::ADD,
-                                                 loop.getResult(r * nw + w));
+                                                 loop.getResult(r * nw + w),
+                                                 arith::FastMathFlags::reassoc);
   }
   for (int64_t c = mainLen; c < len; ++c) {
     Value idx = cIndex(b, loc, c);

@@ -124,7 +124,7 @@
 // CHECK-COUNT-3:         vector.load %[[X]]
 // CHECK:                 scf.yield
 //   Epilogue, per tile row: silu(w1 . x) * (w3 . x) into MID[p, i].
-// CHECK-COUNT-8:       vector.reduction <add>
+// CHECK-COUNT-8:       vector.reduction <add>, %{{.*}} fastmath<reassoc>
 // CHECK:               %[[NEG:.*]] = arith.negf %[[UP:.*]] : f32
 // CHECK-NEXT:          %[[EXP:.*]] = math.exp %[[NEG]] : f32
 // CHECK:               %[[DEN:.*]] = arith.addf %{{.*}}, %[[EXP]] : f32
