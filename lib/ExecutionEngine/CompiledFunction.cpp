@@ -239,8 +239,10 @@ Status CompiledFunction::compile(ModuleOp module, const std::string &entry,
   return Status::success();
 }
 
-Status CompiledFunction::resultShapesFor(const std::vector<std::vector<int64_t>> &argShapes,
-                                         std::vector<std::vector<int64_t>> &out) const {
+std::vector<std::vector<int64_t>>
+resultShapesFor(const std::vector<TensorSignature> &args,
+                const std::vector<TensorSignature> &results,
+                const std::vector<std::vector<int64_t>> &argShapes) {
   // T is the size of the first dynamic dimension; the runtime checks that
   // every argument agrees before anything runs.
   int64_t tokens = -1;
@@ -250,7 +252,7 @@ Status CompiledFunction::resultShapesFor(const std::vector<std::vector<int64_t>>
         tokens = argShapes[i][d];
         break;
       }
-  out.clear();
+  std::vector<std::vector<int64_t>> out;
   for (const TensorSignature &sig : results) {
     std::vector<int64_t> shape = sig.shape;
     for (int64_t &d : shape)
@@ -258,6 +260,12 @@ Status CompiledFunction::resultShapesFor(const std::vector<std::vector<int64_t>>
         d = std::max<int64_t>(tokens, 0);
     out.push_back(shape);
   }
+  return out;
+}
+
+Status CompiledFunction::resultShapesFor(const std::vector<std::vector<int64_t>> &argShapes,
+                                         std::vector<std::vector<int64_t>> &out) const {
+  out = ::moe::resultShapesFor(args, results, argShapes);
   return Status::success();
 }
 

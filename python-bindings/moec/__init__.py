@@ -113,13 +113,9 @@ def _results(arrays: List[_np.ndarray]):
     return arrays[0] if len(arrays) == 1 else tuple(arrays)
 
 
-class Compiled:
-    """A function compiled for the host CPU (moe pipeline + LLVM JIT; with
-    target="gpu-host", through the GPU's block/thread-mapped stage).
-
-    Call it with one array per argument: ``fn(x, gate, ...)``; ``out=`` takes
-    preallocated result arrays (written only on success).  Inputs are read in
-    place (zero copy) and must be C-contiguous with the declared dtype."""
+class _CompiledBase:
+    """What Compiled and CompiledPtx answer alike: both wrap a _moec function
+    that carries the entry, the stages, the signature and run()."""
 
     def __init__(self, fn, module: Module, layer: Optional[Layer]):
         self._fn = fn
@@ -132,9 +128,7 @@ class Compiled:
 
     @property
     def stages(self) -> List[Tuple[str, str]]:
-        """(name, text) of every stage: moe, expanded, loops, llvm, llvm-ir
-        (target="gpu-host": gpu-mapped, the GPU kernels as block/thread-mapped
-        loops, before loops)."""
+        """(name, text) of every stage."""
         return self._fn.stages
 
     @property
@@ -167,6 +161,23 @@ class Compiled:
             out = [_from_dlpack(a) for a in out]
         return _results(self._fn.run(arrays, out))
 
+
+class Compiled(_CompiledBase):
+    """A function compiled for the host CPU (moe pipeline + LLVM JIT; with
+    target="gpu-host", through the GPU's block/thread-mapped stage).
+
+    Call it with one array per argument: ``fn(x, gate, ...)``; ``out=`` takes
+    preallocated result arrays (written only on success).  Inputs are read in
+    place (zero copy) and must be C-contiguous with the declared dtype."""
+
+    # Overridden only for the docstring: each target has its own stages.
+    @property
+    def stages(self) -> List[Tuple[str, str]]:
+        """(name, text) of every stage: moe, expanded, loops, llvm, llvm-ir
+        (target="gpu-host": gpu-mapped, the GPU kernels as block/thread-mapped
+        loops, before loops)."""
+        return self._fn.stages
+
     def __repr__(self) -> str:
         args, results = self.signature
         fmt = lambda s: "[" + ", ".join("T" if d is None else str(d) for d in s[0]) + "] " + s[1]
@@ -176,7 +187,7 @@ class Compiled:
                 f"stages {self.stage_names}>")
 
 
-class CompiledPtx:
+class CompiledPtx(_CompiledBase):
     """A function compiled for an NVIDIA GPU: the PTX of its kernels and the
     launch description (docs/gpu-launch.md) the CUDA runtime reads.
 
@@ -185,15 +196,6 @@ class CompiledPtx:
     runs the layer on the GPU through the CUDA runtime (the driver is loaded
     on the first call); where there is no driver or device it raises
     :class:`DeviceError` saying so, before any output is written."""
-
-    def __init__(self, fn, module: Module, layer: Optional[Layer]):
-        self._fn = fn
-        self.module = module
-        self.layer = layer
-
-    @property
-    def entry(self) -> str:
-        return self._fn.entry
 
     @property
     def chip(self) -> str:
@@ -218,41 +220,11 @@ class CompiledPtx:
         loops), kernels (gpu.module + launches), nvvm, ptx, launch."""
         return self._fn.stages
 
-    @property
-    def stage_names(self) -> List[str]:
-        return [name for name, _ in self._fn.stages]
-
-    def stage(self, name: str) -> str:
-        """The text of one stage."""
-        for n, text in self._fn.stages:
-            if n == name:
-                return text
-        raise KeyError(f"no stage {name!r}; the stages are {self.stage_names}")
-
-    @property
-    def argument_names(self) -> List[str]:
-        return list(self._fn.argument_names)
-
-    @property
-    def signature(self):
-        """([(shape, dtype) per argument], [(shape, dtype) per result]); None = T."""
-        return self._fn.signature
-
-    @property
-    def compile_seconds(self) -> float:
-        return self._fn.compile_seconds
-
     def write(self, path: Union[str, os.PathLike]) -> Tuple[str, str]:
         """Writes the PTX to ``path`` and the launch description beside it
         (x.ptx -> x.launch; another name gets .launch appended), as
         ``moe-compile -o path`` does. Returns (ptx path, launch path)."""
         return tuple(self._fn.write(os.fspath(path)))
-
-    def __call__(self, *arrays, out: Optional[Sequence[_np.ndarray]] = None):
-        arrays = [_from_dlpack(a) for a in arrays]
-        if out is not None:
-            out = [_from_dlpack(a) for a in out]
-        return _results(self._fn.run(arrays, out))
 
     def __repr__(self) -> str:
         return (f"<moec.CompiledPtx '{self.entry}' for {self.chip}: {len(self.kernels)} kernels, "
@@ -293,7 +265,7 @@ def cuda_available() -> Tuple[bool, str]:
 
 def reference(module, *arrays, entry: Optional[str] = None):
     """Runs ``entry`` with the reference interpreter (C++, double accumulation)."""
-    mod, layer = ((module.module, module.layer) if isinstance(module, (Compiled, CompiledPtx))
+    mod, layer = ((module.module, module.layer) if isinstance(module, _CompiledBase)
                   else _as_module(module))
     if entry is None:
         entry = layer.name if layer is not None else "main"
@@ -306,7 +278,7 @@ def random_inputs(module, tokens: int, seed: int = 0, entry: Optional[str] = Non
     integers uniform in the argument's random_range (Layer inputs) or [0, 100).
     Every dynamic dimension is ``tokens``."""
     layer = None
-    if isinstance(module, (Compiled, CompiledPtx)):
+    if isinstance(module, _CompiledBase):
         layer, module = module.layer, module.module
     if isinstance(module, Layer):
         layer = module

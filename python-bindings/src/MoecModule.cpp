@@ -499,7 +499,8 @@ struct CompiledPtx {
         layer.entry, names, argSigs, resSigs, arrays, out,
         [&](const std::vector<std::vector<int64_t>> &argShapes,
             std::vector<std::vector<int64_t>> &resultShapes) {
-          return resultShapesOf(argShapes, resultShapes);
+          resultShapes = moe::resultShapesFor(argSigs, resSigs, argShapes);
+          return Status::success();
         });
     Status s;
     int status = MOE_OK;
@@ -523,28 +524,6 @@ struct CompiledPtx {
       throw RunError(s.error);
     }
     return resultList(call);
-  }
-
-  /// Every dynamic dimension of a result is T, the first dynamic dimension
-  /// of the arguments (as moe::CompiledFunction::resultShapesFor).
-  Status resultShapesOf(const std::vector<std::vector<int64_t>> &argShapes,
-                        std::vector<std::vector<int64_t>> &out) const {
-    int64_t tokens = -1;
-    for (size_t i = 0; i < argSigs.size() && i < argShapes.size() && tokens < 0; ++i)
-      for (size_t d = 0; d < argSigs[i].shape.size() && d < argShapes[i].size(); ++d)
-        if (argSigs[i].shape[d] < 0) {
-          tokens = argShapes[i][d];
-          break;
-        }
-    out.clear();
-    for (const moe::TensorSignature &sig : resSigs) {
-      std::vector<int64_t> shape = sig.shape;
-      for (int64_t &d : shape)
-        if (d < 0)
-          d = std::max<int64_t>(tokens, 0);
-      out.push_back(shape);
-    }
-    return Status::success();
   }
 };
 

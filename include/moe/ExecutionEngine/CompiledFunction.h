@@ -96,6 +96,15 @@ private:
 /// type the compiled path does not take (not a ranked f32/i32/i64 tensor).
 ref::Status signatureOf(mlir::Type type, TensorSignature &sig, const std::string &what);
 
+/// The result shapes of a function with these signatures called on
+/// arguments of these shapes: every dynamic dimension of a result is T, the
+/// size of the first dynamic dimension of the arguments (0 if none is
+/// given). The CPU and the GPU path share it so their results agree.
+std::vector<std::vector<int64_t>>
+resultShapesFor(const std::vector<TensorSignature> &args,
+                const std::vector<TensorSignature> &results,
+                const std::vector<std::vector<int64_t>> &argShapes);
+
 /// The runtime's text form of `func`'s signature (see moe_signature_parse).
 std::string signatureText(mlir::func::FuncOp func);
 
