@@ -18,7 +18,6 @@
 //===----------------------------------------------------------------------===//
 
 #include "GpuMapping.h"
-#include "moe_runtime.h"
 
 namespace mlir::moe {
 #define GEN_PASS_DEF_MOEGPUMAPDISPATCH
@@ -31,28 +30,6 @@ using namespace mlir::moe::gpumap;
 namespace mdl = mlir::moe;
 
 namespace {
-
-/// The expert of slot s of token t (an i32; -1 when unused or invalid).
-/// Slots >= K are the shared experts E + (s - K).
-Value expertOf(OpBuilder &b, Location loc, Operation *op, Value ids, Value t, Value s,
-               int64_t k, int64_t e, bool check) {
-  Value isRouted = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, s, cIndex(b, loc, k));
-  return emitIfElse(
-      b, loc, TypeRange{b.getI32Type()}, isRouted,
-      [&](OpBuilder &tb, Location l) -> SmallVector<Value> {
-        Value id = memref::LoadOp::create(tb, l, ids, ValueRange{t, s});
-        Value bad = arith::OrIOp::create(
-            tb, l, arith::CmpIOp::create(tb, l, arith::CmpIPredicate::slt, id, cI32(tb, l, -1)),
-            arith::CmpIOp::create(tb, l, arith::CmpIPredicate::sge, id, cI32(tb, l, e)));
-        if (check)
-          recordError(tb, l, op, bad, MOE_ERR_EXPERT_ID);
-        return {arith::SelectOp::create(tb, l, bad, cI32(tb, l, -1), id)};
-      },
-      [&](OpBuilder &eb, Location l) -> SmallVector<Value> {
-        return {arith::AddIOp::create(
-            eb, l, toI32(eb, l, arith::SubIOp::create(eb, l, s, cIndex(eb, l, k))), cI32(eb, l, e))};
-      })[0];
-}
 
 struct MapDispatchPass : public mlir::moe::impl::MoeGpuMapDispatchBase<MapDispatchPass> {
   using Base::Base;
@@ -86,26 +63,18 @@ struct MapDispatchPass : public mlir::moe::impl::MoeGpuMapDispatchBase<MapDispat
   void lower(mdl::DispatchOp op) {
     OpBuilder b(op);
     Location loc = op.getLoc();
-    Value ids = getBuffer(b, loc, op.getIds());
-    Value t = dimOf(b, loc, ids, 0);
-    int64_t k = cast<ShapedType>(ids.getType()).getDimSize(1);
-    int64_t e = op.getNumExperts(), sh = op.getNumShared(), slots = k + sh;
-    int64_t total = e + sh;
+    DispatchLowering d(b, op);
+    int64_t total = d.total;
     int64_t bs = blockSize;
-
-    SmallVector<Value> dynRows, dynSlots;
-    if (cast<ShapedType>(op.getRows().getType()).isDynamicDim(0))
-      dynRows.push_back(arith::MulIOp::create(b, loc, t, cIndex(b, loc, slots)));
-    if (cast<ShapedType>(op.getSlotRows().getType()).isDynamicDim(0))
-      dynSlots.push_back(t);
-    Value offsets = allocFor(b, loc, op.getOffsets().getType(), {});
-    Value rows = allocFor(b, loc, op.getRows().getType(), dynRows);
-    Value slotRows = allocFor(b, loc, op.getSlotRows().getType(), dynSlots);
     // Device scratch (freed by moe-finalize-buffers): per-expert counters,
     // then cursors.
     Value cursor = memref::AllocOp::create(b, loc, MemRefType::get({total}, b.getI32Type()),
                                            ValueRange{}, b.getI64IntegerAttr(64));
-    auto i32one = [](OpBuilder &ob, Location l) { return cI32(ob, l, 1); };
+    // Atomic cursor[id]++, returning the old value (the counts, then the rows).
+    auto bump = [&](OpBuilder &ub, Location ul, Value id) -> Value {
+      return memref::AtomicRMWOp::create(ub, ul, arith::AtomicRMWKind::addi, cI32(ub, ul, 1),
+                                         cursor, ValueRange{toIndex(ub, ul, id)});
+    };
 
     // zero: one block strides over the counters.
     buildKernel(b, loc, "dispatch_zero", ValueRange{cIndex(b, loc, 1)}, {GridExpr{0, 1, 1, 1, 0}},
@@ -118,57 +87,22 @@ struct MapDispatchPass : public mlir::moe::impl::MoeGpuMapDispatchBase<MapDispat
                   });
                 });
     // count
-    perToken(b, loc, "dispatch_count", t, [&](OpBuilder &tb, Location l, Value i) {
-      emitFor(tb, l, cIndex(tb, l, 0), cIndex(tb, l, slots), [&](OpBuilder &sb, Location sl, Value s) {
-        Value id = expertOf(sb, sl, op, ids, i, s, k, e, /*check=*/true);
-        Value used = arith::CmpIOp::create(sb, sl, arith::CmpIPredicate::sge, id, cI32(sb, sl, 0));
-        scf::IfOp::create(sb, sl, used, [&](OpBuilder &ub, Location ul) {
-          memref::AtomicRMWOp::create(ub, ul, arith::AtomicRMWKind::addi, i32one(ub, ul), cursor,
-                                      ValueRange{toIndex(ub, ul, id)});
-          scf::YieldOp::create(ub, ul);
-        });
-      });
+    perToken(b, loc, "dispatch_count", d.t, [&](OpBuilder &tb, Location l, Value i) {
+      d.forEachSlot(tb, l, i, /*check=*/true,
+                    [&](OpBuilder &ub, Location ul, Value, Value id) { bump(ub, ul, id); });
     });
     // prefix: a single thread scans the counts.
     buildKernel(b, loc, "dispatch_prefix", ValueRange{cIndex(b, loc, 1)}, {GridExpr{0, 1, 1, 1, 0}},
                 [&](OpBuilder &kb, Location l, ValueRange) {
                   buildThreads(kb, l, 1, [&](OpBuilder &tb, Location tl, Value) {
-                    Value end = emitForWithArgs(
-                        tb, tl, cIndex(tb, tl, 0), cIndex(tb, tl, total), ValueRange{cI32(tb, tl, 0)},
-                        [&](OpBuilder &lb, Location ll, Value j, ValueRange acc) -> SmallVector<Value> {
-                          Value c = memref::LoadOp::create(lb, ll, cursor, ValueRange{j});
-                          memref::StoreOp::create(lb, ll, acc[0], offsets, ValueRange{j});
-                          memref::StoreOp::create(lb, ll, acc[0], cursor, ValueRange{j});
-                          return {arith::AddIOp::create(lb, ll, acc[0], c)};
-                        })[0];
-                    memref::StoreOp::create(tb, tl, end, offsets, ValueRange{cIndex(tb, tl, total)});
+                    d.emitPrefixSum(tb, tl, cursor, cIndex(tb, tl, 0));
                   });
                 });
     // scatter
-    perToken(b, loc, "dispatch_scatter", t, [&](OpBuilder &tb, Location l, Value i) {
-      emitFor(tb, l, cIndex(tb, l, 0), cIndex(tb, l, slots), [&](OpBuilder &sb, Location sl, Value s) {
-        Value id = expertOf(sb, sl, op, ids, i, s, k, e, /*check=*/false);
-        Value used = arith::CmpIOp::create(sb, sl, arith::CmpIPredicate::sge, id, cI32(sb, sl, 0));
-        scf::IfOp::create(
-            sb, sl, used,
-            [&](OpBuilder &ub, Location ul) {
-              Value p = memref::AtomicRMWOp::create(ub, ul, arith::AtomicRMWKind::addi,
-                                                    i32one(ub, ul), cursor,
-                                                    ValueRange{toIndex(ub, ul, id)});
-              memref::StoreOp::create(ub, ul, toI32(ub, ul, i), rows, ValueRange{toIndex(ub, ul, p)});
-              memref::StoreOp::create(ub, ul, p, slotRows, ValueRange{i, s});
-              scf::YieldOp::create(ub, ul);
-            },
-            [&](OpBuilder &nb, Location nl) {
-              memref::StoreOp::create(nb, nl, cI32(nb, nl, -1), slotRows, ValueRange{i, s});
-              scf::YieldOp::create(nb, nl);
-            });
-      });
+    perToken(b, loc, "dispatch_scatter", d.t, [&](OpBuilder &tb, Location l, Value i) {
+      d.scatterToken(tb, l, i, bump);
     });
-    op.getOffsets().replaceAllUsesWith(asTensor(b, loc, offsets, op.getOffsets().getType()));
-    op.getRows().replaceAllUsesWith(asTensor(b, loc, rows, op.getRows().getType()));
-    op.getSlotRows().replaceAllUsesWith(asTensor(b, loc, slotRows, op.getSlotRows().getType()));
-    op.erase();
+    d.replaceOp(b, loc);
   }
 };
 } // namespace

@@ -1,6 +1,7 @@
 //===- LoweringUtils.cpp - shared helpers of the loop-emitting passes -----===//
 
 #include "LoweringUtils.h"
+#include "moe_runtime.h"
 
 #include "mlir/IR/Matchers.h"
 #include "llvm/ADT/SetVector.h"
@@ -338,6 +339,102 @@ std::pair<Value, Value> emitArgmax(OpBuilder &b, Location loc, Value buf,
         return {idx, val};
       });
   return {res[0], res[1]};
+}
+
+DispatchLowering::DispatchLowering(OpBuilder &b, DispatchOp op) : op(op) {
+  Location loc = op.getLoc();
+  ids = getBuffer(b, loc, op.getIds());
+  t = dimOf(b, loc, ids, 0);
+  k = cast<ShapedType>(ids.getType()).getDimSize(1);
+  e = op.getNumExperts();
+  int64_t sh = op.getNumShared();
+  slots = k + sh;
+  total = e + sh;
+
+  SmallVector<Value> dynRows, dynSlots;
+  if (cast<ShapedType>(op.getRows().getType()).isDynamicDim(0))
+    dynRows.push_back(arith::MulIOp::create(b, loc, t, cIndex(b, loc, slots)));
+  if (cast<ShapedType>(op.getSlotRows().getType()).isDynamicDim(0))
+    dynSlots.push_back(t);
+  offsets = allocFor(b, loc, op.getOffsets().getType(), {});
+  rows = allocFor(b, loc, op.getRows().getType(), dynRows);
+  slotRows = allocFor(b, loc, op.getSlotRows().getType(), dynSlots);
+}
+
+Value DispatchLowering::expertOf(OpBuilder &b, Location loc, Value token, Value s,
+                                 bool check) const {
+  Value isRouted = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, s, cIndex(b, loc, k));
+  return emitIfElse(
+      b, loc, TypeRange{b.getI32Type()}, isRouted,
+      [&](OpBuilder &tb, Location l) -> SmallVector<Value> {
+        Value id = memref::LoadOp::create(tb, l, ids, ValueRange{token, s});
+        Value bad = arith::OrIOp::create(
+            tb, l, arith::CmpIOp::create(tb, l, arith::CmpIPredicate::slt, id, cI32(tb, l, -1)),
+            arith::CmpIOp::create(tb, l, arith::CmpIPredicate::sge, id, cI32(tb, l, e)));
+        if (check)
+          recordError(tb, l, op, bad, MOE_ERR_EXPERT_ID);
+        return {arith::SelectOp::create(tb, l, bad, cI32(tb, l, -1), id)};
+      },
+      [&](OpBuilder &eb, Location l) -> SmallVector<Value> {
+        return {arith::AddIOp::create(
+            eb, l, toI32(eb, l, arith::SubIOp::create(eb, l, s, cIndex(eb, l, k))), cI32(eb, l, e))};
+      })[0];
+}
+
+void DispatchLowering::forEachSlot(
+    OpBuilder &b, Location loc, Value token, bool check,
+    function_ref<void(OpBuilder &, Location, Value, Value)> used,
+    function_ref<void(OpBuilder &, Location, Value)> unused) const {
+  emitFor(b, loc, cIndex(b, loc, 0), cIndex(b, loc, slots), [&](OpBuilder &sb, Location sl, Value s) {
+    Value id = expertOf(sb, sl, token, s, check);
+    Value isUsed = arith::CmpIOp::create(sb, sl, arith::CmpIPredicate::sge, id, cI32(sb, sl, 0));
+    auto usedBody = [&](OpBuilder &ub, Location ul) {
+      used(ub, ul, s, id);
+      scf::YieldOp::create(ub, ul);
+    };
+    if (!unused) {
+      scf::IfOp::create(sb, sl, isUsed, usedBody);
+      return;
+    }
+    scf::IfOp::create(sb, sl, isUsed, usedBody, [&](OpBuilder &nb, Location nl) {
+      unused(nb, nl, s);
+      scf::YieldOp::create(nb, nl);
+    });
+  });
+}
+
+void DispatchLowering::emitPrefixSum(OpBuilder &b, Location loc, Value cursor, Value zero) const {
+  Value end = emitForWithArgs(
+      b, loc, zero, cIndex(b, loc, total), ValueRange{cI32(b, loc, 0)},
+      [&](OpBuilder &lb, Location l, Value j, ValueRange acc) -> SmallVector<Value> {
+        Value c = memref::LoadOp::create(lb, l, cursor, ValueRange{j});
+        memref::StoreOp::create(lb, l, acc[0], offsets, ValueRange{j});
+        memref::StoreOp::create(lb, l, acc[0], cursor, ValueRange{j});
+        return {arith::AddIOp::create(lb, l, acc[0], c)};
+      })[0];
+  memref::StoreOp::create(b, loc, end, offsets, ValueRange{cIndex(b, loc, total)});
+}
+
+void DispatchLowering::scatterToken(
+    OpBuilder &b, Location loc, Value token,
+    function_ref<Value(OpBuilder &, Location, Value)> claimRow) const {
+  forEachSlot(
+      b, loc, token, /*check=*/false,
+      [&](OpBuilder &ub, Location ul, Value s, Value id) {
+        Value p = claimRow(ub, ul, id);
+        memref::StoreOp::create(ub, ul, toI32(ub, ul, token), rows, ValueRange{toIndex(ub, ul, p)});
+        memref::StoreOp::create(ub, ul, p, slotRows, ValueRange{token, s});
+      },
+      [&](OpBuilder &nb, Location nl, Value s) {
+        memref::StoreOp::create(nb, nl, cI32(nb, nl, -1), slotRows, ValueRange{token, s});
+      });
+}
+
+void DispatchLowering::replaceOp(OpBuilder &b, Location loc) {
+  op.getOffsets().replaceAllUsesWith(asTensor(b, loc, offsets, op.getOffsets().getType()));
+  op.getRows().replaceAllUsesWith(asTensor(b, loc, rows, op.getRows().getType()));
+  op.getSlotRows().replaceAllUsesWith(asTensor(b, loc, slotRows, op.getSlotRows().getType()));
+  op.erase();
 }
 
 } // namespace mlir::moe::lowering

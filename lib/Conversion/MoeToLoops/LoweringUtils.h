@@ -126,6 +126,43 @@ ValueRange emitIfElse(
 std::pair<Value, Value> emitArgmax(OpBuilder &b, Location loc, Value buf,
                                    Value masked, int64_t n);
 
+/// One moe.dispatch being lowered. The CPU (moe-lower-dispatch) and GPU
+/// (moe-gpu-map-dispatch) lowerings emit the same counting sort and differ
+/// only in how they run it (loops or kernels) and how they bump the
+/// per-expert counters (plain or atomic updates), so the sort's pieces live
+/// here.
+struct DispatchLowering {
+  DispatchOp op;
+  Value ids;                    // [T, K] expert ids
+  Value t;                      // T
+  int64_t k, e, slots, total;   // K, E, K + S, E + S
+  Value offsets, rows, slotRows; // the results' buffers
+
+  /// Reads the sizes and allocates the results' buffers before `op`.
+  DispatchLowering(OpBuilder &b, DispatchOp op);
+
+  /// The expert of slot s of token t (an i32; -1 when unused or invalid;
+  /// slots >= K are the shared experts E + (s - K)). With `check`, an id
+  /// outside [-1, E) records MOE_ERR_EXPERT_ID.
+  Value expertOf(OpBuilder &b, Location loc, Value token, Value s, bool check) const;
+  /// For every slot of `token`: `used(builder, loc, slot, expert)` when the
+  /// slot's expert is used, else `unused(builder, loc, slot)` (if given).
+  void forEachSlot(OpBuilder &b, Location loc, Value token, bool check,
+                   function_ref<void(OpBuilder &, Location, Value, Value)> used,
+                   function_ref<void(OpBuilder &, Location, Value)> unused = nullptr) const;
+  /// offsets = the exclusive prefix sum of the E + S counts in `cursor`
+  /// (and offsets[E + S] the total); each cursor becomes its expert's first
+  /// row. `zero` is the index 0 the loop starts from.
+  void emitPrefixSum(OpBuilder &b, Location loc, Value cursor, Value zero) const;
+  /// Scatters the used slots of `token`: the row `claimRow(builder, loc,
+  /// expert)` returns (an i32, taken from the expert's cursor) gets the
+  /// token, and slot_rows records it (-1 for unused slots).
+  void scatterToken(OpBuilder &b, Location loc, Value token,
+                    function_ref<Value(OpBuilder &, Location, Value)> claimRow) const;
+  /// Replaces the op's results with the buffers and erases it.
+  void replaceOp(OpBuilder &b, Location loc);
+};
+
 } // namespace mlir::moe::lowering
 
 #endif // MOE_LIB_CONVERSION_LOWERINGUTILS_H
