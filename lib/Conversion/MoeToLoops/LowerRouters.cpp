@@ -25,6 +25,10 @@ namespace mdl = mlir::moe;
 
 namespace {
 
+/// Gate rows per register block of the router logits (emitLogits): 8
+/// accumulators + the shared x vector fit in 16 AVX2 registers.
+constexpr int64_t kLogitBlock = 8;
+
 /// Per-router state shared by the emitters below.
 struct RouterEmitter {
   OpBuilder &b;
@@ -56,11 +60,14 @@ struct RouterEmitter {
     }));
   }
 
-  /// logits[e] = gate[e, :] · x[t, :], recording non-finite values.
+  /// logits[e] = gate[e, :] · x[t, :], recording non-finite values. The
+  /// gate rows go in blocks of kLogitBlock sharing each loaded x vector (one
+  /// x load per kLogitBlock FMAs instead of one per FMA: the router of a
+  /// 128-expert layer was load-bound), then one at a time for the E mod
+  /// kLogitBlock left over.
   void emitLogits(OpBuilder &lb, Location l, Value x, Value gate, Value t,
                   Value logits, int64_t e, int64_t h) {
-    emitFor(lb, l, cIndex(lb, l, 0), cIndex(lb, l, e), [&](OpBuilder &b2, Location l2, Value j) {
-      Value v = emitDot(b2, l2, x, ValueRange{t}, gate, ValueRange{j}, h, width);
+    auto store = [&](OpBuilder &b2, Location l2, Value v, Value j) {
       memref::StoreOp::create(b2, l2, v, logits, ValueRange{j});
       Value abs = math::AbsFOp::create(b2, l2, v);
       Value finite = arith::CmpFOp::create(
@@ -69,7 +76,27 @@ struct RouterEmitter {
       Value bad = arith::XOrIOp::create(
           b2, l2, finite, arith::ConstantOp::create(b2, l2, b2.getBoolAttr(true)));
       recordError(b2, l2, op, bad, MOE_ERR_NONFINITE_SCORE);
-    });
+    };
+    int64_t blocked = e - e % kLogitBlock;
+    if (blocked > 0)
+      scf::ForOp::create(
+          lb, l, cIndex(lb, l, 0), cIndex(lb, l, blocked), cIndex(lb, l, kLogitBlock), ValueRange{},
+          [&](OpBuilder &b2, Location l2, Value j0, ValueRange) {
+            SmallVector<RowRef> gates;
+            SmallVector<Value> js;
+            for (int64_t r = 0; r < kLogitBlock; ++r) {
+              js.push_back(arith::AddIOp::create(b2, l2, j0, cIndex(b2, l2, r)));
+              gates.push_back(RowRef{gate, {js.back()}});
+            }
+            auto sums = emitDotTile(b2, l2, {RowRef{x, {t}}}, gates, h, width);
+            for (int64_t r = 0; r < kLogitBlock; ++r)
+              store(b2, l2, sums[0][r], js[r]);
+            scf::YieldOp::create(b2, l2);
+          });
+    if (blocked < e)
+      emitFor(lb, l, cIndex(lb, l, blocked), cIndex(lb, l, e), [&](OpBuilder &b2, Location l2, Value j) {
+        store(b2, l2, emitDot(b2, l2, x, ValueRange{t}, gate, ValueRange{j}, h, width), j);
+      });
   }
 
   /// In place: softmax (max-subtracted) or sigmoid of buf[0..e).

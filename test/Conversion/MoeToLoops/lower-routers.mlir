@@ -39,12 +39,14 @@
 // CHECK:         scf.for %[[TOK:[a-z0-9_]+]] = %{{.*}} to %[[T]] step
 //   Logits: for each expert, a dot product of x[tok] and gate[e].
 // CHECK:           scf.for %[[E:[a-z0-9_]+]] = %{{.*}} to %{{.*}} step
-// CHECK:             scf.for {{.*}} iter_args({{.*}}) -> (vector<8xf32>)
-// CHECK-DAG:             vector.load %[[X]][%[[TOK]], %{{.*}}] : memref<16x64xf32>, vector<8xf32>
-// CHECK-DAG:             vector.load %[[GATE]][%[[E]], %{{.*}}] : memref<8x64xf32>, vector<8xf32>
-// CHECK:               vector.fma {{.*}} : vector<8xf32>
+// CHECK:             %[[E7:.*]] = arith.addi %[[E]], %c7
+// CHECK:             scf.for {{.*}} iter_args({{.*}}) -> (vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>)
+// CHECK:               vector.load %[[GATE]][%[[E7]], %{{.*}}] : memref<8x64xf32>, vector<8xf32>
+// CHECK-NEXT:          %[[XV:.*]] = vector.load %[[X]][%[[TOK]], %{{.*}}] : memref<16x64xf32>, vector<8xf32>
+// CHECK-COUNT-8:       vector.fma %[[XV]], {{.*}} : vector<8xf32>
 // CHECK:             %[[DOT:.*]] = vector.reduction <add>, %{{.*}} : vector<8xf32> into f32
-// CHECK:             memref.store %[[DOT]], %[[LOGITS:[a-z0-9_]+]][%[[E]]] : memref<8xf32>
+// CHECK-COUNT-7:     vector.reduction <add>
+// CHECK:             memref.store %[[DOT]], %[[LOGITS:[a-z0-9_]+]][%{{.*}}] : memref<8xf32>
 //   Softmax in place: max, exp(z - max) summed, divide.
 // CHECK:           arith.maximumf
 // CHECK:           %[[L:.*]] = memref.load %[[LOGITS]]
@@ -167,12 +169,21 @@ func.func @grouped(%x: tensor<?x64xf32>, %gate: tensor<16x64xf32>, %bias: tensor
 
 // Top-p: max_k takes, each guarded by "done" (cumulative >= threshold),
 // threaded as (cumulative, done) through scf.if results.
+// E = 10 logits: one block of 8 gate rows, then experts 8 and 9 one at a
+// time (a 1-accumulator dot each).
 // CHECK-LABEL: func.func @topp(
-// CHECK-SAME:      %[[X:[a-z0-9_]+]]: memref<?x64xf32>
+// CHECK-SAME:      %[[X:[a-z0-9_]+]]: memref<?x64xf32>, %[[GATE:[a-z0-9_]+]]: memref<10x64xf32>
 // CHECK:         %[[T:[a-z0-9_]+]] = memref.dim %[[X]], %{{.*}} : memref<?x64xf32>
 // CHECK:         %[[IDS:[a-z0-9_]+]] = memref.alloc(%[[T]]) {{.*}} : memref<?x4xi32>
 // CHECK:         scf.for %[[TOK:[a-z0-9_]+]] = %{{.*}} to %[[T]] step
-// CHECK:             vector.fma {{.*}} : vector<8xf32>
+// CHECK:           scf.for %{{.*}} = %c0{{.*}} to %c8{{.*}} step %c8
+// CHECK:             scf.for {{.*}} -> (vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>)
+// CHECK-COUNT-8:       vector.fma {{.*}} : vector<8xf32>
+// CHECK:           scf.for %[[REST:[a-z0-9_]+]] = %c8{{.*}} to %c10{{.*}} step %c1
+// CHECK:             scf.for {{.*}} iter_args({{.*}}) -> (vector<8xf32>) {
+// CHECK:               vector.load %[[GATE]][%[[REST]], %{{.*}}] : memref<10x64xf32>, vector<8xf32>
+// CHECK:               vector.fma {{.*}} : vector<8xf32>
+// CHECK:             vector.reduction <add>
 // CHECK:           math.exp
 // CHECK:           %[[D0:.*]]:2 = scf.if %{{.*}} -> (f32, i1) {
 // CHECK:             memref.store %{{.*}}, %[[IDS]][%[[TOK]], %{{.*}}] : memref<?x4xi32>
