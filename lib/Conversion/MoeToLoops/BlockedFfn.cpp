@@ -415,9 +415,10 @@ void mlir::moe::lowering::emitBlockedFfn(
   };
 
   // With packing on, only groups below pack-min-rows come here (decode,
-  // bandwidth-bound): one row-tile body with the last tile's rows clamped
-  // (duplicates recompute and store the same values) instead of
-  // remainder tiles; without packing, remainder tiles as before.
+  // bandwidth-bound): single rows when there are few, else one row-tile
+  // body with the last tile's rows clamped (duplicates recompute and store
+  // the same values) instead of remainder tiles; without packing,
+  // remainder tiles as before.
   auto dotRows = [&](OpBuilder &db, Location dl, Value start, Value end,
                    function_ref<void(OpBuilder &, Location, Value, int64_t, SmallVector<Value>)> body) {
     if (!packing)
@@ -427,12 +428,36 @@ void mlir::moe::lowering::emitBlockedFfn(
           ps.push_back(arith::AddIOp::create(rb, rl, p0, cIndex(rb, rl, r)));
         body(rb, rl, p0, rows, ps);
       });
-    Value lastRow = arith::SubIOp::create(db, dl, end, cIndex(db, dl, 1));
-    scf::ForOp::create(db, dl, start, end, cIndex(db, dl, mr), ValueRange{},
-                       [&](OpBuilder &rb, Location rl, Value p0, ValueRange) {
-                         body(rb, rl, p0, mr, clampedIds(rb, rl, p0, mr, lastRow));
-                         scf::YieldOp::create(rb, rl);
-                       });
+    auto clampedTiles = [&](OpBuilder &cb, Location cl) {
+      Value lastRow = arith::SubIOp::create(cb, cl, end, cIndex(cb, cl, 1));
+      scf::ForOp::create(cb, cl, start, end, cIndex(cb, cl, mr), ValueRange{},
+                         [&](OpBuilder &rb, Location rl, Value p0, ValueRange) {
+                           body(rb, rl, p0, mr, clampedIds(rb, rl, p0, mr, lastRow));
+                           scf::YieldOp::create(rb, rl);
+                         });
+    };
+    if (mr < 4)
+      return clampedTiles(db, dl);
+    // A group of n < mr / 2 rows (decode: mostly 1) goes one row at a time:
+    // a clamped tile would do mr / n times its FMAs and, worse, mr
+    // horizontal reductions per weight row (DS-D 6.3 -> 3.2 ms with mr = 8
+    // on AVX-512); a 1-row tile does one, with all accumulators on weights.
+    Value n = arith::SubIOp::create(db, dl, end, start);
+    Value few = arith::CmpIOp::create(
+        db, dl, arith::CmpIPredicate::ult,
+        arith::MulIOp::create(db, dl, n, cIndex(db, dl, 2)), cIndex(db, dl, mr));
+    scf::IfOp::create(
+        db, dl, few,
+        [&](OpBuilder &tb, Location tl) {
+          emitFor(tb, tl, start, end, [&](OpBuilder &rb, Location rl, Value p) {
+            body(rb, rl, p, 1, {p});
+          });
+          scf::YieldOp::create(tb, tl);
+        },
+        [&](OpBuilder &eb, Location el) {
+          clampedTiles(eb, el);
+          scf::YieldOp::create(eb, el);
+        });
   };
   // Phase A: mid[p, i] = act(w1[i] · x[t]) (* w3[i] · x[t]).
   const int64_t nrA = std::max<int64_t>(1, cfg.accumulators / (mr * matsA));
