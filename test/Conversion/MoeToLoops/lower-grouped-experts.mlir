@@ -50,13 +50,28 @@
 // PACK:         } {moe.parallel}
 //   Phase A, packed groups: 2 panels x 3 rows of w1 and of w3 (12
 //   accumulators); each K step loads two panel vectors and broadcasts one
-//   weight per row, one FMA per (row, panel).
+//   weight per row, one FMA per (row, panel). Once per cache line of k, on
+//   the first panel tile (PT0), the next row tile's lines (rows + 3,
+//   clamped to row 127) are prefetched into L2.
 // PACK:         scf.for
 // PACK:           scf.if
+// PACK:             scf.for
+// PACK:               scf.for %[[PT:[a-z0-9_]+]] = %[[PT0:[a-z0-9_]+]] to
+// PACK:               %[[FIRSTPT:.*]] = arith.cmpi eq, %[[PT]], %[[PT0]] : index
 // PACK:               %{{.*}}:12 = scf.for %[[K:[a-z0-9_]+]] = {{.*}} iter_args(
 // PACK:                 %[[XA:.*]] = vector.load %[[PX]][%{{.*}}, %[[K]], %{{.*}}] : memref<?x64x8xf32>, vector<8xf32>
 // PACK-NEXT:            %[[XB:.*]] = vector.load %[[PX]][%{{.*}}, %[[K]], %{{.*}}] : memref<?x64x8xf32>, vector<8xf32>
-// PACK-NEXT:            %[[A:.*]] = memref.load %[[W1]][%{{.*}}, %{{.*}}, %[[K]]] : memref<3x128x64xf32>
+// PACK-NEXT:            %[[C15:.*]] = arith.constant 15 : index
+// PACK-NEXT:            %[[KLOW:.*]] = arith.andi %[[K]], %[[C15]] : index
+// PACK-NEXT:            %[[ATLINE:.*]] = arith.cmpi eq, %[[KLOW]], %{{.*}} : index
+// PACK-NEXT:            %[[PF:.*]] = arith.andi %[[ATLINE]], %[[FIRSTPT]] : i1
+// PACK-NEXT:            scf.if %[[PF]] {
+// PACK:                   %[[NEXT:.*]] = arith.addi %[[ROW0:[a-z0-9_]+]], %c3{{.*}} : index
+// PACK-NEXT:              %[[NEXTC:.*]] = arith.minui %[[NEXT]], %c127{{.*}} : index
+// PACK-NEXT:              memref.prefetch %[[W1]][%{{.*}}, %[[NEXTC]], %[[K]]], read, locality<2>, data : memref<3x128x64xf32>
+// PACK-COUNT-5:           memref.prefetch
+// PACK-NEXT:            }
+// PACK-NEXT:            %[[A:.*]] = memref.load %[[W1]][%{{.*}}, %[[ROW0]], %[[K]]] : memref<3x128x64xf32>
 // PACK-NEXT:            %[[AV:.*]] = vector.broadcast %[[A]] : f32 to vector<8xf32>
 // PACK-NEXT:            vector.fma %[[AV]], %[[XA]], %{{.*}} : vector<8xf32>
 // PACK-NEXT:            vector.fma %[[AV]], %[[XB]], %{{.*}} : vector<8xf32>
@@ -64,6 +79,21 @@
 //   The SwiGLU epilogue on whole vectors, stored as phase B's panels.
 // PACK:               math.exp %{{.*}} : vector<8xf32>
 // PACK:               vector.store %{{.*}}, %[[PMID]][%{{.*}}, %{{.*}}, %{{.*}}] : memref<?x128x8xf32>, vector<8xf32>
+//   Phase A, groups below pack-min-rows: n < row-tile / 2 rows go one row at
+//   a time (1-row dot tiles, each row's results stored to mid[row]), else
+//   one 4-row tile body with the last rows clamped.
+// PACK:           } else {
+// PACK-NEXT:        %[[N:.*]] = arith.subi %[[END:[a-z0-9_]+]], %[[START:[a-z0-9_]+]] : index
+// PACK-NEXT:        %[[C2:.*]] = arith.constant 2 : index
+// PACK-NEXT:        %[[N2:.*]] = arith.muli %[[N]], %[[C2]] : index
+// PACK-NEXT:        %[[C4:.*]] = arith.constant 4 : index
+// PACK-NEXT:        %[[FEW:.*]] = arith.cmpi ult, %[[N2]], %[[C4]] : index
+// PACK-NEXT:        scf.if %[[FEW]] {
+// PACK-NEXT:          %[[C1:.*]] = arith.constant 1 : index
+// PACK-NEXT:          scf.for %[[ROW:[a-z0-9_]+]] = %[[START]] to %[[END]] step %[[C1]] {
+// PACK:                   memref.store %{{.*}}, %[[MID:[a-z0-9_]+]][%[[ROW]], %{{.*}}] : memref<?x128xf32>
+// PACK:               } else {
+// PACK:                 scf.for %{{.*}} = %[[START]] to %[[END]] step %c4
 // PACK:         } {moe.parallel}
 //   Phase B, packed: the w2 outer products over the mid panels, then each
 //   valid lane scattered from a stack tile (one per parallel item) to its
