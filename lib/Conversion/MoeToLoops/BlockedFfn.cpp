@@ -29,6 +29,31 @@ namespace {
 /// f32 elements per 64-byte cache line (the packed kernel's prefetch step).
 constexpr int64_t kLineFloats = 16;
 
+/// The transpose of an n x n block held as n row vectors (n a power of
+/// two): log2(n) butterfly stages of n two-input shuffles each. The stage
+/// of half-size h swaps the off-diagonal h x h blocks of every 2h x 2h
+/// block ([[A, B], [C, D]] -> [[A, C], [B, D]]); after all of them every
+/// block is transposed. 64 shuffles for 16 x 16 instead of 256 scalar
+/// loads and stores.
+SmallVector<Value> transposeRows(OpBuilder &b, Location loc, SmallVector<Value> rows) {
+  const int64_t n = rows.size();
+  for (int64_t h = n / 2; h >= 1; h /= 2) {
+    SmallVector<int64_t> lowMask(n), highMask(n);
+    for (int64_t j = 0; j < n; ++j) {
+      lowMask[j] = (j & h) == 0 ? j : n + j - h;
+      highMask[j] = (j & h) == 0 ? j + h : n + j;
+    }
+    for (int64_t i = 0; i < n; ++i) {
+      if (i & h)
+        continue;
+      Value a = rows[i], c = rows[i + h];
+      rows[i] = vector::ShuffleOp::create(b, loc, a, c, lowMask);
+      rows[i + h] = vector::ShuffleOp::create(b, loc, a, c, highMask);
+    }
+  }
+  return rows;
+}
+
 /// `for (i = lb; i + step <= ub; i += step) body(i)` then, for the rest,
 /// tiles of decreasing powers of two below `step`: body gets (start, size).
 /// `extents`, when given, are all the values ub - lb can take (static
@@ -389,26 +414,44 @@ void mlir::moe::lowering::emitBlockedFfn(
         Value p0 = arith::AddIOp::create(
             tb2, tl, start,
             arith::MulIOp::create(tb2, tl, arith::SubIOp::create(tb2, tl, t, tb), cIndex(tb2, tl, width)));
-        emitFor(tb2, tl, cIndex(tb2, tl, 0), cIndex(tb2, tl, width), [&](OpBuilder &lb, Location ll, Value lane) {
-          Value p = arith::AddIOp::create(lb, ll, p0, lane);
-          Value inside = arith::CmpIOp::create(lb, ll, arith::CmpIPredicate::ult, p, end);
-          scf::IfOp::create(
-              lb, ll, inside,
-              [&](OpBuilder &yb, Location yl) {
-                Value tok = tokenOf(yb, yl, p);
-                emitFor(yb, yl, cIndex(yb, yl, 0), cIndex(yb, yl, h), [&](OpBuilder &kb, Location kl, Value k) {
-                  Value v = memref::LoadOp::create(kb, kl, ops.x, ValueRange{tok, k});
-                  memref::StoreOp::create(kb, kl, v, panelsX, ValueRange{t, k, lane});
-                });
-                scf::YieldOp::create(yb, yl);
-              },
-              [&](OpBuilder &nb, Location nl) {
-                emitFor(nb, nl, cIndex(nb, nl, 0), cIndex(nb, nl, h), [&](OpBuilder &kb, Location kl, Value k) {
-                  memref::StoreOp::create(kb, kl, cF32(kb, kl, 0.0f), panelsX, ValueRange{t, k, lane});
-                });
-                scf::YieldOp::create(nb, nl);
+        // Whole width x width blocks: a row vector per lane (zero past the
+        // group), transposed in registers, stored as the panel's k vectors.
+        const int64_t mainK = llvm::isPowerOf2_64(width) ? h - h % width : 0;
+        Value lastRow = arith::SubIOp::create(tb2, tl, end, cIndex(tb2, tl, 1));
+        SmallVector<Value> toks, inside;
+        for (int64_t lane = 0; lane < width; ++lane) {
+          Value p = arith::AddIOp::create(tb2, tl, p0, cIndex(tb2, tl, lane));
+          inside.push_back(arith::CmpIOp::create(tb2, tl, arith::CmpIPredicate::ult, p, end));
+          toks.push_back(tokenOf(tb2, tl, arith::MinUIOp::create(tb2, tl, p, lastRow)));
+        }
+        Value zeroVec = arith::ConstantOp::create(
+            tb2, tl, vecType, DenseElementsAttr::get(vecType, tb2.getF32FloatAttr(0.0f)));
+        if (mainK > 0)
+          scf::ForOp::create(
+              tb2, tl, cIndex(tb2, tl, 0), cIndex(tb2, tl, mainK), cIndex(tb2, tl, width), ValueRange{},
+              [&](OpBuilder &kb, Location kl, Value k0, ValueRange) {
+                SmallVector<Value> rowVecs;
+                for (int64_t lane = 0; lane < width; ++lane) {
+                  Value v = vector::LoadOp::create(kb, kl, vecType, ops.x, ValueRange{toks[lane], k0});
+                  rowVecs.push_back(arith::SelectOp::create(kb, kl, inside[lane], v, zeroVec));
+                }
+                SmallVector<Value> cols = transposeRows(kb, kl, rowVecs);
+                for (int64_t j = 0; j < width; ++j)
+                  vector::StoreOp::create(
+                      kb, kl, cols[j], panelsX,
+                      ValueRange{t, arith::AddIOp::create(kb, kl, k0, cIndex(kb, kl, j)), cIndex(kb, kl, 0)});
+                scf::YieldOp::create(kb, kl);
               });
-        });
+        // The K tail (h not a multiple of width; all of K when width is not
+        // a power of two), element by element.
+        if (mainK < h)
+          emitFor(tb2, tl, cIndex(tb2, tl, mainK), cIndex(tb2, tl, h), [&](OpBuilder &kb, Location kl, Value k) {
+            for (int64_t lane = 0; lane < width; ++lane) {
+              Value v = memref::LoadOp::create(kb, kl, ops.x, ValueRange{toks[lane], k});
+              v = arith::SelectOp::create(kb, kl, inside[lane], v, cF32(kb, kl, 0.0f));
+              memref::StoreOp::create(kb, kl, v, panelsX, ValueRange{t, k, cIndex(kb, kl, lane)});
+            }
+          });
       });
     });
   }

@@ -41,12 +41,23 @@
 // PACK-NEXT:    %[[NPAN:.*]] = arith.addi %[[TOTAL]], %[[PAD]] : index
 // PACK-NEXT:    %[[PX:[a-z0-9_]+]] = memref.alloc(%[[NPAN]]) {{.*}} : memref<?x64x8xf32>
 // PACK-NEXT:    %[[PMID:[a-z0-9_]+]] = memref.alloc(%[[NPAN]]) {{.*}} : memref<?x128x8xf32>
+//   Packing: per panel, each lane's token (its row clamped to the group's
+//   last, the lane zeroed past it), then 8 x 8 blocks: 8 row loads,
+//   3 butterfly stages of 8 shuffles (the transpose), 8 k-vector stores.
 // PACK:         scf.for
-// PACK:               %[[TOK_I:.*]] = memref.load %[[ROWS]][%{{.*}}] : memref<32xi32>
-// PACK-NEXT:          %[[TOK:.*]] = arith.index_cast %[[TOK_I]] : i32 to index
-// PACK:                 %[[XV:.*]] = memref.load %[[X]][%[[TOK]], %{{.*}}] : memref<16x64xf32>
-// PACK-NEXT:            memref.store %[[XV]], %[[PX]][%{{.*}}, %{{.*}}, %{{.*}}] : memref<?x64x8xf32>
-// PACK:               memref.store %{{.*}}, %[[PX]]
+// PACK:             %[[IN0:.*]] = arith.cmpi ult, %{{.*}}, %[[GEND:[a-z0-9_]+]] : index
+// PACK-NEXT:        %[[ROW0:.*]] = arith.minui %{{.*}}, %{{.*}} : index
+// PACK-NEXT:        %[[TOK_I:.*]] = memref.load %[[ROWS]][%[[ROW0]]] : memref<32xi32>
+// PACK-NEXT:        %[[TOK:.*]] = arith.index_cast %[[TOK_I]] : i32 to index
+// PACK:             scf.for %[[K0:[a-z0-9_]+]] = %{{.*}} to %c64{{.*}} step %c8
+// PACK-NEXT:          %[[XV:.*]] = vector.load %[[X]][%[[TOK]], %[[K0]]] : memref<16x64xf32>, vector<8xf32>
+// PACK-NEXT:          %[[XZ:.*]] = arith.select %[[IN0]], %[[XV]], %{{.*}} : vector<8xf32>
+// PACK:               %[[S0:.*]] = vector.shuffle %[[XZ]], %{{.*}} [0, 1, 2, 3, 8, 9, 10, 11] : vector<8xf32>, vector<8xf32>
+// PACK-COUNT-7:       vector.shuffle {{.*}} [{{0, 1, 2, 3, 8, 9, 10, 11|4, 5, 6, 7, 12, 13, 14, 15}}]
+// PACK-COUNT-8:       vector.shuffle {{.*}} [{{0, 1, 8, 9, 4, 5, 12, 13|2, 3, 10, 11, 6, 7, 14, 15}}]
+// PACK-COUNT-8:       vector.shuffle {{.*}} [{{0, 8, 2, 10, 4, 12, 6, 14|1, 9, 3, 11, 5, 13, 7, 15}}]
+// PACK-COUNT-8:       vector.store %{{.*}}, %[[PX]][%{{.*}}, %{{.*}}, %{{.*}}] : memref<?x64x8xf32>, vector<8xf32>
+// PACK-NOT:           memref.store
 // PACK:         } {moe.parallel}
 //   Phase A, packed groups: 2 panels x 3 rows of w1 and of w3 (12
 //   accumulators); each K step loads two panel vectors and broadcasts one
