@@ -3,6 +3,7 @@
 // RUN: moe-opt %s --moe-buffer-abi "--moe-lower-grouped-experts=vector-width=8 row-tile=4 parallel=false pack-min-rows=0" | FileCheck %s --check-prefix=SEQ
 // RUN: moe-opt %s --moe-buffer-abi "--moe-lower-grouped-experts=vector-width=8 row-tile=4" | FileCheck %s --check-prefix=PACK
 // RUN: moe-opt %s --moe-buffer-abi "--moe-lower-grouped-experts=vector-width=8 row-tile=4 pack-slice-bytes=64" | FileCheck %s --check-prefix=SLICED
+// RUN: moe-opt %s --moe-buffer-abi "--moe-lower-grouped-experts=vector-width=4 row-tile=4 pack-tiles=1" | FileCheck %s --check-prefix=PACKTMP
 // RUN: %if moe-pass-stats %{ moe-opt %s --moe-buffer-abi "--moe-lower-grouped-experts=vector-width=8 row-tile=4" -mlir-pass-statistics -o /dev/null 2>&1 | FileCheck %s --check-prefix=STATS %}
 
 // moe-lower-grouped-experts on FFN experts: two phases of work items, each
@@ -106,20 +107,39 @@
 // PACK:               } else {
 // PACK:                 scf.for %{{.*}} = %[[START]] to %[[END]] step %c4
 // PACK:         } {moe.parallel}
-//   Phase B, packed: the w2 outer products over the mid panels, then each
-//   valid lane scattered from a stack tile (one per parallel item) to its
-//   sorted row.
+//   Phase B, packed: the w2 outer products over the mid panels (6 w2 rows
+//   x 2 panels), then per panel the 6 accumulators (lane = row p) padded to
+//   8 and transposed (3 stages of 8 shuffles): row p's 6 columns are one
+//   masked store to out[p, first column], for the rows inside the group.
 // PACK:         scf.for
 // PACK:           scf.if
-// PACK:             memref.alloca_scope {
-// PACK:               %[[TMP:.*]] = memref.alloca() {{.*}} : memref<6x16xf32>
+// PACK-NOT:         memref.alloca
+// PACK:               %[[B:.*]]:12 = scf.for {{.*}} iter_args(
 // PACK:                   vector.load %[[PMID]]
 // PACK:                   memref.load %[[W2]]
 // PACK:                   vector.fma
-// PACK:                 vector.store %{{.*}}, %[[TMP]]
-// PACK:                   memref.load %[[TMP]]
-// PACK:                   memref.store %{{.*}}, %[[OUT:[a-z0-9_]+]][%{{.*}}, %{{.*}}] : memref<32x64xf32>
+// PACK:               %[[MASK:.*]] = vector.from_elements %true{{.*}}, %true{{.*}}, %true{{.*}}, %true{{.*}}, %true{{.*}}, %true{{.*}}, %false{{.*}}, %false{{.*}} : vector<8xi1>
+// PACK:               %[[T0:.*]] = vector.shuffle %[[B]]#0, %[[B]]#8 [0, 1, 2, 3, 8, 9, 10, 11]
+// PACK-COUNT-23:      vector.shuffle
+// PACK:               %[[IN:.*]] = arith.cmpi ult, %[[P:.*]], %{{.*}} : index
+// PACK-NEXT:          scf.if %[[IN]] {
+// PACK-NEXT:            vector.maskedstore %[[OUT:[a-z0-9_]+]][%[[P]], %{{.*}}], %[[MASK]], %{{.*}} : memref<32x64xf32>, vector<8xi1>, vector<8xf32>
+// PACK-COUNT-7:         vector.maskedstore %[[OUT]]
 // PACK:         } {moe.parallel}
+//   With 4 lanes and 12-row tiles (pack-tiles=1) the tile does not
+//   transpose: each valid lane is copied from a stack tile (one per
+//   parallel item) to its sorted row.
+// PACKTMP-LABEL: func.func @grouped_swiglu(
+// PACKTMP:         } {moe.parallel}
+// PACKTMP:         } {moe.parallel}
+// PACKTMP:           scf.if
+// PACKTMP:             memref.alloca_scope {
+// PACKTMP:               %[[TMP:.*]] = memref.alloca() {{.*}} : memref<12x4xf32>
+// PACKTMP:                   vector.fma
+// PACKTMP:                 vector.store %{{.*}}, %[[TMP]]
+// PACKTMP:                   memref.load %[[TMP]]
+// PACKTMP:                   memref.store %{{.*}}, %{{.*}}[%{{.*}}, %{{.*}}] : memref<32x64xf32>
+// PACKTMP:         } {moe.parallel}
 //   K-sliced (pack-slice-bytes=64, 2 rows x 8 K per slice): the partial sums
 //   live in panel-shaped scratch; only the last slice writes out.
 // SLICED-LABEL: func.func @grouped_swiglu(
