@@ -192,6 +192,15 @@ struct PackedKernel {
                       FinishFn finish) const {
     const int64_t mats = weights.size(), rows = rowIds.size(), nv = tiles.size();
     auto accIndex = [&](int64_t m, int64_t r, int64_t v) { return (m * rows + r) * nv + v; };
+    // The next tile's first row, kept so that all its rows exist (the rows
+    // of a tile are consecutive: PackedTile); one per matrix shape.
+    SmallVector<Value> nextBase;
+    for (int64_t m = 0; m < mats; ++m) {
+      auto type = cast<MemRefType>(weights[m].getType());
+      int64_t lastBase = std::max<int64_t>(0, type.getDimSize(type.getRank() - 2) - rows);
+      nextBase.push_back(arith::MinUIOp::create(
+          b, loc, arith::AddIOp::create(b, loc, rowIds[0], cIndex(b, loc, rows)), cIndex(b, loc, lastBase)));
+    }
     ValueRange done = emitForWithArgs(
         b, loc, k0, k1, accs,
         [&](OpBuilder &lb, Location l, Value k, ValueRange acc) -> SmallVector<Value> {
@@ -199,8 +208,8 @@ struct PackedKernel {
           Value zero = cIndex(lb, l, 0);
           for (int64_t v = 0; v < nv; ++v)
             xs.push_back(vector::LoadOp::create(lb, l, vecType, panels, ValueRange{tiles[v], k, zero}));
-          // Software prefetch of the next weight-row tile (rows + its row
-          // count, same k), one line per row every kLineFloats k: the
+          // Software prefetch of the next weight-row tile (nextBase + r,
+          // same k), one line per row every kLineFloats k: the
           // hardware prefetchers do not follow 2 x 6-12 row streams of
           // ~1 KB that all cross a line at the same k, so without it each
           // tile started with a burst of L3 misses (QW-P's experts see
@@ -214,12 +223,9 @@ struct PackedKernel {
             atLine = arith::AndIOp::create(lb, l, atLine, prefetchNext);
           scf::IfOp::create(lb, l, atLine, [&](OpBuilder &pb, Location pl) {
             for (int64_t m = 0; m < mats; ++m) {
-              auto type = cast<MemRefType>(weights[m].getType());
-              Value lastRow = cIndex(pb, pl, type.getDimSize(type.getRank() - 2) - 1);
               for (int64_t r = 0; r < rows; ++r) {
                 SmallVector<Value> idx(prefix);
-                idx.push_back(arith::MinUIOp::create(
-                    pb, pl, arith::AddIOp::create(pb, pl, rowIds[r], cIndex(pb, pl, rows)), lastRow));
+                idx.push_back(arith::AddIOp::create(pb, pl, nextBase[m], cIndex(pb, pl, r)));
                 idx.push_back(k);
                 memref::PrefetchOp::create(pb, pl, weights[m], idx, /*isWrite=*/false,
                                            /*localityHint=*/2, /*isDataCache=*/true);

@@ -63,13 +63,15 @@
 //   Phase A, packed groups: 2 panels x 3 rows of w1 and of w3 (12
 //   accumulators); each K step loads two panel vectors and broadcasts one
 //   weight per row, one FMA per (row, panel). Once per cache line of k, on
-//   the first panel tile (PT0), the next row tile's lines (rows + 3,
-//   clamped to row 127) are prefetched into L2.
+//   the first panel tile (PT0), the next row tile's lines (first row
+//   ROW0 + 3, clamped to 125 so its 3 rows exist) are prefetched into L2.
 // PACK:         scf.for
 // PACK:           scf.if
 // PACK:             scf.for
 // PACK:               scf.for %[[PT:[a-z0-9_]+]] = %[[PT0:[a-z0-9_]+]] to
 // PACK:               %[[FIRSTPT:.*]] = arith.cmpi eq, %[[PT]], %[[PT0]] : index
+// PACK:               %[[NEXT:.*]] = arith.addi %[[ROW0:[a-z0-9_]+]], %c3{{.*}} : index
+// PACK:               %[[NEXTB:.*]] = arith.minui %[[NEXT]], %c125{{.*}} : index
 // PACK:               %{{.*}}:12 = scf.for %[[K:[a-z0-9_]+]] = {{.*}} iter_args(
 // PACK:                 %[[XA:.*]] = vector.load %[[PX]][%{{.*}}, %[[K]], %{{.*}}] : memref<?x64x8xf32>, vector<8xf32>
 // PACK-NEXT:            %[[XB:.*]] = vector.load %[[PX]][%{{.*}}, %[[K]], %{{.*}}] : memref<?x64x8xf32>, vector<8xf32>
@@ -78,9 +80,8 @@
 // PACK-NEXT:            %[[ATLINE:.*]] = arith.cmpi eq, %[[KLOW]], %{{.*}} : index
 // PACK-NEXT:            %[[PF:.*]] = arith.andi %[[ATLINE]], %[[FIRSTPT]] : i1
 // PACK-NEXT:            scf.if %[[PF]] {
-// PACK:                   %[[NEXT:.*]] = arith.addi %[[ROW0:[a-z0-9_]+]], %c3{{.*}} : index
-// PACK-NEXT:              %[[NEXTC:.*]] = arith.minui %[[NEXT]], %c127{{.*}} : index
-// PACK-NEXT:              memref.prefetch %[[W1]][%{{.*}}, %[[NEXTC]], %[[K]]], read, locality<2>, data : memref<3x128x64xf32>
+// PACK:                   %[[R0:.*]] = arith.addi %[[NEXTB]], %c0{{.*}} : index
+// PACK-NEXT:              memref.prefetch %[[W1]][%{{.*}}, %[[R0]], %[[K]]], read, locality<2>, data : memref<3x128x64xf32>
 // PACK-COUNT-5:           memref.prefetch
 // PACK-NEXT:            }
 // PACK-NEXT:            %[[A:.*]] = memref.load %[[W1]][%{{.*}}, %[[ROW0]], %[[K]]] : memref<3x128x64xf32>
