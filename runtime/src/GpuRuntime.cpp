@@ -369,25 +369,12 @@ int moe_gpu_layer_num_results(const moe_gpu_layer *layer) {
   return layer ? int(layer->outputs.size()) : -1;
 }
 
-static int describeSig(const std::vector<moe::rt::TensorSig> &list, int index, moe_dtype *dtype,
-                       int32_t *rank, const int64_t **shape) {
-  if (index < 0 || index >= int(list.size()))
-    return fail(MOE_ERR_INVALID_ARGUMENT, "index " + std::to_string(index) + " out of range");
-  if (dtype)
-    *dtype = moe_dtype(list[index].dtype);
-  if (rank)
-    *rank = int32_t(list[index].shape.size());
-  if (shape)
-    *shape = list[index].shape.data();
-  return MOE_OK;
-}
-
 int moe_gpu_layer_arg(const moe_gpu_layer *layer, int index, moe_dtype *dtype, int32_t *rank,
                       const int64_t **shape) {
   clearError();
   if (int status = requireLayer(layer, "moe_gpu_layer_arg"))
     return status;
-  return describeSig(layer->inputs, index, dtype, rank, shape);
+  return moe::rt::describeTensor(layer->inputs, index, dtype, rank, shape);
 }
 
 int moe_gpu_layer_result(const moe_gpu_layer *layer, int index, moe_dtype *dtype,
@@ -395,7 +382,7 @@ int moe_gpu_layer_result(const moe_gpu_layer *layer, int index, moe_dtype *dtype
   clearError();
   if (int status = requireLayer(layer, "moe_gpu_layer_result"))
     return status;
-  return describeSig(layer->outputs, index, dtype, rank, shape);
+  return moe::rt::describeTensor(layer->outputs, index, dtype, rank, shape);
 }
 
 const char *moe_gpu_layer_arg_name(const moe_gpu_layer *layer, int index) {

@@ -167,6 +167,19 @@ int checkTensors(const std::vector<TensorSig> &argSigs, const std::vector<Tensor
     *tokensOut = tokens;
   return MOE_OK;
 }
+int describeTensor(const std::vector<TensorSig> &list, int index, moe_dtype *dtype, int32_t *rank,
+                   const int64_t **shape) {
+  if (index < 0 || index >= int(list.size()))
+    return fail(MOE_ERR_INVALID_ARGUMENT, "index " + std::to_string(index) + " out of range");
+  if (dtype)
+    *dtype = moe_dtype(list[index].dtype);
+  if (rank)
+    *rank = int32_t(list[index].shape.size());
+  if (shape)
+    *shape = list[index].shape.data();
+  return MOE_OK;
+}
+
 } // namespace moe::rt
 
 using namespace moe::rt;
@@ -345,19 +358,6 @@ void moe_layer_close(moe_layer *layer) {
 int moe_layer_num_args(const moe_layer *layer) { return layer ? int(layer->sig->args.size()) : -1; }
 int moe_layer_num_results(const moe_layer *layer) {
   return layer ? int(layer->sig->results.size()) : -1;
-}
-
-static int describeTensor(const std::vector<TensorSig> &list, int index, moe_dtype *dtype,
-                          int32_t *rank, const int64_t **shape) {
-  if (index < 0 || index >= int(list.size()))
-    return fail(MOE_ERR_INVALID_ARGUMENT, "index " + std::to_string(index) + " out of range");
-  if (dtype)
-    *dtype = moe_dtype(list[index].dtype);
-  if (rank)
-    *rank = int32_t(list[index].shape.size());
-  if (shape)
-    *shape = list[index].shape.data();
-  return MOE_OK;
 }
 
 int moe_layer_arg(const moe_layer *layer, int index, moe_dtype *dtype, int32_t *rank,

@@ -47,6 +47,12 @@ int checkTensors(const std::vector<TensorSig> &argSigs, const std::vector<Tensor
                  const std::string &name, const moe_tensor *args, int num_args,
                  const moe_tensor *results, int num_results, int64_t *tokens);
 
+/// moe_layer_arg / moe_gpu_layer_arg and the result variants: entry `index`
+/// of `list` into the non-null out-pointers; MOE_ERR_INVALID_ARGUMENT (with
+/// the message) when `index` is out of range.
+int describeTensor(const std::vector<TensorSig> &list, int index, moe_dtype *dtype, int32_t *rank,
+                   const int64_t **shape);
+
 /// The number of elements of a checked tensor.
 int64_t numElements(const moe_tensor &t);
 
