@@ -22,6 +22,8 @@
 #include <string>
 #include <unistd.h>
 #include <atomic>
+#include <chrono>
+#include <thread>
 
 using namespace moe;
 using ref::DType;
@@ -351,6 +353,22 @@ TEST(ThreadPool, EveryIterationRunsExactlyOnce) {
     }
   }
   EXPECT_EQ(moe_set_num_threads(0), MOE_ERR_INVALID_ARGUMENT);
+}
+
+TEST(ThreadPool, WorkersPastTheirSpinWindowAreWokenForTheNextLoop) {
+  // Workers spin ~200 us after a loop, then sleep: loops posted back to
+  // back (caught spinning) and after a pause (asleep) must both run every
+  // iteration once.
+  ASSERT_EQ(moe_set_num_threads(3), MOE_OK);
+  for (int pauseMicros : {0, 50, 2000}) {
+    for (int repeat = 0; repeat < 10; ++repeat) {
+      Hits hits(64);
+      moe_rt_parallel_for(64, countBody, &hits);
+      for (int i = 0; i < 64; ++i)
+        ASSERT_EQ(hits.count[i].load(), 1) << "pause " << pauseMicros << " repeat " << repeat;
+      std::this_thread::sleep_for(std::chrono::microseconds(pauseMicros));
+    }
+  }
 }
 
 TEST(ThreadPool, NestedLoopsRunInline) {
