@@ -102,7 +102,9 @@ def MoeLowerGroupedExperts : Pass<"moe-lower-grouped-experts", "func::FuncOp"> {
     and both GEMMs are outer-product register blocks (one broadcast weight
     element times `pack-tiles` panel vectors per FMA group, no horizontal
     reductions), the first writing the intermediate directly in the second's
-    panel layout. Experts with fewer rows (decode) use dot-product register
+    panel layout. With 24 or more accumulators (AVX-512) and `pack-tiles`
+    left to the host, experts with enough panels take 3-panel tiles and the
+    others 2-panel tiles (two kernel bodies per phase). Experts with fewer rows (decode) use dot-product register
     blocks of `row-tile` rows x as many weight rows as the vector registers
     allow, which read the weights with full-width vector loads.
     LoRA experts run per (expert, row tile) item over base projections
@@ -126,7 +128,7 @@ def MoeLowerGroupedExperts : Pass<"moe-lower-grouped-experts", "func::FuncOp"> {
            "FFN experts: groups with at least this many rows use the packed outer-product kernel "
            "(0: never; -1: from the vector width)">,
     Option<"packTiles", "pack-tiles", "int64_t", "0",
-           "FFN experts, packed kernel: row panels sharing each broadcast weight (0: from the host)">,
+           "FFN experts, packed kernel: row panels sharing each broadcast weight (0: from the host: 2, and 3 for experts with enough panels when there are 24+ accumulators)">,
     Option<"packSliceBytes", "pack-slice-bytes", "int64_t", "0",
            "FFN experts, packed kernel: bytes of the panels' K slice (L1-sized; 0: 32 KiB)">,
     Option<"packRowsOuter", "pack-rows-outer", "bool", "true",

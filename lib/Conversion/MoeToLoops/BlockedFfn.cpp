@@ -378,10 +378,41 @@ void mlir::moe::lowering::emitBlockedFfn(
   // into `panelsX` (its gather folded in); phase A writes its output as
   // panels (`panelsMid`), which is exactly phase B's input layout.
   const bool packing = cfg.packMinRows > 0;
-  const int64_t nvMax = std::max<int64_t>(1, cfg.packTiles);
+  // Panels per register tile: `packTiles`, and with `packTilesWide` a
+  // second kernel body with that many, which groups of enough panels take
+  // (emitTileVariants). Buffers and K slices are sized for the wider.
+  const int64_t nvNarrow = std::max<int64_t>(1, cfg.packTiles);
+  const int64_t nvWide = cfg.packTilesWide > nvNarrow ? cfg.packTilesWide : 0;
+  const int64_t nvMax = std::max(nvNarrow, nvWide);
   const int64_t matsA = gated ? 2 : 1;
   auto rowsFor = [&](int64_t mats, int64_t nv) {
     return std::min<int64_t>(12, std::max<int64_t>(1, cfg.accumulators / (mats * nv)));
+  };
+  // A group of n panels takes the wide tiles when their padded panel count,
+  // discounted by the wide kernel's measured advantage (1.2x: MIX-P's
+  // groups of 8 panels ran 6 % faster in 3-panel tiles, padding included),
+  // is below the narrow tiles': n = 3, 5..9, 11.. with 3 vs 2.
+  auto emitTileVariants = [&](OpBuilder &vb, Location vl, Value tb, Value te,
+                              function_ref<void(OpBuilder &, Location, int64_t)> fn) {
+    if (!nvWide)
+      return fn(vb, vl, nvNarrow);
+    Value n = arith::SubIOp::create(vb, vl, te, tb);
+    auto padded = [&](int64_t nv, int64_t weight) {
+      return arith::MulIOp::create(vb, vl, arith::CeilDivUIOp::create(vb, vl, n, cIndex(vb, vl, nv)),
+                                   cIndex(vb, vl, nv * weight));
+    };
+    Value wide = arith::CmpIOp::create(vb, vl, arith::CmpIPredicate::ult, padded(nvWide, 5),
+                                       padded(nvNarrow, 6));
+    scf::IfOp::create(
+        vb, vl, wide,
+        [&](OpBuilder &tb2, Location tl) {
+          fn(tb2, tl, nvWide);
+          scf::YieldOp::create(tb2, tl);
+        },
+        [&](OpBuilder &eb, Location el) {
+          fn(eb, el, nvNarrow);
+          scf::YieldOp::create(eb, el);
+        });
   };
   auto sliceLen = [&](int64_t k) {
     int64_t kc = std::min(k, std::max<int64_t>(1, cfg.packSliceBytes / (nvMax * width * 4)));
@@ -566,7 +597,7 @@ void mlir::moe::lowering::emitBlockedFfn(
   const int64_t blocksA = (inter + blockA - 1) / blockA;
   const SmallVector<int64_t> extentsA{blockA, inter - (blocksA - 1) * blockA};
   // A weight-row tile never exceeds a block (PackedTile shifts the last).
-  const int64_t rowsA = std::min(rowsFor(matsA, nvMax), *llvm::min_element(extentsA));
+  auto rowsAFor = [&](int64_t nv) { return std::min(rowsFor(matsA, nv), *llvm::min_element(extentsA)); };
   emitItems(b, loc, numGroups, blocksA, cfg.parallel,
             [&](OpBuilder &ib, Location l, Value g, Value blk) {
     auto [start, end] = groupRange(ib, l, g);
@@ -581,7 +612,8 @@ void mlir::moe::lowering::emitBlockedFfn(
       PackedKernel kernel{width, vecType, mats, prefixOf(g), panelsX};
       emitSlices(pb, pl, h, kcA, slicesA, [&](OpBuilder &sb, Location sl, Value k0, Value k1, Value first,
                                                Value last) {
-        emitPackedTiles(sb, sl, i0, i1, rowsA, tb, te, nvMax, cfg.packRowsOuter,
+        emitTileVariants(sb, sl, tb, te, [&](OpBuilder &vb, Location vl, int64_t nv) {
+          emitPackedTiles(vb, vl, i0, i1, rowsAFor(nv), tb, te, nv, cfg.packRowsOuter,
                         [&](OpBuilder &cb, Location cl, const PackedTile &tile) {
             Value zero = cIndex(cb, cl, 0);
             const int64_t rows = tile.rowIds.size(), nv = tile.tiles.size();
@@ -626,6 +658,7 @@ void mlir::moe::lowering::emitBlockedFfn(
                       });
                 });
         });
+        });
       });
     };
     // Dot products: mid[p, i] for the group's rows p in tiles of `mr`.
@@ -669,7 +702,8 @@ void mlir::moe::lowering::emitBlockedFfn(
   const int64_t blockB = balancedBlock(h, roundDown(cfg.blockBytes / (4 * kc), nrB), nrB);
   const int64_t blocksB = (h + blockB - 1) / blockB;
   const SmallVector<int64_t> extentsB{blockB, h - (blocksB - 1) * blockB};
-  const int64_t rowsB = std::min(rowsFor(1, nvMax), *llvm::min_element(extentsB));
+  auto rowsBFor = [&](int64_t nv) { return std::min(rowsFor(1, nv), *llvm::min_element(extentsB)); };
+  const int64_t rowsB = std::max(rowsBFor(nvNarrow), nvWide ? rowsBFor(nvWide) : 0);
   emitItems(b, loc, numGroups, blocksB, cfg.parallel,
             [&](OpBuilder &ib, Location l, Value g, Value blk) {
     auto [start, end] = groupRange(ib, l, g);
@@ -701,7 +735,8 @@ void mlir::moe::lowering::emitBlockedFfn(
       PackedKernel kernel{width, vecType, {ops.w2}, prefixOf(g), panelsMid};
       emitSlices(ab, pl, inter, kcB, slicesB, [&](OpBuilder &sb, Location sl, Value k0, Value k1,
                                                   Value first, Value last) {
-        emitPackedTiles(sb, sl, c0, c1, rowsB, tb, te, nvMax, cfg.packRowsOuter,
+        emitTileVariants(sb, sl, tb, te, [&](OpBuilder &vb, Location vl, int64_t nv) {
+          emitPackedTiles(vb, vl, c0, c1, rowsBFor(nv), tb, te, nv, cfg.packRowsOuter,
                         [&](OpBuilder &cb, Location cl, const PackedTile &tile) {
             Value zero = cIndex(cb, cl, 0);
             const int64_t rows = tile.rowIds.size(), nv = tile.tiles.size();
@@ -795,6 +830,7 @@ void mlir::moe::lowering::emitBlockedFfn(
                         scf::YieldOp::create(nb, nl);
                       });
                 });
+        });
         });
       });
       if (!transposed && cfg.parallel)

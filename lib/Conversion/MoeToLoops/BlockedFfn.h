@@ -25,6 +25,9 @@ struct BlockedFfnConfig {
   // panels' slice takes `packSliceBytes` (L1).
   int64_t packMinRows = 8;
   int64_t packTiles = 2;
+  // When > packTiles: a second packed body with this many panels per tile,
+  // taken by groups with enough panels (0: none).
+  int64_t packTilesWide = 0;
   int64_t packSliceBytes = 32 * 1024;
   // Weight-row tiles outside the panel tiles: one weight tile (from DRAM)
   // is reused from L1 across all of the group's panels, which stream from

@@ -348,6 +348,12 @@ struct LowerGroupedExpertsPass
     // weight loads win.
     cfg.packMinRows = packMinRows >= 0 ? packMinRows : cfg.width / 2;
     cfg.packTiles = packTiles > 0 ? packTiles : 2;
+    // With 24 accumulators a 3-panel tile (4 + 4 rows in phase A, 8 in B)
+    // beats 2 panels x 6 + 6 rows on large experts (fewer weight rows in
+    // flight share the L1 sets a 4 KiB row stride maps them to: MIX-P 6 %
+    // faster) but pads small ones (QW-P's 2-panel experts 5 % slower), so
+    // both bodies are emitted and each expert takes the cheaper.
+    cfg.packTilesWide = packTiles <= 0 && cfg.accumulators >= 24 ? 3 : 0;
     if (packSliceBytes > 0)
       cfg.packSliceBytes = packSliceBytes;
     cfg.packRowsOuter = packRowsOuter;

@@ -4,6 +4,7 @@
 // RUN: moe-opt %s --moe-buffer-abi "--moe-lower-grouped-experts=vector-width=8 row-tile=4" | FileCheck %s --check-prefix=PACK
 // RUN: moe-opt %s --moe-buffer-abi "--moe-lower-grouped-experts=vector-width=8 row-tile=4 pack-slice-bytes=64" | FileCheck %s --check-prefix=SLICED
 // RUN: moe-opt %s --moe-buffer-abi "--moe-lower-grouped-experts=vector-width=4 row-tile=4 pack-tiles=1" | FileCheck %s --check-prefix=PACKTMP
+// RUN: moe-opt %s --moe-buffer-abi "--moe-lower-grouped-experts=vector-width=16 row-tile=8" | FileCheck %s --check-prefix=WIDE
 // RUN: %if moe-pass-stats %{ moe-opt %s --moe-buffer-abi "--moe-lower-grouped-experts=vector-width=8 row-tile=4" -mlir-pass-statistics -o /dev/null 2>&1 | FileCheck %s --check-prefix=STATS %}
 
 // moe-lower-grouped-experts on FFN experts: two phases of work items, each
@@ -130,6 +131,32 @@
 //   With 4 lanes and 12-row tiles (pack-tiles=1) the tile does not
 //   transpose: each valid lane is copied from a stack tile (one per
 //   parallel item) to its sorted row.
+//   16 lanes (24 accumulators): phase A has two packed bodies, 3 panels x
+//   (4 + 4) rows for groups whose padded panel count (x 5) is below the
+//   2-panel one's (x 6), else 2 panels x (6 + 6) rows.
+// WIDE-LABEL: func.func @grouped_swiglu(
+// WIDE:         } {moe.parallel}
+// WIDE:             %[[N:.*]] = arith.subi %[[TE:[a-z0-9_]+]], %[[TB:[a-z0-9_]+]] : index
+// WIDE-NEXT:        %[[C3:.*]] = arith.constant 3 : index
+// WIDE-NEXT:        %[[T3:.*]] = arith.ceildivui %[[N]], %[[C3]] : index
+// WIDE-NEXT:        %[[C15:.*]] = arith.constant 15 : index
+// WIDE-NEXT:        %[[P3:.*]] = arith.muli %[[T3]], %[[C15]] : index
+// WIDE-NEXT:        %[[C2:.*]] = arith.constant 2 : index
+// WIDE-NEXT:        %[[T2:.*]] = arith.ceildivui %[[N]], %[[C2]] : index
+// WIDE-NEXT:        %[[C12:.*]] = arith.constant 12 : index
+// WIDE-NEXT:        %[[P2:.*]] = arith.muli %[[T2]], %[[C12]] : index
+// WIDE-NEXT:        %[[USEWIDE:.*]] = arith.cmpi ult, %[[P3]], %[[P2]] : index
+// WIDE-NEXT:        scf.if %[[USEWIDE]] {
+// WIDE:               scf.for %{{.*}} step %c4
+// WIDE:                 scf.for %{{.*}} = %[[TB]] to %[[TE]] step %c3
+// WIDE:                   %{{.*}}:24 = scf.for
+// WIDE-COUNT-3:             vector.load %{{.*}} : memref<?x64x16xf32>, vector<16xf32>
+// WIDE:             } else {
+// WIDE:               scf.for %{{.*}} step %c6
+// WIDE:                 scf.for %{{.*}} = %[[TB]] to %[[TE]] step %c2
+// WIDE:                   %{{.*}}:24 = scf.for
+// WIDE-COUNT-2:             vector.load %{{.*}} : memref<?x64x16xf32>, vector<16xf32>
+// WIDE:         } {moe.parallel}
 // PACKTMP-LABEL: func.func @grouped_swiglu(
 // PACKTMP:         } {moe.parallel}
 // PACKTMP:         } {moe.parallel}
