@@ -403,16 +403,9 @@ void mlir::moe::lowering::emitBlockedFfn(
     };
     Value wide = arith::CmpIOp::create(vb, vl, arith::CmpIPredicate::ult, padded(nvWide, 5),
                                        padded(nvNarrow, 6));
-    scf::IfOp::create(
-        vb, vl, wide,
-        [&](OpBuilder &tb2, Location tl) {
-          fn(tb2, tl, nvWide);
-          scf::YieldOp::create(tb2, tl);
-        },
-        [&](OpBuilder &eb, Location el) {
-          fn(eb, el, nvNarrow);
-          scf::YieldOp::create(eb, el);
-        });
+    emitIfThenElse(
+        vb, vl, wide, [&](OpBuilder &tb2, Location tl) { fn(tb2, tl, nvWide); },
+        [&](OpBuilder &eb, Location el) { fn(eb, el, nvNarrow); });
   };
   auto sliceLen = [&](int64_t k) {
     int64_t kc = std::min(k, std::max<int64_t>(1, cfg.packSliceBytes / (nvMax * width * 4)));
@@ -533,16 +526,8 @@ void mlir::moe::lowering::emitBlockedFfn(
     Value te = memref::LoadOp::create(ib, l, tileOff,
                                       ValueRange{arith::AddIOp::create(ib, l, g, cIndex(ib, l, 1))});
     Value packed = arith::CmpIOp::create(ib, l, arith::CmpIPredicate::ult, tb, te);
-    scf::IfOp::create(
-        ib, l, packed,
-        [&](OpBuilder &tb2, Location tl) {
-          then(tb2, tl, tb, te);
-          scf::YieldOp::create(tb2, tl);
-        },
-        [&](OpBuilder &eb, Location el) {
-          otherwise(eb, el);
-          scf::YieldOp::create(eb, el);
-        });
+    emitIfThenElse(
+        ib, l, packed, [&](OpBuilder &tb2, Location tl) { then(tb2, tl, tb, te); }, otherwise);
   };
 
   // With packing on, only groups below pack-min-rows come here (decode,
@@ -577,18 +562,14 @@ void mlir::moe::lowering::emitBlockedFfn(
     Value few = arith::CmpIOp::create(
         db, dl, arith::CmpIPredicate::ult,
         arith::MulIOp::create(db, dl, n, cIndex(db, dl, 2)), cIndex(db, dl, mr));
-    scf::IfOp::create(
+    emitIfThenElse(
         db, dl, few,
         [&](OpBuilder &tb, Location tl) {
           emitFor(tb, tl, start, end, [&](OpBuilder &rb, Location rl, Value p) {
             body(rb, rl, p, 1, {p});
           });
-          scf::YieldOp::create(tb, tl);
         },
-        [&](OpBuilder &eb, Location el) {
-          clampedTiles(eb, el);
-          scf::YieldOp::create(eb, el);
-        });
+        clampedTiles);
   };
   // Phase A: mid[p, i] = act(w1[i] · x[t]) (* w3[i] · x[t]).
   const int64_t nrA = std::max<int64_t>(1, cfg.accumulators / (mr * matsA));
@@ -646,16 +627,9 @@ void mlir::moe::lowering::emitBlockedFfn(
                   };
                   if (slicesA == 1)
                     return store(fb, fl, true);
-                  scf::IfOp::create(
-                      fb, fl, last,
-                      [&](OpBuilder &yb, Location yl) {
-                        store(yb, yl, true);
-                        scf::YieldOp::create(yb, yl);
-                      },
-                      [&](OpBuilder &nb, Location nl) {
-                        store(nb, nl, false);
-                        scf::YieldOp::create(nb, nl);
-                      });
+                  emitIfThenElse(
+                      fb, fl, last, [&](OpBuilder &yb, Location yl) { store(yb, yl, true); },
+                      [&](OpBuilder &nb, Location nl) { store(nb, nl, false); });
                 });
         });
         });
@@ -814,12 +788,8 @@ void mlir::moe::lowering::emitBlockedFfn(
                   };
                   if (slicesB == 1)
                     return scatter(fb, fl);
-                  scf::IfOp::create(
-                      fb, fl, last,
-                      [&](OpBuilder &yb, Location yl) {
-                        scatter(yb, yl);
-                        scf::YieldOp::create(yb, yl);
-                      },
+                  emitIfThenElse(
+                      fb, fl, last, [&](OpBuilder &yb, Location yl) { scatter(yb, yl); },
                       [&](OpBuilder &nb, Location nl) {
                         for (int64_t r = 0; r < rows; ++r)
                           for (int64_t v = 0; v < nv; ++v)
@@ -827,7 +797,6 @@ void mlir::moe::lowering::emitBlockedFfn(
                               vector::StoreOp::create(wb, wl, accs[r * nv + v], panelsAcc,
                                                       ValueRange{tile.tiles[v], tile.rowIds[r], zero});
                             });
-                        scf::YieldOp::create(nb, nl);
                       });
                 });
         });

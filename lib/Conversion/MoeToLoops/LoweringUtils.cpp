@@ -313,6 +313,21 @@ ValueRange emitIfElse(
   return ifOp.getResults();
 }
 
+void emitIfThenElse(OpBuilder &b, Location loc, Value cond,
+                    function_ref<void(OpBuilder &, Location)> thenBody,
+                    function_ref<void(OpBuilder &, Location)> elseBody) {
+  scf::IfOp::create(
+      b, loc, cond,
+      [&](OpBuilder &tb, Location tl) {
+        thenBody(tb, tl);
+        scf::YieldOp::create(tb, tl);
+      },
+      [&](OpBuilder &eb, Location el) {
+        elseBody(eb, el);
+        scf::YieldOp::create(eb, el);
+      });
+}
+
 std::pair<Value, Value> emitArgmax(OpBuilder &b, Location loc, Value buf,
                                    Value masked, int64_t n) {
   Value negInf = cF32(b, loc, -std::numeric_limits<float>::infinity());

@@ -121,6 +121,12 @@ ValueRange emitIfElse(
     function_ref<SmallVector<Value>(OpBuilder &, Location)> thenBody,
     function_ref<SmallVector<Value>(OpBuilder &, Location)> elseBody);
 
+/// scf.if with no results: `thenBody` or `elseBody` (each builds its region
+/// before the yield this adds).
+void emitIfThenElse(OpBuilder &b, Location loc, Value cond,
+                    function_ref<void(OpBuilder &, Location)> thenBody,
+                    function_ref<void(OpBuilder &, Location)> elseBody);
+
 /// Scalar argmax over buf[0..n) skipping entries where `masked` (i1 buffer,
 /// may be null) is set; returns (index as index, value). Ties: lower index.
 std::pair<Value, Value> emitArgmax(OpBuilder &b, Location loc, Value buf,
