@@ -21,6 +21,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "BenchLayers.h"
 #include "moe/ExecutionEngine/CompiledFunction.h"
 #include "moe/InitAll.h"
 #include "moe/Reference/Interpreter.h"
@@ -57,6 +58,11 @@ static llvm::cl::opt<std::string> caseFilter("cases", llvm::cl::cat(benchCategor
 static llvm::cl::opt<int> checkTokens("check-tokens", llvm::cl::cat(benchCategory),
                                       llvm::cl::desc("tokens checked against the reference"),
                                       llvm::cl::init(4));
+
+static llvm::cl::opt<bool> contention(
+    "contention", llvm::cl::cat(benchCategory),
+    llvm::cl::desc("layer time idle and next to CPU hogs on one and on every core, with the "
+                   "whole pool and with one thread (see bench/Contention.cpp)"));
 
 static llvm::cl::opt<std::string> pipelineOptions(
     llvm::cl::cat(benchCategory),
@@ -169,14 +175,7 @@ static double measureReadGBps() {
 // The cases.
 //===----------------------------------------------------------------------===//
 
-struct Shape {
-  std::string name;
-  int64_t e, k, h, inter, t;
-  bool zipf; // oracle routing drawn from Zipf(1.2) instead of a softmax router
-  bool decode() const { return t <= 8; }
-};
-
-static std::string layerText(const Shape &s) {
+std::string layerText(const Shape &s) {
   auto ty = [](std::initializer_list<int64_t> dims) {
     std::string r = "tensor<";
     for (int64_t d : dims)
@@ -458,6 +457,8 @@ int main(int argc, char **argv) {
   mlir::DialectRegistry registry;
   moe::registerAllDialects(registry);
   mlir::MLIRContext ctx(registry);
+  if (contention)
+    return runContentionBench(ctx, pipelineOptions);
   openblas_set_num_threads(numThreads());
 
   std::vector<Shape> shapes = {

@@ -101,8 +101,15 @@ int moe_run_packed(moe_packed_fn fn, const moe_signature *sig, const char *name,
                    const moe_tensor *args, int num_args, moe_tensor *results,
                    int num_results);
 
-/* The thread pool compiled layers run their parallel loops on: sized to the
- * machine (or MOE_NUM_THREADS), the calling thread included. */
+/* The thread pool compiled layers run their parallel loops on, the calling
+ * thread included: MOE_NUM_THREADS threads when set, else as many as the
+ * CPUs this process may use (its affinity mask, capped by the cgroup CPU
+ * quota). A loop never waits for a worker that has not started: the caller
+ * claims the remaining items itself. Workers spin briefly between loops
+ * unless the machine is oversubscribed (MOE_POOL_SPIN=always|never
+ * overrides). Several threads may run layers at once: the pool serves one
+ * loop at a time, and a loop posted while it is busy runs on its caller's
+ * thread alone. */
 int moe_get_num_threads(void);
 /* Resizes the pool; not to be called while a layer runs. */
 int moe_set_num_threads(int threads);
@@ -111,6 +118,21 @@ int moe_set_num_threads(int threads);
  * Called by compiled code. */
 typedef void (*moe_parallel_body)(void *ctx, int64_t begin, int64_t end);
 void moe_rt_parallel_for(int64_t n, moe_parallel_body fn, void *ctx);
+
+/* What the pool has done since the process started (counters only grow;
+ * moe_set_num_threads keeps them). */
+typedef struct moe_thread_pool_stats {
+  int threads;                /* pool size, the calling thread included */
+  int spinning;               /* 1 if idle workers spin now, 0 if they sleep
+                                 (the machine looked oversubscribed) */
+  uint64_t loops;             /* loops shared with the workers */
+  uint64_t loops_inline;      /* loops run by their caller alone: one item,
+                                 one thread, pool busy or nested */
+  uint64_t items_by_callers;  /* items of shared loops run by their caller */
+  uint64_t items_by_workers;  /* items of shared loops run by workers */
+  uint64_t worker_wakeups;    /* loops that had to wake sleeping workers */
+} moe_thread_pool_stats;
+moe_thread_pool_stats moe_get_thread_pool_stats(void);
 
 /* Scratch memory statistics of this thread's allocator: bytes obtained from
  * malloc, and allocations served from memory kept from earlier calls. */
