@@ -199,6 +199,53 @@ class ErrorTest(unittest.TestCase):
         with self.assertRaisesRegex(KeyError, "no function 'nope'"):
             moec.compile(ex.mixtral(H=8, E=2, I=8, k=1), entry="nope")
 
+    def test_only_function_is_the_default_entry(self):
+        """A module with one function, whatever its name, needs no entry=."""
+        text = (EXAMPLES / "mixtral.mlir").read_text().replace("@main", "@mixtral")
+        fn = moec.compile(text)
+        self.assertEqual(fn.entry, "mixtral")
+        args = moec.random_inputs(text, tokens=5, seed=1)
+        self.assertEqual(args[0].shape, (5, 64))
+        self.assertLessEqual(ref.rel_error(fn(*args), moec.reference(text, *args)), 1e-4)
+
+    def test_several_functions_default_to_main_else_list_them(self):
+        a, b = ex.mixtral(H=8, E=2, I=8, k=1), ex.threshold_skip(H=8, I=8)
+        b.name = "skip"
+        self.assertEqual(moec.compile(a.to_mlir() + b.to_mlir()).entry, "main")
+        a.name = "moe"
+        text = a.to_mlir() + b.to_mlir()
+        for call in (lambda: moec.compile(text), lambda: moec.random_inputs(text, tokens=2),
+                     lambda: moec.reference(text)):
+            with self.assertRaisesRegex(KeyError, "the module has several functions "
+                                                  r"\('moe', 'skip'\) and none is 'main': "
+                                                  "pass entry=NAME"):
+                call()
+        self.assertEqual(moec.compile(text, entry="skip").entry, "skip")
+
+    def test_compile_takes_a_path_string(self):
+        """moec.compile("examples/x.mlir") loads the file (it used to parse the
+        path as MLIR text and report a syntax error at <string>:1:1)."""
+        fn = moec.compile(str(EXAMPLES / "hash.mlir"))
+        self.assertEqual(fn.argument_names[0], "x")
+        self.assertEqual(fn.module.filename, str(EXAMPLES / "hash.mlir"))
+        cwd = os.getcwd()
+        try:
+            os.chdir(ROOT)
+            self.assertEqual(moec.compile("examples/hash.mlir").entry, "main")
+            self.assertEqual([a.shape for a in moec.random_inputs("examples/hash.mlir", tokens=3)][:2], [(3, 64), (3,)])
+            with self.assertRaises(FileNotFoundError) as cm:
+                moec.compile("examples/x.mlir")
+        finally:
+            os.chdir(cwd)
+        self.assertEqual(str(cm.exception),
+                         "no such file 'examples/x.mlir' (moec.load takes a path; moec.compile "
+                         "takes a Layer, a module or MLIR text)")
+        # MLIR text is still text, also on one line.
+        one_line = "func.func @f(%x: tensor<?x8xf32>) -> tensor<?x8xf32> { return %x : tensor<?x8xf32> }"
+        self.assertEqual(moec.parse(one_line).functions(), ["f"])
+        with self.assertRaises(moec.CompileError):
+            moec.compile("func.func @f(")
+
     def test_targets(self):
         """Every target compiles; the GPU ones are tested in test_gpu.py."""
         self.assertEqual(moec.TARGETS, ("cpu", "gpu-host", "nvptx"))
