@@ -44,13 +44,15 @@ converted or copied: pass C-contiguous float32 / int32 / int64 arrays of
 the declared element type.
 
 Results: a function with one result returns one array, otherwise a tuple.
+``out=``: one array for a function with one result, or a tuple/list with
+one array per result.
 """
 
 from __future__ import annotations
 
 import os
 import pathlib
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Tuple, Union
 
 import numpy as _np
 
@@ -194,10 +196,23 @@ class _CompiledBase:
     def compile_seconds(self) -> float:
         return self._fn.compile_seconds
 
-    def __call__(self, *arrays, out: Optional[Sequence[_np.ndarray]] = None):
+    def __call__(self, *arrays, out=None):
+        """``out``: None, one array (a function with one result) or a
+        tuple/list of arrays, one per result."""
         arrays = [_from_dlpack(a) for a in arrays]
         if out is not None:
-            out = [_from_dlpack(a) for a in out]
+            if isinstance(out, (list, tuple)):
+                out = [_from_dlpack(a) for a in out]
+            elif isinstance(out, _np.ndarray) or hasattr(out, "__dlpack__"):
+                # One array is the one result, never a sequence of its rows.
+                n = len(self.signature[1])
+                if n != 1:
+                    raise TypeError(f"out= is one array but '{self.entry}' has {n} results: "
+                                    f"pass a tuple of {n} arrays")
+                out = [_from_dlpack(out)]
+            else:
+                raise TypeError("out= takes an array or a tuple/list of arrays, got "
+                                f"{type(out).__name__}")
         return _results(self._fn.run(arrays, out))
 
 
@@ -206,8 +221,10 @@ class Compiled(_CompiledBase):
     target="gpu-host", through the GPU's block/thread-mapped stage).
 
     Call it with one array per argument: ``fn(x, gate, ...)``; ``out=`` takes
-    preallocated result arrays (written only on success).  Inputs are read in
-    place (zero copy) and must be C-contiguous with the declared dtype."""
+    preallocated result arrays (written only on success): one array for a
+    function with one result, or a tuple/list of one array per result.
+    Inputs are read in place (zero copy) and must be C-contiguous with the
+    declared dtype."""
 
     # Overridden only for the docstring: each target has its own stages.
     @property

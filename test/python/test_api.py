@@ -454,6 +454,47 @@ class BuffersTest(unittest.TestCase):
         with self.assertRaisesRegex(TypeError, "out #0: expected dtype float32"):
             self.fn(*self.args, out=[np.empty((9, 16), np.float64)])
 
+    def test_out_takes_a_single_array_for_a_single_result(self):
+        """out=array (the natural spelling for one result) is that result;
+        it used to be iterated as a sequence of its rows ('out= must hold 1
+        arrays, got 9')."""
+        want = self.fn(*self.args)
+        out = np.full((9, 16), np.nan, np.float32)
+        got = self.fn(*self.args, out=out)
+        self.assertIs(got, out)
+        np.testing.assert_array_equal(out, want)
+        # A tuple or list of one array, as before.
+        for wrap in (tuple, list):
+            out = np.full((9, 16), np.nan, np.float32)
+            self.assertIs(self.fn(*self.args, out=wrap([out])), out)
+            np.testing.assert_array_equal(out, want)
+        # Checked like any out= array, and left untouched when rejected.
+        bad = np.full((8, 16), 7.0, np.float32)
+        with self.assertRaisesRegex(ValueError, r"out #0.*expected shape \[9, 16\]"):
+            self.fn(*self.args, out=bad)
+        self.assertTrue((bad == 7.0).all())
+        with self.assertRaisesRegex(TypeError, "out= takes an array or a tuple/list of arrays, "
+                                               "got int"):
+            self.fn(*self.args, out=5)
+
+    def test_out_single_array_for_two_results_is_refused(self):
+        L = moec.Layer(hidden=8, name="two")
+        x = L.hidden()
+        w = L.ffn_weights(8, "relu")
+        v = L.ffn_weights(8, "relu", prefix="v")
+        L.output(L.ffn(x, "relu", **w), L.ffn(x, "relu", **v))
+        fn = moec.compile(L)
+        args = moec.random_inputs(L, tokens=3, seed=2)
+        out = np.full((2, 3, 8), 7.0, np.float32)
+        with self.assertRaisesRegex(TypeError, "out= is one array but 'two' has 2 results: "
+                                               "pass a tuple of 2 arrays"):
+            fn(*args, out=out)
+        self.assertTrue((out == 7.0).all())
+        a, b = fn(*args, out=(out[0], out[1]))
+        self.assertIs(a.base, out)
+        np.testing.assert_array_equal(out[0], fn(*args)[0])
+        np.testing.assert_array_equal(out[1], fn(*args)[1])
+
     def test_out_cannot_alias_an_input(self):
         with self.assertRaisesRegex(ValueError, r"out #0 overlaps argument #0 \('x'\)"):
             self.fn(*self.args, out=[self.args[0]])
