@@ -1,7 +1,7 @@
 """moec: build, compile and run adaptive-computation layers (the ``moe`` dialect).
 
     import numpy as np, moec
-    fn = moec.compile(open("examples/mixtral.mlir").read())     # or a moec.Layer
+    fn = moec.compile("examples/mixtral.mlir")                  # or a moec.Layer, MLIR text
     y = fn(x, gate, w1, w3, w2)                                 # numpy in, numpy out
     print(fn.stage("loops"))                                    # what the compiler made
 
@@ -9,11 +9,13 @@ API
 ---
 ``parse(text, filename="<string>")`` / ``load(path)``
     Parse and verify MLIR text -> :class:`Module`.
-``compile(module, target="cpu", entry="main", vector_width=0, row_tile=4, chip=None)``
-    ``module``: a :class:`Layer`, MLIR text, a :class:`Module` or a
-    ``pathlib.Path``.  ``target="cpu"`` returns a :class:`Compiled` (callable
-    on numpy arrays or DLPack producers; ``.stages`` lists (name, text) of
-    every stage: moe, expanded, loops, llvm, llvm-ir).  ``target="gpu-host"``
+``compile(module, target="cpu", entry=None, vector_width=0, row_tile=4, chip=None)``
+    ``module``: a :class:`Layer`, MLIR text, a :class:`Module`, or the path
+    of an .mlir file (``str`` or ``pathlib.Path``).  ``entry`` defaults to
+    the Layer's name, else the module's only function, else ``main``.
+    ``target="cpu"`` returns a :class:`Compiled` (callable on numpy arrays
+    or DLPack producers; ``.stages`` lists (name, text) of every stage: moe,
+    expanded, loops, llvm, llvm-ir).  ``target="gpu-host"``
     returns a :class:`Compiled` that runs the GPU's block/thread-mapped
     kernels on the host CPU (stages moe, expanded, gpu-mapped, loops, llvm,
     llvm-ir): the GPU tiling, checkable against :func:`reference` without a
@@ -23,9 +25,9 @@ API
 ``cuda_available()``
     ``(True, "")`` when the CUDA driver loads and has a device, else
     ``(False, why)``.
-``reference(module, *arrays, entry="main")``
+``reference(module, *arrays, entry=None)``
     Runs the C++ reference interpreter (the dialect's semantics).
-``random_inputs(module, tokens, seed=0, entry="main")``
+``random_inputs(module, tokens, seed=0, entry=None)``
     Arrays for every argument, generated like ``moe-run --input=random``.
 :class:`Layer`
     The builder (see :mod:`moec.builder`).
@@ -42,13 +44,15 @@ converted or copied: pass C-contiguous float32 / int32 / int64 arrays of
 the declared element type.
 
 Results: a function with one result returns one array, otherwise a tuple.
+``out=``: one array for a function with one result, or a tuple/list with
+one array per result.
 """
 
 from __future__ import annotations
 
 import os
 import pathlib
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Tuple, Union
 
 import numpy as _np
 
@@ -87,6 +91,16 @@ def load(path: Union[str, os.PathLike]) -> Module:
         return _moec.parse(f.read(), path)
 
 
+def _looks_like_a_path(text: str) -> bool:
+    """One line with no MLIR punctuation that names an .mlir file or a
+    directory: what a user who meant a file passes (MLIR text always has an
+    op, hence '(' or '{' or '@' or '=')."""
+    if "\n" in text or any(c in text for c in "{}()@=%"):
+        return False
+    text = text.strip()
+    return text.endswith(".mlir") or os.sep in text
+
+
 def _as_module(source) -> Tuple[Module, Optional[Layer]]:
     if isinstance(source, Module):
         return source, None
@@ -95,9 +109,36 @@ def _as_module(source) -> Tuple[Module, Optional[Layer]]:
     if isinstance(source, pathlib.PurePath):
         return load(source), None
     if isinstance(source, str):
+        # A path string is the common first try (moec.compile("x.mlir")):
+        # load it, or say it is missing rather than reporting the path as
+        # an MLIR syntax error.
+        if _looks_like_a_path(source):
+            if os.path.isfile(source):
+                return load(source), None
+            raise FileNotFoundError(
+                f"no such file {source!r} (moec.load takes a path; moec.compile takes a "
+                "Layer, a module or MLIR text)")
         return _moec.parse(source, "<string>"), None
-    raise TypeError("expected a moec.Layer, MLIR text (str), a moec.Module or a pathlib.Path, "
-                    f"got {type(source).__name__}")
+    raise TypeError("expected a moec.Layer, MLIR text (str), a moec.Module or a path "
+                    f"(str or pathlib.Path), got {type(source).__name__}")
+
+
+def _entry_of(mod: Module, layer: Optional[Layer], entry: Optional[str]) -> str:
+    """The function to run: ``entry`` when given, else the Layer's name, else
+    the module's only function, else ``main`` (as moe-run and moe-compile,
+    tools/common/EntryFunction.h); with several functions and no ``main`` a
+    KeyError lists them."""
+    if entry is not None:
+        return entry
+    if layer is not None:
+        return layer.name
+    names = mod.functions()
+    if len(names) == 1:
+        return names[0]
+    if "main" in names or not names:
+        return "main"  # with no function at all, the lookup says so
+    raise KeyError(f"the module has several functions ({', '.join(map(repr, names))}) and none "
+                   "is 'main': pass entry=NAME")
 
 
 def _from_dlpack(a):
@@ -155,10 +196,23 @@ class _CompiledBase:
     def compile_seconds(self) -> float:
         return self._fn.compile_seconds
 
-    def __call__(self, *arrays, out: Optional[Sequence[_np.ndarray]] = None):
+    def __call__(self, *arrays, out=None):
+        """``out``: None, one array (a function with one result) or a
+        tuple/list of arrays, one per result."""
         arrays = [_from_dlpack(a) for a in arrays]
         if out is not None:
-            out = [_from_dlpack(a) for a in out]
+            if isinstance(out, (list, tuple)):
+                out = [_from_dlpack(a) for a in out]
+            elif isinstance(out, _np.ndarray) or hasattr(out, "__dlpack__"):
+                # One array is the one result, never a sequence of its rows.
+                n = len(self.signature[1])
+                if n != 1:
+                    raise TypeError(f"out= is one array but '{self.entry}' has {n} results: "
+                                    f"pass a tuple of {n} arrays")
+                out = [_from_dlpack(out)]
+            else:
+                raise TypeError("out= takes an array or a tuple/list of arrays, got "
+                                f"{type(out).__name__}")
         return _results(self._fn.run(arrays, out))
 
 
@@ -167,8 +221,10 @@ class Compiled(_CompiledBase):
     target="gpu-host", through the GPU's block/thread-mapped stage).
 
     Call it with one array per argument: ``fn(x, gate, ...)``; ``out=`` takes
-    preallocated result arrays (written only on success).  Inputs are read in
-    place (zero copy) and must be C-contiguous with the declared dtype."""
+    preallocated result arrays (written only on success): one array for a
+    function with one result, or a tuple/list of one array per result.
+    Inputs are read in place (zero copy) and must be C-contiguous with the
+    declared dtype."""
 
     # Overridden only for the docstring: each target has its own stages.
     @property
@@ -233,7 +289,9 @@ class CompiledPtx(_CompiledBase):
 
 def compile(module, target: str = "cpu", entry: Optional[str] = None, vector_width: int = 0,
             row_tile: int = 4, chip: Optional[str] = None) -> Union[Compiled, CompiledPtx]:
-    """Compiles ``entry`` of ``module`` (a Layer, MLIR text, Module or Path).
+    """Compiles ``entry`` of ``module`` (a Layer, MLIR text, Module, or the
+    path of an .mlir file as str or Path). ``entry`` defaults to the Layer's
+    name, else the module's only function, else ``main``.
 
     ``target``: "cpu" (a :class:`Compiled`), "gpu-host" (a :class:`Compiled`
     running the GPU's block/thread mapping on the host CPU) or "nvptx" (a
@@ -247,8 +305,7 @@ def compile(module, target: str = "cpu", entry: Optional[str] = None, vector_wid
     if chip is not None and target != "nvptx":
         raise ValueError(f"chip={chip!r} is for target='nvptx', not target={target!r}")
     mod, layer = _as_module(module)
-    if entry is None:
-        entry = layer.name if layer is not None else "main"
+    entry = _entry_of(mod, layer, entry)
     if target == "nvptx":
         fn = _moec.compile_ptx(mod, entry, "sm_90" if chip is None else str(chip),
                                int(vector_width))
@@ -267,8 +324,7 @@ def reference(module, *arrays, entry: Optional[str] = None):
     """Runs ``entry`` with the reference interpreter (C++, double accumulation)."""
     mod, layer = ((module.module, module.layer) if isinstance(module, _CompiledBase)
                   else _as_module(module))
-    if entry is None:
-        entry = layer.name if layer is not None else "main"
+    entry = _entry_of(mod, layer, entry)
     return _results(_moec.reference(mod, entry, [_from_dlpack(a) for a in arrays]))
 
 
@@ -287,8 +343,7 @@ def random_inputs(module, tokens: int, seed: int = 0, entry: Optional[str] = Non
         ranges = [layer.random_range(i) for i in range(len(sigs))]
     else:
         mod, layer = _as_module(module)
-        name = entry or (layer.name if layer is not None else "main")
-        sigs = mod.signature(name)[0]
+        sigs = mod.signature(_entry_of(mod, layer, entry))[0]
         ranges = [layer.random_range(i) if layer is not None else None for i in range(len(sigs))]
     rng = _np.random.default_rng(seed)
     arrays = []

@@ -199,6 +199,53 @@ class ErrorTest(unittest.TestCase):
         with self.assertRaisesRegex(KeyError, "no function 'nope'"):
             moec.compile(ex.mixtral(H=8, E=2, I=8, k=1), entry="nope")
 
+    def test_only_function_is_the_default_entry(self):
+        """A module with one function, whatever its name, needs no entry=."""
+        text = (EXAMPLES / "mixtral.mlir").read_text().replace("@main", "@mixtral")
+        fn = moec.compile(text)
+        self.assertEqual(fn.entry, "mixtral")
+        args = moec.random_inputs(text, tokens=5, seed=1)
+        self.assertEqual(args[0].shape, (5, 64))
+        self.assertLessEqual(ref.rel_error(fn(*args), moec.reference(text, *args)), 1e-4)
+
+    def test_several_functions_default_to_main_else_list_them(self):
+        a, b = ex.mixtral(H=8, E=2, I=8, k=1), ex.threshold_skip(H=8, I=8)
+        b.name = "skip"
+        self.assertEqual(moec.compile(a.to_mlir() + b.to_mlir()).entry, "main")
+        a.name = "moe"
+        text = a.to_mlir() + b.to_mlir()
+        for call in (lambda: moec.compile(text), lambda: moec.random_inputs(text, tokens=2),
+                     lambda: moec.reference(text)):
+            with self.assertRaisesRegex(KeyError, "the module has several functions "
+                                                  r"\('moe', 'skip'\) and none is 'main': "
+                                                  "pass entry=NAME"):
+                call()
+        self.assertEqual(moec.compile(text, entry="skip").entry, "skip")
+
+    def test_compile_takes_a_path_string(self):
+        """moec.compile("examples/x.mlir") loads the file (it used to parse the
+        path as MLIR text and report a syntax error at <string>:1:1)."""
+        fn = moec.compile(str(EXAMPLES / "hash.mlir"))
+        self.assertEqual(fn.argument_names[0], "x")
+        self.assertEqual(fn.module.filename, str(EXAMPLES / "hash.mlir"))
+        cwd = os.getcwd()
+        try:
+            os.chdir(ROOT)
+            self.assertEqual(moec.compile("examples/hash.mlir").entry, "main")
+            self.assertEqual([a.shape for a in moec.random_inputs("examples/hash.mlir", tokens=3)][:2], [(3, 64), (3,)])
+            with self.assertRaises(FileNotFoundError) as cm:
+                moec.compile("examples/x.mlir")
+        finally:
+            os.chdir(cwd)
+        self.assertEqual(str(cm.exception),
+                         "no such file 'examples/x.mlir' (moec.load takes a path; moec.compile "
+                         "takes a Layer, a module or MLIR text)")
+        # MLIR text is still text, also on one line.
+        one_line = "func.func @f(%x: tensor<?x8xf32>) -> tensor<?x8xf32> { return %x : tensor<?x8xf32> }"
+        self.assertEqual(moec.parse(one_line).functions(), ["f"])
+        with self.assertRaises(moec.CompileError):
+            moec.compile("func.func @f(")
+
     def test_targets(self):
         """Every target compiles; the GPU ones are tested in test_gpu.py."""
         self.assertEqual(moec.TARGETS, ("cpu", "gpu-host", "nvptx"))
@@ -406,6 +453,47 @@ class BuffersTest(unittest.TestCase):
             self.fn(*self.args, out=[np.empty((8, 16), np.float32)])
         with self.assertRaisesRegex(TypeError, "out #0: expected dtype float32"):
             self.fn(*self.args, out=[np.empty((9, 16), np.float64)])
+
+    def test_out_takes_a_single_array_for_a_single_result(self):
+        """out=array (the natural spelling for one result) is that result;
+        it used to be iterated as a sequence of its rows ('out= must hold 1
+        arrays, got 9')."""
+        want = self.fn(*self.args)
+        out = np.full((9, 16), np.nan, np.float32)
+        got = self.fn(*self.args, out=out)
+        self.assertIs(got, out)
+        np.testing.assert_array_equal(out, want)
+        # A tuple or list of one array, as before.
+        for wrap in (tuple, list):
+            out = np.full((9, 16), np.nan, np.float32)
+            self.assertIs(self.fn(*self.args, out=wrap([out])), out)
+            np.testing.assert_array_equal(out, want)
+        # Checked like any out= array, and left untouched when rejected.
+        bad = np.full((8, 16), 7.0, np.float32)
+        with self.assertRaisesRegex(ValueError, r"out #0.*expected shape \[9, 16\]"):
+            self.fn(*self.args, out=bad)
+        self.assertTrue((bad == 7.0).all())
+        with self.assertRaisesRegex(TypeError, "out= takes an array or a tuple/list of arrays, "
+                                               "got int"):
+            self.fn(*self.args, out=5)
+
+    def test_out_single_array_for_two_results_is_refused(self):
+        L = moec.Layer(hidden=8, name="two")
+        x = L.hidden()
+        w = L.ffn_weights(8, "relu")
+        v = L.ffn_weights(8, "relu", prefix="v")
+        L.output(L.ffn(x, "relu", **w), L.ffn(x, "relu", **v))
+        fn = moec.compile(L)
+        args = moec.random_inputs(L, tokens=3, seed=2)
+        out = np.full((2, 3, 8), 7.0, np.float32)
+        with self.assertRaisesRegex(TypeError, "out= is one array but 'two' has 2 results: "
+                                               "pass a tuple of 2 arrays"):
+            fn(*args, out=out)
+        self.assertTrue((out == 7.0).all())
+        a, b = fn(*args, out=(out[0], out[1]))
+        self.assertIs(a.base, out)
+        np.testing.assert_array_equal(out[0], fn(*args)[0])
+        np.testing.assert_array_equal(out[1], fn(*args)[1])
 
     def test_out_cannot_alias_an_input(self):
         with self.assertRaisesRegex(ValueError, r"out #0 overlaps argument #0 \('x'\)"):

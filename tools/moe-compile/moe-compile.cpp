@@ -1,6 +1,6 @@
 //===- moe-compile.cpp - ahead-of-time compilation of moe functions -------===//
 //
-//   moe-compile layer.mlir -o layer.so [--entry=main] [--emit=so|obj|llvm]
+//   moe-compile layer.mlir -o layer.so [--entry=NAME] [--emit=so|obj|llvm]
 //               [--vector-width=N] [--row-tile=N]
 //   moe-compile layer.mlir --target=nvptx [--chip=sm_90] -o layer.ptx
 //
@@ -8,6 +8,9 @@
 // moe::compileToPtx) and writes the PTX of every kernel of the layer to the
 // -o file and the launch description (docs/gpu-launch.md) next to it:
 // layer.ptx -> layer.launch.
+//
+// The entry defaults to the module's only function, else to `main`
+// (tools/common/EntryFunction.h).
 //
 // Runs the CPU pipeline, translates to LLVM IR, optimizes for the host CPU,
 // and writes a shared object (linked with the system's clang) that the
@@ -18,6 +21,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "common/EntryFunction.h"
 #include "moe/ExecutionEngine/CompiledFunction.h"
 #include "moe/ExecutionEngine/PtxCompiler.h"
 #include "moe/InitAll.h"
@@ -46,26 +50,32 @@
 
 using namespace mlir;
 
+// Every option is in this category, so --help lists the tool's own options
+// and not the hundreds of LLVM backend flags linked in for code generation.
+static llvm::cl::OptionCategory compileCategory("moe-compile options");
+
 static llvm::cl::opt<std::string> inputFile(llvm::cl::Positional,
                                             llvm::cl::desc("<input .mlir>"),
-                                            llvm::cl::init("-"));
+                                            llvm::cl::init("-"), llvm::cl::cat(compileCategory));
 static llvm::cl::opt<std::string> outputFile("o", llvm::cl::desc("output file"),
-                                             llvm::cl::Required);
-static llvm::cl::opt<std::string> entry("entry", llvm::cl::desc("function to compile"),
-                                        llvm::cl::init("main"));
+                                             llvm::cl::Required, llvm::cl::cat(compileCategory));
+static llvm::cl::opt<std::string>
+    entry("entry",
+          llvm::cl::desc("function to compile (default: the module's only function, else 'main')"),
+          llvm::cl::init(""), llvm::cl::cat(compileCategory));
 static llvm::cl::opt<std::string> emit("emit", llvm::cl::desc("so | obj | llvm"),
-                                       llvm::cl::init("so"));
+                                       llvm::cl::init("so"), llvm::cl::cat(compileCategory));
 static llvm::cl::opt<int64_t> vectorWidth("vector-width",
                                           llvm::cl::desc("f32 lanes (0: host CPU)"),
-                                          llvm::cl::init(0));
+                                          llvm::cl::init(0), llvm::cl::cat(compileCategory));
 static llvm::cl::opt<int64_t> rowTile("row-tile",
                                       llvm::cl::desc("rows per expert GEMM tile (0: host)"),
-                                      llvm::cl::init(0));
+                                      llvm::cl::init(0), llvm::cl::cat(compileCategory));
 
 static llvm::cl::opt<std::string> target("target", llvm::cl::desc("cpu | nvptx"),
-                                         llvm::cl::init("cpu"));
+                                         llvm::cl::init("cpu"), llvm::cl::cat(compileCategory));
 static llvm::cl::opt<std::string> chip("chip", llvm::cl::desc("NVIDIA architecture for --target=nvptx"),
-                                       llvm::cl::init("sm_90"));
+                                       llvm::cl::init("sm_90"), llvm::cl::cat(compileCategory));
 
 static int fail(const llvm::Twine &msg) {
   llvm::errs() << "moe-compile: error: " << msg << "\n";
@@ -122,6 +132,7 @@ static int compileNvptx(ModuleOp module) {
 
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
+  llvm::cl::HideUnrelatedOptions(compileCategory);
   llvm::cl::ParseCommandLineOptions(argc, argv, "moe-compile: ahead-of-time compiler\n");
   if (emit != "so" && emit != "obj" && emit != "llvm")
     return fail("--emit must be so, obj or llvm");
@@ -139,9 +150,10 @@ int main(int argc, char **argv) {
   OwningOpRef<ModuleOp> module = moe::parseMlirFile(inputFile, context, sourceMgr, err);
   if (!module)
     return err.empty() ? 1 : fail(err); // parse errors were printed with locations
-  auto func = module->lookupSymbol<func::FuncOp>(entry);
+  auto func = moe::tools::resolveEntry(*module, entry, inputFile, err);
   if (!func)
-    return fail("no function '" + entry + "' in " + inputFile);
+    return fail(err);
+  entry = func.getSymName().str();
   if (target == "nvptx")
     return compileNvptx(*module);
   if (target != "cpu")

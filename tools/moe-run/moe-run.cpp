@@ -1,8 +1,11 @@
 //===- moe-run.cpp - run a moe function on .npy or generated inputs --------===//
 //
-//   moe-run layer.mlir [--entry=main] [--input=random:SEED | --input=a.npy ...]
+//   moe-run layer.mlir [--entry=NAME] [--input=random:SEED | --input=a.npy ...]
 //           [--mode=reference|compiled|both] [--target=cpu|gpu-host] [--tokens=T] [--repeat=N]
 //           [--rtol=1e-4] [--output-dir=DIR] [--print-values]
+//
+// The entry defaults to the module's only function, else to `main`
+// (tools/common/EntryFunction.h).
 //
 // --mode=both runs the compiled code (CPU pipeline + JIT) and the reference
 // interpreter on the same inputs, prints the max absolute error and the
@@ -14,10 +17,14 @@
 // SEED + i). Random floats are uniform in [-a, a), a = sqrt(3 / last dim)
 // for rank >= 2 and 1 otherwise; random integers are
 // uniform in the argument's `moe.random_range = array<i64: lo, hi>` (half
-// open), else [0, 100). Dynamic dimensions (the token count T) take --tokens.
+// open), else [0, 100). Dynamic dimensions (the token count T) of generated
+// inputs take --tokens, 64 when it is not given (the size the README's
+// examples use: every example runs without choosing a T first); .npy inputs
+// bring their own T. --output-dir is created if it does not exist.
 //
 //===----------------------------------------------------------------------===//
 
+#include "common/EntryFunction.h"
 #include "moe/ExecutionEngine/CompiledFunction.h"
 #include "moe/InitAll.h"
 #include "moe/Reference/Interpreter.h"
@@ -29,6 +36,7 @@
 #include "mlir/Parser/Parser.h"
 #include "mlir/Support/FileUtilities.h"
 #include "llvm/Support/CommandLine.h"
+#include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Format.h"
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/SourceMgr.h"
@@ -44,42 +52,54 @@ using moe::ref::DType;
 using moe::ref::Status;
 using moe::ref::Tensor;
 
+// Every option is in this category, so --help lists the tool's own options
+// and not the hundreds of LLVM backend flags linked in with the JIT.
+static llvm::cl::OptionCategory runCategory("moe-run options");
+
 static llvm::cl::opt<std::string> inputFile(llvm::cl::Positional,
                                             llvm::cl::desc("<input .mlir>"),
-                                            llvm::cl::init("-"));
-static llvm::cl::opt<std::string> entry("entry", llvm::cl::desc("function to run"),
-                                        llvm::cl::init("main"));
+                                            llvm::cl::init("-"), llvm::cl::cat(runCategory));
+static llvm::cl::opt<std::string>
+    entry("entry",
+          llvm::cl::desc("function to run (default: the module's only function, else 'main')"),
+          llvm::cl::init(""), llvm::cl::cat(runCategory));
 static llvm::cl::list<std::string>
-    inputs("input", llvm::cl::desc("random:SEED or a .npy path, per argument"));
+    inputs("input", llvm::cl::desc("random:SEED or a .npy path, per argument"),
+           llvm::cl::cat(runCategory));
 static llvm::cl::opt<std::string>
     mode("mode", llvm::cl::desc("reference | compiled | both"),
-         llvm::cl::init("reference"));
+         llvm::cl::init("reference"), llvm::cl::cat(runCategory));
 static llvm::cl::opt<std::string>
-    outputDir("output-dir", llvm::cl::desc("write result<i>.npy here"),
-              llvm::cl::init(""));
+    outputDir("output-dir", llvm::cl::desc("write result<i>.npy here (created if missing)"),
+              llvm::cl::init(""), llvm::cl::cat(runCategory));
 static llvm::cl::opt<std::string>
     target("target",
            llvm::cl::desc("cpu | gpu-host: compile for the CPU, or through the GPU's "
                           "block/thread-mapped kernels executed on the host"),
-           llvm::cl::init("cpu"));
+           llvm::cl::init("cpu"), llvm::cl::cat(runCategory));
 static llvm::cl::opt<bool> printValues("print-values",
                                        llvm::cl::desc("print every value"),
-                                       llvm::cl::init(false));
+                                       llvm::cl::init(false), llvm::cl::cat(runCategory));
 static llvm::cl::opt<double> rtol("rtol",
                                   llvm::cl::desc("relative error bound for --mode=both"),
-                                  llvm::cl::init(1e-4));
+                                  llvm::cl::init(1e-4), llvm::cl::cat(runCategory));
 static llvm::cl::opt<unsigned> repeat("repeat",
                                       llvm::cl::desc("timed runs (median reported)"),
-                                      llvm::cl::init(1));
-static llvm::cl::opt<int64_t>
-    dynamicSize("tokens",
-                llvm::cl::desc("the token count T: the size of every dynamic dimension of an argument"),
-                llvm::cl::init(-1));
+                                      llvm::cl::init(1), llvm::cl::cat(runCategory));
+/// --tokens when it is not given.
+static constexpr int64_t kDefaultTokens = 64;
+/// The largest --tokens: T is an int32 grid dimension on the GPU path.
+static constexpr int64_t kMaxTokens = 2147483647;
+static llvm::cl::opt<int64_t> dynamicSize(
+    "tokens",
+    llvm::cl::desc("the token count T: the size of every dynamic dimension of a generated "
+                   "argument (default 64)"),
+    llvm::cl::init(kDefaultTokens), llvm::cl::cat(runCategory));
 
 static llvm::cl::opt<std::string> pipelineOptions(
     "pipeline-options",
     llvm::cl::desc("options of the CPU pipeline, as for --moe-to-cpu (e.g. \"row-tile=3 block-bytes=4096\")"),
-    llvm::cl::init(""));
+    llvm::cl::init(""), llvm::cl::cat(runCategory));
 
 static int fail(const std::string &msg) {
   llvm::errs() << "moe-run: error: " << msg << "\n";
@@ -95,11 +115,8 @@ static Status generate(BlockArgument arg, func::FuncOp func, uint64_t seed,
     return Status::failure(what + " is not a ranked tensor");
   std::vector<int64_t> shape;
   for (int64_t d : type.getShape()) {
-    if (ShapedType::isDynamic(d)) {
-      if (dynamicSize < 0)
-        return Status::failure(what + " has a dynamic dimension: pass --tokens=T");
-      d = dynamicSize;
-    }
+    if (ShapedType::isDynamic(d))
+      d = dynamicSize; // checked in main()
     shape.push_back(d);
   }
   Type et = type.getElementType();
@@ -150,12 +167,21 @@ static void printSummary(unsigned index, const Tensor &t) {
 
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
+  llvm::cl::HideUnrelatedOptions(runCategory);
   llvm::cl::ParseCommandLineOptions(argc, argv, "moe-run: execute a moe function\n");
 
   if (mode != "reference" && mode != "compiled" && mode != "both")
     return fail("--mode must be reference, compiled or both, got '" + mode + "'");
   if (target != "cpu" && target != "gpu-host")
     return fail("--target must be cpu or gpu-host, got '" + target + "'");
+  if (dynamicSize < 0 || dynamicSize > kMaxTokens)
+    return fail("--tokens=" + std::to_string(dynamicSize) +
+                " is invalid: the token count must be in [0, " + std::to_string(kMaxTokens) +
+                "]");
+  // Before any work: a directory that cannot be made should not cost a run.
+  if (!outputDir.empty())
+    if (std::error_code ec = llvm::sys::fs::create_directories(outputDir))
+      return fail("cannot create --output-dir '" + outputDir + "': " + ec.message());
 
   DialectRegistry registry;
   moe::registerAllDialects(registry);
@@ -166,9 +192,10 @@ int main(int argc, char **argv) {
   OwningOpRef<ModuleOp> module = moe::parseMlirFile(inputFile, context, sourceMgr, err);
   if (!module)
     return err.empty() ? 1 : fail(err); // parse errors were printed with locations
-  auto func = module->lookupSymbol<func::FuncOp>(entry);
+  auto func = moe::tools::resolveEntry(*module, entry, inputFile, err);
   if (!func)
-    return fail("no function '" + entry + "' in " + inputFile);
+    return fail(err);
+  entry = func.getSymName().str();
 
   unsigned numArgs = func.getNumArguments();
   std::vector<std::string> specs(inputs.begin(), inputs.end());
