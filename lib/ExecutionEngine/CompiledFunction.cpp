@@ -104,6 +104,8 @@ Status CompiledFunction::compile(ModuleOp module, const std::string &entry,
     ctx->appendDialectRegistry(registry);
   }
 
+  if (std::string error = checkOptions(options); !error.empty())
+    return Status::failure(error);
   auto func = module.lookupSymbol<func::FuncOp>(entry);
   if (!func)
     return Status::failure("no function '" + entry + "' in the module");

@@ -106,10 +106,13 @@ Status compileToPtx(ModuleOp module, const std::string &entry, const PtxOptions 
 
   GpuPipelineOptions gpuOptions;
   gpuOptions.chip = options.chip;
-  if (options.vectorWidth > 0)
+  // 0 keeps the pipeline's default; anything else is checked.
+  if (options.vectorWidth != 0)
     gpuOptions.vectorWidth = options.vectorWidth;
-  if (options.blockSize > 0)
+  if (options.blockSize != 0)
     gpuOptions.blockSize = options.blockSize;
+  if (std::string error = checkOptions(gpuOptions); !error.empty())
+    return Status::failure(error);
 
   // Compile a copy holding only the entry function.
   MLIRContext *ctx = module.getContext();

@@ -11,6 +11,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "moe/Pipelines/Pipelines.h"
+#include "PipelineOptions.h"
 
 #include "moe/Conversion/Passes.h"
 #include "moe/InitAll.h"
@@ -22,6 +23,8 @@
 namespace moe {
 
 void buildMoeToLoopsPipeline(mlir::OpPassManager &pm, const CpuPipelineOptions &options) {
+  if (!addOptionsCheck(pm, checkOptions(options)))
+    return;
   pm.addNestedPass<mlir::func::FuncOp>(mlir::moe::createMoeFoldTrivialExperts());
   pm.addNestedPass<mlir::func::FuncOp>(mlir::moe::createMoeExpandLayers());
   pm.addPass(mlir::moe::createMoeBufferAbi());
@@ -68,10 +71,10 @@ void buildMoeToCpuPipeline(mlir::OpPassManager &pm, const CpuPipelineOptions &op
 }
 
 void registerMoePipelines() {
-  mlir::PassPipelineRegistration<CpuPipelineOptions>(
+  registerCheckedPipeline<CpuPipelineOptions>(
       "moe-to-loops", "Lower moe layers to scf/memref/vector loops on buffers",
       buildMoeToLoopsPipeline);
-  mlir::PassPipelineRegistration<CpuPipelineOptions>(
+  registerCheckedPipeline<CpuPipelineOptions>(
       "moe-to-cpu", "Lower moe layers to the LLVM dialect for the host CPU",
       buildMoeToCpuPipeline);
   registerMoeGpuPipelines();

@@ -30,5 +30,14 @@ class UnknownAttributeTest(unittest.TestCase):
             os.unlink(f.name)
 
 
+
+class PipelineOptionTest(unittest.TestCase):
+    def test_row_tile_out_of_range_names_the_range(self):
+        """row_tile=-1 was compiled silently; now the CPU pipeline's range check rejects it."""
+        with self.assertRaises(moec.CompileError) as cm:
+            moec.compile(EXAMPLES / "mixtral.mlir", row_tile=-1)
+        self.assertIn("row-tile must be in [1, 64] (or 0: from the host CPU), got -1",
+                      str(cm.exception))
+
 if __name__ == "__main__":
     unittest.main()
