@@ -154,6 +154,7 @@ Status CompiledFunction::compile(ModuleOp module, const std::string &entry,
     return Status::success();
   };
   Status s = runStage("expanded", [&](OpPassManager &pm) {
+    pm.addPass(mlir::moe::createMoeCheckSupportedOps({options.gpuHost ? "GPU" : "CPU"}));
     pm.addNestedPass<func::FuncOp>(mlir::moe::createMoeFoldTrivialExperts());
     pm.addNestedPass<func::FuncOp>(mlir::moe::createMoeExpandLayers());
   });

@@ -3,6 +3,7 @@
 #include "moe/ExecutionEngine/PtxCompiler.h"
 
 #include "moe/Conversion/GpuLaunch.h"
+#include "moe/Conversion/Passes.h"
 #include "moe/Pipelines/Pipelines.h"
 #include "moe/Transforms/Passes.h"
 
@@ -151,6 +152,7 @@ Status compileToPtx(ModuleOp module, const std::string &entry, const PtxOptions 
     return Status::success();
   };
   Status s = runStage("expanded", [&](OpPassManager &pm) {
+    pm.addPass(mlir::moe::createMoeCheckSupportedOps({"GPU"}));
     pm.addNestedPass<func::FuncOp>(mlir::moe::createMoeFoldTrivialExperts());
     pm.addNestedPass<func::FuncOp>(mlir::moe::createMoeExpandLayers());
     return success();

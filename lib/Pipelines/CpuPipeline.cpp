@@ -1,6 +1,7 @@
 //===- CpuPipeline.cpp - moe -> LLVM dialect for the host CPU -------------===//
 //
 // Stage order (each stage is a pass with its own lit test):
+//   moe-check-supported-ops                              unsupported ops, located
 //   moe-fold-trivial-experts, moe-expand-layers         moe -> moe
 //   moe-buffer-abi                                       C-callable signature
 //   moe-lower-skips, -routers, -dispatch,
@@ -25,6 +26,7 @@ namespace moe {
 void buildMoeToLoopsPipeline(mlir::OpPassManager &pm, const CpuPipelineOptions &options) {
   if (!addOptionsCheck(pm, checkOptions(options)))
     return;
+  pm.addPass(mlir::moe::createMoeCheckSupportedOps({"CPU"}));
   pm.addNestedPass<mlir::func::FuncOp>(mlir::moe::createMoeFoldTrivialExperts());
   pm.addNestedPass<mlir::func::FuncOp>(mlir::moe::createMoeExpandLayers());
   pm.addPass(mlir::moe::createMoeBufferAbi());

@@ -1,6 +1,7 @@
 //===- GpuPipeline.cpp - moe -> the GPU's block/thread-mapped stage -------===//
 //
 // Stage order (each stage is a pass with its own lit test):
+//   moe-check-supported-ops                          unsupported ops, located
 //   moe-fold-trivial-experts, moe-expand-layers      moe -> moe (shared with the CPU)
 //   moe-buffer-abi                                    buffer signature, status slot
 //   moe-lower-skips, moe-lower-routers                the CPU's loop lowerings: their
@@ -114,6 +115,7 @@ void buildMoeGpuMappedPipeline(mlir::OpPassManager &pm, const GpuPipelineOptions
   using mlir::func::FuncOp;
   if (!addOptionsCheck(pm, checkOptions(options)))
     return;
+  pm.addPass(mlir::moe::createMoeCheckSupportedOps({"GPU"}));
   pm.addNestedPass<FuncOp>(mlir::moe::createMoeFoldTrivialExperts());
   pm.addNestedPass<FuncOp>(mlir::moe::createMoeExpandLayers());
   pm.addPass(mlir::moe::createMoeBufferAbi());

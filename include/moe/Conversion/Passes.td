@@ -13,6 +13,22 @@
 
 include "mlir/Pass/PassBase.td"
 
+def MoeCheckSupportedOps : Pass<"moe-check-supported-ops", "ModuleOp"> {
+  let summary = "Reject, at their location, ops the pipelines cannot lower";
+  let description = [{
+    The first pass of the CPU and GPU pipelines. A layer function may hold
+    moe ops, `tensor.empty`, `tensor.dim`, `func.return` and ops on scalars;
+    any other op on tensors (a residual `arith.addf`, an `arith.constant`
+    weight, a `func.call`) would otherwise reach the buffer lowerings and
+    fail there in their terms, at the function. Functions with a body must
+    be public: each is an entry point with the C buffer ABI.
+  }];
+  let options = [
+    Option<"pipeline", "pipeline", "std::string", "\"CPU\"",
+           "the pipeline named in the diagnostics">,
+  ];
+}
+
 def MoeBufferAbi : Pass<"moe-buffer-abi", "ModuleOp"> {
   let summary = "Give public functions a C-callable buffer signature";
   let description = [{
