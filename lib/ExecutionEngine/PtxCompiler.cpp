@@ -1,6 +1,7 @@
 //===- PtxCompiler.cpp - compile a moe function to PTX + launch text ------===//
 
 #include "moe/ExecutionEngine/PtxCompiler.h"
+#include "moe/Support/Diagnostics.h"
 
 #include "moe/Conversion/GpuLaunch.h"
 #include "moe/Conversion/Passes.h"
@@ -50,31 +51,6 @@ static std::string printOp(Operation *op) {
   return s;
 }
 
-/// "file:line:col: error: message", as a SourceMgr handler would start it
-/// (there is no source buffer here to quote the line from).
-static void printDiagnostic(llvm::raw_ostream &os, const Diagnostic &diag) {
-  if (auto fileLoc = diag.getLocation()->findInstanceOf<FileLineColLoc>())
-    os << fileLoc.getFilename().getValue() << ":" << fileLoc.getLine() << ":"
-       << fileLoc.getColumn();
-  else
-    os << diag.getLocation();
-  switch (diag.getSeverity()) {
-  case DiagnosticSeverity::Error:
-    os << ": error: ";
-    break;
-  case DiagnosticSeverity::Warning:
-    os << ": warning: ";
-    break;
-  case DiagnosticSeverity::Note:
-    os << ": note: ";
-    break;
-  case DiagnosticSeverity::Remark:
-    os << ": remark: ";
-    break;
-  }
-  os << diag.str() << "\n";
-}
-
 /// The kernel names of the launch description's `kernel NAME ...` lines.
 static std::vector<std::string> kernelsOf(llvm::StringRef launch) {
   std::vector<std::string> kernels;
@@ -120,17 +96,10 @@ Status compileToPtx(ModuleOp module, const std::string &entry, const PtxOptions 
   OwningOpRef<ModuleOp> copy = ModuleOp::create(module.getLoc());
   copy->getBody()->push_back(func->clone());
 
-  // Every diagnostic of every stage ends up in the Status, none on stderr.
-  std::string diagnostics;
-  ScopedDiagnosticHandler handler(ctx, [&](Diagnostic &diag) {
-    llvm::raw_string_ostream os(diagnostics);
-    printDiagnostic(os, diag);
-    for (const Diagnostic &note : diag.getNotes())
-      // The generic form of a lowered op: long, and not the user's IR.
-      if (!llvm::StringRef(note.str()).starts_with("see current operation"))
-        printDiagnostic(os, note);
-    return success();
-  });
+  // Every diagnostic of every stage ends up in the Status, none on stderr,
+  // as the parser prints them (file:line:col and the source line).
+  DiagnosticCollector collected(ctx);
+  const std::string &diagnostics = collected.text();
   auto keep = [&](const char *name, std::string text) {
     if (options.keepStages)
       layer.stages.push_back({name, std::move(text)});
