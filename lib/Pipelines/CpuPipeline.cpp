@@ -29,7 +29,9 @@ void buildMoeToLoopsPipeline(mlir::OpPassManager &pm, const CpuPipelineOptions &
   pm.addPass(mlir::moe::createMoeCheckSupportedOps({"CPU"}));
   pm.addNestedPass<mlir::func::FuncOp>(mlir::moe::createMoeFoldTrivialExperts());
   pm.addNestedPass<mlir::func::FuncOp>(mlir::moe::createMoeExpandLayers());
-  pm.addPass(mlir::moe::createMoeBufferAbi());
+  // The CPU runtime puts the failed check's token, slot and id into its
+  // message; the GPU's launch description has no place for them yet.
+  pm.addPass(mlir::moe::createMoeBufferAbi({/*errorDetails=*/true}));
   pm.addNestedPass<mlir::func::FuncOp>(mlir::moe::createMoeLowerSkips({options.vectorWidth}));
   pm.addNestedPass<mlir::func::FuncOp>(mlir::moe::createMoeLowerRouters({options.vectorWidth, options.parallel ? 32 : 0}));
   pm.addNestedPass<mlir::func::FuncOp>(mlir::moe::createMoeLowerDispatch());

@@ -38,9 +38,17 @@ def MoeBufferAbi : Pass<"moe-buffer-abi", "ModuleOp"> {
     their error in a status slot; results are copied to the outputs only when
     it is still 0, so outputs are untouched on error. Adds
     `llvm.emit_c_interface`.
+
+    With `error-details` (the CPU pipeline), the first failed check that
+    names a token, slot and id also records them, and a failing call hands
+    them to the runtime (`moe_rt_error_detail`) for its error message.
   }];
   let dependentDialects = ["memref::MemRefDialect", "arith::ArithDialect",
-                           "scf::SCFDialect"];
+                           "scf::SCFDialect", "func::FuncDialect"];
+  let options = [
+    Option<"errorDetails", "error-details", "bool", "false",
+           "record the token, slot and id of a failed check for the runtime's message">,
+  ];
 }
 
 def MoeLowerSkips : Pass<"moe-lower-skips", "func::FuncOp"> {
