@@ -1,6 +1,7 @@
 //===- GpuPipeline.cpp - moe -> the GPU's block/thread-mapped stage -------===//
 //
 // Stage order (each stage is a pass with its own lit test):
+//   moe-check-supported-ops                          unsupported ops, located
 //   moe-fold-trivial-experts, moe-expand-layers      moe -> moe (shared with the CPU)
 //   moe-buffer-abi                                    buffer signature, status slot
 //   moe-lower-skips, moe-lower-routers                the CPU's loop lowerings: their
@@ -20,6 +21,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "moe/Pipelines/Pipelines.h"
+#include "PipelineOptions.h"
 
 #include "moe/Conversion/Passes.h"
 #include "moe/InitAll.h"
@@ -111,6 +113,9 @@ std::unique_ptr<mlir::Pass> createMoeGpuKernelMathPass() {
 
 void buildMoeGpuMappedPipeline(mlir::OpPassManager &pm, const GpuPipelineOptions &options) {
   using mlir::func::FuncOp;
+  if (!addOptionsCheck(pm, checkOptions(options)))
+    return;
+  pm.addPass(mlir::moe::createMoeCheckSupportedOps({"GPU"}));
   pm.addNestedPass<FuncOp>(mlir::moe::createMoeFoldTrivialExperts());
   pm.addNestedPass<FuncOp>(mlir::moe::createMoeExpandLayers());
   pm.addPass(mlir::moe::createMoeBufferAbi());
@@ -181,27 +186,27 @@ static void buildMoeGpuHostPipeline(mlir::OpPassManager &pm, const GpuPipelineOp
 }
 
 void registerMoeGpuPipelines() {
-  mlir::PassPipelineRegistration<GpuPipelineOptions>(
+  registerCheckedPipeline<GpuPipelineOptions>(
       "moe-gpu-mapped",
       "Lower moe layers to the GPU's block/thread-mapped stage (scf.forall kernels)",
       buildMoeGpuMappedPipeline);
-  mlir::PassPipelineRegistration<GpuPipelineOptions>(
+  registerCheckedPipeline<GpuPipelineOptions>(
       "moe-gpu-host-loops", "The GPU mapped stage as host loops on buffers",
       buildMoeGpuHostLoopsPipeline);
-  mlir::PassPipelineRegistration<GpuPipelineOptions>(
+  registerCheckedPipeline<GpuPipelineOptions>(
       "moe-gpu-host",
       "Lower moe layers through the GPU mapped stage to the LLVM dialect for the host CPU",
       buildMoeGpuHostPipeline);
-  mlir::PassPipelineRegistration<GpuPipelineOptions>(
+  registerCheckedPipeline<GpuPipelineOptions>(
       "moe-gpu-kernels", "Outline the GPU mapped stage into a gpu.module of kernels",
       buildMoeGpuKernelsPipeline);
-  mlir::PassPipelineRegistration<GpuPipelineOptions>(
+  registerCheckedPipeline<GpuPipelineOptions>(
       "moe-to-nvvm", "Lower moe layers to GPU kernels in the NVVM dialect (NVPTX target attached)",
       [](mlir::OpPassManager &pm, const GpuPipelineOptions &options) {
         if (failed(buildMoeToNvvmPipeline(pm, options)))
           llvm::report_fatal_error("moe-to-nvvm: the NVVM lowering pipeline did not parse");
       });
-  mlir::PassPipelineRegistration<GpuPipelineOptions>(
+  registerCheckedPipeline<GpuPipelineOptions>(
       "moe-to-ptx", "Lower moe layers to PTX (gpu.binary) through LLVM's NVPTX backend",
       [](mlir::OpPassManager &pm, const GpuPipelineOptions &options) {
         if (failed(buildMoeToPtxPipeline(pm, options)))

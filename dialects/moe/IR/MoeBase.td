@@ -34,6 +34,19 @@ def Moe_Dialect : Dialect {
 }
 
 //===----------------------------------------------------------------------===//
+// Op traits
+//===----------------------------------------------------------------------===//
+
+// Every moe op rejects an attribute it does not define unless the name has a
+// dialect prefix ('moe.random_range', 'foo.bar': MLIR's discardable
+// attributes). Without it a misspelled optional attribute (`renormalise`)
+// parses as a discardable attribute and silently leaves the default in
+// place. Implemented by mlir::moe::verifyKnownAttributes (MoeOps.cpp).
+def Moe_KnownAttributesOnly : NativeOpTrait<"KnownAttributesOnly"> {
+  let cppNamespace = "::mlir::moe";
+}
+
+//===----------------------------------------------------------------------===//
 // Enums
 //===----------------------------------------------------------------------===//
 

@@ -54,6 +54,14 @@ struct GpuPipelineOptions : public mlir::PassPipelineOptions<GpuPipelineOptions>
                            llvm::cl::init("sm_90")};
 };
 
+/// Why these options cannot be compiled, naming the option and its range
+/// ("row-tile must be in [1, 64] (or 0: from the host CPU), got -1"), or ""
+/// when every value is in range. The build functions below add a failing
+/// pass with this message instead of their passes; the registered
+/// pipelines, CompiledFunction::compile and compileToPtx report it first.
+std::string checkOptions(const CpuPipelineOptions &options);
+std::string checkOptions(const GpuPipelineOptions &options);
+
 /// moe (tensors) -> scf/memref/vector loops on buffers, entry functions
 /// with the C buffer ABI (status-returning, out-parameters).
 void buildMoeToLoopsPipeline(mlir::OpPassManager &pm, const CpuPipelineOptions &options);

@@ -19,6 +19,14 @@ namespace mlir::moe::lowering {
 
 /// The name of the attribute marking the status slot made by moe-buffer-abi.
 constexpr llvm::StringLiteral kStatusAttr = "moe.status";
+/// Marks the error-detail slot that moe-buffer-abi makes with
+/// `error-details` (the CPU pipeline): kErrorDetailSize i64s, the first
+/// failed check's [code, token, slot, id, bound] (code 0: none yet). On
+/// failure the entry function hands them to the runtime's
+/// kErrorDetailFn, which puts them into the error message.
+constexpr llvm::StringLiteral kErrorDetailAttr = "moe.error_detail";
+constexpr int64_t kErrorDetailSize = 5;
+constexpr llvm::StringLiteral kErrorDetailFn = "moe_rt_error_detail";
 /// moe-outline-parallel calls `<prefix><body>(n, captured...)` for each
 /// outlined loop; moe-lower-parallel-calls turns those calls into thread-pool
 /// calls, finding the body by stripping the prefix.
@@ -65,9 +73,17 @@ Value entryAlloca(Operation *inFunc, MemRefType type);
 /// The status slot of the enclosing function (made by moe-buffer-abi), or a
 /// null Value when the function has none (then checks are not recorded).
 Value statusSlot(Operation *inFunc);
-/// Records `code` in the status slot when `failed` holds (i1).
+/// Records `code` in the status slot when `failed` holds (i1). With
+/// `detail` (token, slot, id, bound: index or integer values; -1 for one
+/// that does not apply) and an error-detail slot in the function, the first
+/// failed check also records them there, for the run-time message.
 void recordError(OpBuilder &b, Location loc, Operation *inFunc, Value failed,
-                 int32_t code);
+                 int32_t code, ValueRange detail = {});
+/// The error-detail slot of the enclosing function, or a null Value.
+Value errorDetailSlot(Operation *inFunc);
+/// True for the entry-block buffers every part of one call shares (the
+/// status and error-detail slots): never privatized per thread.
+bool isCallSlot(Operation *op);
 
 Value cIndex(OpBuilder &b, Location loc, int64_t v);
 Value cF32(OpBuilder &b, Location loc, float v);
