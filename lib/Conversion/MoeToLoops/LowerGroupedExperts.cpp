@@ -211,7 +211,7 @@ struct Kernel {
           scf::YieldOp::create(lb, l);
         });
     if (parallel)
-      loop->setAttr("moe.parallel", UnitAttr::get(b.getContext()));
+      markThreadPoolLoop(loop);
   }
 
   /// Every group's rows in tiles of `rowTile` rows: work item i is one tile
@@ -298,7 +298,7 @@ struct Kernel {
     mid = sharedMid;
     low = sharedLow;
     if (parallel)
-      loop->setAttr("moe.parallel", UnitAttr::get(b.getContext()));
+      markThreadPoolLoop(loop);
   }
 };
 
