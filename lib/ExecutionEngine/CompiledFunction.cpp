@@ -166,7 +166,7 @@ Status CompiledFunction::compile(ModuleOp module, const std::string &entry,
           })).ok())
       return s;
     if (!(s = runStage("loops", [&](OpPassManager &pm) {
-            pm.addNestedPass<func::FuncOp>(createMoeGpuKernelMathPass());
+            pm.addNestedPass<func::FuncOp>(mlir::moe::createMoeGpuApproximateMath());
             pm.addPass(mlir::moe::createMoeGpuToHost());
             pm.addPass(mlir::createCanonicalizerPass());
             pm.addPass(mlir::createCSEPass());

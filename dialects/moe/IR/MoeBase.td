@@ -31,6 +31,12 @@ def Moe_Dialect : Dialect {
     /// Adds the ops of MoeLoweringOps.td (kept in their own file).
     void registerLoweringOps();
   }];
+  // `moe.parallel` (unit) on an scf.for over [0, n) by 1 without results:
+  // its iterations are independent work items, which moe-outline-parallel
+  // hands to the runtime's thread pool. Set by the CPU lowerings; the
+  // verifier (MoeLoweringOps.cpp) checks its value is a unit attribute.
+  let discardableAttrs = (ins "::mlir::UnitAttr":$parallel);
+  let hasOperationAttrVerify = 1;
 }
 
 //===----------------------------------------------------------------------===//

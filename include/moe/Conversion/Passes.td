@@ -301,6 +301,26 @@ def MoeGpuToHost : Pass<"moe-gpu-to-host", "ModuleOp"> {
   let dependentDialects = ["memref::MemRefDialect", "arith::ArithDialect", "scf::SCFDialect"];
 }
 
+def MoeGpuApproximateMath : Pass<"moe-gpu-approximate-math"> {
+  let summary = "Replace the kernels' math by code NVPTX selects without libdevice";
+  let description = [{
+    Kernels must not call libdevice (`__nv_expf`, `__nv_erff`, ...): it is
+    linked only when the CUDA toolkit is found at compile time, and an
+    unresolved call makes ptxas reject the PTX. The math ops upstream can
+    approximate (`math.exp`, `math.erf`, `math.tanh`, ...) become its
+    polynomial approximations (f32 accuracy); f32 `math.floor` (inside the
+    exp approximation) and f32/f64 `math.ceil` (capacity limits) become a
+    round trip through a signed integer with a correction, f32 `math.absf`
+    clears the sign bit, and a scalar `math.fma` becomes `arith.mulf` +
+    `arith.addf`, which NVPTX contracts back into one fma. The GPU pipelines
+    run it on the gpu.module; the mapped stage's host execution
+    (moe-gpu-host) runs it on the functions, so the tests against the
+    reference check the math the GPU computes.
+  }];
+  let dependentDialects = ["arith::ArithDialect", "math::MathDialect",
+                           "vector::VectorDialect"];
+}
+
 def MoeGpuOutline : Pass<"moe-gpu-outline", "ModuleOp"> {
   let summary = "Turn the mapped stage's kernels into gpu.launch ops";
   let description = [{

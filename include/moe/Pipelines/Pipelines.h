@@ -77,10 +77,6 @@ void buildMoeGpuMappedPipeline(mlir::OpPassManager &pm, const GpuPipelineOptions
 /// CPU's LLVM tail (buildLoopsToLlvmPipeline).
 void buildMoeGpuHostLoopsPipeline(mlir::OpPassManager &pm, const GpuPipelineOptions &options);
 
-/// The math the kernels use instead of libdevice calls (polynomial exp/erf,
-/// abs/fma/floor/ceil as arith); the host execution applies it too, so it is
-/// tested against the reference.
-std::unique_ptr<mlir::Pass> createMoeGpuKernelMathPass();
 /// The mapped stage outlined into gpu.module kernels (gpu.launch_func on the host).
 void buildMoeGpuKernelsPipeline(mlir::OpPassManager &pm, const GpuPipelineOptions &options);
 /// Kernels in the NVVM dialect with the NVPTX target attached.

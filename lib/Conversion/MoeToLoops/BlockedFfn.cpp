@@ -113,7 +113,7 @@ void emitItems(OpBuilder &b, Location loc, int64_t groups, int64_t blocks, bool 
         scf::YieldOp::create(lb, l);
       });
   if (parallel)
-    loop->setAttr("moe.parallel", UnitAttr::get(b.getContext()));
+    markThreadPoolLoop(loop);
 }
 
 int64_t roundDown(int64_t v, int64_t m) { return std::max(m, v - v % m); }

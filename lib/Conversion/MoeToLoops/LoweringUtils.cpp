@@ -87,7 +87,7 @@ bool chunkForThreadPool(scf::ForOp loop, int64_t chunk) {
   Value n = loop.getUpperBound();
   Value items = arith::CeilDivUIOp::create(b, loc, n, cIndex(b, loc, chunk));
   auto outer = scf::ForOp::create(b, loc, cIndex(b, loc, 0), items, cIndex(b, loc, 1));
-  outer->setAttr("moe.parallel", UnitAttr::get(b.getContext()));
+  markThreadPoolLoop(outer);
   b.setInsertionPointToStart(outer.getBody());
   Value c = outer.getInductionVar();
   auto scope = memref::AllocaScopeOp::create(b, loc, TypeRange{});
@@ -185,6 +185,14 @@ Value toI32(OpBuilder &b, Location loc, Value index) {
 scf::ForOp markParallel(scf::ForOp loop) {
   loop->setAttr(kGpuParallelAttr, UnitAttr::get(loop.getContext()));
   return loop;
+}
+
+void markThreadPoolLoop(scf::ForOp loop) {
+  MoeDialect::ParallelAttrHelper(loop.getContext()).setAttr(loop, UnitAttr::get(loop.getContext()));
+}
+
+bool isThreadPoolLoop(scf::ForOp loop) {
+  return MoeDialect::ParallelAttrHelper(loop.getContext()).isAttrPresent(loop);
 }
 
 scf::ForOp emitFor(OpBuilder &b, Location loc, Value lb, Value ub,

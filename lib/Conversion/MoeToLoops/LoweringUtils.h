@@ -38,8 +38,14 @@ constexpr llvm::StringLiteral kParallelMarkerPrefix = "__moe_parallel__";
 constexpr llvm::StringLiteral kGpuParallelAttr = "moe.gpu.parallel";
 /// Marks `loop` with kGpuParallelAttr and returns it.
 scf::ForOp markParallel(scf::ForOp loop);
+/// Marks `loop` (over [0, n) by 1, without results) with the dialect's
+/// `moe.parallel` attribute: its iterations are independent work items that
+/// moe-outline-parallel hands to the runtime's thread pool.
+void markThreadPoolLoop(scf::ForOp loop);
+/// Whether `loop` is marked by markThreadPoolLoop.
+bool isThreadPoolLoop(scf::ForOp loop);
 /// The CPU form of a kGpuParallelAttr loop over [0, n): split into
-/// moe.parallel items of `chunk` iterations for the thread pool. The
+/// thread-pool items (markThreadPoolLoop) of `chunk` iterations. The
 /// function-entry scratch allocas the loop uses (the per-iteration
 /// workspace a GPU thread keeps private) get private copies per item, in an
 /// alloca scope; the status slot stays shared. Leaves the loop alone (false)
