@@ -27,17 +27,7 @@
 using namespace mlir;
 
 namespace moe {
-using ref::DType;
-using ref::Status;
-using ref::Tensor;
 
-
-std::string TensorSignature::describe() const {
-  std::string s = "[";
-  for (size_t d = 0; d < shape.size(); ++d)
-    s += (d ? ", " : "") + (shape[d] < 0 ? std::string("T") : std::to_string(shape[d]));
-  return s + "] " + ref::dtypeName(dtype);
-}
 
 CompiledFunction::~CompiledFunction() { moe_signature_free(signature); }
 
@@ -48,7 +38,7 @@ std::string signatureText(func::FuncOp func) {
       auto tt = cast<RankedTensorType>(t);
       Type et = tt.getElementType();
       text += i ? ";" : "";
-      text += et.isF32() ? "f32" : et.isInteger(32) ? "i32" : "i64";
+      text += dtypeName(et.isF32() ? DType::F32 : et.isInteger(32) ? DType::I32 : DType::I64);
       text += " " + std::to_string(tt.getRank());
       for (int64_t d : tt.getShape())
         text += " " + std::to_string(ShapedType::isDynamic(d) ? -1 : d);

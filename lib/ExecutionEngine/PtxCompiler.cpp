@@ -22,7 +22,6 @@
 using namespace mlir;
 
 namespace moe {
-using ref::Status;
 
 bool isNvidiaChip(llvm::StringRef chip) {
   if (!chip.consume_front("sm_"))
