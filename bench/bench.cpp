@@ -47,8 +47,8 @@
 #include <thread>
 
 using namespace moe;
-using ref::DType;
-using ref::Tensor;
+using moe::DType;
+using moe::Tensor;
 
 static llvm::cl::OptionCategory benchCategory("moe-bench options");
 static llvm::cl::opt<bool> json("json", llvm::cl::cat(benchCategory), llvm::cl::desc("one JSON object per line per case"));
@@ -348,7 +348,7 @@ static bool runCase(mlir::MLIRContext &ctx, const Shape &s, Result &res) {
     llvm::errs() << "bad --pipeline-options\n";
     return false;
   }
-  ref::Status st = CompiledFunction::compile(*module, "main", *options, false, fn);
+  Status st = CompiledFunction::compile(*module, "main", *options, false, fn);
   res.compileS = secondsSince(start);
   if (!st.ok()) {
     llvm::errs() << s.name << ": " << st.error << "\n";
@@ -376,7 +376,7 @@ static bool runCase(mlir::MLIRContext &ctx, const Shape &s, Result &res) {
     argData[1] = ids32.data();
   std::vector<float> ours(s.t * s.h), base(s.t * s.h);
   auto runOurs = [&]() -> bool {
-    ref::Status r = fn->runBuffers(argData, argShapes, {ours.data()}, {{s.t, s.h}});
+    Status r = fn->runBuffers(argData, argShapes, {ours.data()}, {{s.t, s.h}});
     if (!r.ok())
       llvm::errs() << s.name << ": " << r.error << "\n";
     return r.ok();

@@ -1,7 +1,7 @@
 //===- CompiledFunction.cpp - compile a moe function and run it -----------===//
 
 #include "moe/ExecutionEngine/CompiledFunction.h"
-#include "moe/Support/Diagnostics.h"
+#include "moe/ExecutionEngine/Diagnostics.h"
 
 #include "moe_runtime.h"
 #include "moe/Transforms/Passes.h"
@@ -28,17 +28,7 @@
 using namespace mlir;
 
 namespace moe {
-using ref::DType;
-using ref::Status;
-using ref::Tensor;
 
-
-std::string TensorSignature::describe() const {
-  std::string s = "[";
-  for (size_t d = 0; d < shape.size(); ++d)
-    s += (d ? ", " : "") + (shape[d] < 0 ? std::string("T") : std::to_string(shape[d]));
-  return s + "] " + ref::dtypeName(dtype);
-}
 
 CompiledFunction::~CompiledFunction() { moe_signature_free(signature); }
 
@@ -49,7 +39,7 @@ std::string signatureText(func::FuncOp func) {
       auto tt = cast<RankedTensorType>(t);
       Type et = tt.getElementType();
       text += i ? ";" : "";
-      text += et.isF32() ? "f32" : et.isInteger(32) ? "i32" : "i64";
+      text += dtypeName(et.isF32() ? DType::F32 : et.isInteger(32) ? DType::I32 : DType::I64);
       text += " " + std::to_string(tt.getRank());
       for (int64_t d : tt.getShape())
         text += " " + std::to_string(ShapedType::isDynamic(d) ? -1 : d);

@@ -1,7 +1,7 @@
 //===- PtxCompiler.cpp - compile a moe function to PTX + launch text ------===//
 
 #include "moe/ExecutionEngine/PtxCompiler.h"
-#include "moe/Support/Diagnostics.h"
+#include "moe/ExecutionEngine/Diagnostics.h"
 
 #include "moe/Conversion/GpuLaunch.h"
 #include "moe/Conversion/Passes.h"
@@ -24,7 +24,6 @@
 using namespace mlir;
 
 namespace moe {
-using ref::Status;
 
 bool isNvidiaChip(llvm::StringRef chip) {
   if (!chip.consume_front("sm_"))

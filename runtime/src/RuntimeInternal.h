@@ -36,7 +36,11 @@ std::string failureMessage(int status, const ErrorDetail &detail);
 /// Clears this thread's message (every C entry point starts with this).
 void clearError();
 
-/// "f32", "bf16", ... ; "?" for a value outside moe_dtype.
+/// "f32", "bf16", ... ; "?" for a value outside moe_dtype. The runtime's own
+/// copy of MoeSupport's dtypeName (and TensorSig below of TensorSignature):
+/// the runtime links nothing of ours, so that a deployed layer and
+/// moe-gpu-run need only this library; a unit test (RuntimeTest) checks that
+/// the names and sizes agree.
 const char *dtypeName(int dtype);
 /// A caller's element type as its integer: a C caller may pass any value,
 /// and loading an out-of-range value through the enum type is undefined

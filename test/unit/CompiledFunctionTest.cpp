@@ -18,9 +18,9 @@
 #include <limits>
 
 using namespace moe;
-using ref::DType;
-using ref::Status;
-using ref::Tensor;
+using moe::DType;
+using moe::Status;
+using moe::Tensor;
 
 namespace {
 const char *kLayer = R"mlir(

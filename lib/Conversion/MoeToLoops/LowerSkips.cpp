@@ -9,7 +9,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "LoweringUtils.h"
-#include "moe_runtime.h"
+#include "moe_status_codes.h"
 
 namespace mlir::moe {
 #define GEN_PASS_DEF_MOELOWERSKIPS

@@ -1,7 +1,7 @@
 //===- LoweringUtils.cpp - shared helpers of the loop-emitting passes -----===//
 
 #include "LoweringUtils.h"
-#include "moe_runtime.h"
+#include "moe_status_codes.h"
 
 #include "mlir/IR/Matchers.h"
 #include "llvm/ADT/SetVector.h"

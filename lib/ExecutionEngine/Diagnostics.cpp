@@ -1,6 +1,6 @@
 //===- Diagnostics.cpp - every stage's diagnostics in the parser's form ---===//
 
-#include "moe/Support/Diagnostics.h"
+#include "moe/ExecutionEngine/Diagnostics.h"
 
 namespace moe {
 
