@@ -150,7 +150,11 @@ Status CompiledFunction::compile(ModuleOp module, const std::string &entry,
   // no-ops on expanded IR.
   if (options.gpuHost) {
     // The GPU's block/thread-mapped kernels, then run on the host.
+    // The caller's vector width is the mapping's (0 keeps the GPU
+    // pipeline's default: the host's width means nothing to the kernels).
     GpuPipelineOptions gpuOptions;
+    if (options.vectorWidth > 0)
+      gpuOptions.vectorWidth = options.vectorWidth;
     if (!(s = runStage("gpu-mapped", [&](OpPassManager &pm) {
             buildMoeGpuMappedPipeline(pm, gpuOptions);
           })).ok())

@@ -32,17 +32,33 @@ void buildMoeToLoopsPipeline(mlir::OpPassManager &pm, const CpuPipelineOptions &
   // The CPU runtime puts the failed check's token, slot and id into its
   // message; the GPU's launch description has no place for them yet.
   pm.addPass(mlir::moe::createMoeBufferAbi({/*errorDetails=*/true}));
-  pm.addNestedPass<mlir::func::FuncOp>(mlir::moe::createMoeLowerSkips({options.vectorWidth}));
-  pm.addNestedPass<mlir::func::FuncOp>(mlir::moe::createMoeLowerRouters({options.vectorWidth, options.parallel ? 32 : 0}));
+  // Pass options are filled by name, so a new option in Passes.td cannot
+  // shift the values into the wrong fields.
+  const int64_t tokenChunk = options.parallel ? 32 : 0; // router/combine items of 32 tokens
+  mlir::moe::MoeLowerSkipsOptions skips;
+  skips.vectorWidth = options.vectorWidth;
+  pm.addNestedPass<mlir::func::FuncOp>(mlir::moe::createMoeLowerSkips(skips));
+  mlir::moe::MoeLowerRoutersOptions routers;
+  routers.vectorWidth = options.vectorWidth;
+  routers.tokenChunk = tokenChunk;
+  pm.addNestedPass<mlir::func::FuncOp>(mlir::moe::createMoeLowerRouters(routers));
   pm.addNestedPass<mlir::func::FuncOp>(mlir::moe::createMoeLowerDispatch());
-  pm.addNestedPass<mlir::func::FuncOp>(
-      mlir::moe::createMoeLowerGroupedExperts(
-          {options.vectorWidth, options.rowTile, options.parallel, options.blockBytes,
-           options.sliceBytes, options.packMinRows, options.packTiles, options.packSliceBytes,
-           options.packRowsOuter}));
-  // Combine: items of 32 tokens (each writes only its own rows).
-  pm.addNestedPass<mlir::func::FuncOp>(
-      mlir::moe::createMoeLowerCombine({options.vectorWidth, options.parallel ? 32 : 0}));
+  mlir::moe::MoeLowerGroupedExpertsOptions experts;
+  experts.vectorWidth = options.vectorWidth;
+  experts.rowTile = options.rowTile;
+  experts.parallel = options.parallel;
+  experts.blockBytes = options.blockBytes;
+  experts.sliceBytes = options.sliceBytes;
+  experts.packMinRows = options.packMinRows;
+  experts.packTiles = options.packTiles;
+  experts.packSliceBytes = options.packSliceBytes;
+  experts.packRowsOuter = options.packRowsOuter;
+  pm.addNestedPass<mlir::func::FuncOp>(mlir::moe::createMoeLowerGroupedExperts(experts));
+  // Combine items write only their own tokens' rows.
+  mlir::moe::MoeLowerCombineOptions combine;
+  combine.vectorWidth = options.vectorWidth;
+  combine.tokenChunk = tokenChunk;
+  pm.addNestedPass<mlir::func::FuncOp>(mlir::moe::createMoeLowerCombine(combine));
   pm.addPass(mlir::moe::createMoeFinalizeBuffers());
   if (options.parallel)
     pm.addPass(mlir::moe::createMoeOutlineParallel());

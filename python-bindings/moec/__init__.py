@@ -9,7 +9,7 @@ API
 ---
 ``parse(text, filename="<string>")`` / ``load(path)``
     Parse and verify MLIR text -> :class:`Module`.
-``compile(module, target="cpu", entry=None, vector_width=0, row_tile=4, chip=None)``
+``compile(module, target="cpu", entry=None, *, pipeline_options="", vector_width=None, row_tile=None, chip=None, block_size=None)``
     ``module``: a :class:`Layer`, MLIR text, a :class:`Module`, or the path
     of an .mlir file (``str`` or ``pathlib.Path``).  ``entry`` defaults to
     the Layer's name, else the module's only function, else ``main``.
@@ -50,6 +50,7 @@ one array per result.
 
 from __future__ import annotations
 
+import numbers
 import os
 import pathlib
 from typing import List, Optional, Tuple, Union
@@ -287,8 +288,40 @@ class CompiledPtx(_CompiledBase):
                 f"{len(self.ptx)} bytes of PTX; stages {self.stage_names}>")
 
 
-def compile(module, target: str = "cpu", entry: Optional[str] = None, vector_width: int = 0,
-            row_tile: int = 4, chip: Optional[str] = None) -> Union[Compiled, CompiledPtx]:
+def _pipeline_options(target: str, pipeline_options: str, vector_width, row_tile, chip,
+                      block_size) -> str:
+    """The pipeline options text (the tools' --pipeline-options) with the
+    keyword arguments that were given appended: no defaults of Python's own,
+    so an unset keyword means what the tools' omitted option means."""
+    if not isinstance(pipeline_options, str):
+        raise TypeError(f"pipeline_options must be a str like \"row-tile=8\", got "
+                        f"{type(pipeline_options).__name__}")
+    given = {"vector-width": vector_width, "row-tile": row_tile, "chip": chip,
+             "block-size": block_size}
+    allowed = {"cpu": ("vector-width", "row-tile"), "gpu-host": ("vector-width", "row-tile"),
+               "nvptx": ("vector-width", "chip", "block-size")}[target]
+    parts = [pipeline_options] if pipeline_options else []
+    for name, value in given.items():
+        if value is None:
+            continue
+        keyword = name.replace("-", "_")
+        if name not in allowed:
+            raise ValueError(f"{keyword}= is not an option of target={target!r}")
+        if name == "chip":
+            parts.append(f"chip={value}")
+            continue
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise TypeError(f"{keyword} must be an int, got {type(value).__name__}")
+        parts.append(f"{name}={int(value)}")
+    if target == "gpu-host":
+        parts.append("gpu-host=true")
+    return " ".join(parts)
+
+
+def compile(module, target: str = "cpu", entry: Optional[str] = None, *,
+            pipeline_options: str = "", vector_width: Optional[int] = None,
+            row_tile: Optional[int] = None, chip: Optional[str] = None,
+            block_size: Optional[int] = None) -> Union[Compiled, CompiledPtx]:
     """Compiles ``entry`` of ``module`` (a Layer, MLIR text, Module, or the
     path of an .mlir file as str or Path). ``entry`` defaults to the Layer's
     name, else the module's only function, else ``main``.
@@ -296,22 +329,26 @@ def compile(module, target: str = "cpu", entry: Optional[str] = None, vector_wid
     ``target``: "cpu" (a :class:`Compiled`), "gpu-host" (a :class:`Compiled`
     running the GPU's block/thread mapping on the host CPU) or "nvptx" (a
     :class:`CompiledPtx` for ``chip``, default "sm_90").
-    ``vector_width``: f32 lanes per vector (0: from the host CPU for "cpu",
-    the GPU pipeline's 4 for "nvptx"); ``row_tile``: rows per expert GEMM
-    tile ("cpu"). Raises CompileError, ValueError for an unknown target or
-    chip."""
+    ``pipeline_options``: the pipeline's options as the tools take them
+    (``moe-run --pipeline-options``, ``moe-opt --moe-to-cpu="..."``), e.g.
+    ``"row-tile=8 pack-tiles=3"``; the CPU pipeline's for "cpu"/"gpu-host",
+    the GPU pipeline's for "nvptx". Keyword sugar, appended to it when given:
+    ``vector_width`` (f32 lanes per vector), ``row_tile`` (rows per expert
+    GEMM tile; "cpu"/"gpu-host"), ``chip`` and ``block_size`` ("nvptx").
+    Nothing given means the pipeline's own defaults, as in the tools (e.g.
+    the vector width and row tile from the host CPU). Raises CompileError,
+    ValueError for an unknown target, option or chip."""
     if target not in TARGETS:
         raise ValueError(f"unknown target {target!r}; the targets are {TARGETS}")
     if chip is not None and target != "nvptx":
         raise ValueError(f"chip={chip!r} is for target='nvptx', not target={target!r}")
+    options = _pipeline_options(target, pipeline_options, vector_width, row_tile, chip,
+                                block_size)
     mod, layer = _as_module(module)
     entry = _entry_of(mod, layer, entry)
     if target == "nvptx":
-        fn = _moec.compile_ptx(mod, entry, "sm_90" if chip is None else str(chip),
-                               int(vector_width))
-        return CompiledPtx(fn, mod, layer)
-    fn = _moec.compile(mod, entry, int(vector_width), int(row_tile), target == "gpu-host")
-    return Compiled(fn, mod, layer)
+        return CompiledPtx(_moec.compile_ptx(mod, entry, options), mod, layer)
+    return Compiled(_moec.compile(mod, entry, options), mod, layer)
 
 
 def cuda_available() -> Tuple[bool, str]:

@@ -423,13 +423,25 @@ struct Compiled {
   }
 };
 
+/// Pipeline options from the same text the tools take (--pipeline-options,
+/// moe-opt --moe-to-cpu="..."), so Python has no defaults of its own.
+template <typename Options>
+std::unique_ptr<Options> parsePipelineOptions(const std::string &text, const char *pipeline) {
+  std::string parseErrors;
+  llvm::raw_string_ostream errs(parseErrors);
+  auto options = std::make_unique<Options>();
+  if (mlir::failed(options->parseFromString(text, errs)))
+    throw py::value_error("pipeline_options '" + text + "' are not options of the " + pipeline +
+                          " pipeline (see moe-opt --help): " + parseErrors);
+  return options;
+}
+
 std::shared_ptr<Compiled> compile(std::shared_ptr<Module> source, const std::string &entry,
-                                  int64_t vectorWidth, int64_t rowTile, bool gpuHost) {
+                                  const std::string &pipelineOptions) {
   auto func = source->lookup(entry);
-  moe::CpuPipelineOptions options;
-  options.vectorWidth = vectorWidth;
-  options.rowTile = rowTile;
-  options.gpuHost = gpuHost;
+  std::unique_ptr<moe::CpuPipelineOptions> parsed =
+      parsePipelineOptions<moe::CpuPipelineOptions>(pipelineOptions, "CPU");
+  const moe::CpuPipelineOptions &options = *parsed;
   auto c = std::make_shared<Compiled>();
   c->source = source;
   c->entry = entry;
@@ -534,8 +546,10 @@ struct CompiledPtx {
 };
 
 std::shared_ptr<CompiledPtx> compilePtx(std::shared_ptr<Module> source, const std::string &entry,
-                                        const std::string &chip, int64_t vectorWidth,
-                                        int64_t blockSize) {
+                                        const std::string &pipelineOptions) {
+  std::unique_ptr<moe::GpuPipelineOptions> parsed =
+      parsePipelineOptions<moe::GpuPipelineOptions>(pipelineOptions, "GPU");
+  const std::string chip = parsed->chip;
   if (!moe::isNvidiaChip(chip))
     throw py::value_error("chip must name an NVIDIA architecture like sm_90 (sm_<digits>), got '" +
                           chip + "'");
@@ -547,8 +561,8 @@ std::shared_ptr<CompiledPtx> compilePtx(std::shared_ptr<Module> source, const st
   c->resSigs = signaturesOf(func.getResultTypes(), "result");
   moe::PtxOptions options;
   options.chip = chip;
-  options.vectorWidth = vectorWidth;
-  options.blockSize = blockSize;
+  options.vectorWidth = parsed->vectorWidth;
+  options.blockSize = parsed->blockSize;
   Status s;
   {
     py::gil_scoped_release release;
@@ -699,10 +713,10 @@ PYBIND11_MODULE(_moec, m) {
       .def("run", &Compiled::run, py::arg("arrays"), py::arg("out") = py::none(),
            "Runs on numpy arrays (no copies); returns the list of results.");
 
-  m.def("compile", &compile, py::arg("module"), py::arg("entry") = "main",
-        py::arg("vector_width") = 0, py::arg("row_tile") = 4, py::arg("gpu_host") = false,
-        "Compiles `entry` for the host CPU (gpu_host: through the GPU's block/thread "
-        "mapping); raises CompileError on failure.");
+  m.def("compile", &compile, py::arg("module"), py::arg("entry"), py::arg("pipeline_options"),
+        "Compiles `entry` for the host CPU with the CPU pipeline's options text (as "
+        "moe-opt --moe-to-cpu=\"...\"; gpu-host=true: through the GPU's block/thread "
+        "mapping); raises CompileError on failure, ValueError for bad options.");
 
   py::class_<CompiledPtx, std::shared_ptr<CompiledPtx>>(m, "CompiledPtx")
       .def_property_readonly("entry", [](const CompiledPtx &self) { return self.layer.entry; })
@@ -737,9 +751,11 @@ PYBIND11_MODULE(_moec, m) {
       .def("run", &CompiledPtx::run, py::arg("arrays"), py::arg("out") = py::none(),
            "Runs on the GPU through the CUDA runtime; returns the list of results.");
 
-  m.def("compile_ptx", &compilePtx, py::arg("module"), py::arg("entry") = "main",
-        py::arg("chip") = "sm_90", py::arg("vector_width") = 0, py::arg("block_size") = 0,
-        "Compiles `entry` to PTX + launch description; raises CompileError on failure.");
+  m.def("compile_ptx", &compilePtx, py::arg("module"), py::arg("entry"),
+        py::arg("pipeline_options"),
+        "Compiles `entry` to PTX + launch description with the GPU pipeline's options text "
+        "(as moe-opt --moe-to-ptx=\"...\"); raises CompileError on failure, ValueError "
+        "for bad options.");
   m.def("launch_path_for", [](const std::string &ptxPath) { return moe::launchPathFor(ptxPath); },
         py::arg("ptx_path"), "Where write() puts the launch description of ptx_path.");
   m.def(

@@ -65,12 +65,29 @@ static llvm::cl::opt<std::string>
           llvm::cl::init(""), llvm::cl::cat(compileCategory));
 static llvm::cl::opt<std::string> emit("emit", llvm::cl::desc("so | obj | llvm"),
                                        llvm::cl::init("so"), llvm::cl::cat(compileCategory));
+static llvm::cl::opt<std::string> pipelineOptions(
+    "pipeline-options",
+    llvm::cl::desc("options of the pipeline, as for moe-opt --moe-to-cpu=\"...\" (--target=cpu) "
+                   "or --moe-to-ptx=\"...\" (--target=nvptx), e.g. \"row-tile=8\""),
+    llvm::cl::init(""), llvm::cl::cat(compileCategory));
+// Sugar for the two most used options, appended to --pipeline-options when
+// given (no defaults of their own: an omitted one means the pipeline's).
 static llvm::cl::opt<int64_t> vectorWidth("vector-width",
-                                          llvm::cl::desc("f32 lanes (0: host CPU)"),
+                                          llvm::cl::desc("f32 lanes (as vector-width= in --pipeline-options)"),
                                           llvm::cl::init(0), llvm::cl::cat(compileCategory));
 static llvm::cl::opt<int64_t> rowTile("row-tile",
-                                      llvm::cl::desc("rows per expert GEMM tile (0: host)"),
+                                      llvm::cl::desc("rows per expert GEMM tile (as row-tile= in --pipeline-options)"),
                                       llvm::cl::init(0), llvm::cl::cat(compileCategory));
+
+/// --pipeline-options with the sugar options that were given appended.
+static std::string pipelineOptionsText() {
+  std::string text = pipelineOptions;
+  if (vectorWidth.getNumOccurrences())
+    text += " vector-width=" + std::to_string(vectorWidth);
+  if (rowTile.getNumOccurrences())
+    text += " row-tile=" + std::to_string(rowTile);
+  return text;
+}
 
 static llvm::cl::opt<std::string> target("target", llvm::cl::desc("cpu | nvptx"),
                                          llvm::cl::init("cpu"), llvm::cl::cat(compileCategory));
@@ -117,9 +134,15 @@ static std::string findLinker() {
 static int compileNvptx(ModuleOp module) {
   if (!moe::isNvidiaChip(chip))
     return fail("--chip must name an NVIDIA architecture like sm_90, got '" + chip + "'");
+  if (rowTile.getNumOccurrences())
+    return fail("--row-tile is an option of the CPU pipeline, not of --target=nvptx");
+  auto gpuOptions = moe::GpuPipelineOptions::createFromString(pipelineOptionsText());
+  if (!gpuOptions)
+    return fail("bad --pipeline-options '" + pipelineOptions + "' for the GPU pipeline");
   moe::PtxOptions options;
   options.chip = chip;
-  options.vectorWidth = vectorWidth;
+  options.vectorWidth = gpuOptions->vectorWidth;
+  options.blockSize = gpuOptions->blockSize;
   options.keepStages = false;
   moe::PtxLayer layer;
   moe::Status s = moe::compileToPtx(module, entry, options, layer);
@@ -163,11 +186,11 @@ int main(int argc, char **argv) {
   OwningOpRef<ModuleOp> copy = ModuleOp::create(module->getLoc());
   copy->getBody()->push_back(func->clone());
 
-  moe::CpuPipelineOptions options;
-  options.vectorWidth = vectorWidth;
-  options.rowTile = rowTile;
+  auto options = moe::CpuPipelineOptions::createFromString(pipelineOptionsText());
+  if (!options)
+    return fail("bad --pipeline-options '" + pipelineOptions + "' for the CPU pipeline");
   PassManager pm(&context);
-  moe::buildMoeToCpuPipeline(pm, options);
+  moe::buildMoeToCpuPipeline(pm, *options);
   if (failed(pm.run(*copy)))
     return 1;
 
