@@ -122,6 +122,149 @@ private:
   void emitPrefetch(OpBuilder &b, Location loc, ArrayRef<Value> nextBase, int64_t rows, Value k) const;
 };
 
+//===----------------------------------------------------------------------===//
+// The emitter
+//===----------------------------------------------------------------------===//
+
+/// A work item: group `g`'s rows [start, end) against the block [lo, hi) of
+/// the phase's output columns (weight rows: w1/w3 in phase A, w2 in B).
+struct WorkItem {
+  Value g, start, end, lo, hi;
+};
+
+/// One K slice of a packed phase: [k0, k1), first / last (i1).
+struct KSlice {
+  Value k0, k1, first, last;
+};
+
+/// What a packed phase-B tile's epilogue stores: the kernel's accumulators
+/// (accs[r * nv + v]: w2 row rowIds[r], panel tiles[v]) for `item`, whose
+/// panels start at `tb`. `tmp` is the scatter buffer (null when the results
+/// are transposed in registers), `zero` the tile's index 0.
+struct PackedBResult {
+  const WorkItem &item;
+  Value tb;
+  const PackedTile &tile;
+  ArrayRef<Value> accs;
+  Value tmp, zero;
+};
+
+class BlockedFfnEmitter {
+public:
+  /// Derives the blockings; `b`'s insertion point is where the FFN goes.
+  BlockedFfnEmitter(OpBuilder &b, const BlockedFfnConfig &cfg, const BlockedFfnOperands &ops,
+                    GroupRangeFn groupRange, TokenOfFn tokenOf);
+
+  /// The whole FFN: the intermediate, the panels (packing), phase A, phase B.
+  void emit(OpBuilder &b, Location loc);
+
+private:
+  using TileVariantFn = function_ref<void(OpBuilder &, Location, int64_t nv)>;
+  using PackedBodyFn =
+      function_ref<void(OpBuilder &, Location, const KSlice &, const PackedTile &)>;
+  using DotRowsFn =
+      function_ref<void(OpBuilder &, Location, Value, int64_t, SmallVector<Value>)>;
+
+  //--- FfnLoops.cpp: the loop structure shared by the phases.
+  WorkItem emitWorkItem(OpBuilder &b, Location loc, Value g, Value blk, int64_t block,
+                        int64_t extent) const;
+  void emitSlices(OpBuilder &b, Location loc, int64_t k, int64_t kc, int64_t slices,
+                  function_ref<void(OpBuilder &, Location, const KSlice &)> body) const;
+  void emitTileVariants(OpBuilder &b, Location loc, Value tb, Value te, TileVariantFn fn) const;
+  void emitPackedLoops(OpBuilder &b, Location loc, const WorkItem &item, Value tb, Value te,
+                       int64_t k, int64_t kc, int64_t slices, int64_t mats,
+                       ArrayRef<int64_t> extents, PackedBodyFn body) const;
+  void byLayout(OpBuilder &b, Location loc, Value g,
+                function_ref<void(OpBuilder &, Location, Value, Value)> then,
+                BodyFn otherwise) const;
+
+  //--- FfnPacking.cpp
+  void emitPanelLayout(OpBuilder &b, Location loc);
+  void emitPackX(OpBuilder &b, Location loc) const;
+  void emitPackPanel(OpBuilder &b, Location loc, Value start, Value end, Value tb, Value t) const;
+
+  //--- FfnPhaseA.cpp
+  void emitPhaseA(OpBuilder &b, Location loc) const;
+  void emitPackedA(OpBuilder &b, Location loc, const WorkItem &item, Value tb, Value te) const;
+  void emitPackedATile(OpBuilder &b, Location loc, const PackedKernel &kernel, const KSlice &slice,
+                       const PackedTile &tile) const;
+
+  //--- FfnPhaseB.cpp
+  void emitPhaseB(OpBuilder &b, Location loc) const;
+  void emitPackedB(OpBuilder &b, Location loc, const WorkItem &item, Value tb, Value te) const;
+  void emitPackedBTile(OpBuilder &b, Location loc, const PackedKernel &kernel, const WorkItem &item,
+                       Value tb, const KSlice &slice, const PackedTile &tile, Value tmp) const;
+
+  //--- FfnEpilogues.cpp
+  void storePackedA(OpBuilder &b, Location loc, const PackedTile &tile, ArrayRef<Value> accs,
+                    Value zero, bool final) const;
+  void finishPackedB(OpBuilder &b, Location loc, const PackedBResult &res, Value last) const;
+  void storeTransposedB(OpBuilder &b, Location loc, const PackedBResult &res) const;
+  void scatterB(OpBuilder &b, Location loc, const PackedBResult &res) const;
+  void parkPartialSumsB(OpBuilder &b, Location loc, const PackedBResult &res) const;
+  Value rowOkB(const PackedTile &tile, int64_t r) const;
+
+  //--- FfnDotTiles.cpp
+  void dotRows(OpBuilder &b, Location loc, Value start, Value end, DotRowsFn body) const;
+  void emitDotA(OpBuilder &b, Location loc, const WorkItem &item) const;
+  void emitDotATile(OpBuilder &b, Location loc, Value g, ArrayRef<RowRef> xRows,
+                    ArrayRef<Value> ps, Value c0, int64_t cols) const;
+  void emitDotB(OpBuilder &b, Location loc, const WorkItem &item) const;
+  void emitDotBSlice(OpBuilder &b, Location loc, const WorkItem &item, Value k0, int64_t len,
+                     Value first) const;
+  void emitDotBTile(OpBuilder &b, Location loc, Value g, ArrayRef<RowRef> midRows,
+                    ArrayRef<Value> ps, Value cStart, int64_t cols, Value k0, int64_t len,
+                    Value first) const;
+
+  //--- Small shared pieces.
+  /// The weights' group index (none for a dense FFN).
+  SmallVector<Value> prefixOf(Value g) const {
+    return ops.perGroupWeights ? SmallVector<Value>{g} : SmallVector<Value>{};
+  }
+  RowRef weightRow(Value w, Value g, Value row) const {
+    SmallVector<Value> idx = prefixOf(g);
+    idx.push_back(row);
+    return RowRef{w, idx};
+  }
+  /// Weight rows of a packed tile of `nv` panels over `mats` matrices: as
+  /// many as the accumulators allow, at most 12, and never more than a
+  /// block (PackedTile shifts the last tile back inside the block).
+  int64_t packedRows(int64_t mats, int64_t nv, ArrayRef<int64_t> extents) const;
+  /// The first row of the group whose panel `t` is (its panels start at `tb`).
+  Value panelRow0(OpBuilder &b, Location loc, Value start, Value t, Value tb) const;
+  Value zeroVector(OpBuilder &b, Location loc) const;
+
+  const BlockedFfnConfig &cfg;
+  const BlockedFfnOperands &ops;
+  GroupRangeFn groupRange;
+  TokenOfFn tokenOf;
+
+  bool gated;
+  int64_t h, inter, mr, width, numGroups;
+  Type f32;
+  VectorType vecType;
+  /// Inside builder callbacks the enclosing ops are not attached yet, so the
+  /// function is found from the insertion point emitBlockedFfn was given.
+  Operation *inFunc;
+
+  // The packed path (FfnPacking.cpp has the layout).
+  bool packing;
+  int64_t nvNarrow, nvWide, nvMax, matsA;
+  int64_t kcA, slicesA, kcB, slicesB;
+  // Phase A's blocking (dot tiles and packed).
+  int64_t nrA, blockA, blocksA;
+  SmallVector<int64_t> extentsA;
+  // Phase B's blocking: the dot tiles' K slices of `kc` (fullSlices, then a
+  // tail), the items' blocks of H.
+  int64_t nrB, kc, fullSlices, tail, blockB, blocksB;
+  SmallVector<int64_t> extentsB;
+  int64_t rowsB;
+  bool transposedB;
+
+  // The buffers (null when unused).
+  Value mid, tileOff, panelsX, panelsMid, panelsGate, panelsAcc;
+};
+
 } // namespace mlir::moe::lowering::ffn
 
 #endif // MOE_LIB_CONVERSION_BLOCKEDFFNEMITTER_H

@@ -131,3 +131,87 @@ void ffn::emitPackedTiles(OpBuilder &b, Location loc, Value r0, Value r1, int64_
   tileLoop(b, loc, [&](OpBuilder &ob, Location ol, PackedTile tile) { rowLoop(ob, ol, leaf, tile); },
            PackedTile());
 }
+
+//===----------------------------------------------------------------------===//
+// The emitter's loop units
+//===----------------------------------------------------------------------===//
+
+WorkItem BlockedFfnEmitter::emitWorkItem(OpBuilder &b, Location loc, Value g, Value blk,
+                                         int64_t block, int64_t extent) const {
+  auto [start, end] = groupRange(b, loc, g);
+  Value lo = arith::MulIOp::create(b, loc, blk, cIndex(b, loc, block));
+  Value hi = arith::MinUIOp::create(b, loc, arith::AddIOp::create(b, loc, lo, cIndex(b, loc, block)),
+                                    cIndex(b, loc, extent));
+  return WorkItem{g, start, end, lo, hi};
+}
+
+/// K slices of a packed phase: one static slice, or a loop over `slices`
+/// slices of `kc` with run-time first/last flags (partial sums park in
+/// panel buffers between slices).
+void BlockedFfnEmitter::emitSlices(OpBuilder &b, Location loc, int64_t k, int64_t kc, int64_t slices,
+                                   function_ref<void(OpBuilder &, Location, const KSlice &)> body) const {
+  if (slices == 1) {
+    Value yes = arith::ConstantOp::create(b, loc, b.getBoolAttr(true));
+    body(b, loc, KSlice{cIndex(b, loc, 0), cIndex(b, loc, k), yes, yes});
+    return;
+  }
+  emitFor(b, loc, cIndex(b, loc, 0), cIndex(b, loc, slices), [&](OpBuilder &lb, Location l, Value s) {
+    Value k0 = arith::MulIOp::create(lb, l, s, cIndex(lb, l, kc));
+    Value k1 = arith::MinUIOp::create(lb, l, arith::AddIOp::create(lb, l, k0, cIndex(lb, l, kc)),
+                                      cIndex(lb, l, k));
+    Value first = arith::CmpIOp::create(lb, l, arith::CmpIPredicate::eq, s, cIndex(lb, l, 0));
+    Value last = arith::CmpIOp::create(lb, l, arith::CmpIPredicate::eq, s, cIndex(lb, l, slices - 1));
+    body(lb, l, KSlice{k0, k1, first, last});
+  });
+}
+
+/// A group of n panels takes the wide tiles when their padded panel count,
+/// discounted by the wide kernel's measured advantage (1.2x: MIX-P's
+/// groups of 8 panels ran 6 % faster in 3-panel tiles, padding included),
+/// is below the narrow tiles': n = 3, 5..9, 11.. with 3 vs 2.
+void BlockedFfnEmitter::emitTileVariants(OpBuilder &b, Location loc, Value tb, Value te,
+                                         TileVariantFn fn) const {
+  if (!nvWide)
+    return fn(b, loc, nvNarrow);
+  Value n = arith::SubIOp::create(b, loc, te, tb);
+  auto padded = [&](int64_t nv, int64_t weight) {
+    return arith::MulIOp::create(b, loc, arith::CeilDivUIOp::create(b, loc, n, cIndex(b, loc, nv)),
+                                 cIndex(b, loc, nv * weight));
+  };
+  Value wide = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult, padded(nvWide, 5),
+                                     padded(nvNarrow, 6));
+  emitIfThenElse(
+      b, loc, wide, [&](OpBuilder &tb2, Location tl) { fn(tb2, tl, nvWide); },
+      [&](OpBuilder &eb, Location el) { fn(eb, el, nvNarrow); });
+}
+
+/// A packed phase's loop nest for one item: K slices of `kc` (of `k`) outside
+/// the tile variants outside the register tiles over the item's block of
+/// weight rows (of `mats` matrices) and the group's panels [tb, te).
+void BlockedFfnEmitter::emitPackedLoops(OpBuilder &b, Location loc, const WorkItem &item, Value tb,
+                                        Value te, int64_t k, int64_t kc, int64_t slices, int64_t mats,
+                                        ArrayRef<int64_t> extents, PackedBodyFn body) const {
+  emitSlices(b, loc, k, kc, slices, [&](OpBuilder &sb, Location sl, const KSlice &slice) {
+    emitTileVariants(sb, sl, tb, te, [&](OpBuilder &vb, Location vl, int64_t nv) {
+      emitPackedTiles(vb, vl, item.lo, item.hi, packedRows(mats, nv, extents), tb, te, nv,
+                      cfg.packRowsOuter, [&](OpBuilder &cb, Location cl, const PackedTile &tile) {
+                        body(cb, cl, slice, tile);
+                      });
+    });
+  });
+}
+
+/// `then` when the group is packed (tileOff[g] < tileOff[g + 1]), else
+/// `otherwise`; just `otherwise` without packing.
+void BlockedFfnEmitter::byLayout(OpBuilder &b, Location loc, Value g,
+                                 function_ref<void(OpBuilder &, Location, Value, Value)> then,
+                                 BodyFn otherwise) const {
+  if (!packing)
+    return otherwise(b, loc);
+  Value tb = memref::LoadOp::create(b, loc, tileOff, ValueRange{g});
+  Value te = memref::LoadOp::create(b, loc, tileOff,
+                                    ValueRange{arith::AddIOp::create(b, loc, g, cIndex(b, loc, 1))});
+  Value packed = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ult, tb, te);
+  emitIfThenElse(
+      b, loc, packed, [&](OpBuilder &tb2, Location tl) { then(tb2, tl, tb, te); }, otherwise);
+}
