@@ -36,7 +36,7 @@
 #include <unistd.h>
 
 using namespace moe;
-using ref::Tensor;
+using moe::Tensor;
 
 namespace {
 using Clock = std::chrono::steady_clock;
@@ -95,7 +95,7 @@ struct PreparedCase {
   std::vector<float> out, firstOut;
 
   bool run() {
-    ref::Status st = fn->runBuffers(argData, argShapes, {out.data()}, {{shape.t, shape.h}});
+    Status st = fn->runBuffers(argData, argShapes, {out.data()}, {{shape.t, shape.h}});
     if (!st.ok())
       llvm::errs() << shape.name << ": " << st.error << "\n";
     return st.ok();
@@ -118,7 +118,7 @@ bool prepare(mlir::MLIRContext &ctx, const Shape &s, const std::string &pipeline
   auto options = CpuPipelineOptions::createFromString(pipelineOptions);
   if (!module || !options)
     return false;
-  ref::Status st = CompiledFunction::compile(*module, "main", *options, false, c.fn);
+  Status st = CompiledFunction::compile(*module, "main", *options, false, c.fn);
   if (!st.ok()) {
     llvm::errs() << s.name << ": " << st.error << "\n";
     return false;

@@ -21,6 +21,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "BenchJson.h"
 #include "BenchLayers.h"
 #include "moe/ExecutionEngine/CompiledFunction.h"
 #include "moe/InitAll.h"
@@ -46,8 +47,8 @@
 #include <thread>
 
 using namespace moe;
-using ref::DType;
-using ref::Tensor;
+using moe::DType;
+using moe::Tensor;
 
 static llvm::cl::OptionCategory benchCategory("moe-bench options");
 static llvm::cl::opt<bool> json("json", llvm::cl::cat(benchCategory), llvm::cl::desc("one JSON object per line per case"));
@@ -347,7 +348,7 @@ static bool runCase(mlir::MLIRContext &ctx, const Shape &s, Result &res) {
     llvm::errs() << "bad --pipeline-options\n";
     return false;
   }
-  ref::Status st = CompiledFunction::compile(*module, "main", *options, false, fn);
+  Status st = CompiledFunction::compile(*module, "main", *options, false, fn);
   res.compileS = secondsSince(start);
   if (!st.ok()) {
     llvm::errs() << s.name << ": " << st.error << "\n";
@@ -375,7 +376,7 @@ static bool runCase(mlir::MLIRContext &ctx, const Shape &s, Result &res) {
     argData[1] = ids32.data();
   std::vector<float> ours(s.t * s.h), base(s.t * s.h);
   auto runOurs = [&]() -> bool {
-    ref::Status r = fn->runBuffers(argData, argShapes, {ours.data()}, {{s.t, s.h}});
+    Status r = fn->runBuffers(argData, argShapes, {ours.data()}, {{s.t, s.h}});
     if (!r.ok())
       llvm::errs() << s.name << ": " << r.error << "\n";
     return r.ok();
@@ -476,10 +477,8 @@ int main(int argc, char **argv) {
 
   double peak = measurePeakGflops(), bw = measureReadGBps();
   if (json)
-    llvm::outs() << llvm::formatv(
-        "{{\"machine\": true, \"threads\": {0}, \"peak_gflops\": {1:f1}, \"read_gbps\": {2:f1}, "
-        "\"openblas_core\": \"{3}\"}\n",
-        numThreads(), peak, bw, openblas_get_corename());
+    llvm::outs() << bench::jsonLine(
+        bench::machineRecord(numThreads(), peak, bw, openblas_get_corename()));
   else
     llvm::outs() << llvm::formatv("moe-bench: {0} threads, FP32 FMA peak {1:f1} GFLOP/s, read "
                                   "bandwidth {2:f1} GB/s, OpenBLAS core {3}\n\n",
@@ -500,16 +499,21 @@ int main(int argc, char **argv) {
     double gflops = r.flops / (r.oursUs * 1e3), gbps = r.bytes / (r.oursUs * 1e3);
     double speedup = r.baselineUs / r.oursUs;
     if (json) {
-      std::string extra;
-      if (s.decode())
-        extra = llvm::formatv(", \"gbps\": {0:f2}, \"pct_bandwidth\": {1:f1}", gbps,
-                              100 * gbps / bw);
-      llvm::outs() << llvm::formatv(
-          "{{\"case\": \"{0}\", \"tokens\": {1}, \"ours_us\": {2:f1}, \"baseline_us\": {3:f1}, "
-          "\"speedup\": {4:f3}, \"gflops\": {5:f2}, \"pct_peak\": {6:f1}{7}, \"max_rel_err\": "
-          "{8:e2}, \"baseline_max_rel_err\": {9:e2}}\n",
-          s.name, s.t, r.oursUs, r.baselineUs, speedup, gflops, 100 * gflops / peak, extra,
-          r.oursErr, r.baselineErr);
+      bench::CaseFigures figures;
+      figures.name = s.name;
+      figures.tokens = s.t;
+      figures.oursUs = r.oursUs;
+      figures.baselineUs = r.baselineUs;
+      figures.speedup = speedup;
+      figures.gflops = gflops;
+      figures.pctPeak = 100 * gflops / peak;
+      if (s.decode()) {
+        figures.gbps = gbps;
+        figures.pctBandwidth = 100 * gbps / bw;
+      }
+      figures.oursMaxRelErr = r.oursErr;
+      figures.baselineMaxRelErr = r.baselineErr;
+      llvm::outs() << bench::jsonLine(bench::caseRecord(figures));
     } else {
       llvm::outs() << llvm::format("%-11s %5lld %11.1f %12.1f %8.2f %8.1f %6.1f", s.name.c_str(),
                                    (long long)s.t, r.oursUs, r.baselineUs, speedup, gflops,
@@ -527,8 +531,7 @@ int main(int argc, char **argv) {
   }
   if (mixCompile >= 0) {
     if (json)
-      llvm::outs() << llvm::formatv("{{\"compile_seconds\": {0:f3}, \"case\": \"MIX-P\"}\n",
-                                    mixCompile);
+      llvm::outs() << bench::jsonLine(bench::compileRecord("MIX-P", mixCompile));
     else
       llvm::outs() << llvm::formatv("\ncompile time, full pipeline, MIX-P: {0:f3} s\n",
                                     mixCompile);

@@ -29,8 +29,8 @@
 #include <cmath>
 
 using namespace moe;
-using ref::DType;
-using ref::Tensor;
+using moe::DType;
+using moe::Tensor;
 
 static llvm::cl::opt<int64_t> tokens("tokens", llvm::cl::init(512));
 static llvm::cl::opt<int> repeat("repeat", llvm::cl::init(15));
@@ -85,7 +85,7 @@ static bool prepare(mlir::MLIRContext &ctx, const std::string &text, std::vector
   auto module = mlir::parseSourceString<mlir::ModuleOp>(text, &ctx);
   if (!module)
     return false;
-  ref::Status s = CompiledFunction::compile(*module, "main", CpuPipelineOptions(), false, c.fn);
+  Status s = CompiledFunction::compile(*module, "main", CpuPipelineOptions(), false, c.fn);
   std::vector<Tensor> got, want;
   if (!s.ok() || !(s = c.fn->run(args, got)).ok() ||
       !(s = ref::interpret(module->lookupSymbol<mlir::func::FuncOp>("main"), args, want)).ok()) {

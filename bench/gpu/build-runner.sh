@@ -14,6 +14,9 @@ CXX=${CXX:-c++}
 mkdir -p "$OUT"
 "$CXX" -std=c++20 -O2 -fPIC -shared -I"$ROOT/runtime/include" \
   "$ROOT"/runtime/src/*.cpp -o "$OUT/libmoe_runtime.so" -ldl -lpthread
-"$CXX" -std=c++20 -O2 -I"$ROOT/runtime/include" "$ROOT/tools/moe-gpu-run/moe-gpu-run.cpp" \
+# moe-gpu-run also uses the support library (.npy codec, RNG, dtype names),
+# plain C++ like the runtime; compiled into the executable here.
+"$CXX" -std=c++20 -O2 -I"$ROOT/runtime/include" -I"$ROOT/include" \
+  "$ROOT/tools/moe-gpu-run/moe-gpu-run.cpp" "$ROOT"/lib/Support/*.cpp \
   -L"$OUT" -lmoe_runtime -Wl,-rpath,'$ORIGIN' -o "$OUT/moe-gpu-run"
 echo "built $OUT/moe-gpu-run and $OUT/libmoe_runtime.so"

@@ -1,6 +1,7 @@
 //===- CompiledFunction.cpp - compile a moe function and run it -----------===//
 
 #include "moe/ExecutionEngine/CompiledFunction.h"
+#include "moe/ExecutionEngine/Diagnostics.h"
 
 #include "moe_runtime.h"
 #include "moe/Transforms/Passes.h"
@@ -27,17 +28,7 @@
 using namespace mlir;
 
 namespace moe {
-using ref::DType;
-using ref::Status;
-using ref::Tensor;
 
-
-std::string TensorSignature::describe() const {
-  std::string s = "[";
-  for (size_t d = 0; d < shape.size(); ++d)
-    s += (d ? ", " : "") + (shape[d] < 0 ? std::string("T") : std::to_string(shape[d]));
-  return s + "] " + ref::dtypeName(dtype);
-}
 
 CompiledFunction::~CompiledFunction() { moe_signature_free(signature); }
 
@@ -48,7 +39,7 @@ std::string signatureText(func::FuncOp func) {
       auto tt = cast<RankedTensorType>(t);
       Type et = tt.getElementType();
       text += i ? ";" : "";
-      text += et.isF32() ? "f32" : et.isInteger(32) ? "i32" : "i64";
+      text += dtypeName(et.isF32() ? DType::F32 : et.isInteger(32) ? DType::I32 : DType::I64);
       text += " " + std::to_string(tt.getRank());
       for (int64_t d : tt.getShape())
         text += " " + std::to_string(ShapedType::isDynamic(d) ? -1 : d);
@@ -104,6 +95,8 @@ Status CompiledFunction::compile(ModuleOp module, const std::string &entry,
     ctx->appendDialectRegistry(registry);
   }
 
+  if (std::string error = checkOptions(options); !error.empty())
+    return Status::failure(error);
   auto func = module.lookupSymbol<func::FuncOp>(entry);
   if (!func)
     return Status::failure("no function '" + entry + "' in the module");
@@ -128,14 +121,9 @@ Status CompiledFunction::compile(ModuleOp module, const std::string &entry,
   OwningOpRef<ModuleOp> copy = ModuleOp::create(module.getLoc());
   copy->getBody()->push_back(func->clone());
 
-  std::string diagnostics;
-  ScopedDiagnosticHandler handler(ctx, [&](Diagnostic &diag) {
-    llvm::raw_string_ostream os(diagnostics);
-    os << diag.getLocation() << ": " << diag.str() << "\n";
-    for (const Diagnostic &note : diag.getNotes())
-      os << note.getLocation() << ": note: " << note.str() << "\n";
-    return success();
-  });
+  // Every stage's diagnostics, as the parser prints them (file:line:col and
+  // the source line), end up in the Status.
+  DiagnosticCollector diagnostics(ctx);
   if (keepStages)
     fn->stageTexts.push_back({"moe", printOp(*copy)});
 
@@ -146,12 +134,13 @@ Status CompiledFunction::compile(ModuleOp module, const std::string &entry,
     build(pm);
     if (failed(pm.run(*copy)))
       return Status::failure(std::string("compilation failed in stage '") + name +
-                             "':\n" + diagnostics);
+                             "':\n" + diagnostics.text());
     if (keepStages)
       fn->stageTexts.push_back({name, printOp(*copy)});
     return Status::success();
   };
   Status s = runStage("expanded", [&](OpPassManager &pm) {
+    pm.addPass(mlir::moe::createMoeCheckSupportedOps({options.gpuHost ? "GPU" : "CPU"}));
     pm.addNestedPass<func::FuncOp>(mlir::moe::createMoeFoldTrivialExperts());
     pm.addNestedPass<func::FuncOp>(mlir::moe::createMoeExpandLayers());
   });
@@ -167,7 +156,7 @@ Status CompiledFunction::compile(ModuleOp module, const std::string &entry,
           })).ok())
       return s;
     if (!(s = runStage("loops", [&](OpPassManager &pm) {
-            pm.addNestedPass<func::FuncOp>(createMoeGpuKernelMathPass());
+            pm.addNestedPass<func::FuncOp>(mlir::moe::createMoeGpuApproximateMath());
             pm.addPass(mlir::moe::createMoeGpuToHost());
             pm.addPass(mlir::createCanonicalizerPass());
             pm.addPass(mlir::createCSEPass());
@@ -182,7 +171,7 @@ Status CompiledFunction::compile(ModuleOp module, const std::string &entry,
         })).ok())
     return s;
   if (!pipelineOk)
-    return Status::failure("cannot build the LLVM lowering pipeline:\n" + diagnostics);
+    return Status::failure("cannot build the LLVM lowering pipeline:\n" + diagnostics.text());
 
   if (keepStages) {
     llvm::LLVMContext llvmCtx;
@@ -224,7 +213,7 @@ Status CompiledFunction::compile(ModuleOp module, const std::string &entry,
     std::string msg;
     llvm::raw_string_ostream os(msg);
     os << engine.takeError();
-    return Status::failure("JIT compilation failed: " + msg + "\n" + diagnostics);
+    return Status::failure("JIT compilation failed: " + msg + "\n" + diagnostics.text());
   }
   fn->engine = std::move(*engine);
   auto packedFn = fn->engine->lookupPacked("_mlir_ciface_" + entry);

@@ -1,8 +1,10 @@
 //===- PtxCompiler.cpp - compile a moe function to PTX + launch text ------===//
 
 #include "moe/ExecutionEngine/PtxCompiler.h"
+#include "moe/ExecutionEngine/Diagnostics.h"
 
 #include "moe/Conversion/GpuLaunch.h"
+#include "moe/Conversion/Passes.h"
 #include "moe/Pipelines/Pipelines.h"
 #include "moe/Transforms/Passes.h"
 
@@ -22,7 +24,6 @@
 using namespace mlir;
 
 namespace moe {
-using ref::Status;
 
 bool isNvidiaChip(llvm::StringRef chip) {
   if (!chip.consume_front("sm_"))
@@ -47,31 +48,6 @@ static std::string printOp(Operation *op) {
   llvm::raw_string_ostream os(s);
   op->print(os);
   return s;
-}
-
-/// "file:line:col: error: message", as a SourceMgr handler would start it
-/// (there is no source buffer here to quote the line from).
-static void printDiagnostic(llvm::raw_ostream &os, const Diagnostic &diag) {
-  if (auto fileLoc = diag.getLocation()->findInstanceOf<FileLineColLoc>())
-    os << fileLoc.getFilename().getValue() << ":" << fileLoc.getLine() << ":"
-       << fileLoc.getColumn();
-  else
-    os << diag.getLocation();
-  switch (diag.getSeverity()) {
-  case DiagnosticSeverity::Error:
-    os << ": error: ";
-    break;
-  case DiagnosticSeverity::Warning:
-    os << ": warning: ";
-    break;
-  case DiagnosticSeverity::Note:
-    os << ": note: ";
-    break;
-  case DiagnosticSeverity::Remark:
-    os << ": remark: ";
-    break;
-  }
-  os << diag.str() << "\n";
 }
 
 /// The kernel names of the launch description's `kernel NAME ...` lines.
@@ -106,27 +82,23 @@ Status compileToPtx(ModuleOp module, const std::string &entry, const PtxOptions 
 
   GpuPipelineOptions gpuOptions;
   gpuOptions.chip = options.chip;
-  if (options.vectorWidth > 0)
+  // 0 keeps the pipeline's default; anything else is checked.
+  if (options.vectorWidth != 0)
     gpuOptions.vectorWidth = options.vectorWidth;
-  if (options.blockSize > 0)
+  if (options.blockSize != 0)
     gpuOptions.blockSize = options.blockSize;
+  if (std::string error = checkOptions(gpuOptions); !error.empty())
+    return Status::failure(error);
 
   // Compile a copy holding only the entry function.
   MLIRContext *ctx = module.getContext();
   OwningOpRef<ModuleOp> copy = ModuleOp::create(module.getLoc());
   copy->getBody()->push_back(func->clone());
 
-  // Every diagnostic of every stage ends up in the Status, none on stderr.
-  std::string diagnostics;
-  ScopedDiagnosticHandler handler(ctx, [&](Diagnostic &diag) {
-    llvm::raw_string_ostream os(diagnostics);
-    printDiagnostic(os, diag);
-    for (const Diagnostic &note : diag.getNotes())
-      // The generic form of a lowered op: long, and not the user's IR.
-      if (!llvm::StringRef(note.str()).starts_with("see current operation"))
-        printDiagnostic(os, note);
-    return success();
-  });
+  // Every diagnostic of every stage ends up in the Status, none on stderr,
+  // as the parser prints them (file:line:col and the source line).
+  DiagnosticCollector collected(ctx);
+  const std::string &diagnostics = collected.text();
   auto keep = [&](const char *name, std::string text) {
     if (options.keepStages)
       layer.stages.push_back({name, std::move(text)});
@@ -148,6 +120,7 @@ Status compileToPtx(ModuleOp module, const std::string &entry, const PtxOptions 
     return Status::success();
   };
   Status s = runStage("expanded", [&](OpPassManager &pm) {
+    pm.addPass(mlir::moe::createMoeCheckSupportedOps({"GPU"}));
     pm.addNestedPass<func::FuncOp>(mlir::moe::createMoeFoldTrivialExperts());
     pm.addNestedPass<func::FuncOp>(mlir::moe::createMoeExpandLayers());
     return success();

@@ -1,6 +1,7 @@
 //===- CpuPipeline.cpp - moe -> LLVM dialect for the host CPU -------------===//
 //
 // Stage order (each stage is a pass with its own lit test):
+//   moe-check-supported-ops                              unsupported ops, located
 //   moe-fold-trivial-experts, moe-expand-layers         moe -> moe
 //   moe-buffer-abi                                       C-callable signature
 //   moe-lower-skips, -routers, -dispatch,
@@ -11,6 +12,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "moe/Pipelines/Pipelines.h"
+#include "PipelineOptions.h"
 
 #include "moe/Conversion/Passes.h"
 #include "moe/InitAll.h"
@@ -22,9 +24,14 @@
 namespace moe {
 
 void buildMoeToLoopsPipeline(mlir::OpPassManager &pm, const CpuPipelineOptions &options) {
+  if (!addOptionsCheck(pm, checkOptions(options)))
+    return;
+  pm.addPass(mlir::moe::createMoeCheckSupportedOps({"CPU"}));
   pm.addNestedPass<mlir::func::FuncOp>(mlir::moe::createMoeFoldTrivialExperts());
   pm.addNestedPass<mlir::func::FuncOp>(mlir::moe::createMoeExpandLayers());
-  pm.addPass(mlir::moe::createMoeBufferAbi());
+  // The CPU runtime puts the failed check's token, slot and id into its
+  // message; the GPU's launch description has no place for them yet.
+  pm.addPass(mlir::moe::createMoeBufferAbi({/*errorDetails=*/true}));
   pm.addNestedPass<mlir::func::FuncOp>(mlir::moe::createMoeLowerSkips({options.vectorWidth}));
   pm.addNestedPass<mlir::func::FuncOp>(mlir::moe::createMoeLowerRouters({options.vectorWidth, options.parallel ? 32 : 0}));
   pm.addNestedPass<mlir::func::FuncOp>(mlir::moe::createMoeLowerDispatch());
@@ -68,10 +75,10 @@ void buildMoeToCpuPipeline(mlir::OpPassManager &pm, const CpuPipelineOptions &op
 }
 
 void registerMoePipelines() {
-  mlir::PassPipelineRegistration<CpuPipelineOptions>(
+  registerCheckedPipeline<CpuPipelineOptions>(
       "moe-to-loops", "Lower moe layers to scf/memref/vector loops on buffers",
       buildMoeToLoopsPipeline);
-  mlir::PassPipelineRegistration<CpuPipelineOptions>(
+  registerCheckedPipeline<CpuPipelineOptions>(
       "moe-to-cpu", "Lower moe layers to the LLVM dialect for the host CPU",
       buildMoeToCpuPipeline);
   registerMoeGpuPipelines();

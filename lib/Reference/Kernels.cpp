@@ -15,53 +15,6 @@
 
 namespace moe::ref {
 
-const char *dtypeName(DType t) {
-  switch (t) {
-  case DType::F32:
-    return "f32";
-  case DType::I32:
-    return "i32";
-  case DType::I64:
-    return "i64";
-  }
-  return "?";
-}
-
-static int64_t product(const std::vector<int64_t> &shape) {
-  int64_t n = 1;
-  for (int64_t d : shape)
-    n *= d;
-  return n;
-}
-
-Tensor Tensor::f32(std::vector<int64_t> shape, std::vector<float> data) {
-  Tensor t;
-  t.dtype = DType::F32;
-  t.shape = std::move(shape);
-  t.f = data.empty() ? std::vector<float>(product(t.shape), 0.0f) : std::move(data);
-  return t;
-}
-
-Tensor Tensor::ints(DType dtype, std::vector<int64_t> shape,
-                    std::vector<int64_t> data) {
-  Tensor t;
-  t.dtype = dtype;
-  t.shape = std::move(shape);
-  t.i = data.empty() ? std::vector<int64_t>(product(t.shape), 0) : std::move(data);
-  return t;
-}
-
-int64_t Tensor::numel() const { return product(shape); }
-
-std::string Tensor::describe() const {
-  std::ostringstream os;
-  os << "[";
-  for (size_t d = 0; d < shape.size(); ++d)
-    os << (d ? ", " : "") << shape[d];
-  os << "] " << dtypeName(dtype);
-  return os.str();
-}
-
 bool isGated(Activation act) {
   return act == Activation::SwiGLU || act == Activation::GeGLU;
 }

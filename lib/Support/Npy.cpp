@@ -6,16 +6,35 @@
 #include <sstream>
 
 namespace moe {
-using ref::DType;
-using ref::Status;
-using ref::Tensor;
 
-static size_t elemSize(DType t) { return t == DType::I64 ? 8 : 4; }
-static const char *descr(DType t) {
-  return t == DType::F32 ? "<f4" : t == DType::I32 ? "<i4" : "<i8";
+const char *npyDescr(DType t) {
+  switch (t) {
+  case DType::F32:
+    return "<f4";
+  case DType::I32:
+    return "<i4";
+  case DType::I64:
+    return "<i8";
+  case DType::BF16:
+    return "<u2"; // numpy has no bfloat16: the raw bits
+  case DType::F16:
+    return "<f2";
+  }
+  return "?";
 }
 
-Status readNpy(const std::string &path, Tensor &out) {
+std::string npyHeaderDict(DType dtype, const std::vector<int64_t> &shape) {
+  std::string dims = "(";
+  for (int64_t d : shape)
+    dims += std::to_string(d) + ",";
+  if (shape.size() > 1)
+    dims.pop_back(); // (3,) for rank 1, (3,4) otherwise
+  dims += ")";
+  return std::string("{'descr': '") + npyDescr(dtype) +
+         "', 'fortran_order': False, 'shape': " + dims + ", }";
+}
+
+Status readNpy(const std::string &path, NpyArray &out) {
   std::ifstream in(path, std::ios::binary);
   if (!in)
     return Status::failure("cannot open '" + path + "'");
@@ -35,14 +54,15 @@ Status readNpy(const std::string &path, Tensor &out) {
   std::string header(headerLen, '\0');
   if (!in.read(header.data(), headerLen))
     return Status::failure("'" + path + "': truncated header");
-  DType dtype;
-  if (header.find("'<f4'") != std::string::npos)
-    dtype = DType::F32;
-  else if (header.find("'<i4'") != std::string::npos)
-    dtype = DType::I32;
-  else if (header.find("'<i8'") != std::string::npos)
-    dtype = DType::I64;
-  else
+  NpyArray array;
+  bool known = false;
+  for (DType t : {DType::F32, DType::I32, DType::I64, DType::BF16, DType::F16})
+    if (header.find(std::string("'") + npyDescr(t) + "'") != std::string::npos) {
+      array.dtype = t;
+      known = true;
+      break;
+    }
+  if (!known)
     return Status::failure("'" + path + "': only float32, int32 and int64 "
                            "little-endian arrays are supported; header: " + header);
   if (header.find("'fortran_order': False") == std::string::npos)
@@ -51,49 +71,21 @@ Status readNpy(const std::string &path, Tensor &out) {
   size_t close = header.find(')', open);
   if (open == std::string::npos || close == std::string::npos)
     return Status::failure("'" + path + "': no shape in header");
-  std::vector<int64_t> shape;
   std::stringstream dims(header.substr(open + 1, close - open - 1));
   std::string item;
   while (std::getline(dims, item, ','))
     if (item.find_first_not_of(" ") != std::string::npos)
-      shape.push_back(std::stoll(item));
-  int64_t n = 1;
-  for (int64_t d : shape)
-    n *= d;
-  std::vector<char> raw(size_t(n) * elemSize(dtype));
-  if (!in.read(raw.data(), raw.size()))
+      array.shape.push_back(std::stoll(item));
+  array.data.resize(size_t(numElements(array.shape)) * dtypeSize(array.dtype));
+  if (!in.read(reinterpret_cast<char *>(array.data.data()), array.data.size()))
     return Status::failure("'" + path + "': truncated data");
-  Tensor t;
-  t.dtype = dtype;
-  t.shape = shape;
-  if (dtype == DType::F32) {
-    t.f.resize(n);
-    std::memcpy(t.f.data(), raw.data(), raw.size());
-  } else {
-    t.i.resize(n);
-    for (int64_t k = 0; k < n; ++k) {
-      if (dtype == DType::I32) {
-        int32_t v;
-        std::memcpy(&v, raw.data() + 4 * k, 4);
-        t.i[k] = v;
-      } else {
-        std::memcpy(&t.i[k], raw.data() + 8 * k, 8);
-      }
-    }
-  }
-  out = std::move(t);
+  out = std::move(array);
   return Status::success();
 }
 
-Status writeNpy(const std::string &path, const Tensor &t) {
-  std::string shape = "(";
-  for (size_t d = 0; d < t.shape.size(); ++d)
-    shape += std::to_string(t.shape[d]) + ",";
-  if (t.shape.size() > 1)
-    shape.pop_back();
-  shape += ")";
-  std::string header = std::string("{'descr': '") + descr(t.dtype) +
-                       "', 'fortran_order': False, 'shape': " + shape + ", }";
+Status writeNpy(const std::string &path, DType dtype, const std::vector<int64_t> &shape,
+                const void *data, size_t bytes) {
+  std::string header = npyHeaderDict(dtype, shape);
   // Pad so that the data starts on a 64-byte boundary, as numpy does.
   size_t total = 10 + header.size() + 1;
   header += std::string((64 - total % 64) % 64, ' ') + "\n";
@@ -105,18 +97,55 @@ Status writeNpy(const std::string &path, const Tensor &t) {
   char lenBytes[2] = {char(len & 0xff), char(len >> 8)};
   out.write(lenBytes, 2);
   out.write(header.data(), header.size());
+  out.write(static_cast<const char *>(data), std::streamsize(bytes));
+  return out ? Status::success() : Status::failure("error writing '" + path + "'");
+}
+
+Status readNpy(const std::string &path, Tensor &out) {
+  NpyArray array;
+  Status s = readNpy(path, array);
+  if (!s.ok())
+    return s;
+  if (array.dtype != DType::F32 && array.dtype != DType::I32 && array.dtype != DType::I64)
+    return Status::failure("'" + path + "': only float32, int32 and int64 "
+                           "little-endian arrays are supported; got " +
+                           npyHeaderDict(array.dtype, array.shape));
+  int64_t n = numElements(array.shape);
+  Tensor t;
+  t.dtype = array.dtype;
+  t.shape = array.shape;
   if (t.dtype == DType::F32) {
-    out.write(reinterpret_cast<const char *>(t.f.data()), t.f.size() * 4);
+    t.f.resize(n);
+    std::memcpy(t.f.data(), array.data.data(), array.data.size());
   } else {
-    for (int64_t v : t.i) {
+    t.i.resize(n);
+    for (int64_t k = 0; k < n; ++k) {
       if (t.dtype == DType::I32) {
-        int32_t w = int32_t(v);
-        out.write(reinterpret_cast<const char *>(&w), 4);
+        int32_t v;
+        std::memcpy(&v, array.data.data() + 4 * k, 4);
+        t.i[k] = v;
       } else {
-        out.write(reinterpret_cast<const char *>(&v), 8);
+        std::memcpy(&t.i[k], array.data.data() + 8 * k, 8);
       }
     }
   }
-  return out ? Status::success() : Status::failure("error writing '" + path + "'");
+  out = std::move(t);
+  return Status::success();
 }
+
+Status writeNpy(const std::string &path, const Tensor &t) {
+  if (t.dtype == DType::F32)
+    return writeNpy(path, t.dtype, t.shape, t.f.data(), t.f.size() * 4);
+  std::vector<unsigned char> bytes(t.i.size() * dtypeSize(t.dtype));
+  for (size_t k = 0; k < t.i.size(); ++k) {
+    if (t.dtype == DType::I32) {
+      int32_t w = int32_t(t.i[k]);
+      std::memcpy(bytes.data() + 4 * k, &w, 4);
+    } else {
+      std::memcpy(bytes.data() + 8 * k, &t.i[k], 8);
+    }
+  }
+  return writeNpy(path, t.dtype, t.shape, bytes.data(), bytes.size());
+}
+
 } // namespace moe

@@ -11,29 +11,29 @@ uint64_t Rng::next() {
   return z ^ (z >> 31);
 }
 
-float Rng::uniform(float lo, float hi) {
+float Rng::uniformFromDraw(uint64_t draw, float lo, float hi) {
   // 24 random bits: every value is exactly representable in f32.
-  float unit = float(next() >> 40) * (1.0f / 16777216.0f);
+  float unit = float(draw >> 40) * (1.0f / 16777216.0f);
   return lo + (hi - lo) * unit;
 }
 
 int64_t Rng::integer(int64_t lo, int64_t hi) {
   return lo + int64_t(next() % uint64_t(hi - lo));
 }
-ref::Tensor randomFloats(std::vector<int64_t> shape, uint64_t seed) {
+Tensor randomFloats(std::vector<int64_t> shape, uint64_t seed) {
   float a = shape.size() >= 2 && shape.back() > 0
                 ? std::sqrt(3.0f / float(shape.back()))
                 : 1.0f;
-  ref::Tensor t = ref::Tensor::f32(std::move(shape));
+  Tensor t = Tensor::f32(std::move(shape));
   Rng rng(seed);
   for (float &v : t.f)
     v = rng.uniform(-a, a);
   return t;
 }
 
-ref::Tensor randomInts(ref::DType dtype, std::vector<int64_t> shape,
+Tensor randomInts(DType dtype, std::vector<int64_t> shape,
                        uint64_t seed, int64_t lo, int64_t hi) {
-  ref::Tensor t = ref::Tensor::ints(dtype, std::move(shape));
+  Tensor t = Tensor::ints(dtype, std::move(shape));
   Rng rng(seed);
   for (int64_t &v : t.i)
     v = rng.integer(lo, hi);

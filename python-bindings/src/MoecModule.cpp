@@ -50,9 +50,9 @@
 #include <vector>
 
 namespace py = pybind11;
-using moe::ref::DType;
-using moe::ref::Status;
-using moe::ref::Tensor;
+using moe::DType;
+using moe::Status;
+using moe::Tensor;
 
 namespace {
 
@@ -177,6 +177,9 @@ const char *numpyName(DType t) {
     return "int32";
   case DType::I64:
     return "int64";
+  case DType::BF16: // 16-bit types exist only on the GPU path's raw buffers
+  case DType::F16:
+    break;
   }
   return "?";
 }
@@ -189,6 +192,9 @@ py::dtype numpyDtype(DType t) {
     return py::dtype::of<int32_t>();
   case DType::I64:
     return py::dtype::of<int64_t>();
+  case DType::BF16: // 16-bit types exist only on the GPU path's raw buffers
+  case DType::F16:
+    break;
   }
   throw std::logic_error("bad dtype");
 }
@@ -268,7 +274,7 @@ std::vector<moe::TensorSignature> signaturesOf(mlir::TypeRange types, const char
   std::vector<moe::TensorSignature> sigs;
   for (auto [i, t] : llvm::enumerate(types)) {
     moe::TensorSignature sig;
-    moe::ref::Status s = moe::signatureOf(t, sig, std::string(kind) + " #" + std::to_string(i));
+    moe::Status s = moe::signatureOf(t, sig, std::string(kind) + " #" + std::to_string(i));
     if (!s.ok())
       throw CompileError(s.error);
     sigs.push_back(sig);

@@ -11,32 +11,14 @@
 #ifndef MOE_RUNTIME_H
 #define MOE_RUNTIME_H
 
+#include "moe_status_codes.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
-
-enum moe_status {
-  MOE_OK = 0,
-  /* An expert id outside [-1, E) in a routing given to a layer. */
-  MOE_ERR_EXPERT_ID = 1,
-  /* A router logit (or skip score) is NaN or infinite. */
-  MOE_ERR_NONFINITE_SCORE = 2,
-  /* A path id given to moe.path_select is outside [0, P]. */
-  MOE_ERR_PATH_ID = 3,
-  /* A tensor's shape or element type does not match the layer. */
-  MOE_ERR_SHAPE = 4,
-  /* Any other misuse of the API (null pointers, wrong counts). */
-  MOE_ERR_INVALID_ARGUMENT = 5,
-  /* The layer could not be loaded: a shared object that is not a moe layer,
-   * or (GPU) an unreadable PTX file or a malformed launch description. */
-  MOE_ERR_LOAD = 6,
-  /* GPU path: no CUDA driver, no device, or a driver call failed (the
-   * message names the call, the driver's error name and string). */
-  MOE_ERR_DEVICE = 7,
-};
 
 /* A human-readable message for a status code. */
 const char *moe_status_message(int status);

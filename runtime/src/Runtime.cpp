@@ -20,11 +20,31 @@
 namespace moe::rt {
 namespace {
 thread_local std::string lastError;
+/// Set by moe_rt_error_detail during this thread's moe_run_packed call.
+thread_local ErrorDetail lastDetail;
 } // namespace
 
 int fail(int status, const std::string &message) {
   lastError = message;
   return status;
+}
+
+std::string failureMessage(int status, const ErrorDetail &detail) {
+  std::string message = moe_status_message(status);
+  if (detail.code != status)
+    return message;
+  // The general rule first (callers match on it), then the values the
+  // reference interpreter's message gives.
+  std::string token = std::to_string(detail.token), id = std::to_string(detail.id),
+              bound = std::to_string(detail.bound);
+  if (status == MOE_ERR_EXPERT_ID) {
+    std::string slot = std::to_string(detail.slot);
+    return message + "; first bad id: " + id + " at ids[" + token + ", " + slot + "] (token " +
+           token + ", slot " + slot + "), E = " + bound;
+  }
+  if (status == MOE_ERR_PATH_ID)
+    return message + "; first bad path: " + id + " of token " + token + ", P = " + bound;
+  return message;
 }
 
 void clearError() { lastError.clear(); }
@@ -242,6 +262,10 @@ const char *moe_status_message(int status) {
 
 const char *moe_last_error(void) { return moe::rt::lastError.c_str(); }
 
+void moe_rt_error_detail(int64_t code, int64_t token, int64_t slot, int64_t id, int64_t bound) {
+  moe::rt::lastDetail = {code, token, slot, id, bound};
+}
+
 moe_signature *moe_signature_parse(const char *text) {
   if (!text)
     return nullptr;
@@ -314,9 +338,11 @@ int moe_run_packed(moe_packed_fn fn, const moe_signature *sig, const char *name,
   for (void *&p : descPtrs)
     packed.push_back(&p);
   packed.push_back(&status);
+  moe::rt::lastDetail = {};
   fn(packed.data());
   if (status != MOE_OK)
-    return fail(status, "compiled '" + fname + "' failed: " + moe_status_message(status));
+    return fail(status, "compiled '" + fname + "' failed: " +
+                            failureMessage(status, moe::rt::lastDetail));
   return MOE_OK;
 }
 

@@ -20,10 +20,27 @@ namespace moe::rt {
 
 /// Sets this thread's moe_last_error() message and returns `status`.
 int fail(int status, const std::string &message);
+
+/// What compiled code knows about its failed check (moe_rt_error_detail):
+/// the status code (0: nothing recorded), the token, the slot (-1 for a
+/// path id), the bad id and the bound it broke (E, or P for paths).
+struct ErrorDetail {
+  int64_t code = 0;
+  int64_t token = -1, slot = -1, id = 0, bound = 0;
+};
+/// The message of a compiled layer's failed `status`: moe_status_message,
+/// followed, when a detail was recorded for that status, by the first bad
+/// id with its token, slot and bound (the values the reference interpreter
+/// names).
+std::string failureMessage(int status, const ErrorDetail &detail);
 /// Clears this thread's message (every C entry point starts with this).
 void clearError();
 
-/// "f32", "bf16", ... ; "?" for a value outside moe_dtype.
+/// "f32", "bf16", ... ; "?" for a value outside moe_dtype. The runtime's own
+/// copy of MoeSupport's dtypeName (and TensorSig below of TensorSignature):
+/// the runtime links nothing of ours, so that a deployed layer and
+/// moe-gpu-run need only this library; a unit test (RuntimeTest) checks that
+/// the names and sizes agree.
 const char *dtypeName(int dtype);
 /// A caller's element type as its integer: a C caller may pass any value,
 /// and loading an out-of-range value through the enum type is undefined
@@ -57,5 +74,12 @@ int describeTensor(const std::vector<TensorSig> &list, int index, moe_dtype *dty
 int64_t numElements(const moe_tensor &t);
 
 } // namespace moe::rt
+
+extern "C" {
+/// Called by compiled CPU code, on the caller's thread, when a layer call
+/// fails (moe-buffer-abi's error-details): keeps the detail for the
+/// message of the moe_run_packed call that is running on this thread.
+void moe_rt_error_detail(int64_t code, int64_t token, int64_t slot, int64_t id, int64_t bound);
+}
 
 #endif // MOE_RUNTIME_INTERNAL_H

@@ -46,9 +46,9 @@
 #include <string>
 #include <vector>
 
-using moe::ref::DType;
-using moe::ref::Status;
-using moe::ref::Tensor;
+using moe::DType;
+using moe::Status;
+using moe::Tensor;
 
 namespace {
 

@@ -18,9 +18,9 @@
 #include <limits>
 
 using namespace moe;
-using ref::DType;
-using ref::Status;
-using ref::Tensor;
+using moe::DType;
+using moe::Status;
+using moe::Tensor;
 
 namespace {
 const char *kLayer = R"mlir(
@@ -43,6 +43,27 @@ func.func @oracle(%x: tensor<?x16xf32>, %ids: tensor<?x2xi32>, %w: tensor<?x2xf3
   %y = moe.layer %x, %ids, %w experts(%zero, %copy, %const : !moe.experts<1, 16>,
       !moe.experts<1, 16>, !moe.experts<2, 16>)
       : tensor<?x16xf32>, tensor<?x2xi32>, tensor<?x2xf32> -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+func.func @ffn_oracle(%x: tensor<?x16xf32>, %ids: tensor<?x2xi32>, %w: tensor<?x2xf32>,
+                      %w1: tensor<4x8x16xf32>, %w2: tensor<4x16x8xf32>) -> tensor<?x16xf32> {
+  %e = moe.ffn_experts relu w1(%w1 : tensor<4x8x16xf32>) w2(%w2 : tensor<4x16x8xf32>)
+      -> !moe.experts<4, 16>
+  %y = moe.layer %x, %ids, %w experts(%e : !moe.experts<4, 16>)
+      : tensor<?x16xf32>, tensor<?x2xi32>, tensor<?x2xf32> -> tensor<?x16xf32>
+  return %y : tensor<?x16xf32>
+}
+func.func @paths(%x: tensor<?x16xf32>, %p: tensor<?xi32>,
+                 %w1: tensor<8x16xf32>, %w2: tensor<16x8xf32>) -> tensor<?x16xf32> {
+  %y = moe.path_select %x, %p : tensor<?x16xf32>, tensor<?xi32> -> tensor<?x16xf32> {
+  ^bb0(%a: tensor<?x16xf32>):
+    %f = moe.ffn relu %a w1(%w1 : tensor<8x16xf32>) w2(%w2 : tensor<16x8xf32>)
+        : tensor<?x16xf32> -> tensor<?x16xf32>
+    moe.yield %f : tensor<?x16xf32>
+  }, {
+  ^bb0(%b: tensor<?x16xf32>):
+    moe.yield %b : tensor<?x16xf32>
+  }
   return %y : tensor<?x16xf32>
 }
 )mlir";
@@ -96,6 +117,46 @@ TEST_F(CompiledFunctionTest, MatchesReferenceAndKeepsStages) {
     ASSERT_EQ(got[0].shape, want[0].shape);
     if (t > 0)
       EXPECT_LT(maxRelError(got[0], want[0]), 1e-5) << "T = " << t;
+  }
+}
+
+/// The compiled message names the first bad expert id as the reference
+/// interpreter's does ("expert id ID at ids[TOKEN, SLOT] is outside [-1, E)"):
+/// the same token, slot, id and E. Checked through the trivial-expert remap
+/// (oracle), the FFN dispatch (ffn_oracle), and the paths of path_select.
+TEST_F(CompiledFunctionTest, RunTimeIdErrorsNameTokenSlotIdAndBoundAsTheReference) {
+  struct Case {
+    const char *entry;
+    std::vector<Tensor> args;
+    std::string reference; // the reference's words for the bad value
+    std::string compiled;  // the compiled code's words for it
+  };
+  Tensor x = randomFloats({5, 16}, 1);
+  // One bad id, token 3, slot 1; E = 4 in both layers.
+  Tensor ids = Tensor::ints(DType::I32, {5, 2}, {0, 1, 2, -1, 3, 0, 1, 7, -1, -1});
+  Tensor w = randomFloats({5, 2}, 2);
+  Tensor paths = Tensor::ints(DType::I32, {5}, {0, 1, 2, 1, 5});
+  std::vector<Case> cases = {
+      {"oracle", {x, ids, w, randomFloats({2, 16}, 3)},
+       "expert id 7 at ids[3, 1] is outside [-1, 4)",
+       "first bad id: 7 at ids[3, 1] (token 3, slot 1), E = 4"},
+      {"ffn_oracle", {x, ids, w, randomFloats({4, 8, 16}, 4), randomFloats({4, 16, 8}, 5)},
+       "expert id 7 at ids[3, 1] is outside [-1, 4)",
+       "first bad id: 7 at ids[3, 1] (token 3, slot 1), E = 4"},
+      // The reference counts the skip as a path: [0, P + 1).
+      {"paths", {x, paths, randomFloats({8, 16}, 6), randomFloats({16, 8}, 7)},
+       "path 5 of token 4 is outside [0, 3)", "first bad path: 5 of token 4, P = 2"},
+  };
+  for (const Case &c : cases) {
+    std::vector<Tensor> want, got;
+    Status r = ref::interpret(module->lookupSymbol<mlir::func::FuncOp>(c.entry), c.args, want);
+    ASSERT_FALSE(r.ok()) << c.entry;
+    EXPECT_NE(r.error.find(c.reference), std::string::npos) << r.error;
+    auto fn = compile(c.entry);
+    ASSERT_TRUE(fn);
+    Status s = fn->run(c.args, got);
+    ASSERT_FALSE(s.ok()) << c.entry;
+    EXPECT_NE(s.error.find(c.compiled), std::string::npos) << s.error;
   }
 }
 

@@ -25,7 +25,7 @@
 #include <unistd.h>
 
 using namespace moe;
-using ref::Tensor;
+using moe::Tensor;
 
 namespace {
 // examples/mixtral.mlir's layer: router, dispatch, FFN phases and combine
@@ -60,7 +60,7 @@ TEST(LayerUnderLoad, ConcurrentCallersNextToCpuHogsMatchTheReference) {
   auto module = mlir::parseSourceString<mlir::ModuleOp>(kMixtral, &ctx);
   ASSERT_TRUE(module);
   std::unique_ptr<CompiledFunction> fn;
-  ref::Status st = CompiledFunction::compile(*module, "main", CpuPipelineOptions(), false, fn);
+  Status st = CompiledFunction::compile(*module, "main", CpuPipelineOptions(), false, fn);
   ASSERT_TRUE(st.ok()) << st.error;
 
   const int64_t t = 256;
@@ -91,7 +91,7 @@ TEST(LayerUnderLoad, ConcurrentCallersNextToCpuHogsMatchTheReference) {
     callers.emplace_back([&] {
       for (int call = 0; call < 15; ++call) {
         std::vector<float> out(t * 64, 42.0f);
-        ref::Status r = fn->runBuffers(data, shapes, {out.data()}, {{t, 64}});
+        Status r = fn->runBuffers(data, shapes, {out.data()}, {{t, 64}});
         if (!r.ok() || maxRelError(out, want[0].f) > 1e-5)
           failures.fetch_add(1);
       }

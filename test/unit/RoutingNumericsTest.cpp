@@ -24,9 +24,9 @@
 #include <vector>
 
 using namespace moe;
-using ref::DType;
-using ref::Status;
-using ref::Tensor;
+using moe::DType;
+using moe::Status;
+using moe::Tensor;
 
 namespace {
 const char *kRouters = R"mlir(

@@ -10,6 +10,8 @@
 #include "moe/Reference/Interpreter.h"
 #include "moe/Support/Random.h"
 #include "moe_runtime.h"
+#include "RuntimeInternal.h"
+#include "moe/Support/Tensor.h"
 
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/Parser/Parser.h"
@@ -26,8 +28,8 @@
 #include <thread>
 
 using namespace moe;
-using ref::DType;
-using ref::Tensor;
+using moe::DType;
+using moe::Tensor;
 
 namespace {
 const char *kOracle = R"mlir(
@@ -320,3 +322,13 @@ TEST(RuntimeOpen, MissingFileOrEntryIsAnError) {
                "a path id given to moe.path_select is outside [0, P] (0 = skip)");
 }
 } // namespace
+
+// The runtime keeps its own dtype names and sizes (it links nothing of
+// ours); they must be MoeSupport's, the ones the compiler writes into the
+// signatures and launch descriptions the runtime parses.
+TEST(RuntimeDtypes, NamesAndSizesAreSupportsOnes) {
+  for (int d : {MOE_F32, MOE_I32, MOE_I64, MOE_BF16, MOE_F16}) {
+    EXPECT_STREQ(rt::dtypeName(d), dtypeName(DType(d))) << d;
+    EXPECT_EQ(rt::dtypeSize(d), dtypeSize(DType(d))) << d;
+  }
+}

@@ -122,7 +122,7 @@ static int compileNvptx(ModuleOp module) {
   options.vectorWidth = vectorWidth;
   options.keepStages = false;
   moe::PtxLayer layer;
-  moe::ref::Status s = moe::compileToPtx(module, entry, options, layer);
+  moe::Status s = moe::compileToPtx(module, entry, options, layer);
   if (!s.ok())
     return fail(s.error);
   if (!(s = moe::writePtxFiles(layer, outputFile)).ok())

@@ -5,9 +5,10 @@
 //   moe-gpu-run --check LAYER.launch
 //
 // For GPU machines, which have a CUDA driver but no LLVM: links only
-// moe_runtime. Fills the layer's inputs with random values (or reads them
-// from DIR/in<i>.npy), runs the layer, and reports three times, each the
-// median over --iters calls after --warmup:
+// moe_runtime and MoeSupport (plain C++: the .npy codec, the RNG and the
+// dtype names the other tools use too). Fills the layer's inputs with
+// random values (or reads them from DIR/in<i>.npy), runs the layer, and
+// reports three times, each the median over --iters calls after --warmup:
 //   run       moe_gpu_layer_run: host-to-device copies, kernels, copies back;
 //   launch    moe_gpu_layer_launch + synchronize on device buffers (the layer
 //             alone, with one host round trip per call);
@@ -23,6 +24,9 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "moe/Support/Npy.h"
+#include "moe/Support/Random.h"
+#include "moe/Support/Tensor.h"
 #include "moe_runtime_cuda.h"
 
 #include <algorithm>
@@ -111,40 +115,27 @@ Options parseOptions(int argc, char **argv) {
   std::exit(1);
 }
 
-size_t elementSize(moe_dtype t) { return t == MOE_BF16 || t == MOE_F16 ? 2 : t == MOE_I64 ? 8 : 4; }
-
-const char *npyDescr(moe_dtype t) {
-  switch (t) {
-  case MOE_F32:
-    return "<f4";
-  case MOE_I32:
-    return "<i4";
-  case MOE_I64:
-    return "<i8";
-  case MOE_F16:
-    return "<f2";
-  case MOE_BF16:
-    return "<u2"; // numpy has no bfloat16: the raw bits
-  }
-  return "?";
-}
+// The runtime reports element types as its C enum; MoeSupport's DType is
+// numbered the same way, so the conversion is a cast.
+static_assert(int(moe::DType::F32) == MOE_F32 && int(moe::DType::I32) == MOE_I32 &&
+                  int(moe::DType::I64) == MOE_I64 && int(moe::DType::BF16) == MOE_BF16 &&
+                  int(moe::DType::F16) == MOE_F16,
+              "moe::DType must be numbered as moe_dtype");
 
 /// A host tensor of the layer, its shape resolved for T.
 struct HostTensor {
   std::string name;
-  moe_dtype dtype;
-  std::vector<int64_t> shape;
+  moe::TensorSignature signature; // as the layer declares it (-1 = T)
+  std::vector<int64_t> shape;     // for --tokens
   std::vector<unsigned char> data;
-  bool perToken = false;
 
-  int64_t elements() const {
-    int64_t n = 1;
-    for (int64_t d : shape)
-      n *= d;
-    return n;
+  bool perToken() const {
+    return std::any_of(signature.shape.begin(), signature.shape.end(),
+                       [](int64_t d) { return d < 0; });
   }
   moe_tensor view() {
-    return moe_tensor{data.data(), dtype, int32_t(shape.size()), shape.data()};
+    return moe_tensor{data.data(), moe_dtype(signature.dtype), int32_t(shape.size()),
+                      shape.data()};
   }
 };
 
@@ -152,20 +143,11 @@ HostTensor makeTensor(const char *name, moe_dtype dtype, int32_t rank, const int
                       int64_t tokens) {
   HostTensor t;
   t.name = name ? name : "?";
-  t.dtype = dtype;
-  for (int32_t d = 0; d < rank; ++d) {
-    t.perToken |= shape[d] < 0;
-    t.shape.push_back(shape[d] < 0 ? tokens : shape[d]);
-  }
-  t.data.assign(size_t(t.elements()) * elementSize(dtype), 0);
+  t.signature.dtype = moe::DType(dtype);
+  t.signature.shape.assign(shape, shape + rank);
+  t.shape = t.signature.shapeFor(tokens);
+  t.data.assign(size_t(moe::numElements(t.shape)) * moe::dtypeSize(t.signature.dtype), 0);
   return t;
-}
-
-uint64_t nextRandom(uint64_t &state) { // splitmix64
-  uint64_t z = (state += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
 }
 
 uint16_t toBf16(float f) { // round to nearest even
@@ -207,35 +189,37 @@ uint16_t toF16(float f) {
   return sign | uint16_t(rounded >> 13);
 }
 
-void fillRandom(HostTensor &t, uint64_t &state, int intMax) {
+void fillRandom(HostTensor &t, moe::Rng &rng, int intMax) {
   float scale = 1.0f;
-  if (!t.perToken && !t.shape.empty() && t.shape.back() > 0)
+  if (!t.perToken() && !t.shape.empty() && t.shape.back() > 0)
     scale = 1.0f / std::sqrt(float(t.shape.back()));
-  for (int64_t i = 0; i < t.elements(); ++i) {
-    uint64_t r = nextRandom(state);
-    float u = float(int64_t(r >> 40)) / float(1 << 24) * 2.0f - 1.0f; // [-1, 1)
-    float v = u * scale;
-    unsigned char *p = t.data.data() + size_t(i) * elementSize(t.dtype);
-    switch (t.dtype) {
-    case MOE_F32:
+  size_t size = moe::dtypeSize(t.signature.dtype);
+  for (int64_t i = 0; i < moe::numElements(t.shape); ++i) {
+    // One draw per element: its top bits give the float, the whole draw
+    // the integer.
+    uint64_t r = rng.next();
+    float v = moe::Rng::uniformFromDraw(r, -1.0f, 1.0f) * scale;
+    unsigned char *p = t.data.data() + size_t(i) * size;
+    switch (t.signature.dtype) {
+    case moe::DType::F32:
       std::memcpy(p, &v, 4);
       break;
-    case MOE_BF16: {
+    case moe::DType::BF16: {
       uint16_t h = toBf16(v);
       std::memcpy(p, &h, 2);
       break;
     }
-    case MOE_F16: {
+    case moe::DType::F16: {
       uint16_t h = toF16(v);
       std::memcpy(p, &h, 2);
       break;
     }
-    case MOE_I32: {
+    case moe::DType::I32: {
       int32_t k = int32_t(r % uint64_t(intMax));
       std::memcpy(p, &k, 4);
       break;
     }
-    case MOE_I64: {
+    case moe::DType::I64: {
       int64_t k = int64_t(r % uint64_t(intMax));
       std::memcpy(p, &k, 8);
       break;
@@ -244,65 +228,26 @@ void fillRandom(HostTensor &t, uint64_t &state, int intMax) {
   }
 }
 
-std::string npyHeader(const HostTensor &t) {
-  std::string shape = "(";
-  for (int64_t d : t.shape)
-    shape += std::to_string(d) + ",";
-  if (t.shape.size() > 1)
-    shape.pop_back(); // (3,) for rank 1, (3,4) otherwise
-  shape += ")";
-  std::string dict = std::string("{'descr': '") + npyDescr(t.dtype) +
-                     "', 'fortran_order': False, 'shape': " + shape + ", }";
-  size_t total = 10 + dict.size() + 1;
-  dict.append((64 - total % 64) % 64, ' ');
-  dict += '\n';
-  std::string header("\x93NUMPY\x01\x00", 8);
-  header += char(dict.size() & 0xff);
-  header += char(dict.size() >> 8);
-  return header + dict;
-}
-
 void writeNpy(const std::string &path, const HostTensor &t) {
-  FILE *f = std::fopen(path.c_str(), "wb");
-  if (!f) {
-    std::fprintf(stderr, "moe-gpu-run: cannot write %s\n", path.c_str());
+  moe::Status s = moe::writeNpy(path, t.signature.dtype, t.shape, t.data.data(), t.data.size());
+  if (!s.ok()) {
+    std::fprintf(stderr, "moe-gpu-run: %s\n", s.error.c_str());
     std::exit(1);
   }
-  std::string header = npyHeader(t);
-  std::fwrite(header.data(), 1, header.size(), f);
-  std::fwrite(t.data.data(), 1, t.data.size(), f);
-  std::fclose(f);
 }
 
 /// Reads DIR/in<i>.npy into `t`, which must have the same dtype and shape.
 void readNpy(const std::string &path, HostTensor &t) {
-  FILE *f = std::fopen(path.c_str(), "rb");
-  if (!f) {
-    std::fprintf(stderr, "moe-gpu-run: cannot read %s\n", path.c_str());
+  moe::NpyArray array;
+  moe::Status s = moe::readNpy(path, array);
+  if (!s.ok() || array.dtype != t.signature.dtype || array.shape != t.shape) {
+    std::string got = s.ok() ? moe::npyHeaderDict(array.dtype, array.shape) : s.error;
+    std::fprintf(stderr, "moe-gpu-run: %s: expected a .npy with header %s, got %s\n",
+                 path.c_str(), moe::npyHeaderDict(t.signature.dtype, t.shape).c_str(),
+                 got.c_str());
     std::exit(1);
   }
-  unsigned char prefix[10];
-  std::string expected = npyHeader(t);
-  bool ok = std::fread(prefix, 1, 10, f) == 10 && std::memcmp(prefix, "\x93NUMPY", 6) == 0;
-  size_t len = ok ? (prefix[6] == 1 ? size_t(prefix[8]) | size_t(prefix[9]) << 8 : 0) : 0;
-  std::string dict(len, '\0');
-  ok = ok && len && std::fread(dict.data(), 1, len, f) == len;
-  // Compare the dict without padding: descr, order and shape must match.
-  auto trim = [](std::string s) {
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\n'))
-      s.pop_back();
-    return s;
-  };
-  if (!ok || trim(dict) != trim(expected.substr(10))) {
-    std::fprintf(stderr, "moe-gpu-run: %s: expected a version-1 .npy with header %s, got %s\n",
-                 path.c_str(), trim(expected.substr(10)).c_str(), trim(dict).c_str());
-    std::exit(1);
-  }
-  if (std::fread(t.data.data(), 1, t.data.size(), f) != t.data.size()) {
-    std::fprintf(stderr, "moe-gpu-run: %s: too short\n", path.c_str());
-    std::exit(1);
-  }
-  std::fclose(f);
+  t.data = std::move(array.data);
 }
 
 double median(std::vector<double> v) {
@@ -330,7 +275,7 @@ int main(int argc, char **argv) {
     die("cannot open the layer", status);
 
   std::vector<HostTensor> inputs, results;
-  uint64_t state = o.seed;
+  moe::Rng rng(o.seed);
   for (int i = 0; i < moe_gpu_layer_num_args(layer); ++i) {
     moe_dtype dtype;
     int32_t rank;
@@ -338,7 +283,7 @@ int main(int argc, char **argv) {
     moe_gpu_layer_arg(layer, i, &dtype, &rank, &shape);
     inputs.push_back(makeTensor(moe_gpu_layer_arg_name(layer, i), dtype, rank, shape, o.tokens));
     if (o.inputs.empty())
-      fillRandom(inputs.back(), state, o.intMax);
+      fillRandom(inputs.back(), rng, o.intMax);
     else
       readNpy(o.inputs + "/in" + std::to_string(i) + ".npy", inputs.back());
   }

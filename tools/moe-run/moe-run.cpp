@@ -48,9 +48,9 @@
 #include "llvm/Support/FormatVariadic.h"
 
 using namespace mlir;
-using moe::ref::DType;
-using moe::ref::Status;
-using moe::ref::Tensor;
+using moe::DType;
+using moe::Status;
+using moe::Tensor;
 
 // Every option is in this category, so --help lists the tool's own options
 // and not the hundreds of LLVM backend flags linked in with the JIT.

@@ -31,6 +31,25 @@ def Moe_Dialect : Dialect {
     /// Adds the ops of MoeLoweringOps.td (kept in their own file).
     void registerLoweringOps();
   }];
+  // `moe.parallel` (unit) on an scf.for over [0, n) by 1 without results:
+  // its iterations are independent work items, which moe-outline-parallel
+  // hands to the runtime's thread pool. Set by the CPU lowerings; the
+  // verifier (MoeLoweringOps.cpp) checks its value is a unit attribute.
+  let discardableAttrs = (ins "::mlir::UnitAttr":$parallel);
+  let hasOperationAttrVerify = 1;
+}
+
+//===----------------------------------------------------------------------===//
+// Op traits
+//===----------------------------------------------------------------------===//
+
+// Every moe op rejects an attribute it does not define unless the name has a
+// dialect prefix ('moe.random_range', 'foo.bar': MLIR's discardable
+// attributes). Without it a misspelled optional attribute (`renormalise`)
+// parses as a discardable attribute and silently leaves the default in
+// place. Implemented by mlir::moe::verifyKnownAttributes (MoeOps.cpp).
+def Moe_KnownAttributesOnly : NativeOpTrait<"KnownAttributesOnly"> {
+  let cppNamespace = "::mlir::moe";
 }
 
 //===----------------------------------------------------------------------===//

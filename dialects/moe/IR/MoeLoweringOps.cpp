@@ -23,6 +23,17 @@ void MoeDialect::registerLoweringOps() {
       >();
 }
 
+/// The discardable `moe.*` attributes the dialect registers (MoeBase.td):
+/// `moe.parallel` must be a unit attribute. Other `moe.` names are markers
+/// private to the lowering passes and are not checked here.
+LogicalResult MoeDialect::verifyOperationAttribute(Operation *op, NamedAttribute attribute) {
+  if (attribute.getName() == ParallelAttrHelper::getNameStr() &&
+      !isa<UnitAttr>(attribute.getValue()))
+    return op->emitError() << "'" << ParallelAttrHelper::getNameStr()
+                           << "' must be a unit attribute, got " << attribute.getValue();
+  return success();
+}
+
 static int64_t dimOf(Value v, unsigned i) {
   return cast<ShapedType>(v.getType()).getDimSize(i);
 }

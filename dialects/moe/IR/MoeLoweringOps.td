@@ -15,7 +15,7 @@ include "mlir/IR/OpBase.td"
 include "mlir/Interfaces/SideEffectInterfaces.td"
 
 class Moe_LoweringOp<string mnemonic, list<Trait> traits = []>
-    : Op<Moe_Dialect, mnemonic, traits>;
+    : Op<Moe_Dialect, mnemonic, !listconcat([Moe_KnownAttributesOnly], traits)>;
 
 def Moe_RemapExpertsOp : Moe_LoweringOp<"remap_experts", [Pure]> {
   let summary = "renumber a routing's expert ids; ids mapped to -1 are dropped";

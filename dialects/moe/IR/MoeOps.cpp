@@ -11,6 +11,7 @@
 
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/DialectImplementation.h"
+#include "llvm/ADT/StringExtras.h"
 #include "llvm/ADT/TypeSwitch.h"
 #include <cmath>
 
@@ -52,6 +53,66 @@ LogicalResult ExpertsType::verify(function_ref<InFlightDiagnostic()> emitError,
                        << count;
   if (hidden < 1)
     return emitError() << "expert hidden size must be positive, got " << hidden;
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Unknown attributes (Moe_KnownAttributesOnly)
+//===----------------------------------------------------------------------===//
+
+namespace {
+/// The attributes a user may write on `op` (its inherent attributes, less
+/// the operand segment sizes that the parser fills in).
+SmallVector<StringRef> userAttributeNames(Operation *op) {
+  SmallVector<StringRef> names;
+  for (StringAttr name : op->getName().getAttributeNames())
+    if (name.getValue() != "operandSegmentSizes")
+      names.push_back(name.getValue());
+  return names;
+}
+
+/// The name in `names` that `typo` most likely meant: close in spelling
+/// (a few edits), or starting the same way (`scale` for `scaling_factor`).
+std::optional<StringRef> closestName(StringRef typo, ArrayRef<StringRef> names) {
+  std::optional<StringRef> best;
+  unsigned bestDistance = ~0u;
+  unsigned allowed = std::max<unsigned>(2, typo.size() / 3);
+  for (StringRef name : names) {
+    unsigned distance = typo.edit_distance(name);
+    size_t sharedPrefix = 0;
+    while (sharedPrefix < std::min(typo.size(), name.size()) &&
+           typo[sharedPrefix] == name[sharedPrefix])
+      ++sharedPrefix;
+    bool similar = distance <= allowed || sharedPrefix >= 4;
+    if (similar && distance < bestDistance) {
+      best = name;
+      bestDistance = distance;
+    }
+  }
+  return best;
+}
+} // namespace
+
+LogicalResult mlir::moe::verifyKnownAttributes(Operation *op) {
+  for (NamedAttribute attr : op->getDiscardableAttrDictionary()) {
+    StringRef name = attr.getName().getValue();
+    // A dialect prefix makes it a discardable attribute of that dialect.
+    if (name.contains('.'))
+      continue;
+    SmallVector<StringRef> known = userAttributeNames(op);
+    InFlightDiagnostic diag = op->emitOpError() << "has no attribute '" << name << "'";
+    if (std::optional<StringRef> meant = closestName(name, known)) {
+      diag << " (did you mean '" << *meant << "'?)";
+      return diag;
+    }
+    if (known.empty())
+      diag << " (it takes none";
+    else
+      diag << " (it takes " << llvm::join(known, ", ");
+    diag << "; an attribute of another dialect is written with its prefix, as in 'mydialect." << name
+         << "')";
+    return diag;
+  }
   return success();
 }
 

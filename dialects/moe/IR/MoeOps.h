@@ -10,6 +10,20 @@
 #include "mlir/Interfaces/SideEffectInterfaces.h"
 #include "moe/IR/MoeDialect.h"
 
+namespace mlir::moe {
+/// Fails, naming the attribute and the closest name the op defines, when
+/// `op` carries an attribute it does not define and whose name has no
+/// dialect prefix (no '.').
+LogicalResult verifyKnownAttributes(Operation *op);
+
+/// The trait behind Moe_KnownAttributesOnly (MoeBase.td).
+template <typename ConcreteType>
+class KnownAttributesOnly : public OpTrait::TraitBase<ConcreteType, KnownAttributesOnly> {
+public:
+  static LogicalResult verifyTrait(Operation *op) { return verifyKnownAttributes(op); }
+};
+} // namespace mlir::moe
+
 #define GET_OP_CLASSES
 #include "moe/IR/MoeOps.h.inc"
 #define GET_OP_CLASSES

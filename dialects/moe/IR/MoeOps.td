@@ -15,7 +15,7 @@ include "mlir/Interfaces/SideEffectInterfaces.td"
 include "mlir/Interfaces/ControlFlowInterfaces.td"
 
 class Moe_Op<string mnemonic, list<Trait> traits = []>
-    : Op<Moe_Dialect, mnemonic, traits>;
+    : Op<Moe_Dialect, mnemonic, !listconcat([Moe_KnownAttributesOnly], traits)>;
 
 // Operand/result constraints shared by the ops. Element types are checked
 // here; shape agreement (T, H, E, I, K) is checked by the C++ verifiers.

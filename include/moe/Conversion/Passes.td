@@ -13,6 +13,22 @@
 
 include "mlir/Pass/PassBase.td"
 
+def MoeCheckSupportedOps : Pass<"moe-check-supported-ops", "ModuleOp"> {
+  let summary = "Reject, at their location, ops the pipelines cannot lower";
+  let description = [{
+    The first pass of the CPU and GPU pipelines. A layer function may hold
+    moe ops, `tensor.empty`, `tensor.dim`, `func.return` and ops on scalars;
+    any other op on tensors (a residual `arith.addf`, an `arith.constant`
+    weight, a `func.call`) would otherwise reach the buffer lowerings and
+    fail there in their terms, at the function. Functions with a body must
+    be public: each is an entry point with the C buffer ABI.
+  }];
+  let options = [
+    Option<"pipeline", "pipeline", "std::string", "\"CPU\"",
+           "the pipeline named in the diagnostics">,
+  ];
+}
+
 def MoeBufferAbi : Pass<"moe-buffer-abi", "ModuleOp"> {
   let summary = "Give public functions a C-callable buffer signature";
   let description = [{
@@ -22,9 +38,17 @@ def MoeBufferAbi : Pass<"moe-buffer-abi", "ModuleOp"> {
     their error in a status slot; results are copied to the outputs only when
     it is still 0, so outputs are untouched on error. Adds
     `llvm.emit_c_interface`.
+
+    With `error-details` (the CPU pipeline), the first failed check that
+    names a token, slot and id also records them, and a failing call hands
+    them to the runtime (`moe_rt_error_detail`) for its error message.
   }];
   let dependentDialects = ["memref::MemRefDialect", "arith::ArithDialect",
-                           "scf::SCFDialect"];
+                           "scf::SCFDialect", "func::FuncDialect"];
+  let options = [
+    Option<"errorDetails", "error-details", "bool", "false",
+           "record the token, slot and id of a failed check for the runtime's message">,
+  ];
 }
 
 def MoeLowerSkips : Pass<"moe-lower-skips", "func::FuncOp"> {
@@ -275,6 +299,26 @@ def MoeGpuToHost : Pass<"moe-gpu-to-host", "ModuleOp"> {
     barrier outside per-thread buffers.
   }];
   let dependentDialects = ["memref::MemRefDialect", "arith::ArithDialect", "scf::SCFDialect"];
+}
+
+def MoeGpuApproximateMath : Pass<"moe-gpu-approximate-math"> {
+  let summary = "Replace the kernels' math by code NVPTX selects without libdevice";
+  let description = [{
+    Kernels must not call libdevice (`__nv_expf`, `__nv_erff`, ...): it is
+    linked only when the CUDA toolkit is found at compile time, and an
+    unresolved call makes ptxas reject the PTX. The math ops upstream can
+    approximate (`math.exp`, `math.erf`, `math.tanh`, ...) become its
+    polynomial approximations (f32 accuracy); f32 `math.floor` (inside the
+    exp approximation) and f32/f64 `math.ceil` (capacity limits) become a
+    round trip through a signed integer with a correction, f32 `math.absf`
+    clears the sign bit, and a scalar `math.fma` becomes `arith.mulf` +
+    `arith.addf`, which NVPTX contracts back into one fma. The GPU pipelines
+    run it on the gpu.module; the mapped stage's host execution
+    (moe-gpu-host) runs it on the functions, so the tests against the
+    reference check the math the GPU computes.
+  }];
+  let dependentDialects = ["arith::ArithDialect", "math::MathDialect",
+                           "vector::VectorDialect"];
 }
 
 def MoeGpuOutline : Pass<"moe-gpu-outline", "ModuleOp"> {

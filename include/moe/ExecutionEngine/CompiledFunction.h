@@ -10,7 +10,7 @@
 #define MOE_EXECUTIONENGINE_COMPILEDFUNCTION_H
 
 #include "moe/Pipelines/Pipelines.h"
-#include "moe/Reference/Kernels.h"
+#include "moe/Support/Tensor.h"
 #include "moe_runtime.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -34,21 +34,13 @@ struct Stage {
   std::string text;
 };
 
-/// Shape (-1 = dynamic, the token count T) and element type of an argument
-/// or result of the compiled function.
-struct TensorSignature {
-  std::vector<int64_t> shape;
-  ref::DType dtype;
-  std::string describe() const;
-};
-
 class CompiledFunction {
 public:
   ~CompiledFunction();
 
   /// Compiles function `entry` of `module` (moe dialect, left unchanged) for
   /// the host CPU. Diagnostics (with locations) end up in the Status.
-  static ref::Status compile(mlir::ModuleOp module, const std::string &entry,
+  static Status compile(mlir::ModuleOp module, const std::string &entry,
                              const CpuPipelineOptions &options, bool keepStages,
                              std::unique_ptr<CompiledFunction> &out);
 
@@ -56,13 +48,13 @@ public:
   /// dims; all dynamic dims are T and must agree) before the call; run-time
   /// errors of the compiled code (bad expert ids, non-finite scores) come
   /// back as a failed Status naming the problem, and `results` is untouched.
-  ref::Status run(const std::vector<ref::Tensor> &args,
-                  std::vector<ref::Tensor> &results) const;
+  Status run(const std::vector<Tensor> &args,
+                  std::vector<Tensor> &results) const;
 
   /// Runs on caller-owned buffers (zero copy): one data pointer per argument
   /// and per result, with the shapes given; i32 tensors as int32_t, i64 as
   /// int64_t, f32 as float. Outputs are written only on success.
-  ref::Status runBuffers(const std::vector<const void *> &argData,
+  Status runBuffers(const std::vector<const void *> &argData,
                          const std::vector<std::vector<int64_t>> &argShapes,
                          const std::vector<void *> &resultData,
                          const std::vector<std::vector<int64_t>> &resultShapes) const;
@@ -71,13 +63,13 @@ public:
   const std::vector<TensorSignature> &resultSignatures() const { return results; }
   /// The result shapes for arguments of these shapes (T filled in from the
   /// first dynamic dimension; the arguments are checked when run).
-  ref::Status resultShapesFor(const std::vector<std::vector<int64_t>> &argShapes,
+  Status resultShapesFor(const std::vector<std::vector<int64_t>> &argShapes,
                               std::vector<std::vector<int64_t>> &out) const;
   const std::vector<Stage> &stages() const { return stageTexts; }
   double compileSeconds() const { return seconds; }
 
   /// Runs on runtime tensor descriptors (the runtime checks them).
-  ref::Status runTensors(const moe_tensor *args, size_t numArgs, moe_tensor *results,
+  Status runTensors(const moe_tensor *args, size_t numArgs, moe_tensor *results,
                          size_t numResults) const;
 
 private:
@@ -94,7 +86,7 @@ private:
 
 /// The signature of one argument/result type; fails, naming `what`, for a
 /// type the compiled path does not take (not a ranked f32/i32/i64 tensor).
-ref::Status signatureOf(mlir::Type type, TensorSignature &sig, const std::string &what);
+Status signatureOf(mlir::Type type, TensorSignature &sig, const std::string &what);
 
 /// The result shapes of a function with these signatures called on
 /// arguments of these shapes: every dynamic dimension of a result is T, the

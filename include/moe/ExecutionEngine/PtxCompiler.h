@@ -62,7 +62,7 @@ bool isNvidiaChip(llvm::StringRef chip);
 /// launch description. The context must have moe::registerAllDialects'
 /// dialects and translations. On failure the Status names the stage and
 /// holds every diagnostic (file:line:col: error: ...); nothing aborts.
-ref::Status compileToPtx(mlir::ModuleOp module, const std::string &entry,
+Status compileToPtx(mlir::ModuleOp module, const std::string &entry,
                          const PtxOptions &options, PtxLayer &out);
 
 /// Where the launch description of `ptxPath` goes: layer.ptx -> layer.launch,
@@ -70,7 +70,7 @@ ref::Status compileToPtx(mlir::ModuleOp module, const std::string &entry,
 std::string launchPathFor(llvm::StringRef ptxPath);
 
 /// Writes layer.ptx to `ptxPath` and layer.launch to launchPathFor(ptxPath).
-ref::Status writePtxFiles(const PtxLayer &layer, const std::string &ptxPath);
+Status writePtxFiles(const PtxLayer &layer, const std::string &ptxPath);
 
 } // namespace moe
 

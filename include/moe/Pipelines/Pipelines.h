@@ -54,6 +54,14 @@ struct GpuPipelineOptions : public mlir::PassPipelineOptions<GpuPipelineOptions>
                            llvm::cl::init("sm_90")};
 };
 
+/// Why these options cannot be compiled, naming the option and its range
+/// ("row-tile must be in [1, 64] (or 0: from the host CPU), got -1"), or ""
+/// when every value is in range. The build functions below add a failing
+/// pass with this message instead of their passes; the registered
+/// pipelines, CompiledFunction::compile and compileToPtx report it first.
+std::string checkOptions(const CpuPipelineOptions &options);
+std::string checkOptions(const GpuPipelineOptions &options);
+
 /// moe (tensors) -> scf/memref/vector loops on buffers, entry functions
 /// with the C buffer ABI (status-returning, out-parameters).
 void buildMoeToLoopsPipeline(mlir::OpPassManager &pm, const CpuPipelineOptions &options);
@@ -69,10 +77,6 @@ void buildMoeGpuMappedPipeline(mlir::OpPassManager &pm, const GpuPipelineOptions
 /// CPU's LLVM tail (buildLoopsToLlvmPipeline).
 void buildMoeGpuHostLoopsPipeline(mlir::OpPassManager &pm, const GpuPipelineOptions &options);
 
-/// The math the kernels use instead of libdevice calls (polynomial exp/erf,
-/// abs/fma/floor/ceil as arith); the host execution applies it too, so it is
-/// tested against the reference.
-std::unique_ptr<mlir::Pass> createMoeGpuKernelMathPass();
 /// The mapped stage outlined into gpu.module kernels (gpu.launch_func on the host).
 void buildMoeGpuKernelsPipeline(mlir::OpPassManager &pm, const GpuPipelineOptions &options);
 /// Kernels in the NVVM dialect with the NVPTX target attached.

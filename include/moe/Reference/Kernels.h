@@ -14,6 +14,8 @@
 #ifndef MOE_REFERENCE_KERNELS_H
 #define MOE_REFERENCE_KERNELS_H
 
+#include "moe/Support/Tensor.h"
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -21,33 +23,12 @@
 
 namespace moe::ref {
 
-enum class DType { F32, I32, I64 };
-const char *dtypeName(DType t);
-
-/// A dense row-major tensor. Integer data is held widened to int64.
-struct Tensor {
-  DType dtype = DType::F32;
-  std::vector<int64_t> shape;
-  std::vector<float> f;
-  std::vector<int64_t> i;
-
-  static Tensor f32(std::vector<int64_t> shape, std::vector<float> data = {});
-  static Tensor ints(DType dtype, std::vector<int64_t> shape,
-                     std::vector<int64_t> data = {});
-  int64_t numel() const;
-  int64_t dim(size_t d) const { return shape[d]; }
-  size_t rank() const { return shape.size(); }
-  bool isFloat() const { return dtype == DType::F32; }
-  /// "[16, 64] f32"
-  std::string describe() const;
-};
-
-struct Status {
-  std::string error; // empty on success
-  bool ok() const { return error.empty(); }
-  static Status success() { return {}; }
-  static Status failure(std::string message) { return {std::move(message)}; }
-};
+// The oracle's API speaks the shared host types of MoeSupport; these names
+// keep `ref::Tensor` and friends meaning what they always meant for callers.
+using moe::DType;
+using moe::dtypeName;
+using moe::Status;
+using moe::Tensor;
 
 enum class Scoring { Softmax, Sigmoid };
 enum class Activation { SwiGLU, GeGLU, GeLU, ReLU, SiLU };

@@ -9,6 +9,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "moe/Conversion/GpuLaunch.h"
+#include "moe/Support/Tensor.h"
 
 #include "GpuMapping.h"
 
@@ -51,16 +52,21 @@ std::string exprText(const GridExpr &e) {
   return llvm::formatv("{0} {1} {2} {3} {4}", e[0], e[1], e[2], e[3], e[4]).str();
 }
 
+/// The element type's name in a launch description: the runtime parses it
+/// with the same names (moe_dtype) the rest of the project uses.
 std::optional<std::string> elementName(Type t) {
+  std::optional<::moe::DType> dtype;
   if (t.isF32())
-    return std::string("f32");
-  if (t.isBF16())
-    return std::string("bf16");
-  if (t.isF16())
-    return std::string("f16");
-  if (t.isInteger(32))
-    return std::string("i32");
-  return std::nullopt;
+    dtype = ::moe::DType::F32;
+  else if (t.isBF16())
+    dtype = ::moe::DType::BF16;
+  else if (t.isF16())
+    dtype = ::moe::DType::F16;
+  else if (t.isInteger(32))
+    dtype = ::moe::DType::I32;
+  if (!dtype)
+    return std::nullopt;
+  return std::string(::moe::dtypeName(*dtype));
 }
 
 } // namespace

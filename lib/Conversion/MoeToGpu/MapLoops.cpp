@@ -82,7 +82,7 @@ struct MapLoopsPass : public mlir::moe::impl::MoeGpuMapLoopsBase<MapLoopsPass> {
     for (auto a : func.getBody().front().getOps<memref::AllocaOp>())
       allocas.push_back(a);
     for (memref::AllocaOp a : allocas) {
-      if (a->hasAttr(kStatusAttr) || a->use_empty())
+      if (isCallSlot(a) || a->use_empty())
         continue;
       Operation *loop = nullptr;
       bool single = true;

@@ -10,7 +10,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "LoweringUtils.h"
-#include "moe_runtime.h"
+#include "moe_status_codes.h"
 
 namespace mlir::moe {
 #define GEN_PASS_DEF_MOEBUFFERABI
@@ -22,6 +22,8 @@ using namespace mlir::moe::lowering;
 
 namespace {
 struct BufferAbiPass : public mlir::moe::impl::MoeBufferAbiBase<BufferAbiPass> {
+  using MoeBufferAbiBase::MoeBufferAbiBase;
+
   void runOnOperation() override {
     // Public functions are entry points; a call to one from moe code would
     // need the status plumbed through, which is not supported.
@@ -42,6 +44,39 @@ struct BufferAbiPass : public mlir::moe::impl::MoeBufferAbiBase<BufferAbiPass> {
       if (failed(convert(func)))
         return signalPassFailure();
     }
+  }
+
+  /// The error-detail slot, "nothing recorded" (code 0) at the entry.
+  Value createErrorDetailSlot(OpBuilder &b, Location loc) {
+    auto slotOp = memref::AllocaOp::create(
+        b, loc, MemRefType::get({kErrorDetailSize}, b.getI64Type()));
+    slotOp->setAttr(kErrorDetailAttr, b.getUnitAttr());
+    memref::StoreOp::create(b, loc, arith::ConstantOp::create(b, loc, b.getI64IntegerAttr(0)),
+                            slotOp.getResult(), ValueRange{cIndex(b, loc, 0)});
+    return slotOp.getResult();
+  }
+
+  /// On failure, hands the recorded detail to the runtime. The call is made
+  /// here, on the caller's thread (the checks may run on the pool's), so
+  /// the runtime can keep it with that thread's error message.
+  void reportErrorDetail(OpBuilder &b, Location loc, Value status, Value detail) {
+    ModuleOp module = getOperation();
+    SmallVector<Type> params(kErrorDetailSize, b.getI64Type());
+    if (!module.lookupSymbol<func::FuncOp>(kErrorDetailFn)) {
+      OpBuilder mb = OpBuilder::atBlockEnd(module.getBody());
+      auto decl = func::FuncOp::create(mb, loc, kErrorDetailFn,
+                                       FunctionType::get(b.getContext(), params, {}));
+      decl.setPrivate();
+    }
+    Value failed = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ne, status,
+                                         cI32(b, loc, MOE_OK));
+    scf::IfOp::create(b, loc, failed, [&](OpBuilder &tb, Location l) {
+      SmallVector<Value> values;
+      for (int64_t i = 0; i < kErrorDetailSize; ++i)
+        values.push_back(memref::LoadOp::create(tb, l, detail, ValueRange{cIndex(tb, l, i)}));
+      func::CallOp::create(tb, l, kErrorDetailFn, TypeRange{}, values);
+      scf::YieldOp::create(tb, l);
+    });
   }
 
   LogicalResult convert(func::FuncOp func) {
@@ -68,6 +103,7 @@ struct BufferAbiPass : public mlir::moe::impl::MoeBufferAbiBase<BufferAbiPass> {
     Value slot = slotOp.getResult();
     slotOp->setAttr(kStatusAttr, UnitAttr::get(ctx));
     memref::StoreOp::create(b, loc, cI32(b, loc, MOE_OK), slot);
+    Value detail = errorDetails ? createErrorDetailSlot(b, loc) : Value();
 
     // Results: out-parameters written at the end when the status is 0.
     SmallVector<Value> outs;
@@ -83,6 +119,8 @@ struct BufferAbiPass : public mlir::moe::impl::MoeBufferAbiBase<BufferAbiPass> {
           memref::CopyOp::create(tb, l, getBuffer(tb, l, value), out);
         scf::YieldOp::create(tb, l);
       });
+      if (detail)
+        reportErrorDetail(rb, ret.getLoc(), status, detail);
       func::ReturnOp::create(rb, ret.getLoc(), status);
       ret.erase();
     });

@@ -66,7 +66,7 @@ void ffn::emitItems(OpBuilder &b, Location loc, int64_t groups, int64_t blocks, 
         scf::YieldOp::create(lb, l);
       });
   if (parallel)
-    loop->setAttr("moe.parallel", UnitAttr::get(b.getContext()));
+    markThreadPoolLoop(loop);
 }
 
 void ffn::emitWhen(OpBuilder &b, Location loc, Value cond, BodyFn fn) {

@@ -10,7 +10,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "LoweringUtils.h"
-#include "moe_runtime.h"
+#include "moe_status_codes.h"
 
 namespace mlir::moe {
 #define GEN_PASS_DEF_MOELOWERCOMBINE
@@ -35,17 +35,17 @@ Value constantTable(Operation *op, ArrayRef<int32_t> values) {
   return table;
 }
 
-/// (valid, index) of an expert id read from a routing: valid when
+/// (valid, index) of the expert id at ids[token, slot]: valid when
 /// 0 <= id < n; ids < -1 or >= n also record MOE_ERR_EXPERT_ID.
-std::pair<Value, Value> checkedId(OpBuilder &b, Location loc, Operation *op,
-                                  Value id, int64_t n) {
+std::pair<Value, Value> checkedId(OpBuilder &b, Location loc, Operation *op, Value token,
+                                  Value slot, Value id, int64_t n) {
   Value inRange = arith::AndIOp::create(
       b, loc, arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sge, id, cI32(b, loc, 0)),
       arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, id, cI32(b, loc, n)));
   Value bad = arith::OrIOp::create(
       b, loc, arith::CmpIOp::create(b, loc, arith::CmpIPredicate::slt, id, cI32(b, loc, -1)),
       arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sge, id, cI32(b, loc, n)));
-  recordError(b, loc, op, bad, MOE_ERR_EXPERT_ID);
+  recordError(b, loc, op, bad, MOE_ERR_EXPERT_ID, {token, slot, id, cIndex(b, loc, n)});
   Value safe = arith::SelectOp::create(b, loc, inRange, id, cI32(b, loc, 0));
   return {inRange, toIndex(b, loc, safe)};
 }
@@ -157,7 +157,7 @@ struct LowerCombinePass : public mlir::moe::impl::MoeLowerCombineBase<LowerCombi
     emitTokenLoop(b, loc, t, tokenChunk, [&](OpBuilder &lb, Location l, Value i) {
       emitFor(lb, l, cIndex(lb, l, 0), cIndex(lb, l, k), [&](OpBuilder &b2, Location l2, Value s) {
         Value id = memref::LoadOp::create(b2, l2, ids, ValueRange{i, s});
-        auto [valid, j] = checkedId(b2, l2, op, id, e);
+        auto [valid, j] = checkedId(b2, l2, op, i, s, id, e);
         scf::IfOp::create(b2, l2, valid, [&](OpBuilder &tb, Location tl) {
           Value kind = memref::LoadOp::create(tb, tl, kindTable, ValueRange{j});
           Value w = memref::LoadOp::create(tb, tl, weights, ValueRange{i, s});
@@ -194,7 +194,7 @@ struct LowerCombinePass : public mlir::moe::impl::MoeLowerCombineBase<LowerCombi
     markParallel(emitFor(b, loc, cIndex(b, loc, 0), t, [&](OpBuilder &lb, Location l, Value i) {
       emitFor(lb, l, cIndex(lb, l, 0), cIndex(lb, l, k), [&](OpBuilder &b2, Location l2, Value s) {
         Value id = memref::LoadOp::create(b2, l2, inIds, ValueRange{i, s});
-        auto [valid, j] = checkedId(b2, l2, op, id, map.size());
+        auto [valid, j] = checkedId(b2, l2, op, i, s, id, map.size());
         Value mapped = memref::LoadOp::create(b2, l2, table, ValueRange{j});
         Value newId = arith::SelectOp::create(b2, l2, valid, mapped, cI32(b2, l2, -1));
         Value keep = arith::CmpIOp::create(b2, l2, arith::CmpIPredicate::sge, newId, cI32(b2, l2, 0));

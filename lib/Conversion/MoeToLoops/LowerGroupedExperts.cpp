@@ -1,14 +1,18 @@
-//===- LowerGroupedExperts.cpp - ragged grouped GEMMs, activation fused ---===//
+//===- LowerGroupedExperts.cpp - grouped FFN/LoRA experts, dense FFNs -----===//
 //
-// For each expert, its rows offsets[e]..offsets[e+1] are processed in tiles of
-// `row-tile` rows. Within a tile, every weight vector is loaded once and used
-// against all the tile's token rows (the register block is row-tile x
-// {w1, w3} vector accumulators). The activation and gate product are applied
-// as the first GEMM's epilogue into a [row-tile, I] stack buffer, which the
-// second GEMM reads: the [rows, I] intermediate never exists in memory.
-// Weights stay [out, in] row-major, so both GEMMs reduce along contiguous
-// memory; the tile height and vector width are pass options the pipeline
-// derives from the target.
+// FFN experts (moe.grouped_ffn) and dense FFNs (moe.ffn) are emitted by
+// emitBlockedFfn (BlockedFfn.cpp): two cache-blocked GEMM phases over
+// (expert, output block) work items, packed outer-product or dot-product
+// register blocks; this file only gathers their operands and the pass's
+// options into a BlockedFfnConfig.
+//
+// LoRA experts (moe.grouped_lora) share one frozen base. Its up-projections
+// w1 · x (and w3 · x) are computed once per token into [T, I] buffers before
+// the expert loop. Each work item is then one tile of `row-tile` rows of one
+// expert: it adds the expert's rank-r adapter products to the tile's base
+// projections, applies the activation and gate product into a [row-tile, I]
+// stack buffer, and runs the down projection w2 (plus its adapter) from that
+// buffer, so the [rows, I] intermediate never exists in memory.
 //
 //===----------------------------------------------------------------------===//
 
@@ -28,30 +32,30 @@ namespace mdl = mlir::moe;
 
 namespace {
 
-/// Everything one expert's FFN needs, as buffers plus the expert index
-/// prefix (empty for the dense/base weights).
-struct ExpertWeights {
+/// A bank of LoRA experts as buffers: the shared frozen base, the experts'
+/// adapters, and the base up-projections of every token.
+struct LoraOperands {
   mdl::Activation act;
-  Value w1, w3, w2;                // [.., I, H], [.., I, H], [.., H, I]
-  SmallVector<Value> basePrefix;   // index into w1/w3/w2
-  // LoRA adapters (null when absent): a [N, r, in], b [N, out, r].
+  Value w1, w3, w2;                // [I, H], [I, H] (null when not gated), [H, I]
+  // Adapters (a3/b3 null when absent): a [N, r, in], b [N, out, r].
   Value a1, b1, a3, b3, a2, b2;
-  SmallVector<Value> adapterPrefix;
+  SmallVector<Value> adapterPrefix; // the expert: index into the adapters
   float scale = 0.0f;              // alpha / r
-  // LoRA: the frozen base up-projections of every token, [T, I] (null for
-  // FFN experts, which compute theirs per tile).
+  // w1 · x and w3 · x of every token, [T, I] (base3 null when not gated).
   Value base1, base3;
   int64_t h = 0, inter = 0, rank = 0;
 };
 
-struct Kernel {
+/// The LoRA expert kernel: per-(expert, row tile) items over the base
+/// projections, with the tile's scratch buffers.
+struct LoraKernel {
   int64_t width;
   int64_t rowTile;
   Value mid;    // [rowTile, I] stack buffer: the fused activation output
   Value low;    // [rowTile, r] stack buffer: LoRA down-projection (or null)
 
   /// out[outRow(p)] = FFN(x[token(p)]) for the `tile` rows starting at p0.
-  void emitTile(OpBuilder &b, Location loc, const ExpertWeights &ew, Value x,
+  void emitTile(OpBuilder &b, Location loc, const LoraOperands &ew, Value x,
                 Value out, int64_t tile, Value p0,
                 function_ref<Value(OpBuilder &, Location, Value)> tokenOf) {
     SmallVector<Value> tokens, outRows;
@@ -88,33 +92,15 @@ struct Kernel {
         vals[r] = math::FmaOp::create(lb, l, cF32(lb, l, ew.scale), sums[r][0], vals[r]);
     };
 
-    // The base up-projections w1 · x and w3 · x of the tile's rows: for LoRA
-    // banks they were computed once per token (base1/base3) before the expert
-    // loop; for FFN experts they are this tile's GEMM.
+    // The base up-projections w1 · x and w3 · x of the tile's rows, element
+    // i: computed once per token (base1/base3) before the expert loop.
     auto upProjections = [&](OpBuilder &lb, Location l, Value i, bool want1, bool want3) {
       std::pair<SmallVector<Value>, SmallVector<Value>> res;
-      if (ew.base1) {
-        for (int64_t r = 0; r < tile; ++r) {
-          if (want1)
-            res.first.push_back(memref::LoadOp::create(lb, l, ew.base1, ValueRange{tokens[r], i}));
-          if (want3)
-            res.second.push_back(memref::LoadOp::create(lb, l, ew.base3, ValueRange{tokens[r], i}));
-        }
-        return res;
-      }
-      SmallVector<Value> idx(ew.basePrefix);
-      idx.push_back(i);
-      SmallVector<RowRef> ws;
-      if (want1)
-        ws.push_back(RowRef{ew.w1, idx});
-      if (want3)
-        ws.push_back(RowRef{ew.w3, idx});
-      auto sums = emitDotTile(lb, l, xRows, ws, ew.h, width);
       for (int64_t r = 0; r < tile; ++r) {
         if (want1)
-          res.first.push_back(sums[r][0]);
+          res.first.push_back(memref::LoadOp::create(lb, l, ew.base1, ValueRange{tokens[r], i}));
         if (want3)
-          res.second.push_back(sums[r][want1 ? 1 : 0]);
+          res.second.push_back(memref::LoadOp::create(lb, l, ew.base3, ValueRange{tokens[r], i}));
       }
       return res;
     };
@@ -157,9 +143,7 @@ struct Kernel {
     if (ew.a2)
       lowProject(b, loc, ew.a2, midRows, ew.inter);
     emitFor(b, loc, cIndex(b, loc, 0), cIndex(b, loc, ew.h), [&](OpBuilder &lb, Location l, Value c) {
-      SmallVector<Value> idx(ew.basePrefix);
-      idx.push_back(c);
-      auto sums = emitDotTile(lb, l, midRows, {RowRef{ew.w2, idx}}, ew.inter, width);
+      auto sums = emitDotTile(lb, l, midRows, {RowRef{ew.w2, {c}}}, ew.inter, width);
       SmallVector<Value> vals;
       for (int64_t r = 0; r < tile; ++r)
         vals.push_back(sums[r][0]);
@@ -211,7 +195,7 @@ struct Kernel {
           scf::YieldOp::create(lb, l);
         });
     if (parallel)
-      loop->setAttr("moe.parallel", UnitAttr::get(b.getContext()));
+      markThreadPoolLoop(loop);
   }
 
   /// Every group's rows in tiles of `rowTile` rows: work item i is one tile
@@ -219,8 +203,8 @@ struct Kernel {
   /// is skewed. With `parallel` the loop over items is marked `moe.parallel`
   /// (moe-outline-parallel hands it to the runtime's thread pool) and each
   /// item gets its own scratch buffers.
-  void emitTiles(OpBuilder &b, Location loc, const ExpertWeights &ew, Value x, Value out,
-                 int64_t numGroups, bool parallel, bool prefixIsAdapter, Operation *anchor,
+  void emitTiles(OpBuilder &b, Location loc, const LoraOperands &ew, Value x, Value out,
+                 int64_t numGroups, bool parallel, Operation *anchor,
                  function_ref<std::pair<Value, Value>(OpBuilder &, Location, Value)> groupRange,
                  function_ref<Value(OpBuilder &, Location, Value)> tokenOf) {
     Value tileOff = entryAlloca(anchor, MemRefType::get({numGroups + 1}, b.getIndexType()));
@@ -270,13 +254,8 @@ struct Kernel {
               lb, l, gStart,
               arith::MulIOp::create(lb, l, arith::SubIOp::create(lb, l, item, first), rt));
           Value end = arith::MinUIOp::create(lb, l, arith::AddIOp::create(lb, l, start, rt), gEnd);
-          ExpertWeights e = ew;
-          if (numGroups > 1 || !ew.basePrefix.empty() || !ew.adapterPrefix.empty()) {
-            if (prefixIsAdapter)
-              e.adapterPrefix = {g};
-            else
-              e.basePrefix = {g};
-          }
+          LoraOperands e = ew;
+          e.adapterPrefix = {g};
           Value full = arith::CmpIOp::create(lb, l, arith::CmpIPredicate::eq,
                                              arith::SubIOp::create(lb, l, end, start), rt);
           scf::IfOp::create(
@@ -298,9 +277,27 @@ struct Kernel {
     mid = sharedMid;
     low = sharedLow;
     if (parallel)
-      loop->setAttr("moe.parallel", UnitAttr::get(b.getContext()));
+      markThreadPoolLoop(loop);
   }
 };
+
+/// The sorted rows [start, end) of group n, i.e. of global expert
+/// first + n: offsets[first + n] .. offsets[first + n + 1].
+std::pair<Value, Value> groupRowRange(OpBuilder &b, Location loc, Value offsets, int64_t first,
+                                      Value n) {
+  Value id = arith::AddIOp::create(b, loc, n, cIndex(b, loc, first));
+  Value start = toIndex(b, loc, memref::LoadOp::create(b, loc, offsets, ValueRange{id}));
+  Value end = toIndex(
+      b, loc,
+      memref::LoadOp::create(b, loc, offsets,
+                             ValueRange{arith::AddIOp::create(b, loc, id, cIndex(b, loc, 1))}));
+  return std::make_pair(start, end);
+}
+
+/// The token whose hidden state is sorted row p.
+Value tokenOfRow(OpBuilder &b, Location loc, Value rows, Value p) {
+  return toIndex(b, loc, memref::LoadOp::create(b, loc, rows, ValueRange{p}));
+}
 
 struct LowerGroupedExpertsPass
     : public mlir::moe::impl::MoeLowerGroupedExpertsBase<LowerGroupedExpertsPass> {
@@ -360,9 +357,9 @@ struct LowerGroupedExpertsPass
     return cfg;
   }
 
-  Kernel makeKernel(Operation *op, int64_t inter, int64_t rank) {
+  LoraKernel makeLoraKernel(Operation *op, int64_t inter, int64_t rank) {
     int64_t tile = resolveRowTile(rowTile);
-    Kernel k{resolveVectorWidth(vectorWidth), tile, Value(), Value()};
+    LoraKernel k{resolveVectorWidth(vectorWidth), tile, Value(), Value()};
     k.mid = entryAlloca(op, MemRefType::get({tile, inter}, Float32Type::get(op->getContext())));
     if (rank > 0)
       k.low = entryAlloca(op, MemRefType::get({tile, rank}, Float32Type::get(op->getContext())));
@@ -370,122 +367,110 @@ struct LowerGroupedExpertsPass
   }
 
   Value lower(OpBuilder &b, Operation *op) {
-    Location loc = op->getLoc();
+    if (auto ffn = dyn_cast<mdl::FfnOp>(op))
+      return lowerDenseFfn(b, ffn);
+    if (auto grouped = dyn_cast<mdl::GroupedFfnOp>(op))
+      return lowerGroupedFfn(b, grouped);
+    return lowerGroupedLora(b, cast<mdl::GroupedLoraOp>(op));
+  }
+
+  /// A dense FFN: the blocked kernel with one group, the tokens 0..T in order.
+  Value lowerDenseFfn(OpBuilder &b, mdl::FfnOp ffn) {
+    Location loc = ffn.getLoc();
     auto buf = [&](Value v) { return v ? getBuffer(b, loc, v) : Value(); };
+    Value x = buf(ffn.getHidden());
+    Value t = dimOf(b, loc, x, 0);
+    SmallVector<Value> dyn;
+    if (cast<ShapedType>(ffn.getType()).isDynamicDim(0))
+      dyn.push_back(t);
+    Value out = allocFor(b, loc, ffn.getType(), dyn);
+    BlockedFfnOperands ops;
+    ops.act = ffn.getActivation();
+    ops.x = x;
+    ops.w1 = buf(ffn.getW1());
+    ops.w3 = buf(ffn.getW3());
+    ops.w2 = buf(ffn.getW2());
+    ops.perGroupWeights = false;
+    ops.out = out;
+    ops.numRows = t;
+    ops.h = cast<ShapedType>(x.getType()).getDimSize(1);
+    ops.inter = cast<ShapedType>(ops.w1.getType()).getDimSize(0);
+    emitBlockedFfn(
+        b, loc, blockedConfig(), ops,
+        [&](OpBuilder &lb, Location l, Value) {
+          return std::make_pair(cIndex(lb, l, 0), dimOf(lb, l, x, 0));
+        },
+        [](OpBuilder &, Location, Value p) { return p; });
+    return out;
+  }
 
-    if (auto ffn = dyn_cast<mdl::FfnOp>(op)) {
-      Value x = buf(ffn.getHidden());
-      Value t = dimOf(b, loc, x, 0);
-      SmallVector<Value> dyn;
-      if (cast<ShapedType>(ffn.getType()).isDynamicDim(0))
-        dyn.push_back(t);
-      Value out = allocFor(b, loc, ffn.getType(), dyn);
-      BlockedFfnOperands ops;
-      ops.act = ffn.getActivation();
-      ops.x = x;
-      ops.w1 = buf(ffn.getW1());
-      ops.w3 = buf(ffn.getW3());
-      ops.w2 = buf(ffn.getW2());
-      ops.perGroupWeights = false;
-      ops.out = out;
-      ops.numRows = t;
-      ops.h = cast<ShapedType>(x.getType()).getDimSize(1);
-      ops.inter = cast<ShapedType>(ops.w1.getType()).getDimSize(0);
-      emitBlockedFfn(
-          b, loc, blockedConfig(), ops,
-          [&](OpBuilder &lb, Location l, Value) {
-            return std::make_pair(cIndex(lb, l, 0), dimOf(lb, l, x, 0));
-          },
-          [](OpBuilder &, Location, Value p) { return p; });
-      return out;
-    }
+  /// A bank of FFN experts: the blocked kernel over the experts' ragged groups
+  /// of sorted rows, written in place into the accumulator.
+  Value lowerGroupedFfn(OpBuilder &b, mdl::GroupedFfnOp op) {
+    Location loc = op.getLoc();
+    auto buf = [&](Value v) { return v ? getBuffer(b, loc, v) : Value(); };
+    BlockedFfnOperands ops;
+    ops.x = buf(op.getHidden());
+    Value rows = buf(op.getRows());
+    Value offsets = buf(op.getOffsets());
+    ops.out = buf(op.getAcc());
+    ops.act = op.getActivation();
+    ops.w1 = buf(op.getW1());
+    ops.w3 = buf(op.getW3());
+    ops.w2 = buf(op.getW2());
+    ops.numRows = dimOf(b, loc, rows, 0);
+    ops.numGroups = cast<ShapedType>(ops.w1.getType()).getDimSize(0);
+    ops.h = cast<ShapedType>(ops.x.getType()).getDimSize(1);
+    ops.inter = cast<ShapedType>(ops.w1.getType()).getDimSize(1);
+    int64_t first = op.getFirstExpert();
+    emitBlockedFfn(
+        b, loc, blockedConfig(), ops,
+        [&](OpBuilder &lb, Location l, Value n) { return groupRowRange(lb, l, offsets, first, n); },
+        [&](OpBuilder &lb, Location l, Value p) { return tokenOfRow(lb, l, rows, p); });
+    return ops.out;
+  }
 
-    // Grouped: loop over the bank's experts, each over its ragged rows.
-    Value x, rows, offsets, out;
-    int64_t count, first;
-    ExpertWeights ew;
-    bool lora = false;
-    if (auto g = dyn_cast<mdl::GroupedFfnOp>(op)) {
-      x = buf(g.getHidden());
-      rows = buf(g.getRows());
-      offsets = buf(g.getOffsets());
-      out = buf(g.getAcc());
-      ew.act = g.getActivation();
-      ew.w1 = buf(g.getW1());
-      ew.w3 = buf(g.getW3());
-      ew.w2 = buf(g.getW2());
-      count = cast<ShapedType>(ew.w1.getType()).getDimSize(0);
-      ew.inter = cast<ShapedType>(ew.w1.getType()).getDimSize(1);
-      first = g.getFirstExpert();
-    } else {
-      auto lg = cast<mdl::GroupedLoraOp>(op);
-      lora = true;
-      x = buf(lg.getHidden());
-      rows = buf(lg.getRows());
-      offsets = buf(lg.getOffsets());
-      out = buf(lg.getAcc());
-      ew.act = lg.getActivation();
-      ew.w1 = buf(lg.getW1());
-      ew.w3 = buf(lg.getW3());
-      ew.w2 = buf(lg.getW2());
-      ew.a1 = buf(lg.getA1());
-      ew.b1 = buf(lg.getB1());
-      ew.a3 = buf(lg.getA3());
-      ew.b3 = buf(lg.getB3());
-      ew.a2 = buf(lg.getA2());
-      ew.b2 = buf(lg.getB2());
-      count = cast<ShapedType>(ew.a1.getType()).getDimSize(0);
-      ew.rank = cast<ShapedType>(ew.a1.getType()).getDimSize(1);
-      ew.inter = cast<ShapedType>(ew.w1.getType()).getDimSize(0);
-      ew.scale = lg.getAlpha().convertToFloat() / float(ew.rank);
-      first = lg.getFirstExpert();
-    }
+  /// A bank of LoRA experts: the base up-projections once per token, then
+  /// the (expert, row tile) items of LoraKernel, in place into the accumulator.
+  Value lowerGroupedLora(OpBuilder &b, mdl::GroupedLoraOp op) {
+    Location loc = op.getLoc();
+    auto buf = [&](Value v) { return v ? getBuffer(b, loc, v) : Value(); };
+    Value x = buf(op.getHidden());
+    Value rows = buf(op.getRows());
+    Value offsets = buf(op.getOffsets());
+    Value out = buf(op.getAcc());
+    LoraOperands ew;
+    ew.act = op.getActivation();
+    ew.w1 = buf(op.getW1());
+    ew.w3 = buf(op.getW3());
+    ew.w2 = buf(op.getW2());
+    ew.a1 = buf(op.getA1());
+    ew.b1 = buf(op.getB1());
+    ew.a3 = buf(op.getA3());
+    ew.b3 = buf(op.getB3());
+    ew.a2 = buf(op.getA2());
+    ew.b2 = buf(op.getB2());
+    int64_t count = cast<ShapedType>(ew.a1.getType()).getDimSize(0);
+    ew.rank = cast<ShapedType>(ew.a1.getType()).getDimSize(1);
+    ew.inter = cast<ShapedType>(ew.w1.getType()).getDimSize(0);
+    ew.scale = op.getAlpha().convertToFloat() / float(ew.rank);
     ew.h = cast<ShapedType>(x.getType()).getDimSize(1);
-    auto groupRange = [&](OpBuilder &lb, Location l, Value n) {
-      Value id = arith::AddIOp::create(lb, l, n, cIndex(lb, l, first));
-      Value start = toIndex(lb, l, memref::LoadOp::create(lb, l, offsets, ValueRange{id}));
-      Value end = toIndex(
-          lb, l,
-          memref::LoadOp::create(lb, l, offsets,
-                                 ValueRange{arith::AddIOp::create(lb, l, id, cIndex(lb, l, 1))}));
-      return std::make_pair(start, end);
-    };
-    auto tokenOf = [&](OpBuilder &b2, Location l2, Value p) {
-      return toIndex(b2, l2, memref::LoadOp::create(b2, l2, rows, ValueRange{p}));
-    };
-    if (!lora) {
-      BlockedFfnOperands ops;
-      ops.act = ew.act;
-      ops.x = x;
-      ops.w1 = ew.w1;
-      ops.w3 = ew.w3;
-      ops.w2 = ew.w2;
-      ops.out = out;
-      ops.numRows = dimOf(b, loc, rows, 0);
-      ops.numGroups = count;
-      ops.h = ew.h;
-      ops.inter = ew.inter;
-      emitBlockedFfn(b, loc, blockedConfig(), ops, groupRange, tokenOf);
-      return out;
+    int64_t first = op.getFirstExpert();
+
+    LoraKernel k = makeLoraKernel(op, ew.inter, ew.rank);
+    // The frozen base's up-projections, once per token for all experts.
+    Value t = dimOf(b, loc, x, 0);
+    auto baseType = MemRefType::get({ShapedType::kDynamic, ew.inter}, b.getF32Type());
+    ew.base1 = memref::AllocOp::create(b, loc, baseType, ValueRange{t}, b.getI64IntegerAttr(64));
+    k.emitDenseProjection(b, loc, x, ew.w1, ew.base1, ew.h, ew.inter, parallel);
+    if (ew.w3) {
+      ew.base3 = memref::AllocOp::create(b, loc, baseType, ValueRange{t}, b.getI64IntegerAttr(64));
+      k.emitDenseProjection(b, loc, x, ew.w3, ew.base3, ew.h, ew.inter, parallel);
     }
-    Kernel k = makeKernel(op, ew.inter, ew.rank);
-    if (lora) {
-      // The frozen base's up-projections, once per token for all experts.
-      Value t = dimOf(b, loc, x, 0);
-      auto baseType = MemRefType::get({ShapedType::kDynamic, ew.inter}, b.getF32Type());
-      ew.base1 = memref::AllocOp::create(b, loc, baseType, ValueRange{t}, b.getI64IntegerAttr(64));
-      k.emitDenseProjection(b, loc, x, ew.w1, ew.base1, ew.h, ew.inter, parallel);
-      if (ew.w3) {
-        ew.base3 = memref::AllocOp::create(b, loc, baseType, ValueRange{t}, b.getI64IntegerAttr(64));
-        k.emitDenseProjection(b, loc, x, ew.w3, ew.base3, ew.h, ew.inter, parallel);
-      }
-    }
-    // Mark the prefix kind: per-expert base weights (FFN) or adapters (LoRA).
-    if (lora)
-      ew.adapterPrefix = {cIndex(b, loc, 0)};
-    else
-      ew.basePrefix = {cIndex(b, loc, 0)};
-    k.emitTiles(b, loc, ew, x, out, count, parallel, lora, op, groupRange, tokenOf);
+    k.emitTiles(
+        b, loc, ew, x, out, count, parallel, op,
+        [&](OpBuilder &lb, Location l, Value n) { return groupRowRange(lb, l, offsets, first, n); },
+        [&](OpBuilder &lb, Location l, Value p) { return tokenOfRow(lb, l, rows, p); });
     return out;
   }
 };

@@ -12,7 +12,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "LoweringUtils.h"
-#include "moe_runtime.h"
+#include "moe_status_codes.h"
 
 namespace mlir::moe {
 #define GEN_PASS_DEF_MOELOWERROUTERS
@@ -309,7 +309,7 @@ struct LowerRoutersPass : public mlir::moe::impl::MoeLowerRoutersBase<LowerRoute
               b2, l2,
               arith::CmpIOp::create(b2, l2, arith::CmpIPredicate::slt, id, cI32(b2, l2, -1)),
               arith::CmpIOp::create(b2, l2, arith::CmpIPredicate::sge, id, cI32(b2, l2, e)));
-          recordError(b2, l2, op, bad, MOE_ERR_EXPERT_ID);
+          recordError(b2, l2, op, bad, MOE_ERR_EXPERT_ID, {i, s, id, cIndex(b2, l2, e)});
           Value valid = arith::AndIOp::create(
               b2, l2, used,
               arith::CmpIOp::create(b2, l2, arith::CmpIPredicate::slt, id, cI32(b2, l2, e)));

@@ -9,7 +9,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "LoweringUtils.h"
-#include "moe_runtime.h"
+#include "moe_status_codes.h"
 
 namespace mlir::moe {
 #define GEN_PASS_DEF_MOELOWERSKIPS
@@ -247,7 +247,8 @@ struct LowerSkipsPass : public mlir::moe::impl::MoeLowerSkipsBase<LowerSkipsPass
       Value bad = arith::OrIOp::create(
           lb, l, arith::CmpIOp::create(lb, l, arith::CmpIPredicate::slt, p, cI32(lb, l, 0)),
           arith::CmpIOp::create(lb, l, arith::CmpIPredicate::sgt, p, cI32(lb, l, numBranches)));
-      recordError(lb, l, op, bad, MOE_ERR_PATH_ID);
+      recordError(lb, l, op, bad, MOE_ERR_PATH_ID,
+                  {i, cIndex(lb, l, -1), p, cIndex(lb, l, numBranches)});
     });
     Value y = allocLike(b, loc, x, t);
     memref::CopyOp::create(b, loc, x, y);

@@ -1,7 +1,7 @@
 //===- LoweringUtils.cpp - shared helpers of the loop-emitting passes -----===//
 
 #include "LoweringUtils.h"
-#include "moe_runtime.h"
+#include "moe_status_codes.h"
 
 #include "mlir/IR/Matchers.h"
 #include "llvm/ADT/SetVector.h"
@@ -70,12 +70,12 @@ bool chunkForThreadPool(scf::ForOp loop, int64_t chunk) {
     return false;
   func::FuncOp func = loop->getParentOfType<func::FuncOp>();
   Block &entry = func.getBody().front();
-  // Scratch: static entry-block allocas (not the status slot) used in the loop.
+  // Scratch: static entry-block allocas (not the call's slots) used in the loop.
   SetVector<Value> scratch;
   loop.walk([&](Operation *op) {
     for (Value v : op->getOperands())
       if (auto alloca = v.getDefiningOp<memref::AllocaOp>())
-        if (alloca->getBlock() == &entry && !alloca->hasAttr(kStatusAttr))
+        if (alloca->getBlock() == &entry && !isCallSlot(alloca))
           scratch.insert(v);
   });
   for (Value v : scratch)
@@ -87,7 +87,7 @@ bool chunkForThreadPool(scf::ForOp loop, int64_t chunk) {
   Value n = loop.getUpperBound();
   Value items = arith::CeilDivUIOp::create(b, loc, n, cIndex(b, loc, chunk));
   auto outer = scf::ForOp::create(b, loc, cIndex(b, loc, 0), items, cIndex(b, loc, 1));
-  outer->setAttr("moe.parallel", UnitAttr::get(b.getContext()));
+  markThreadPoolLoop(outer);
   b.setInsertionPointToStart(outer.getBody());
   Value c = outer.getInductionVar();
   auto scope = memref::AllocaScopeOp::create(b, loc, TypeRange{});
@@ -111,21 +111,54 @@ bool chunkForThreadPool(scf::ForOp loop, int64_t chunk) {
   return true;
 }
 
-Value statusSlot(Operation *inFunc) {
+namespace {
+Value entrySlot(Operation *inFunc, StringRef attr) {
   func::FuncOp func = enclosingFunc(inFunc);
   for (Operation &op : func.getBody().front())
-    if (op.hasAttr(kStatusAttr))
+    if (op.hasAttr(attr))
       return op.getResult(0);
   return Value();
 }
 
+/// Stores `code` and `detail` into the error-detail slot unless an earlier
+/// check already did (the message names the first bad value).
+void recordDetail(OpBuilder &b, Location loc, Value slot, int32_t code, ValueRange detail) {
+  Value recorded = memref::LoadOp::create(b, loc, slot, ValueRange{cIndex(b, loc, 0)});
+  Type i64 = b.getI64Type();
+  Value first = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::eq, recorded,
+                                      arith::ConstantOp::create(b, loc, b.getI64IntegerAttr(0)));
+  scf::IfOp::create(b, loc, first, [&](OpBuilder &tb, Location l) {
+    SmallVector<Value> values = {arith::ConstantOp::create(tb, l, tb.getI64IntegerAttr(code))};
+    for (Value v : detail)
+      values.push_back(v.getType().isIndex() ? arith::IndexCastOp::create(tb, l, i64, v).getResult()
+                       : v.getType() == i64  ? v
+                                             : arith::ExtSIOp::create(tb, l, i64, v).getResult());
+    for (auto [i, v] : llvm::enumerate(values))
+      memref::StoreOp::create(tb, l, v, slot, ValueRange{cIndex(tb, l, i)});
+    scf::YieldOp::create(tb, l);
+  });
+}
+} // namespace
+
+Value statusSlot(Operation *inFunc) { return entrySlot(inFunc, kStatusAttr); }
+Value errorDetailSlot(Operation *inFunc) { return entrySlot(inFunc, kErrorDetailAttr); }
+
+bool isCallSlot(Operation *op) {
+  return op->hasAttr(kStatusAttr) || op->hasAttr(kErrorDetailAttr);
+}
+
 void recordError(OpBuilder &b, Location loc, Operation *inFunc, Value failed,
-                 int32_t code) {
+                 int32_t code, ValueRange detail) {
   Value slot = statusSlot(inFunc);
   if (!slot)
     return;
+  assert((detail.empty() || detail.size() == kErrorDetailSize - 1) &&
+         "a detail is token, slot, id and bound");
+  Value detailSlot = detail.empty() ? Value() : errorDetailSlot(inFunc);
   scf::IfOp::create(b, loc, failed, [&](OpBuilder &tb, Location l) {
     memref::StoreOp::create(tb, l, cI32(tb, l, code), slot);
+    if (detailSlot)
+      recordDetail(tb, l, detailSlot, code, detail);
     scf::YieldOp::create(tb, l);
   });
 }
@@ -152,6 +185,14 @@ Value toI32(OpBuilder &b, Location loc, Value index) {
 scf::ForOp markParallel(scf::ForOp loop) {
   loop->setAttr(kGpuParallelAttr, UnitAttr::get(loop.getContext()));
   return loop;
+}
+
+void markThreadPoolLoop(scf::ForOp loop) {
+  MoeDialect::ParallelAttrHelper(loop.getContext()).setAttr(loop, UnitAttr::get(loop.getContext()));
+}
+
+bool isThreadPoolLoop(scf::ForOp loop) {
+  return MoeDialect::ParallelAttrHelper(loop.getContext()).isAttrPresent(loop);
 }
 
 scf::ForOp emitFor(OpBuilder &b, Location loc, Value lb, Value ub,
@@ -387,7 +428,7 @@ Value DispatchLowering::expertOf(OpBuilder &b, Location loc, Value token, Value 
             tb, l, arith::CmpIOp::create(tb, l, arith::CmpIPredicate::slt, id, cI32(tb, l, -1)),
             arith::CmpIOp::create(tb, l, arith::CmpIPredicate::sge, id, cI32(tb, l, e)));
         if (check)
-          recordError(tb, l, op, bad, MOE_ERR_EXPERT_ID);
+          recordError(tb, l, op, bad, MOE_ERR_EXPERT_ID, {token, s, id, cIndex(tb, l, e)});
         return {arith::SelectOp::create(tb, l, bad, cI32(tb, l, -1), id)};
       },
       [&](OpBuilder &eb, Location l) -> SmallVector<Value> {

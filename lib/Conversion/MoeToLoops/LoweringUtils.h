@@ -19,6 +19,14 @@ namespace mlir::moe::lowering {
 
 /// The name of the attribute marking the status slot made by moe-buffer-abi.
 constexpr llvm::StringLiteral kStatusAttr = "moe.status";
+/// Marks the error-detail slot that moe-buffer-abi makes with
+/// `error-details` (the CPU pipeline): kErrorDetailSize i64s, the first
+/// failed check's [code, token, slot, id, bound] (code 0: none yet). On
+/// failure the entry function hands them to the runtime's
+/// kErrorDetailFn, which puts them into the error message.
+constexpr llvm::StringLiteral kErrorDetailAttr = "moe.error_detail";
+constexpr int64_t kErrorDetailSize = 5;
+constexpr llvm::StringLiteral kErrorDetailFn = "moe_rt_error_detail";
 /// moe-outline-parallel calls `<prefix><body>(n, captured...)` for each
 /// outlined loop; moe-lower-parallel-calls turns those calls into thread-pool
 /// calls, finding the body by stripping the prefix.
@@ -30,8 +38,14 @@ constexpr llvm::StringLiteral kParallelMarkerPrefix = "__moe_parallel__";
 constexpr llvm::StringLiteral kGpuParallelAttr = "moe.gpu.parallel";
 /// Marks `loop` with kGpuParallelAttr and returns it.
 scf::ForOp markParallel(scf::ForOp loop);
+/// Marks `loop` (over [0, n) by 1, without results) with the dialect's
+/// `moe.parallel` attribute: its iterations are independent work items that
+/// moe-outline-parallel hands to the runtime's thread pool.
+void markThreadPoolLoop(scf::ForOp loop);
+/// Whether `loop` is marked by markThreadPoolLoop.
+bool isThreadPoolLoop(scf::ForOp loop);
 /// The CPU form of a kGpuParallelAttr loop over [0, n): split into
-/// moe.parallel items of `chunk` iterations for the thread pool. The
+/// thread-pool items (markThreadPoolLoop) of `chunk` iterations. The
 /// function-entry scratch allocas the loop uses (the per-iteration
 /// workspace a GPU thread keeps private) get private copies per item, in an
 /// alloca scope; the status slot stays shared. Leaves the loop alone (false)
@@ -65,9 +79,17 @@ Value entryAlloca(Operation *inFunc, MemRefType type);
 /// The status slot of the enclosing function (made by moe-buffer-abi), or a
 /// null Value when the function has none (then checks are not recorded).
 Value statusSlot(Operation *inFunc);
-/// Records `code` in the status slot when `failed` holds (i1).
+/// Records `code` in the status slot when `failed` holds (i1). With
+/// `detail` (token, slot, id, bound: index or integer values; -1 for one
+/// that does not apply) and an error-detail slot in the function, the first
+/// failed check also records them there, for the run-time message.
 void recordError(OpBuilder &b, Location loc, Operation *inFunc, Value failed,
-                 int32_t code);
+                 int32_t code, ValueRange detail = {});
+/// The error-detail slot of the enclosing function, or a null Value.
+Value errorDetailSlot(Operation *inFunc);
+/// True for the entry-block buffers every part of one call shares (the
+/// status and error-detail slots): never privatized per thread.
+bool isCallSlot(Operation *op);
 
 Value cIndex(OpBuilder &b, Location loc, int64_t v);
 Value cF32(OpBuilder &b, Location loc, float v);

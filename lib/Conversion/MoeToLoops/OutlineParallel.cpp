@@ -28,7 +28,7 @@ struct OutlineParallelPass
     ModuleOp module = getOperation();
     SmallVector<scf::ForOp> loops;
     module.walk([&](scf::ForOp loop) {
-      if (loop->hasAttr("moe.parallel"))
+      if (isThreadPoolLoop(loop))
         loops.push_back(loop);
     });
     IRRewriter rewriter(&getContext());

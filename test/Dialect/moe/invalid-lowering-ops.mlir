@@ -139,3 +139,18 @@ func.func @combine_hidden(%sorted: tensor<8x16xf32>, %rows: tensor<4x2xi32>, %w:
       : tensor<8x16xf32>, tensor<4x2xi32>, tensor<4x2xf32> -> tensor<4x32xf32>
   return
 }
+
+// -----
+
+//===----------------------------------------------------------------------===//
+// moe.parallel (the discardable attribute marking thread-pool loops)
+//===----------------------------------------------------------------------===//
+
+func.func @parallel_not_unit(%n: index) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  // expected-error @+1 {{'moe.parallel' must be a unit attribute, got 1 : i64}}
+  scf.for %i = %c0 to %n step %c1 {
+  } {moe.parallel = 1 : i64}
+  return
+}

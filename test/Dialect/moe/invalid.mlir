@@ -226,6 +226,70 @@ func.func @skip_block_no_block(%x: tensor<16x64xf32>, %r: tensor<64xf32>) {
 }
 
 //===----------------------------------------------------------------------===//
+// Attributes the op does not define (Moe_KnownAttributesOnly): each of these
+// parsed, verified and silently ran with the default before.
+//===----------------------------------------------------------------------===//
+
+// -----
+
+func.func @attr_renormalise(%x: tensor<16x64xf32>, %gate: tensor<16x64xf32>) {
+  // expected-error @+1 {{'moe.grouped_topk_router' op has no attribute 'renormalise' (did you mean 'renormalize'?)}}
+  %ids, %w = moe.grouped_topk_router sigmoid %x, %gate {k = 4, num_groups = 4, topk_groups = 2, renormalise}
+      : tensor<16x64xf32>, tensor<16x64xf32> -> tensor<16x4xi32>, tensor<16x4xf32>
+  return
+}
+
+// -----
+
+func.func @attr_scale(%x: tensor<16x64xf32>, %gate: tensor<8x64xf32>) {
+  // expected-error @+1 {{'moe.topk_router' op has no attribute 'scale' (did you mean 'scaling_factor'?)}}
+  %ids, %w = moe.topk_router softmax %x, %gate {k = 2, scale = 2.5 : f32}
+      : tensor<16x64xf32>, tensor<8x64xf32> -> tensor<16x2xi32>, tensor<16x2xf32>
+  return
+}
+
+// -----
+
+func.func @attr_scale_by_scores(%x: tensor<16x64xf32>, %router: tensor<64xf32>) -> tensor<16x64xf32> {
+  // expected-error @+1 {{'moe.skip_block' op has no attribute 'scale_by_scores' (did you mean 'scale_by_score'?)}}
+  %y = moe.skip_block %x, %router {threshold = 0.5 : f32, scale_by_scores}
+      : tensor<16x64xf32>, tensor<64xf32> -> tensor<16x64xf32> {
+  ^bb0(%xs: tensor<?x64xf32>):
+    moe.yield %xs : tensor<?x64xf32>
+  }
+  return %y : tensor<16x64xf32>
+}
+
+// -----
+
+// Nothing close: the message lists what the op takes.
+func.func @attr_unrelated(%x: tensor<16x64xf32>, %gate: tensor<8x64xf32>) {
+  // expected-error @+1 {{'moe.expert_choice_router' op has no attribute 'seed' (it takes capacity, scaling_factor, scoring; an attribute of another dialect is written with its prefix, as in 'mydialect.seed')}}
+  %ids, %w = moe.expert_choice_router softmax %x, %gate {capacity = 4, seed = 7}
+      : tensor<16x64xf32>, tensor<8x64xf32> -> tensor<16x8xi32>, tensor<16x8xf32>
+  return
+}
+
+// -----
+
+func.func @attr_on_op_without_attributes() {
+  // expected-error @+1 {{'moe.zero_experts' op has no attribute 'count' (it takes none; an attribute of another dialect is written with its prefix, as in 'mydialect.count')}}
+  %z = moe.zero_experts {count = 4} : !moe.experts<4, 64>
+  return
+}
+
+// -----
+
+// The generic form reaches the same check (the attribute dictionary after
+// the properties).
+func.func @attr_generic_form(%t: tensor<16xi64>) {
+  // expected-error @+1 {{'moe.hash_router' op has no attribute 'num_expert' (did you mean 'num_experts'?)}}
+  %ids, %w = "moe.hash_router"(%t) <{num_experts = 4 : i64}> {num_expert = 8 : i64}
+      : (tensor<16xi64>) -> (tensor<16x1xi32>, tensor<16x1xf32>)
+  return
+}
+
+//===----------------------------------------------------------------------===//
 // Rules shared by the gated routers (shown on moe.topk_router)
 //===----------------------------------------------------------------------===//
 

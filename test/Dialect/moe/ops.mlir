@@ -135,6 +135,16 @@ func.func @hash_router_i32(%tok: tensor<16xi32>) -> (tensor<16x1xi32>, tensor<16
   return %ids, %w : tensor<16x1xi32>, tensor<16x1xf32>
 }
 
+// Attributes with a dialect prefix are discardable attributes of that
+// dialect: every moe op keeps them (only unprefixed unknown names are errors).
+// CHECK-LABEL: func.func @prefixed_attributes(
+// CHECK:         moe.hash_router %{{.*}} {foo.tag = "kept", moe.note = 1 : i64, num_experts = 8 : i64}
+func.func @prefixed_attributes(%tok: tensor<16xi32>) -> (tensor<16x1xi32>, tensor<16x1xf32>) {
+  %ids, %w = moe.hash_router %tok {num_experts = 8, moe.note = 1, foo.tag = "kept"}
+      : tensor<16xi32> -> tensor<16x1xi32>, tensor<16x1xf32>
+  return %ids, %w : tensor<16x1xi32>, tensor<16x1xf32>
+}
+
 // CHECK-LABEL: func.func @hash_router_i64(
 // CHECK:         moe.hash_router %{{.*}} {num_experts = 3 : i64} : tensor<?xi64> -> tensor<?x1xi32>, tensor<?x1xf32>
 func.func @hash_router_i64(%tok: tensor<?xi64>) -> (tensor<?x1xi32>, tensor<?x1xf32>) {
