@@ -19,10 +19,10 @@ struct BlockedFfnConfig {
   int64_t blockBytes = 256 * 1024; // weights of one work item (sized for L2)
   int64_t sliceBytes = 16 * 1024;    // a row tile's reduction slice (sized for L1)
   bool parallel = true;
-  // The packed outer-product path (see BlockedFfn.cpp): groups with at
-  // least `packMinRows` rows use it (0: never); `packTiles` row panels of
-  // `width` rows share each broadcast weight; the K slice is sized so those
-  // panels' slice takes `packSliceBytes` (L1).
+  // The packed outer-product path (PackedKernel in BlockedFfnEmitter.h):
+  // groups with at least `packMinRows` rows use it (0: never); `packTiles`
+  // row panels of `width` rows share each broadcast weight; the K slice is
+  // sized so those panels' slice takes `packSliceBytes` (L1).
   int64_t packMinRows = 8;
   int64_t packTiles = 2;
   // When > packTiles: a second packed body with this many panels per tile,
