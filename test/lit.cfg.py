@@ -15,6 +15,11 @@ config.excludes = ["CMakeLists.txt", "lit.cfg.py", "lit.site.cfg.py", "unit", "p
 
 config.substitutions.append(("%python", config.python_executable))
 config.substitutions.append(("%examples", os.path.join(config.moe_src_root, "examples")))
+# One lowering's output on buffers, as the pipelines bufferize it but without
+# their folding passes: moe-one-shot-bufferize and moe-buffer-abi.
+config.substitutions.append(
+    ("%bufferize",
+     "--moe-one-shot-bufferize --moe-buffer-abi"))
 llvm_config.with_system_environment(["HOME", "INCLUDE", "LIB", "TMP", "TEMP"])
 llvm_config.use_default_substitutions()
 

@@ -1,6 +1,7 @@
 //===- CompiledFunction.cpp - compile a moe function and run it -----------===//
 
 #include "moe/ExecutionEngine/CompiledFunction.h"
+#include "StageRecorder.h"
 #include "moe/ExecutionEngine/Diagnostics.h"
 
 #include "moe_runtime.h"
@@ -70,11 +71,32 @@ Status signatureOf(Type type, TensorSignature &sig, const std::string &what) {
   return Status::success();
 }
 
-static std::string printOp(Operation *op) {
-  std::string s;
-  llvm::raw_string_ostream os(s);
-  op->print(os);
-  return s;
+/// The whole pipeline in one pass manager: moe-to-cpu, or for `gpuHost`
+/// the GPU's mapped stage run on the host and the same LLVM tail. The
+/// pipelines end each stage with moe-stage-end; the StageRecorder keeps
+/// their texts and names the stage of a failure.
+static Status runPipeline(ModuleOp module, const CpuPipelineOptions &options, bool keepStages,
+                          std::vector<Stage> &stages, DiagnosticCollector &diagnostics) {
+  PassManager pm(module.getContext());
+  if (options.gpuHost) {
+    // The caller's vector width is the mapping's (0 keeps the GPU
+    // pipeline's default: the host's width means nothing to the kernels).
+    GpuPipelineOptions gpuOptions;
+    if (options.vectorWidth > 0)
+      gpuOptions.vectorWidth = options.vectorWidth;
+    buildMoeGpuHostLoopsPipeline(pm, gpuOptions);
+  } else {
+    buildMoeToLoopsPipeline(pm, options);
+  }
+  if (failed(buildLoopsToLlvmPipeline(pm)))
+    return Status::failure("cannot build the LLVM lowering pipeline:\n" + diagnostics.text());
+  auto recorder = std::make_unique<StageRecorder>(pm, stages, keepStages);
+  StageRecorder *stagesSeen = recorder.get();
+  pm.addInstrumentation(std::move(recorder));
+  if (failed(pm.run(module)))
+    return Status::failure("compilation failed in stage '" + stagesSeen->currentStage() +
+                           "':\n" + diagnostics.text());
+  return Status::success();
 }
 
 Status CompiledFunction::compile(ModuleOp module, const std::string &entry,
@@ -126,56 +148,8 @@ Status CompiledFunction::compile(ModuleOp module, const std::string &entry,
   DiagnosticCollector diagnostics(ctx);
   if (keepStages)
     fn->stageTexts.push_back({"moe", printOp(*copy)});
-
-  // Three groups so each stage can be shown: moe-level rewrites, loops on
-  // buffers, then the LLVM dialect.
-  auto runStage = [&](const char *name, function_ref<void(OpPassManager &)> build) -> Status {
-    PassManager pm(ctx);
-    build(pm);
-    if (failed(pm.run(*copy)))
-      return Status::failure(std::string("compilation failed in stage '") + name +
-                             "':\n" + diagnostics.text());
-    if (keepStages)
-      fn->stageTexts.push_back({name, printOp(*copy)});
-    return Status::success();
-  };
-  Status s = runStage("expanded", [&](OpPassManager &pm) {
-    pm.addPass(mlir::moe::createMoeCheckSupportedOps({options.gpuHost ? "GPU" : "CPU"}));
-    pm.addNestedPass<func::FuncOp>(mlir::moe::createMoeFoldTrivialExperts());
-    pm.addNestedPass<func::FuncOp>(mlir::moe::createMoeExpandLayers());
-  });
-  if (!s.ok())
+  if (Status s = runPipeline(*copy, options, keepStages, fn->stageTexts, diagnostics); !s.ok())
     return s;
-  // The moe-to-loops pipeline re-runs the two moe-level passes; they are
-  // no-ops on expanded IR.
-  if (options.gpuHost) {
-    // The GPU's block/thread-mapped kernels, then run on the host.
-    // The caller's vector width is the mapping's (0 keeps the GPU
-    // pipeline's default: the host's width means nothing to the kernels).
-    GpuPipelineOptions gpuOptions;
-    if (options.vectorWidth > 0)
-      gpuOptions.vectorWidth = options.vectorWidth;
-    if (!(s = runStage("gpu-mapped", [&](OpPassManager &pm) {
-            buildMoeGpuMappedPipeline(pm, gpuOptions);
-          })).ok())
-      return s;
-    if (!(s = runStage("loops", [&](OpPassManager &pm) {
-            pm.addNestedPass<func::FuncOp>(mlir::moe::createMoeGpuApproximateMath());
-            pm.addPass(mlir::moe::createMoeGpuToHost());
-            pm.addPass(mlir::createCanonicalizerPass());
-            pm.addPass(mlir::createCSEPass());
-          })).ok())
-      return s;
-  } else if (!(s = runStage("loops", [&](OpPassManager &pm) { buildMoeToLoopsPipeline(pm, options); })).ok()) {
-    return s;
-  }
-  bool pipelineOk = true;
-  if (!(s = runStage("llvm", [&](OpPassManager &pm) {
-          pipelineOk = succeeded(buildLoopsToLlvmPipeline(pm));
-        })).ok())
-    return s;
-  if (!pipelineOk)
-    return Status::failure("cannot build the LLVM lowering pipeline:\n" + diagnostics.text());
 
   if (keepStages) {
     llvm::LLVMContext llvmCtx;

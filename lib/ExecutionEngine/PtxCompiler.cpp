@@ -2,6 +2,7 @@
 
 #include "moe/ExecutionEngine/PtxCompiler.h"
 #include "moe/ExecutionEngine/Diagnostics.h"
+#include "StageRecorder.h"
 
 #include "moe/Conversion/GpuLaunch.h"
 #include "moe/Conversion/Passes.h"
@@ -43,12 +44,6 @@ std::string launchPathFor(llvm::StringRef ptxPath) {
   return std::string(path);
 }
 
-static std::string printOp(Operation *op) {
-  std::string s;
-  llvm::raw_string_ostream os(s);
-  op->print(os);
-  return s;
-}
 
 /// The kernel names of the launch description's `kernel NAME ...` lines.
 static std::vector<std::string> kernelsOf(llvm::StringRef launch) {
@@ -99,56 +94,29 @@ Status compileToPtx(ModuleOp module, const std::string &entry, const PtxOptions 
   // as the parser prints them (file:line:col and the source line).
   DiagnosticCollector collected(ctx);
   const std::string &diagnostics = collected.text();
+  if (options.keepStages)
+    layer.stages.push_back({"moe", printOp(*copy)});
+
+  // The whole pipeline (buildMoeToPtxPipeline) in one pass manager; its
+  // moe-stage-end passes close the stages the StageRecorder keeps.
+  PassManager pm(ctx);
+  if (failed(buildMoeToPtxPipeline(pm, gpuOptions)))
+    return Status::failure("cannot build the GPU pass pipeline" +
+                           (diagnostics.empty() ? std::string() : ":\n" + diagnostics));
+  auto recorder = std::make_unique<StageRecorder>(pm, layer.stages, options.keepStages);
+  StageRecorder *stagesSeen = recorder.get();
+  pm.addInstrumentation(std::move(recorder));
+  if (failed(pm.run(*copy)))
+    return Status::failure("compilation for the GPU failed in stage '" +
+                           stagesSeen->currentStage() + "':\n" +
+                           llvm::StringRef(diagnostics).rtrim().str());
   auto keep = [&](const char *name, std::string text) {
     if (options.keepStages)
       layer.stages.push_back({name, std::move(text)});
   };
-  keep("moe", printOp(*copy));
-
-  // One pass manager per stage, so each stage's output can be printed. The
-  // stages are the pieces buildMoeToPtxPipeline composes, in its order, so
-  // the PTX is the same as that pipeline's.
-  auto runStage = [&](const char *name,
-                      function_ref<LogicalResult(OpPassManager &)> build) -> Status {
-    PassManager pm(ctx);
-    if (failed(build(pm)))
-      return Status::failure(std::string("cannot build the pass pipeline of stage '") + name +
-                             "'" + (diagnostics.empty() ? "" : ":\n" + diagnostics));
-    if (failed(pm.run(*copy)))
-      return Status::failure(std::string("compilation for the GPU failed in stage '") + name +
-                             "':\n" + llvm::StringRef(diagnostics).rtrim().str());
-    return Status::success();
-  };
-  Status s = runStage("expanded", [&](OpPassManager &pm) {
-    pm.addPass(mlir::moe::createMoeCheckSupportedOps({"GPU"}));
-    pm.addNestedPass<func::FuncOp>(mlir::moe::createMoeFoldTrivialExperts());
-    pm.addNestedPass<func::FuncOp>(mlir::moe::createMoeExpandLayers());
-    return success();
-  });
-  if (!s.ok())
-    return s;
-  keep("expanded", printOp(*copy));
-  // The mapped pipeline starts with the two moe-level passes again; on
-  // expanded IR they change nothing (the CPU path relies on the same).
-  if (!(s = runStage("mapped", [&](OpPassManager &pm) {
-          buildMoeGpuMappedPipeline(pm, gpuOptions);
-          return success();
-        })).ok())
-    return s;
-  keep("mapped", printOp(*copy));
-  if (!(s = runStage("kernels", [&](OpPassManager &pm) {
-          buildMoeGpuOutlineStage(pm);
-          return success();
-        })).ok())
-    return s;
-  keep("kernels", printOp(*copy));
-  if (!(s = runStage("nvvm", [&](OpPassManager &pm) {
-          return buildMoeGpuNvvmStage(pm, gpuOptions);
-        })).ok())
-    return s;
-  keep("nvvm", printOp(*copy));
-  if (!(s = runStage("ptx", [&](OpPassManager &pm) { return buildMoeGpuPtxStage(pm); })).ok())
-    return s;
+  // The "ptx" stage's text is the PTX itself, not the module holding it.
+  if (options.keepStages && !layer.stages.empty() && layer.stages.back().name == "ptx")
+    layer.stages.pop_back();
 
   copy->walk([&](gpu::BinaryOp binary) {
     for (Attribute obj : binary.getObjects())

@@ -3,11 +3,13 @@
 // Stage order (each stage is a pass with its own lit test):
 //   moe-check-supported-ops                              unsupported ops, located
 //   moe-fold-trivial-experts, moe-expand-layers         moe -> moe
-//   moe-buffer-abi                                       C-callable signature
+//   moe-call-slots                                       status slots
 //   moe-lower-skips, -routers, -dispatch,
 //   -grouped-experts, -combine                           moe -> scf/memref/vector
-//   moe-finalize-buffers                                 bridges folded, frees
+//   one-shot-bufferize, moe-buffer-abi                   buffers, C-callable signature
 //   upstream conversions                                 -> llvm dialect
+// A moe-stage-end pass closes each stage a user can look at (expanded,
+// loops, llvm): the execution engine's instrumentation prints them.
 //
 //===----------------------------------------------------------------------===//
 
@@ -29,9 +31,10 @@ void buildMoeToLoopsPipeline(mlir::OpPassManager &pm, const CpuPipelineOptions &
   pm.addPass(mlir::moe::createMoeCheckSupportedOps({"CPU"}));
   pm.addNestedPass<mlir::func::FuncOp>(mlir::moe::createMoeFoldTrivialExperts());
   pm.addNestedPass<mlir::func::FuncOp>(mlir::moe::createMoeExpandLayers());
+  mlir::moe::addStageEnd(pm, "expanded");
   // The CPU runtime puts the failed check's token, slot and id into its
   // message; the GPU's launch description has no place for them yet.
-  pm.addPass(mlir::moe::createMoeBufferAbi({/*errorDetails=*/true}));
+  pm.addPass(mlir::moe::createMoeCallSlots({/*errorDetails=*/true}));
   // Pass options are filled by name, so a new option in Passes.td cannot
   // shift the values into the wrong fields.
   const int64_t tokenChunk = options.parallel ? 32 : 0; // router/combine items of 32 tokens
@@ -59,11 +62,12 @@ void buildMoeToLoopsPipeline(mlir::OpPassManager &pm, const CpuPipelineOptions &
   combine.vectorWidth = options.vectorWidth;
   combine.tokenChunk = tokenChunk;
   pm.addNestedPass<mlir::func::FuncOp>(mlir::moe::createMoeLowerCombine(combine));
-  pm.addPass(mlir::moe::createMoeFinalizeBuffers());
+  addBufferizationStage(pm);
   if (options.parallel)
     pm.addPass(mlir::moe::createMoeOutlineParallel());
   pm.addPass(mlir::createCanonicalizerPass());
   pm.addPass(mlir::createCSEPass());
+  mlir::moe::addStageEnd(pm, "loops");
 }
 
 mlir::LogicalResult buildLoopsToLlvmPipeline(mlir::OpPassManager &pm) {
@@ -74,13 +78,15 @@ mlir::LogicalResult buildLoopsToLlvmPipeline(mlir::OpPassManager &pm) {
   // (`use-generic-functions`), which reuses them across calls. The upstream
   // passes are named textually, so they must be registered.
   moe::registerAllPasses();
-  return mlir::parsePassPipeline(
+  auto parsed = mlir::parsePassPipeline(
       "moe-approximate-vector-math,convert-math-to-llvm,convert-math-to-libm,convert-scf-to-cf,"
       "convert-vector-to-llvm,expand-strided-metadata,lower-affine,"
       "finalize-memref-to-llvm{use-generic-functions=true},convert-arith-to-llvm,convert-index-to-llvm,"
       "convert-cf-to-llvm,convert-func-to-llvm,reconcile-unrealized-casts,"
       "moe-lower-parallel-calls",
       pm);
+  mlir::moe::addStageEnd(pm, "llvm");
+  return parsed;
 }
 
 void buildMoeToCpuPipeline(mlir::OpPassManager &pm, const CpuPipelineOptions &options) {
@@ -97,6 +103,11 @@ void registerMoePipelines() {
   registerCheckedPipeline<CpuPipelineOptions>(
       "moe-to-cpu", "Lower moe layers to the LLVM dialect for the host CPU",
       buildMoeToCpuPipeline);
+  mlir::PassPipelineRegistration<>(
+      "moe-bufferize",
+      "One-Shot Bufferize lowered moe IR and the upstream tensor ops around it, then "
+      "moe-buffer-abi (the stage both pipelines share; for tests of a single lowering)",
+      addBufferizationStage);
   registerMoeGpuPipelines();
 }
 

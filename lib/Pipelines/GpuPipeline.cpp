@@ -3,13 +3,14 @@
 // Stage order (each stage is a pass with its own lit test):
 //   moe-check-supported-ops                          unsupported ops, located
 //   moe-fold-trivial-experts, moe-expand-layers      moe -> moe (shared with the CPU)
-//   moe-buffer-abi                                    buffer signature, status slot
+//   moe-call-slots                                    status slot
 //   moe-lower-skips, moe-lower-routers                the CPU's loop lowerings: their
 //                                                     independent loops are marked
 //                                                     moe.gpu.parallel
 //   moe-gpu-map-dispatch                              device counting sort
 //   moe-gpu-map-grouped-experts                       grouped-GEMM kernels
-//   moe-lower-combine, moe-finalize-buffers           (shared with the CPU)
+//   moe-lower-combine                                 (shared with the CPU)
+//   one-shot-bufferize, moe-buffer-abi                (shared with the CPU)
 //   moe-gpu-map-loops                                 every remaining loop -> kernel
 // = the mapped stage (`moe-gpu-mapped`). Then either
 //   moe-gpu-approximate-math, moe-gpu-to-host         `moe-gpu-host`: run it on the CPU
@@ -43,14 +44,16 @@ void buildMoeGpuMappedPipeline(mlir::OpPassManager &pm, const GpuPipelineOptions
   pm.addPass(mlir::moe::createMoeCheckSupportedOps({"GPU"}));
   pm.addNestedPass<FuncOp>(mlir::moe::createMoeFoldTrivialExperts());
   pm.addNestedPass<FuncOp>(mlir::moe::createMoeExpandLayers());
-  pm.addPass(mlir::moe::createMoeBufferAbi());
+  mlir::moe::addStageEnd(pm, "expanded");
+  pm.addPass(mlir::moe::createMoeCallSlots());
   pm.addNestedPass<FuncOp>(mlir::moe::createMoeLowerSkips({options.vectorWidth}));
   pm.addNestedPass<FuncOp>(mlir::moe::createMoeLowerRouters({options.vectorWidth}));
   pm.addNestedPass<FuncOp>(mlir::moe::createMoeGpuMapDispatch({options.blockSize}));
   pm.addNestedPass<FuncOp>(mlir::moe::createMoeGpuMapGroupedExperts());
   pm.addNestedPass<FuncOp>(mlir::moe::createMoeLowerCombine({options.vectorWidth}));
-  pm.addPass(mlir::moe::createMoeFinalizeBuffers());
+  addBufferizationStage(pm);
   pm.addPass(mlir::moe::createMoeGpuMapLoops({options.blockSize}));
+  mlir::moe::addStageEnd(pm, "mapped");
 }
 
 void buildMoeGpuHostLoopsPipeline(mlir::OpPassManager &pm, const GpuPipelineOptions &options) {
@@ -60,6 +63,7 @@ void buildMoeGpuHostLoopsPipeline(mlir::OpPassManager &pm, const GpuPipelineOpti
   pm.addPass(mlir::moe::createMoeGpuToHost());
   pm.addPass(mlir::createCanonicalizerPass());
   pm.addPass(mlir::createCSEPass());
+  mlir::moe::addStageEnd(pm, "loops");
 }
 
 // The composed pipelines below are these stage tails in sequence, so that
@@ -70,22 +74,27 @@ void buildMoeGpuOutlineStage(mlir::OpPassManager &pm) {
   pm.addPass(mlir::createGpuKernelOutliningPass());
   pm.addPass(mlir::createCanonicalizerPass());
   pm.addPass(mlir::createCSEPass());
+  mlir::moe::addStageEnd(pm, "kernels");
 }
 
 mlir::LogicalResult buildMoeGpuNvvmStage(mlir::OpPassManager &pm, const GpuPipelineOptions &options) {
   // Named textually (as the CPU tail is), so the passes must be registered.
   moe::registerAllPasses();
   pm.addNestedPass<mlir::gpu::GPUModuleOp>(mlir::moe::createMoeGpuApproximateMath());
-  return mlir::parsePassPipeline(
+  auto parsed = mlir::parsePassPipeline(
       "gpu.module(convert-scf-to-cf,convert-gpu-to-nvvm{use-bare-ptr-memref-call-conv=1},"
       "canonicalize,cse,reconcile-unrealized-casts),"
       "nvvm-attach-target{chip=" + options.chip.getValue() + " O=3}",
       pm);
+  mlir::moe::addStageEnd(pm, "nvvm");
+  return parsed;
 }
 
 mlir::LogicalResult buildMoeGpuPtxStage(mlir::OpPassManager &pm) {
   moe::registerAllPasses();
-  return mlir::parsePassPipeline("gpu-module-to-binary{format=isa}", pm);
+  auto parsed = mlir::parsePassPipeline("gpu-module-to-binary{format=isa}", pm);
+  mlir::moe::addStageEnd(pm, "ptx");
+  return parsed;
 }
 
 void buildMoeGpuKernelsPipeline(mlir::OpPassManager &pm, const GpuPipelineOptions &options) {

@@ -8,6 +8,11 @@
 
 namespace moe {
 
+/// One-shot-bufferize (function boundaries with identity layouts) of the
+/// lowered layers and the upstream tensor ops around them, then
+/// moe-buffer-abi and the remaining linalg ops as loops.
+void addBufferizationStage(mlir::OpPassManager &pm);
+
 /// With a non-empty `error`, adds a pass that fails with it and returns
 /// false: the build functions (which return nothing) stop there, and
 /// running the pipeline reports the bad option.

@@ -17,7 +17,7 @@ API
     or DLPack producers; ``.stages`` lists (name, text) of every stage: moe,
     expanded, loops, llvm, llvm-ir).  ``target="gpu-host"``
     returns a :class:`Compiled` that runs the GPU's block/thread-mapped
-    kernels on the host CPU (stages moe, expanded, gpu-mapped, loops, llvm,
+    kernels on the host CPU (stages moe, expanded, mapped, loops, llvm,
     llvm-ir): the GPU tiling, checkable against :func:`reference` without a
     GPU.  ``target="nvptx"`` returns a :class:`CompiledPtx`: the PTX of the
     kernels for ``chip`` (default sm_90) and their launch description, run
@@ -74,7 +74,7 @@ CompileError.__module__ = RuntimeError.__module__ = DeviceError.__module__ = "mo
 #: CPU, NVIDIA GPUs (PTX).
 TARGETS = ("cpu", "gpu-host", "nvptx")
 STAGES = ("moe", "expanded", "loops", "llvm", "llvm-ir")
-GPU_HOST_STAGES = ("moe", "expanded", "gpu-mapped", "loops", "llvm", "llvm-ir")
+GPU_HOST_STAGES = ("moe", "expanded", "mapped", "loops", "llvm", "llvm-ir")
 PTX_STAGES = ("moe", "expanded", "mapped", "kernels", "nvvm", "ptx", "launch")
 
 
@@ -231,7 +231,7 @@ class Compiled(_CompiledBase):
     @property
     def stages(self) -> List[Tuple[str, str]]:
         """(name, text) of every stage: moe, expanded, loops, llvm, llvm-ir
-        (target="gpu-host": gpu-mapped, the GPU kernels as block/thread-mapped
+        (target="gpu-host": mapped, the GPU kernels as block/thread-mapped
         loops, before loops)."""
         return self._fn.stages
 

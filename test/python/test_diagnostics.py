@@ -40,7 +40,7 @@ class PipelineOptionTest(unittest.TestCase):
                       str(cm.exception))
 
 
-RESIDUAL = """func.func @main(%x: tensor<?x8xf32>, %gate: tensor<4x8xf32>,
+UNSUPPORTED = """func.func @main(%x: tensor<?x8xf32>, %gate: tensor<4x8xf32>,
                 %w1: tensor<4x16x8xf32>, %w2: tensor<4x8x16xf32>) -> tensor<?x8xf32> {
   %ids, %w = moe.topk_router softmax %x, %gate {k = 2}
       : tensor<?x8xf32>, tensor<4x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
@@ -48,7 +48,7 @@ RESIDUAL = """func.func @main(%x: tensor<?x8xf32>, %gate: tensor<4x8xf32>,
       -> !moe.experts<4, 8>
   %y = moe.layer %x, %ids, %w experts(%experts : !moe.experts<4, 8>)
       : tensor<?x8xf32>, tensor<?x2xi32>, tensor<?x2xf32> -> tensor<?x8xf32>
-  %r = arith.addf %x, %y : tensor<?x8xf32>
+  %r = tosa.abs %y : (tensor<?x8xf32>) -> tensor<?x8xf32>
   return %r : tensor<?x8xf32>
 }
 """
@@ -58,24 +58,25 @@ class LaterStageDiagnosticTest(unittest.TestCase):
     """A pipeline pass's error reads as the parser's: file:line:col, severity,
     the source line and a caret; before, CompileError held loc("file":9:8)."""
 
-    MESSAGE = "error: 'arith.addf' on tensors is not supported by the CPU pipeline"
+    MESSAGE = "error: 'tosa.abs' on tensors is not supported by the CPU pipeline"
 
     def test_file_error_quotes_the_source_line(self):
         with tempfile.NamedTemporaryFile("w", suffix=".mlir", delete=False) as f:
-            f.write(RESIDUAL)
+            f.write(UNSUPPORTED)
         try:
             with self.assertRaises(moec.CompileError) as cm:
                 moec.compile(pathlib.Path(f.name))
             msg = str(cm.exception)
             self.assertIn(f"{f.name}:9:8: {self.MESSAGE}", msg)
-            self.assertIn("\n  %r = arith.addf %x, %y : tensor<?x8xf32>\n       ^", msg)
+            self.assertIn("\n  %r = tosa.abs %y : (tensor<?x8xf32>) -> tensor<?x8xf32>\n       ^",
+                          msg)
             self.assertNotIn("loc(", msg)
         finally:
             os.unlink(f.name)
 
     def test_text_error_has_the_location_prefix(self):
         with self.assertRaises(moec.CompileError) as cm:
-            moec.compile(RESIDUAL)
+            moec.compile(UNSUPPORTED)
         self.assertIn(f"<string>:9:8: {self.MESSAGE}", str(cm.exception))
         self.assertNotIn("loc(", str(cm.exception))
 

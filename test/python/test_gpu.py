@@ -293,7 +293,7 @@ class GpuHostTest(unittest.TestCase):
                 fn = moec.compile(layer, target="gpu-host")
                 self.assertIsInstance(fn, moec.Compiled)
                 self.assertEqual(fn.stage_names, list(moec.GPU_HOST_STAGES))
-                self.assertIn("#gpu.block", fn.stage("gpu-mapped"))
+                self.assertIn("#gpu.block", fn.stage("mapped"))
                 for seed, tokens in ((0, 37), (1, 1)):
                     args = moec.random_inputs(layer, tokens=tokens, seed=seed)
                     y = fn(*args)
@@ -306,7 +306,7 @@ class GpuHostTest(unittest.TestCase):
         gpu_host = moec.compile(layer, target="gpu-host")(*args)
         cpu = moec.compile(layer)(*args)
         self.assertLessEqual(relative_error(gpu_host, cpu.astype(np.float64)), RTOL)
-        self.assertNotIn("gpu-mapped", moec.compile(layer).stage_names)
+        self.assertNotIn("mapped", moec.compile(layer).stage_names)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,20 @@
 
 include "mlir/Pass/PassBase.td"
 
+def MoeStageEnd : Pass<"moe-stage-end", "ModuleOp"> {
+  let summary = "Mark the end of a named compilation stage (changes nothing)";
+  let description = [{
+    The pipelines put one at the end of each stage a user can look at
+    (`expanded`, `loops`, `mapped`, ...). It leaves the IR alone; the
+    execution engine's pass instrumentation prints the module after it as
+    that stage's text, and names the stage a failing pass belongs to, so a
+    whole pipeline runs in one pass manager.
+  }];
+  let options = [
+    Option<"stage", "stage", "std::string", "\"\"", "the stage's name">,
+  ];
+}
+
 def MoeFoldTrivialExperts : Pass<"moe-fold-trivial-experts", "func::FuncOp"> {
   let summary = "Take zero, copy and constant experts out of expert tables";
   let description = [{

@@ -1,10 +1,12 @@
 //===- Passes.td - moe lowering (conversion) passes ---------*- tablegen -*-===//
 //
-// The CPU pipeline after the moe-level rewrites: a buffer ABI for the entry
-// function, then one pass per op family emitting scf/memref/vector loops on
-// buffers. Between passes, values still flowing as tensors are bridged with
-// unrealized_conversion_cast (tensor <-> memref) that moe-finalize-buffers
-// folds away, so every pass's output is valid, printable IR.
+// The CPU pipeline after the moe-level rewrites: the call slots, then one
+// pass per op family emitting scf/memref/vector loops on buffers. A lowered
+// op's operands are read through `bufferization.to_buffer` and its results
+// handed on as `bufferization.to_tensor restrict`, so every pass's output is
+// valid tensor IR that one-shot-bufferize finishes (together with any
+// upstream tensor ops around the layers); moe-buffer-abi then gives the
+// entry functions their C signature.
 //
 //===----------------------------------------------------------------------===//
 
@@ -17,11 +19,14 @@ def MoeCheckSupportedOps : Pass<"moe-check-supported-ops", "ModuleOp"> {
   let summary = "Reject, at their location, ops the pipelines cannot lower";
   let description = [{
     The first pass of the CPU and GPU pipelines. A layer function may hold
-    moe ops, `tensor.empty`, `tensor.dim`, `func.return` and ops on scalars;
-    any other op on tensors (a residual `arith.addf`, an `arith.constant`
-    weight, a `func.call`) would otherwise reach the buffer lowerings and
-    fail there in their terms, at the function. Functions with a body must
-    be public: each is an entry point with the C buffer ABI.
+    moe ops, upstream tensor ops that one-shot-bufferize takes (elementwise
+    arith/math on tensors, linalg, tensor ops: a residual add, an RMSNorm
+    around a layer), `func.return` and ops on scalars. Anything else on
+    tensors (a `func.call`, an op of a dialect with no bufferization model;
+    on the GPU a tensor `arith.constant`, which would be a host global) is
+    reported at its own location instead of failing later in a pass's
+    terms. Functions with a body must be public: each is an entry point
+    with the C buffer ABI.
   }];
   let options = [
     Option<"pipeline", "pipeline", "std::string", "\"CPU\"",
@@ -29,26 +34,57 @@ def MoeCheckSupportedOps : Pass<"moe-check-supported-ops", "ModuleOp"> {
   ];
 }
 
-def MoeBufferAbi : Pass<"moe-buffer-abi", "ModuleOp"> {
-  let summary = "Give public functions a C-callable buffer signature";
+def MoeCallSlots : Pass<"moe-call-slots", "ModuleOp"> {
+  let summary = "Give every entry function its status (and error-detail) slot";
   let description = [{
-    Tensor arguments become memrefs, results become trailing out-parameter
-    memrefs, and the function returns an i32 status (0 = success; codes in
-    runtime/include/moe_runtime.h). Run-time checks inside the body record
-    their error in a status slot; results are copied to the outputs only when
-    it is still 0, so outputs are untouched on error. Adds
-    `llvm.emit_c_interface`.
+    Runs on tensor IR before the lowerings. Each public function with a body
+    gets a `moe.status` i32 stack slot, 0 (success) at the entry: the
+    lowerings' run-time checks record their error code into it (codes in
+    runtime/include/moe_status_codes.h), and moe-buffer-abi returns it.
 
-    With `error-details` (the CPU pipeline), the first failed check that
-    names a token, slot and id also records them, and a failing call hands
-    them to the runtime (`moe_rt_error_detail`) for its error message.
+    With `error-details` (the CPU pipeline), also a `moe.error_detail` slot:
+    the first failed check that names a token, slot and id records them, and
+    a failing call hands them to the runtime (`moe_rt_error_detail`) for its
+    error message.
+
+    Entry functions take and return ranked tensors only (each becomes a
+    buffer of the C ABI); calls between entry functions are rejected.
   }];
-  let dependentDialects = ["memref::MemRefDialect", "arith::ArithDialect",
-                           "scf::SCFDialect", "func::FuncDialect"];
+  let dependentDialects = ["memref::MemRefDialect", "arith::ArithDialect"];
   let options = [
     Option<"errorDetails", "error-details", "bool", "false",
            "record the token, slot and id of a failed check for the runtime's message">,
   ];
+}
+
+def MoeOneShotBufferize : Pass<"moe-one-shot-bufferize", "ModuleOp"> {
+  let summary = "One-Shot Bufferize the tensor ops left after the moe lowerings";
+  let description = [{
+    Upstream One-Shot Bufferize over the whole module, function boundaries
+    included (identity layouts: the C ABI passes dense buffers): the
+    bridges of the lowered moe ops (`bufferization.to_tensor restrict`,
+    read-only `bufferization.to_buffer`) and the upstream tensor ops around
+    the layers. Ops with no tensor operand or result are left alone: the
+    lowered loop code needs nothing, and re-creating it (an `scf.forall`
+    kernel) would drop the attributes the GPU mapping put on it.
+  }];
+  let dependentDialects = ["bufferization::BufferizationDialect", "memref::MemRefDialect"];
+}
+
+def MoeBufferAbi : Pass<"moe-buffer-abi", "ModuleOp"> {
+  let summary = "Give bufferized entry functions a C-callable signature";
+  let description = [{
+    Runs after one-shot-bufferize. Memref results become trailing
+    out-parameter memrefs (identity layout), and the function returns the
+    i32 of its status slot (0 = success). Results are copied to the outputs
+    only when the status is still 0, so outputs are untouched on error; with
+    an error-detail slot, a failing call reports it to the runtime. Every
+    heap buffer the function allocates is freed before each return (the
+    results have been copied out); one allocated inside a loop or branch is
+    an error. Adds `llvm.emit_c_interface`.
+  }];
+  let dependentDialects = ["memref::MemRefDialect", "arith::ArithDialect",
+                           "scf::SCFDialect", "func::FuncDialect"];
 }
 
 def MoeLowerSkips : Pass<"moe-lower-skips", "func::FuncOp"> {
@@ -59,7 +95,8 @@ def MoeLowerSkips : Pass<"moe-lower-skips", "func::FuncOp"> {
     scatter-adds its output into a copy of the input. Skipped tokens cost
     only the copy.
   }];
-  let dependentDialects = ["memref::MemRefDialect", "arith::ArithDialect",
+  let dependentDialects = ["bufferization::BufferizationDialect",
+                           "memref::MemRefDialect", "arith::ArithDialect",
                            "scf::SCFDialect", "vector::VectorDialect",
                            "math::MathDialect"];
   let options = [
@@ -83,7 +120,8 @@ def MoeLowerRouters : Pass<"moe-lower-routers", "func::FuncOp"> {
     Expert choice (which ranks tokens per expert) keeps the [T, E] scores it
     selects from; hash routing and capacity drop are single loops too.
   }];
-  let dependentDialects = ["memref::MemRefDialect", "arith::ArithDialect",
+  let dependentDialects = ["bufferization::BufferizationDialect",
+                           "memref::MemRefDialect", "arith::ArithDialect",
                            "scf::SCFDialect", "vector::VectorDialect",
                            "math::MathDialect"];
   let options = [
@@ -105,7 +143,8 @@ def MoeLowerDispatch : Pass<"moe-lower-dispatch", "func::FuncOp"> {
     ragged offsets, then a stable scatter of every used slot to its sorted
     row: O(T*K + E), no per-expert scan over all tokens.
   }];
-  let dependentDialects = ["memref::MemRefDialect", "arith::ArithDialect",
+  let dependentDialects = ["bufferization::BufferizationDialect",
+                           "memref::MemRefDialect", "arith::ArithDialect",
                            "scf::SCFDialect"];
   let statistics = [
     Statistic<"numDispatches", "dispatches-lowered", "moe.dispatch ops lowered">,
@@ -134,7 +173,8 @@ def MoeLowerGroupedExperts : Pass<"moe-lower-grouped-experts", "func::FuncOp"> {
     LoRA experts run per (expert, row tile) item over base projections
     computed once per token, adding their rank-r adapter products.
   }];
-  let dependentDialects = ["memref::MemRefDialect", "arith::ArithDialect",
+  let dependentDialects = ["bufferization::BufferizationDialect",
+                           "memref::MemRefDialect", "arith::ArithDialect",
                            "scf::SCFDialect", "vector::VectorDialect",
                            "math::MathDialect"];
   let options = [
@@ -167,7 +207,8 @@ def MoeLowerGroupedExperts : Pass<"moe-lower-grouped-experts", "func::FuncOp"> {
 
 def MoeLowerCombine : Pass<"moe-lower-combine", "func::FuncOp"> {
   let summary = "Lower combine, trivial-expert terms and id remapping to loops";
-  let dependentDialects = ["memref::MemRefDialect", "arith::ArithDialect",
+  let dependentDialects = ["bufferization::BufferizationDialect",
+                           "memref::MemRefDialect", "arith::ArithDialect",
                            "scf::SCFDialect", "vector::VectorDialect"];
   let options = [
     Option<"vectorWidth", "vector-width", "int64_t", "0",
@@ -179,17 +220,6 @@ def MoeLowerCombine : Pass<"moe-lower-combine", "func::FuncOp"> {
   let statistics = [
     Statistic<"numCombines", "combines-lowered", "Combine-family ops lowered">,
   ];
-}
-
-def MoeFinalizeBuffers : Pass<"moe-finalize-buffers", "ModuleOp"> {
-  let summary = "Fold the tensor/memref bridges and free temporary buffers";
-  let description = [{
-    After the lowerings, every tensor is a cast of a buffer that is only cast
-    back: the casts fold to the buffer, and every heap buffer allocated in a
-    function is freed before its return. Fails if a moe op or a tensor value
-    is left.
-  }];
-  let dependentDialects = ["memref::MemRefDialect"];
 }
 
 def MoeApproximateVectorMath : Pass<"moe-approximate-vector-math", "ModuleOp"> {
@@ -251,7 +281,8 @@ def MoeGpuMapDispatch : Pass<"moe-gpu-map-dispatch", "func::FuncOp"> {
     ragged offsets; one thread per token claims its sorted rows with atomic
     fetch-adds (within an expert, rows are in atomic order on a GPU).
   }];
-  let dependentDialects = ["memref::MemRefDialect", "arith::ArithDialect",
+  let dependentDialects = ["bufferization::BufferizationDialect",
+                           "memref::MemRefDialect", "arith::ArithDialect",
                            "scf::SCFDialect", "gpu::GPUDialect"];
   let options = [
     Option<"blockSize", "block-size", "int64_t", "256", "threads per block">,
@@ -267,7 +298,8 @@ def MoeGpuMapGroupedExperts : Pass<"moe-gpu-map-grouped-experts", "func::FuncOp"
     and the weights, a grid sized to the worst case ceil(P/16) + E row tiles
     with a device-side early exit on tiles past an expert's rows.
   }];
-  let dependentDialects = ["memref::MemRefDialect", "arith::ArithDialect",
+  let dependentDialects = ["bufferization::BufferizationDialect",
+                           "memref::MemRefDialect", "arith::ArithDialect",
                            "scf::SCFDialect", "math::MathDialect", "gpu::GPUDialect"];
 }
 

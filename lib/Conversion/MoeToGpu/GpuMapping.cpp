@@ -25,11 +25,15 @@ std::optional<AffineT> affineInT(Value v) {
         return AffineT{0, type.getDimSize(*index)};
       return affineInT(alloc.getDynamicSizes()[type.getDynamicDimIndex(*index)]);
     }
-    // Every dynamic dimension of an entry argument is the token count.
-    auto arg = dyn_cast<BlockArgument>(dim.getSource());
+    // Every dynamic dimension of an entry argument is the token count
+    // (before bufferization, the argument is read through to_buffer).
+    Value source = dim.getSource();
+    if (auto toBuffer = source.getDefiningOp<bufferization::ToBufferOp>())
+      source = toBuffer.getTensor();
+    auto arg = dyn_cast<BlockArgument>(source);
     if (!arg || !isa<func::FuncOp>(arg.getOwner()->getParentOp()))
       return std::nullopt;
-    auto type = cast<MemRefType>(arg.getType());
+    auto type = cast<ShapedType>(arg.getType());
     if (type.isDynamicDim(*index))
       return AffineT{1, 0};
     return AffineT{0, type.getDimSize(*index)};

@@ -66,7 +66,7 @@ struct MapDispatchPass : public mlir::moe::impl::MoeGpuMapDispatchBase<MapDispat
     DispatchLowering d(b, op);
     int64_t total = d.total;
     int64_t bs = blockSize;
-    // Device scratch (freed by moe-finalize-buffers): per-expert counters,
+    // Device scratch (freed by moe-buffer-abi): per-expert counters,
     // then cursors.
     Value cursor = memref::AllocOp::create(b, loc, MemRefType::get({total}, b.getI32Type()),
                                            ValueRange{}, b.getI64IntegerAttr(64));

@@ -248,7 +248,7 @@ struct MapGroupedExpertsPass
         x = buf(g.getHidden());
         rows = buf(g.getRows());
         offsets = buf(g.getOffsets());
-        out = buf(g.getAcc());
+        out = getWritableBuffer(b, loc, g.getAcc());
         act = g.getActivation();
         Value w1 = buf(g.getW1()), w3 = buf(g.getW3()), w2 = buf(g.getW2());
         count = cast<MemRefType>(w1.getType()).getDimSize(0);
@@ -263,7 +263,7 @@ struct MapGroupedExpertsPass
         x = buf(lg.getHidden());
         rows = buf(lg.getRows());
         offsets = buf(lg.getOffsets());
-        out = buf(lg.getAcc());
+        out = getWritableBuffer(b, loc, lg.getAcc());
         act = lg.getActivation();
         Value a1 = buf(lg.getA1());
         count = cast<MemRefType>(a1.getType()).getDimSize(0);

@@ -117,7 +117,7 @@ Value BlockedFfnEmitter::zeroVector(OpBuilder &b, Location loc) const {
 }
 
 void BlockedFfnEmitter::emit(OpBuilder &b, Location loc) {
-  // The intermediate, at the function level (moe-finalize-buffers frees it).
+  // The intermediate, at the function level (moe-buffer-abi frees it).
   auto midType = MemRefType::get({ShapedType::kDynamic, inter}, f32);
   mid = memref::AllocOp::create(b, loc, midType, ValueRange{ops.numRows}, b.getI64IntegerAttr(64));
   if (packing) {

@@ -1,11 +1,18 @@
-//===- BufferAbi.cpp - a C-callable buffer signature for entry functions --===//
+//===- BufferAbi.cpp - the call slots and the C-callable buffer signature --===//
 //
-// f(tensor args) -> tensor results   becomes
-// f(memref args..., memref outs...) -> i32 status   (+ llvm.emit_c_interface)
+// Two passes bracket the lowerings and one-shot-bufferize:
 //
-// The body keeps using tensors through bridge casts; the lowerings replace
-// them op by op. Outputs are written only when the status slot is still 0 at
-// the end, which is what makes "outputs untouched on error" hold.
+//   moe-call-slots   (tensor IR, before the lowerings)
+//     the status slot (and, for the CPU, the error-detail slot) at the
+//     entry of every public function: the lowerings' run-time checks record
+//     into them.
+//   moe-buffer-abi   (after one-shot-bufferize)
+//     f(memref args) -> memref results   becomes
+//     f(memref args..., memref outs...) -> i32 status   (+ llvm.emit_c_interface)
+//     Outputs are written only when the status slot is still 0 at the end,
+//     which is what makes "outputs untouched on error" hold. Every heap
+//     temporary of the function is freed before each return: the results
+//     have been copied out, so nothing allocated in the call outlives it.
 //
 //===----------------------------------------------------------------------===//
 
@@ -13,6 +20,7 @@
 #include "moe_status_codes.h"
 
 namespace mlir::moe {
+#define GEN_PASS_DEF_MOECALLSLOTS
 #define GEN_PASS_DEF_MOEBUFFERABI
 #include "moe/Conversion/Passes.h.inc"
 } // namespace mlir::moe
@@ -21,39 +29,78 @@ using namespace mlir;
 using namespace mlir::moe::lowering;
 
 namespace {
-struct BufferAbiPass : public mlir::moe::impl::MoeBufferAbiBase<BufferAbiPass> {
-  using MoeBufferAbiBase::MoeBufferAbiBase;
+/// The functions that get the ABI: public ones with a body.
+SmallVector<func::FuncOp> entryFunctions(ModuleOp module) {
+  SmallVector<func::FuncOp> entries;
+  for (auto func : module.getOps<func::FuncOp>())
+    if (!func.isExternal() && func.isPublic())
+      entries.push_back(func);
+  return entries;
+}
+
+/// Public functions are entry points; a call to one from moe code would
+/// need the status plumbed through, which is not supported.
+LogicalResult rejectCallsBetweenEntries(ModuleOp module) {
+  WalkResult calls = module.walk([&](func::CallOp call) {
+    auto callee = module.lookupSymbol<func::FuncOp>(call.getCallee());
+    if (callee && callee.isPublic() && !callee.isExternal()) {
+      call.emitOpError() << "calls the entry function '" << call.getCallee()
+                         << "': calls between compiled moe entry points are not supported";
+      return WalkResult::interrupt();
+    }
+    return WalkResult::advance();
+  });
+  return failure(calls.wasInterrupted());
+}
+
+struct CallSlotsPass : public mlir::moe::impl::MoeCallSlotsBase<CallSlotsPass> {
+  using MoeCallSlotsBase::MoeCallSlotsBase;
 
   void runOnOperation() override {
-    // Public functions are entry points; a call to one from moe code would
-    // need the status plumbed through, which is not supported.
-    WalkResult calls = getOperation().walk([&](func::CallOp call) {
-      auto callee = getOperation().lookupSymbol<func::FuncOp>(call.getCallee());
-      if (callee && callee.isPublic() && !callee.isExternal()) {
-        call.emitOpError() << "calls the entry function '" << call.getCallee()
-                           << "': calls between compiled moe entry points are not supported";
-        return WalkResult::interrupt();
-      }
-      return WalkResult::advance();
-    });
-    if (calls.wasInterrupted())
+    if (failed(rejectCallsBetweenEntries(getOperation())))
       return signalPassFailure();
-    for (auto func : getOperation().getOps<func::FuncOp>()) {
-      if (func.isExternal() || !func.isPublic())
+    for (func::FuncOp func : entryFunctions(getOperation())) {
+      // The ABI passes buffers: every argument and result must have one.
+      for (Type t : llvm::concat<const Type>(func.getArgumentTypes(), func.getResultTypes()))
+        if (!isa<RankedTensorType>(t)) {
+          func.emitOpError() << "the moe buffer ABI handles ranked tensor "
+                                "arguments and results only, got "
+                             << t;
+          return signalPassFailure();
+        }
+      if (statusSlot(func))
         continue;
-      if (failed(convert(func)))
-        return signalPassFailure();
+      OpBuilder b = OpBuilder::atBlockBegin(&func.getBody().front());
+      createStatusSlot(b, func.getLoc());
+      if (errorDetails)
+        createErrorDetailSlot(b, func.getLoc());
     }
   }
 
+  /// The status slot, MOE_OK until a check fails.
+  static void createStatusSlot(OpBuilder &b, Location loc) {
+    auto slot = memref::AllocaOp::create(b, loc, MemRefType::get({}, b.getI32Type()));
+    slot->setAttr(kStatusAttr, b.getUnitAttr());
+    memref::StoreOp::create(b, loc, cI32(b, loc, MOE_OK), slot.getResult());
+  }
+
   /// The error-detail slot, "nothing recorded" (code 0) at the entry.
-  Value createErrorDetailSlot(OpBuilder &b, Location loc) {
-    auto slotOp = memref::AllocaOp::create(
+  static void createErrorDetailSlot(OpBuilder &b, Location loc) {
+    auto slot = memref::AllocaOp::create(
         b, loc, MemRefType::get({kErrorDetailSize}, b.getI64Type()));
-    slotOp->setAttr(kErrorDetailAttr, b.getUnitAttr());
+    slot->setAttr(kErrorDetailAttr, b.getUnitAttr());
     memref::StoreOp::create(b, loc, arith::ConstantOp::create(b, loc, b.getI64IntegerAttr(0)),
-                            slotOp.getResult(), ValueRange{cIndex(b, loc, 0)});
-    return slotOp.getResult();
+                            slot.getResult(), ValueRange{cIndex(b, loc, 0)});
+  }
+};
+
+struct BufferAbiPass : public mlir::moe::impl::MoeBufferAbiBase<BufferAbiPass> {
+  void runOnOperation() override {
+    if (failed(rejectCallsBetweenEntries(getOperation())))
+      return signalPassFailure();
+    for (func::FuncOp func : entryFunctions(getOperation()))
+      if (failed(convert(func)))
+        return signalPassFailure();
   }
 
   /// On failure, hands the recorded detail to the runtime. The call is made
@@ -79,49 +126,77 @@ struct BufferAbiPass : public mlir::moe::impl::MoeBufferAbiBase<BufferAbiPass> {
     });
   }
 
+  /// The heap buffers the function allocates (GPU memory-space buffers, the
+  /// mapped stage's shared tiles and per-thread storage, live as long as
+  /// their kernel, not the function). Fails on one allocated inside a loop
+  /// or branch: freeing it at the returns would free it once per function
+  /// call but allocate it once per iteration.
+  FailureOr<SmallVector<memref::AllocOp>> heapTemporaries(func::FuncOp func) {
+    SmallVector<memref::AllocOp> allocs;
+    WalkResult nested = func.walk([&](memref::AllocOp a) {
+      if (a.getType().getMemorySpace())
+        return WalkResult::advance();
+      if (a->getParentOp() != func) {
+        a.emitOpError() << "temporary buffer allocated inside a loop or branch";
+        return WalkResult::interrupt();
+      }
+      allocs.push_back(a);
+      return WalkResult::advance();
+    });
+    if (nested.wasInterrupted())
+      return failure();
+    return allocs;
+  }
+
+  /// The status slot made by moe-call-slots, or a new one (MOE_OK) when the
+  /// function has none (then no check records into it).
+  Value getOrCreateStatusSlot(func::FuncOp func) {
+    if (Value slot = statusSlot(func))
+      return slot;
+    OpBuilder b = OpBuilder::atBlockBegin(&func.getBody().front());
+    auto slot = memref::AllocaOp::create(b, func.getLoc(), MemRefType::get({}, b.getI32Type()));
+    slot->setAttr(kStatusAttr, b.getUnitAttr());
+    memref::StoreOp::create(b, func.getLoc(), cI32(b, func.getLoc(), MOE_OK), slot.getResult());
+    return slot;
+  }
+
   LogicalResult convert(func::FuncOp func) {
     MLIRContext *ctx = func.getContext();
     Block &entry = func.getBody().front();
-    OpBuilder b = OpBuilder::atBlockBegin(&entry);
-    Location loc = func.getLoc();
-
     for (Type t : llvm::concat<const Type>(func.getArgumentTypes(), func.getResultTypes()))
-      if (!isa<RankedTensorType>(t))
-        return func.emitOpError() << "moe-buffer-abi handles ranked tensor "
-                                     "arguments and results only, got "
+      if (!isa<MemRefType>(t))
+        return func.emitOpError() << "moe-buffer-abi runs after bufferization: expected "
+                                     "memref arguments and results, got "
                                   << t;
-
-    // Arguments: memrefs, bridged back to tensors for the unconverted body.
-    for (BlockArgument arg : entry.getArguments()) {
-      Type tensorType = arg.getType();
-      arg.setType(bufferTypeOf(tensorType));
-      Value bridged = asTensor(b, loc, arg, tensorType);
-      arg.replaceAllUsesExcept(bridged, bridged.getDefiningOp());
-    }
-    // The status slot, zero until a check fails.
-    auto slotOp = memref::AllocaOp::create(b, loc, MemRefType::get({}, b.getI32Type()));
-    Value slot = slotOp.getResult();
-    slotOp->setAttr(kStatusAttr, UnitAttr::get(ctx));
-    memref::StoreOp::create(b, loc, cI32(b, loc, MOE_OK), slot);
-    Value detail = errorDetails ? createErrorDetailSlot(b, loc) : Value();
+    FailureOr<SmallVector<memref::AllocOp>> temporaries = heapTemporaries(func);
+    if (failed(temporaries))
+      return failure();
+    Value slot = getOrCreateStatusSlot(func);
+    Value detail = errorDetailSlot(func);
 
     // Results: out-parameters written at the end when the status is 0.
     SmallVector<Value> outs;
-    for (Type t : func.getResultTypes())
-      outs.push_back(entry.addArgument(bufferTypeOf(t), loc));
+    for (Type t : func.getResultTypes()) {
+      auto type = cast<MemRefType>(t);
+      outs.push_back(entry.addArgument(MemRefType::get(type.getShape(), type.getElementType()),
+                                       func.getLoc()));
+    }
     func.walk([&](func::ReturnOp ret) {
       OpBuilder rb(ret);
-      Value status = memref::LoadOp::create(rb, ret.getLoc(), slot);
-      Value ok = arith::CmpIOp::create(rb, ret.getLoc(), arith::CmpIPredicate::eq,
-                                       status, cI32(rb, ret.getLoc(), MOE_OK));
-      scf::IfOp::create(rb, ret.getLoc(), ok, [&](OpBuilder &tb, Location l) {
+      Location loc = ret.getLoc();
+      Value status = memref::LoadOp::create(rb, loc, slot);
+      Value ok = arith::CmpIOp::create(rb, loc, arith::CmpIPredicate::eq, status,
+                                       cI32(rb, loc, MOE_OK));
+      scf::IfOp::create(rb, loc, ok, [&](OpBuilder &tb, Location l) {
         for (auto [value, out] : llvm::zip(ret.getOperands(), outs))
-          memref::CopyOp::create(tb, l, getBuffer(tb, l, value), out);
+          memref::CopyOp::create(tb, l, value, out);
         scf::YieldOp::create(tb, l);
       });
       if (detail)
-        reportErrorDetail(rb, ret.getLoc(), status, detail);
-      func::ReturnOp::create(rb, ret.getLoc(), status);
+        reportErrorDetail(rb, loc, status, detail);
+      for (memref::AllocOp a : *temporaries)
+        memref::DeallocOp::create(rb, loc, a);
+      func::ReturnOp::create(rb, loc, status);
       ret.erase();
     });
     func.setType(FunctionType::get(ctx, entry.getArgumentTypes(),

@@ -1,17 +1,18 @@
 //===- CheckSupportedOps.cpp - reject what the pipelines cannot lower -----===//
 //
-// The lowerings replace moe ops one family at a time and bridge the tensors
-// in between; an op they do not know (a residual arith.addf after a layer)
-// keeps its tensors, and the failure surfaced only at the end, as a bridge
-// cast "not lowered to buffers" at the function. This pass runs first and
-// names the op, at its own location, in the user's terms.
+// The moe lowerings take moe ops; one-shot-bufferize takes the upstream
+// tensor ops around them. An op neither handles would fail late, in a pass's
+// own terms, at the function. This pass runs first and names the op, at its
+// own location, in the user's terms.
 //
 //===----------------------------------------------------------------------===//
 
 #include "moe/Conversion/Passes.h"
 #include "moe/IR/MoeDialect.h"
 
-#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Bufferization/IR/BufferizableOpInterface.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
 
 namespace mlir::moe {
 #define GEN_PASS_DEF_MOECHECKSUPPORTEDOPS
@@ -25,16 +26,24 @@ bool isTensorLike(Type type) {
   return isa<TensorType, mlir::moe::ExpertsType>(type);
 }
 
-/// What the lowerings handle: moe ops, the two tensor ops the moe-level
-/// rewrites create themselves (and lower), the return, and any op that
-/// touches no tensor (index arithmetic; the LLVM conversions take it).
-bool isSupported(Operation *op) {
-  if (isa<mlir::moe::MoeDialect>(op->getDialect()))
+/// What the pipelines handle: moe ops (the lowerings), the return, any op
+/// that touches no tensor (index arithmetic; the LLVM conversions take it),
+/// and upstream tensor ops one-shot-bufferize takes: elementwise arith/math
+/// (through convert-elementwise-to-linalg) and ops with a bufferization
+/// model (linalg, tensor, bufferization). Not calls: every function is an
+/// entry point with the C ABI. Not tensor constants on the GPU: they would
+/// become host globals its kernels cannot read.
+bool isSupported(Operation *op, bool gpu) {
+  if (isa<mlir::moe::MoeDialect>(op->getDialect()) || isa<func::ReturnOp>(op))
     return true;
-  if (isa<tensor::EmptyOp, tensor::DimOp, func::ReturnOp>(op))
+  if (!llvm::any_of(op->getOperandTypes(), isTensorLike) &&
+      !llvm::any_of(op->getResultTypes(), isTensorLike))
     return true;
-  return !llvm::any_of(op->getOperandTypes(), isTensorLike) &&
-         !llvm::any_of(op->getResultTypes(), isTensorLike);
+  if (isa<CallOpInterface>(op) || (gpu && isa<arith::ConstantOp>(op)))
+    return false;
+  if (OpTrait::hasElementwiseMappableTraits(op))
+    return true;
+  return isa<bufferization::BufferizableOpInterface>(op);
 }
 
 struct CheckSupportedOpsPass
@@ -57,12 +66,13 @@ struct CheckSupportedOpsPass
         continue;
       }
       func.walk([&](Operation *op) {
-        if (op == func.getOperation() || isSupported(op))
+        if (op == func.getOperation() || isSupported(op, pipeline == "GPU"))
           return;
         mlir::emitError(op->getLoc())
             << "'" << op->getName() << "' on tensors is not supported by the " << pipeline
-            << " pipeline (a layer function may hold moe ops, tensor.empty, tensor.dim, "
-               "func.return and ops on scalars)";
+            << " pipeline (a layer function may hold moe ops, upstream tensor ops that "
+               "bufferize: elementwise arith/math, linalg, tensor; func.return and ops on "
+               "scalars)";
         ok = false;
       });
     }

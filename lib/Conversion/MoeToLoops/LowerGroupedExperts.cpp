@@ -413,7 +413,7 @@ struct LowerGroupedExpertsPass
     ops.x = buf(op.getHidden());
     Value rows = buf(op.getRows());
     Value offsets = buf(op.getOffsets());
-    ops.out = buf(op.getAcc());
+    ops.out = getWritableBuffer(b, loc, op.getAcc());
     ops.act = op.getActivation();
     ops.w1 = buf(op.getW1());
     ops.w3 = buf(op.getW3());
@@ -438,7 +438,7 @@ struct LowerGroupedExpertsPass
     Value x = buf(op.getHidden());
     Value rows = buf(op.getRows());
     Value offsets = buf(op.getOffsets());
-    Value out = buf(op.getAcc());
+    Value out = getWritableBuffer(b, loc, op.getAcc());
     LoraOperands ew;
     ew.act = op.getActivation();
     ew.w1 = buf(op.getW1());

@@ -3,6 +3,7 @@
 #include "LoweringUtils.h"
 #include "moe_status_codes.h"
 
+#include "mlir/Dialect/Bufferization/IR/Bufferization.h"
 #include "mlir/IR/Matchers.h"
 #include "llvm/ADT/SetVector.h"
 
@@ -33,16 +34,39 @@ MemRefType bufferTypeOf(Type tensorType) {
 }
 
 Value getBuffer(OpBuilder &b, Location loc, Value tensor) {
-  if (auto cast = tensor.getDefiningOp<UnrealizedConversionCastOp>())
-    if (cast->getNumOperands() == 1 && isa<MemRefType>(cast->getOperand(0).getType()))
-      return cast->getOperand(0);
-  return UnrealizedConversionCastOp::create(b, loc, bufferTypeOf(tensor.getType()),
-                                            tensor)
-      .getResult(0);
+  // A lowered op's result is a to_tensor of the buffer it wrote: the next
+  // lowering reads that buffer directly.
+  if (auto toTensor = tensor.getDefiningOp<bufferization::ToTensorOp>())
+    return toTensor.getBuffer();
+  // Anything else (an argument, an upstream tensor op's result) is read
+  // only: one-shot-bufferize then gives its buffer without a copy.
+  return bufferization::ToBufferOp::create(b, loc, bufferTypeOf(tensor.getType()), tensor,
+                                           /*readOnly=*/true);
+}
+
+Value getWritableBuffer(OpBuilder &b, Location loc, Value tensor) {
+  if (auto toTensor = tensor.getDefiningOp<bufferization::ToTensorOp>())
+    return toTensor.getBuffer();
+  // Written in place: a private copy, so the caller's tensor (an argument,
+  // another op's operand) keeps its value.
+  SmallVector<Value> dynamicSizes;
+  auto type = cast<RankedTensorType>(tensor.getType());
+  Value source = getBuffer(b, loc, tensor);
+  for (int64_t d = 0; d < type.getRank(); ++d)
+    if (type.isDynamicDim(d))
+      dynamicSizes.push_back(memref::DimOp::create(b, loc, source, d));
+  Value copy = allocFor(b, loc, type, dynamicSizes);
+  memref::CopyOp::create(b, loc, source, copy);
+  return copy;
 }
 
 Value asTensor(OpBuilder &b, Location loc, Value buffer, Type tensorType) {
-  return UnrealizedConversionCastOp::create(b, loc, tensorType, buffer).getResult(0);
+  // `restrict`: the lowerings hand each buffer they allocate to tensor IR
+  // only through these ops, so one-shot-bufferize may assume no other alias.
+  // Not `writable`: an upstream op that would write into it in place gets a
+  // copy instead.
+  return bufferization::ToTensorOp::create(b, loc, tensorType, buffer, /*restrict=*/true,
+                                           /*writable=*/false);
 }
 
 Value allocFor(OpBuilder &b, Location loc, Type tensorType,

@@ -1,8 +1,9 @@
 //===- LoweringUtils.h - shared helpers of the loop-emitting passes -*- C++ -*-===//
 //
 // The moe lowerings emit scf/memref/vector code on buffers. Values that are
-// still tensors between passes are bridged with unrealized_conversion_cast;
-// these helpers hide the bridge, the status slot, and the vector idioms
+// still tensors between passes are bridged with bufferization.to_buffer /
+// to_tensor, which one-shot-bufferize folds away; these helpers hide the
+// bridge, the status slot, and the vector idioms
 // (dot products, activations) every pass needs.
 //
 //===----------------------------------------------------------------------===//
@@ -65,10 +66,15 @@ int64_t resolveRowTile(int64_t requested);
 
 /// The memref type a tensor of `type` lowers to (identity layout).
 MemRefType bufferTypeOf(Type tensorType);
-/// The buffer behind a tensor value (looking through the bridge cast), or
-/// a new bridge cast to its buffer type.
+/// The buffer behind a tensor value, to be read: the buffer a lowered op
+/// wrote (looking through its bufferization.to_tensor), or a read-only
+/// bufferization.to_buffer that one-shot-bufferize resolves.
 Value getBuffer(OpBuilder &b, Location loc, Value tensor);
-/// A tensor view of `buffer` (the bridge the next pass will look through).
+/// The buffer behind a tensor value, to be written in place: the buffer a
+/// lowered op wrote, else a fresh copy (the tensor itself keeps its value).
+Value getWritableBuffer(OpBuilder &b, Location loc, Value tensor);
+/// The tensor a lowering hands on: `bufferization.to_tensor restrict` of the
+/// buffer it allocated and wrote (the next lowering looks through it).
 Value asTensor(OpBuilder &b, Location loc, Value buffer, Type tensorType);
 /// memref.alloc for a tensor type; dynamic dims take `dynamicSizes`.
 Value allocFor(OpBuilder &b, Location loc, Type tensorType,

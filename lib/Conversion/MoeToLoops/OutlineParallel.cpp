@@ -22,6 +22,27 @@ using namespace mlir::moe::lowering;
 
 namespace {
 
+/// Clones the constants `region` uses from outside into its entry block, so
+/// the outlined body keeps them as constants (LLVM folds them into its
+/// code) instead of capturing them as context values it must load. The
+/// canonicalizations before this pass hoist constants to the function entry.
+void sinkConstantsInto(Region &region) {
+  OpBuilder b = OpBuilder::atBlockBegin(&region.front());
+  DenseMap<Value, Value> clones;
+  region.walk([&](Operation *user) {
+    for (OpOperand &use : user->getOpOperands()) {
+      Operation *def = use.get().getDefiningOp();
+      if (!def || !def->hasTrait<OpTrait::ConstantLike>() ||
+          region.isAncestor(def->getParentRegion()))
+        continue;
+      Value &clone = clones[use.get()];
+      if (!clone)
+        clone = b.clone(*def)->getResult(0);
+      use.set(clone);
+    }
+  });
+}
+
 struct OutlineParallelPass
     : public mlir::moe::impl::MoeOutlineParallelBase<OutlineParallelPass> {
   void runOnOperation() override {
@@ -40,6 +61,7 @@ struct OutlineParallelPass
         loop.emitOpError() << "moe.parallel loops must run [0, n) by 1 without results";
         return signalPassFailure();
       }
+      sinkConstantsInto(loop.getRegion());
       std::string name = (func.getSymName() + "_par" + Twine(counter++)).str();
       func::CallOp call;
       FailureOr<func::FuncOp> body =

@@ -1,4 +1,4 @@
-// RUN: moe-opt %s --moe-buffer-abi "--moe-gpu-map-dispatch=block-size=64" | FileCheck %s
+// RUN: moe-opt %s --moe-call-slots "--moe-gpu-map-dispatch=block-size=64" %bufferize | FileCheck %s
 
 // moe-gpu-map-dispatch: moe.dispatch as four kernels (block foralls, each
 // holding its thread forall), none needing the host between them. The

@@ -1,4 +1,4 @@
-// RUN: moe-opt %s --moe-buffer-abi --moe-gpu-map-grouped-experts | FileCheck %s
+// RUN: moe-opt %s --moe-call-slots --moe-gpu-map-grouped-experts %bufferize | FileCheck %s
 
 // moe-gpu-map-grouped-experts: a bank of FFN experts as two grouped-GEMM
 // kernels. Blocks of 16x16 = 256 threads; the grid is (expert, 16-row tile)
@@ -10,8 +10,12 @@
 
 // 2 SwiGLU experts, H = I = 32, P rows (dynamic).
 // CHECK-LABEL: func.func @grouped_swiglu(
-// CHECK-SAME:      %[[X:[a-z0-9_]+]]: memref<?x32xf32>, %[[ROWS:[a-z0-9_]+]]: memref<?xi32>, %[[OFF:[a-z0-9_]+]]: memref<3xi32>, %{{.*}}: memref<2x32x32xf32>, %{{.*}}: memref<2x32x32xf32>, %{{.*}}: memref<2x32x32xf32>, %[[ACC:[a-z0-9_]+]]: memref<?x32xf32>
+// CHECK-SAME:      %[[X:[a-z0-9_]+]]: memref<?x32xf32>, %[[ROWS:[a-z0-9_]+]]: memref<?xi32>, %[[OFF:[a-z0-9_]+]]: memref<3xi32>, %{{.*}}: memref<2x32x32xf32>, %{{.*}}: memref<2x32x32xf32>, %{{.*}}: memref<2x32x32xf32>, %[[ACC_IN:[a-z0-9_]+]]: memref<?x32xf32>
 // CHECK-NOT:     moe.grouped_ffn
+//   The accumulator, an argument here, is written into a copy: the caller's
+//   buffer keeps its value.
+// CHECK:         %[[ACC:[a-z0-9_]+]] = memref.alloc(%{{.*}}) {{.*}} : memref<?x32xf32>
+// CHECK:         memref.copy %[[ACC_IN]], %[[ACC]]
 //   Row tiles: ceil(P / 16) + E.
 // CHECK:         %[[P:[a-z0-9_]+]] = memref.dim %[[ROWS]], %{{.*}} : memref<?xi32>
 // CHECK:         %[[PT:[a-z0-9_]+]] = arith.ceildivui %[[P]], %{{.*}} : index

@@ -1,76 +1,91 @@
 // RUN: moe-opt %s --split-input-file --verify-diagnostics --moe-buffer-abi | FileCheck %s
 
-// moe-buffer-abi: tensor arguments become memrefs (bridged back to tensors
-// for the still unconverted body), results become trailing out-parameter
-// memrefs, the function returns the i32 status of a `moe.status` stack slot
-// (0 = success), and the outputs are copied only while the status is 0.
+// moe-buffer-abi runs after one-shot-bufferize: memref results become
+// trailing out-parameters, the function returns the i32 of its `moe.status`
+// slot (0 = success), the outputs are copied only while it is 0, and every
+// heap buffer of the function is freed before each return.
 
 // CHECK-LABEL: func.func @two_results(
-// CHECK-SAME:      %[[X:[a-z0-9_]+]]: memref<?x64xf32>, %[[GATE:[a-z0-9_]+]]: memref<8x64xf32>, %[[OUT_IDS:[a-z0-9_]+]]: memref<?x2xi32>, %[[OUT_W:[a-z0-9_]+]]: memref<?x2xf32>) -> i32
+// CHECK-SAME:      %[[X:[a-z0-9_]+]]: memref<?x64xf32>, %[[OUT_A:[a-z0-9_]+]]: memref<?x64xf32>, %[[OUT_B:[a-z0-9_]+]]: memref<4xf32>) -> i32
 // CHECK-SAME:      attributes {llvm.emit_c_interface}
-// CHECK:         %[[XT:.*]] = builtin.unrealized_conversion_cast %[[X]] : memref<?x64xf32> to tensor<?x64xf32>
-// CHECK:         %[[GT:.*]] = builtin.unrealized_conversion_cast %[[GATE]] : memref<8x64xf32> to tensor<8x64xf32>
 // CHECK:         %[[SLOT:.*]] = memref.alloca() {moe.status} : memref<i32>
-// CHECK:         %[[ZERO:.*]] = arith.constant 0 : i32
-// CHECK:         memref.store %[[ZERO]], %[[SLOT]][] : memref<i32>
-// CHECK:         %[[IDS:[a-z0-9_]+]], %[[W:[a-z0-9_]+]] = moe.topk_router softmax %[[XT]], %[[GT]]
+// CHECK:         %[[A:.*]] = memref.alloc(%{{.*}}) : memref<?x64xf32>
+// CHECK:         %[[B:.*]] = memref.alloc() : memref<4xf32>
 // CHECK:         %[[STATUS:.*]] = memref.load %[[SLOT]][] : memref<i32>
 // CHECK:         %[[OK:.*]] = arith.cmpi eq, %[[STATUS]], %{{.*}} : i32
 // CHECK:         scf.if %[[OK]] {
-// CHECK:           %[[IDS_BUF:.*]] = builtin.unrealized_conversion_cast %[[IDS]] : tensor<?x2xi32> to memref<?x2xi32>
-// CHECK:           memref.copy %[[IDS_BUF]], %[[OUT_IDS]]
-// CHECK:           %[[W_BUF:.*]] = builtin.unrealized_conversion_cast %[[W]] : tensor<?x2xf32> to memref<?x2xf32>
-// CHECK:           memref.copy %[[W_BUF]], %[[OUT_W]]
+// CHECK-NEXT:      memref.copy %[[A]], %[[OUT_A]]
+// CHECK-NEXT:      memref.copy %[[B]], %[[OUT_B]]
 // CHECK:         }
-// CHECK:         return %[[STATUS]] : i32
-func.func @two_results(%x: tensor<?x64xf32>, %gate: tensor<8x64xf32>)
-    -> (tensor<?x2xi32>, tensor<?x2xf32>) {
-  %ids, %w = moe.topk_router softmax %x, %gate {k = 2}
-      : tensor<?x64xf32>, tensor<8x64xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
-  return %ids, %w : tensor<?x2xi32>, tensor<?x2xf32>
+// CHECK-NEXT:    memref.dealloc %[[A]] : memref<?x64xf32>
+// CHECK-NEXT:    memref.dealloc %[[B]] : memref<4xf32>
+// CHECK-NEXT:    return %[[STATUS]] : i32
+func.func @two_results(%x: memref<?x64xf32>) -> (memref<?x64xf32>, memref<4xf32>) {
+  %slot = memref.alloca() {moe.status} : memref<i32>
+  %c0 = arith.constant 0 : index
+  %n = memref.dim %x, %c0 : memref<?x64xf32>
+  %a = memref.alloc(%n) : memref<?x64xf32>
+  memref.copy %x, %a : memref<?x64xf32> to memref<?x64xf32>
+  %b = memref.alloc() : memref<4xf32>
+  return %a, %b : memref<?x64xf32>, memref<4xf32>
 }
 
-// Every return gets the status check and the copy; a returned argument is
-// copied from its buffer directly. External declarations are left alone.
-// CHECK-LABEL: func.func private @external(tensor<4xf32>) -> tensor<4xf32>
+// Every return gets the status check, the copy and the frees; a returned
+// argument is copied from its buffer directly; a function without a status
+// slot (no checks) gets one; a buffer in a GPU memory space (a kernel's) is
+// not freed. External declarations are left alone.
+// CHECK-LABEL: func.func private @external(memref<4xf32>) -> memref<4xf32>
 // CHECK-NOT:     llvm.emit_c_interface
-func.func private @external(tensor<4xf32>) -> tensor<4xf32>
+func.func private @external(memref<4xf32>) -> memref<4xf32>
 
 // CHECK-LABEL: func.func @two_returns(
 // CHECK-SAME:      %{{.*}}: memref<i1>, %[[A:[a-z0-9_]+]]: memref<4xf32>, %[[B:[a-z0-9_]+]]: memref<4xf32>, %[[OUT:[a-z0-9_]+]]: memref<4xf32>) -> i32
 // CHECK:         %[[SLOT:.*]] = memref.alloca() {moe.status} : memref<i32>
+// CHECK:         %[[TMP:.*]] = memref.alloc() : memref<8xf32>
 // CHECK:         cf.cond_br
 // CHECK:       ^bb1:
 // CHECK:         %[[S1:.*]] = memref.load %[[SLOT]][] : memref<i32>
 // CHECK:         scf.if
 // CHECK-NEXT:      memref.copy %[[A]], %[[OUT]]
+// CHECK:         memref.dealloc %[[TMP]]
+// CHECK-NOT:     memref.dealloc
 // CHECK:         return %[[S1]] : i32
 // CHECK:       ^bb2:
 // CHECK:         %[[S2:.*]] = memref.load %[[SLOT]][] : memref<i32>
 // CHECK:         scf.if
 // CHECK-NEXT:      memref.copy %[[B]], %[[OUT]]
+// CHECK:         memref.dealloc %[[TMP]]
+// CHECK-NOT:     memref.dealloc
 // CHECK:         return %[[S2]] : i32
-func.func @two_returns(%flag: tensor<i1>, %a: tensor<4xf32>, %b: tensor<4xf32>) -> tensor<4xf32> {
-  %c = tensor.extract %flag[] : tensor<i1>
+func.func @two_returns(%flag: memref<i1>, %a: memref<4xf32>, %b: memref<4xf32>) -> memref<4xf32> {
+  %tmp = memref.alloc() : memref<8xf32>
+  %shared = memref.alloc() : memref<8xf32, #gpu.address_space<workgroup>>
+  %c = memref.load %flag[] : memref<i1>
   cf.cond_br %c, ^a, ^b
 ^a:
-  return %a : tensor<4xf32>
+  return %a : memref<4xf32>
 ^b:
-  return %b : tensor<4xf32>
+  return %b : memref<4xf32>
 }
 
 // -----
 
-// Only ranked tensors have a buffer type.
-// expected-error @+1 {{moe-buffer-abi handles ranked tensor arguments and results only, got 'index'}}
-func.func @scalar_argument(%n: index, %x: tensor<4xf32>) -> tensor<4xf32> {
+// Tensors left: the pass runs after bufferization.
+// expected-error @+1 {{moe-buffer-abi runs after bufferization: expected memref arguments and results, got 'tensor<4xf32>'}}
+func.func @not_bufferized(%x: tensor<4xf32>) -> tensor<4xf32> {
   return %x : tensor<4xf32>
 }
 
 // -----
 
-// expected-error @+1 {{moe-buffer-abi handles ranked tensor arguments and results only, got 'tensor<*xf32>'}}
-func.func @unranked_result(%x: tensor<4xf32>) -> tensor<*xf32> {
-  %u = tensor.cast %x : tensor<4xf32> to tensor<*xf32>
-  return %u : tensor<*xf32>
+// A heap buffer allocated per iteration cannot be freed at the returns.
+func.func @alloc_in_loop(%x: memref<4xf32>) -> memref<4xf32> {
+  %c0 = arith.constant 0 : index
+  %c4 = arith.constant 4 : index
+  %c1 = arith.constant 1 : index
+  scf.for %i = %c0 to %c4 step %c1 {
+    // expected-error @+1 {{temporary buffer allocated inside a loop or branch}}
+    %t = memref.alloc() : memref<4xf32>
+  }
+  return %x : memref<4xf32>
 }

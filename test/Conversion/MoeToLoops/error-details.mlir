@@ -1,7 +1,7 @@
-// RUN: moe-opt %s --moe-buffer-abi=error-details=true --moe-lower-skips | FileCheck %s
-// RUN: moe-opt %s --moe-buffer-abi --moe-lower-skips | FileCheck %s --check-prefix=OFF
+// RUN: moe-opt %s --moe-call-slots=error-details=true --moe-lower-skips %bufferize | FileCheck %s
+// RUN: moe-opt %s --moe-call-slots --moe-lower-skips %bufferize | FileCheck %s --check-prefix=OFF
 
-// moe-buffer-abi's error-details (the CPU pipeline): next to the status
+// moe-call-slots' error-details (the CPU pipeline): next to the status
 // slot, a `moe.error_detail` slot holds the first failed check's [code,
 // token, slot, id, bound]; a lowering's check stores them there unless a
 // detail is already recorded, and a failing call hands them to the runtime

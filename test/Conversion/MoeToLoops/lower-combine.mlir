@@ -1,7 +1,7 @@
-// RUN: moe-opt %s --moe-buffer-abi --moe-lower-combine=vector-width=8 | FileCheck %s
-// RUN: moe-opt %s --moe-buffer-abi --moe-lower-combine=vector-width=8 | FileCheck %s --check-prefix=NONE
-// RUN: moe-opt %s --moe-buffer-abi "--moe-lower-combine=vector-width=8 token-chunk=32" | FileCheck %s --check-prefix=CHUNK
-// RUN: %if moe-pass-stats %{ moe-opt %s --moe-buffer-abi --moe-lower-combine=vector-width=8 -mlir-pass-statistics -o /dev/null 2>&1 | FileCheck %s --check-prefix=STATS %}
+// RUN: moe-opt %s --moe-call-slots --moe-lower-combine=vector-width=8 %bufferize | FileCheck %s
+// RUN: moe-opt %s --moe-call-slots --moe-lower-combine=vector-width=8 %bufferize | FileCheck %s --check-prefix=NONE
+// RUN: moe-opt %s --moe-call-slots "--moe-lower-combine=vector-width=8 token-chunk=32" %bufferize | FileCheck %s --check-prefix=CHUNK
+// RUN: %if moe-pass-stats %{ moe-opt %s --moe-call-slots --moe-lower-combine=vector-width=8 -mlir-pass-statistics -o /dev/null 2>&1 | FileCheck %s --check-prefix=STATS %}
 
 // moe-lower-combine: moe.combine is a weighted scatter-add back to token
 // order (per token, per slot: y[t] += w * sorted[slot_rows[t, s]] as vector
@@ -41,7 +41,7 @@
 // CHECK:             %[[ONE:.*]] = arith.constant 1.000000e+00 : f32
 // CHECK:             vector.broadcast %[[ONE]] : f32 to vector<8xf32>
 // CHECK:             vector.fma
-// CHECK:         builtin.unrealized_conversion_cast %[[Y]] : memref<16x64xf32> to tensor<16x64xf32>
+// CHECK:         memref.copy %[[Y]], %{{.*}}
 // token-chunk=32 (the CPU pipeline): both token loops become moe.parallel
 // loops over ceil(T/32) items, each running tokens [32c, min(32c+32, T)).
 // CHUNK-LABEL: func.func @combine(
@@ -137,7 +137,7 @@ func.func @combine(%sorted: tensor<48x64xf32>, %slot_rows: tensor<16x3xi32>, %w:
 // CHECK:                 %[[RB:.*]] = memref.load %[[ROWS]][%[[E]]] : memref<6xi32>
 // CHECK:                 %[[RBI:.*]] = arith.index_cast %[[RB]] : i32 to index
 // CHECK:                   vector.load %[[CB]][%[[RBI]], %{{.*}}] : memref<2x64xf32>, vector<8xf32>
-// CHECK:         builtin.unrealized_conversion_cast %[[Y]]
+// CHECK:         memref.copy %[[Y]], %{{.*}}
 func.func @trivial(%x: tensor<?x64xf32>, %ids: tensor<?x2xi32>, %w: tensor<?x2xf32>,
                    %base: tensor<?x64xf32>, %ca: tensor<1x64xf32>, %cb: tensor<2x64xf32>)
     -> tensor<?x64xf32> {
@@ -158,7 +158,7 @@ func.func @trivial(%x: tensor<?x64xf32>, %ids: tensor<?x2xi32>, %w: tensor<?x2xf
 // CHECK-NEXT:        memref.store %[[ZERO]], %[[Y]][%[[I]], %[[J]]]
 // CHECK:         scf.for
 // CHECK:               vector.load %[[X]]
-// CHECK:         builtin.unrealized_conversion_cast %[[Y]]
+// CHECK:         memref.copy %[[Y]], %{{.*}}
 func.func @trivial_no_base(%x: tensor<16x64xf32>, %ids: tensor<16x2xi32>, %w: tensor<16x2xf32>)
     -> tensor<16x64xf32> {
   %y = moe.trivial_combine %x, %ids, %w {kinds = array<i32: 0, 1>}

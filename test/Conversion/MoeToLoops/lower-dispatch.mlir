@@ -1,6 +1,6 @@
-// RUN: moe-opt %s --moe-buffer-abi --moe-lower-dispatch | FileCheck %s
-// RUN: moe-opt %s --moe-buffer-abi --moe-lower-dispatch | FileCheck %s --check-prefix=NONE
-// RUN: %if moe-pass-stats %{ moe-opt %s --moe-buffer-abi --moe-lower-dispatch -mlir-pass-statistics -o /dev/null 2>&1 | FileCheck %s --check-prefix=STATS %}
+// RUN: moe-opt %s --moe-call-slots --moe-lower-dispatch %bufferize | FileCheck %s
+// RUN: moe-opt %s --moe-call-slots --moe-lower-dispatch %bufferize | FileCheck %s --check-prefix=NONE
+// RUN: %if moe-pass-stats %{ moe-opt %s --moe-call-slots --moe-lower-dispatch -mlir-pass-statistics -o /dev/null 2>&1 | FileCheck %s --check-prefix=STATS %}
 
 // moe-lower-dispatch emits a counting sort, O(T * (K + S) + E + S): per-
 // expert counts in a stack buffer [E + S] (one pass over the slots), an
@@ -62,9 +62,9 @@
 // CHECK:             } else {
 // CHECK:               memref.store %{{.*}}, %[[SLOTS]][%[[TOK]], %[[S]]] : memref<16x2xi32>
 // CHECK-NOT:     scf.for
-// CHECK:         builtin.unrealized_conversion_cast %[[OFF]] : memref<9xi32> to tensor<9xi32>
-// CHECK-NEXT:    builtin.unrealized_conversion_cast %[[ROWS]] : memref<32xi32> to tensor<32xi32>
-// CHECK-NEXT:    builtin.unrealized_conversion_cast %[[SLOTS]] : memref<16x2xi32> to tensor<16x2xi32>
+// CHECK:         memref.copy %[[OFF]], %{{.*}}
+// CHECK:    memref.copy %[[ROWS]], %{{.*}}
+// CHECK:    memref.copy %[[SLOTS]], %{{.*}}
 // CHECK-NOT:     scf.for
 // CHECK:         return
 func.func @routed(%ids: tensor<16x2xi32>) -> (tensor<9xi32>, tensor<32xi32>, tensor<16x2xi32>) {
@@ -112,7 +112,7 @@ func.func @routed(%ids: tensor<16x2xi32>) -> (tensor<9xi32>, tensor<32xi32>, ten
 //   scatter: same slot decoding, no second error record.
 // CHECK:         scf.for %[[TOK:[a-z0-9_]+]] = %{{.*}} to %[[T]] step
 // CHECK-NOT:       memref.store %{{.*}}, %[[STATUS]]
-// CHECK:         builtin.unrealized_conversion_cast
+// CHECK:         memref.copy
 func.func @shared(%ids: tensor<?x4xi32>) -> (tensor<19xi32>, tensor<?xi32>, tensor<?x6xi32>) {
   %offsets, %rows, %slot_rows = moe.dispatch %ids {num_experts = 16 : i64, num_shared = 2 : i64}
       : tensor<?x4xi32> -> tensor<19xi32>, tensor<?xi32>, tensor<?x6xi32>

@@ -1,11 +1,11 @@
-// RUN: moe-opt %s --moe-buffer-abi "--moe-lower-grouped-experts=vector-width=8 row-tile=4 pack-min-rows=0" | FileCheck %s
-// RUN: moe-opt %s --moe-buffer-abi "--moe-lower-grouped-experts=row-tile=2 vector-width=4 block-bytes=4096 slice-bytes=64 pack-min-rows=0" | FileCheck %s --check-prefix=TILE
-// RUN: moe-opt %s --moe-buffer-abi "--moe-lower-grouped-experts=vector-width=8 row-tile=4 parallel=false pack-min-rows=0" | FileCheck %s --check-prefix=SEQ
-// RUN: moe-opt %s --moe-buffer-abi "--moe-lower-grouped-experts=vector-width=8 row-tile=4" | FileCheck %s --check-prefix=PACK
-// RUN: moe-opt %s --moe-buffer-abi "--moe-lower-grouped-experts=vector-width=8 row-tile=4 pack-slice-bytes=64" | FileCheck %s --check-prefix=SLICED
-// RUN: moe-opt %s --moe-buffer-abi "--moe-lower-grouped-experts=vector-width=4 row-tile=4 pack-tiles=1" | FileCheck %s --check-prefix=PACKTMP
-// RUN: moe-opt %s --moe-buffer-abi "--moe-lower-grouped-experts=vector-width=16 row-tile=8" | FileCheck %s --check-prefix=WIDE
-// RUN: %if moe-pass-stats %{ moe-opt %s --moe-buffer-abi "--moe-lower-grouped-experts=vector-width=8 row-tile=4" -mlir-pass-statistics -o /dev/null 2>&1 | FileCheck %s --check-prefix=STATS %}
+// RUN: moe-opt %s --moe-call-slots "--moe-lower-grouped-experts=vector-width=8 row-tile=4 pack-min-rows=0" %bufferize | FileCheck %s
+// RUN: moe-opt %s --moe-call-slots "--moe-lower-grouped-experts=row-tile=2 vector-width=4 block-bytes=4096 slice-bytes=64 pack-min-rows=0" %bufferize | FileCheck %s --check-prefix=TILE
+// RUN: moe-opt %s --moe-call-slots "--moe-lower-grouped-experts=vector-width=8 row-tile=4 parallel=false pack-min-rows=0" %bufferize | FileCheck %s --check-prefix=SEQ
+// RUN: moe-opt %s --moe-call-slots "--moe-lower-grouped-experts=vector-width=8 row-tile=4" %bufferize | FileCheck %s --check-prefix=PACK
+// RUN: moe-opt %s --moe-call-slots "--moe-lower-grouped-experts=vector-width=8 row-tile=4 pack-slice-bytes=64" %bufferize | FileCheck %s --check-prefix=SLICED
+// RUN: moe-opt %s --moe-call-slots "--moe-lower-grouped-experts=vector-width=4 row-tile=4 pack-tiles=1" %bufferize | FileCheck %s --check-prefix=PACKTMP
+// RUN: moe-opt %s --moe-call-slots "--moe-lower-grouped-experts=vector-width=16 row-tile=8" %bufferize | FileCheck %s --check-prefix=WIDE
+// RUN: %if moe-pass-stats %{ moe-opt %s --moe-call-slots "--moe-lower-grouped-experts=vector-width=8 row-tile=4" -mlir-pass-statistics -o /dev/null 2>&1 | FileCheck %s --check-prefix=STATS %}
 
 // moe-lower-grouped-experts on FFN experts: two phases of work items, each
 // a (expert, output block) pair, so a skewed routing still splits evenly
@@ -249,7 +249,7 @@
 // CHECK-COUNT-12:      vector.reduction <add>
 // CHECK-NEXT:          memref.store %{{.*}}, %[[OUT]][%{{.*}}, %[[C]]] : memref<32x64xf32>
 // CHECK:         } {moe.parallel}
-// CHECK-NEXT:    builtin.unrealized_conversion_cast %[[OUT]]
+// CHECK:    memref.copy %[[OUT]], %{{.*}}
 
 // row-tile=2 vector-width=4 block-bytes=4096 slice-bytes=64: tiles of 2
 // rows x 3 columns of {w1, w3} (12 accumulators), 4-lane vectors; blocks of
@@ -302,8 +302,12 @@ func.func @grouped_swiglu(%x: tensor<16x64xf32>, %rows: tensor<32xi32>, %offsets
 // terms. (Generic form: the custom form of grouped_lora without w3 does not
 // parse back.)
 // CHECK-LABEL: func.func @grouped_lora(
-// CHECK-SAME:      %[[X:[a-z0-9_]+]]: memref<16x64xf32>, %{{.*}}: memref<32xi32>, %{{.*}}: memref<4xi32>, %[[W1:[a-z0-9_]+]]: memref<32x64xf32>, %[[W2:[a-z0-9_]+]]: memref<64x32xf32>, %[[A1:[a-z0-9_]+]]: memref<3x8x64xf32>, %[[B1:[a-z0-9_]+]]: memref<3x32x8xf32>, %[[A2:[a-z0-9_]+]]: memref<3x8x32xf32>, %[[B2:[a-z0-9_]+]]: memref<3x64x8xf32>, %[[ACC:[a-z0-9_]+]]: memref<32x64xf32>
+// CHECK-SAME:      %[[X:[a-z0-9_]+]]: memref<16x64xf32>, %{{.*}}: memref<32xi32>, %{{.*}}: memref<4xi32>, %[[W1:[a-z0-9_]+]]: memref<32x64xf32>, %[[W2:[a-z0-9_]+]]: memref<64x32xf32>, %[[A1:[a-z0-9_]+]]: memref<3x8x64xf32>, %[[B1:[a-z0-9_]+]]: memref<3x32x8xf32>, %[[A2:[a-z0-9_]+]]: memref<3x8x32xf32>, %[[B2:[a-z0-9_]+]]: memref<3x64x8xf32>, %[[ACC_IN:[a-z0-9_]+]]: memref<32x64xf32>
 // CHECK:         %[[TOFF:[a-z0-9_]+]] = memref.alloca() {{.*}} : memref<4xindex>
+//   The accumulator, an argument here, is written into a copy: the caller's
+//   buffer keeps its value.
+// CHECK:         %[[ACC:[a-z0-9_]+]] = memref.alloc() {{.*}} : memref<32x64xf32>
+// CHECK-NEXT:    memref.copy %[[ACC_IN]], %[[ACC]]
 // CHECK-NOT:     memref.alloc(
 //   The base projection of every token, in tiles of tokens.
 // CHECK:         %[[T:[a-z0-9_]+]] = memref.dim %[[X]], %{{.*}} : memref<16x64xf32>
@@ -347,7 +351,7 @@ func.func @grouped_swiglu(%x: tensor<16x64xf32>, %rows: tensor<32xi32>, %offsets
 // CHECK:               memref.store %{{.*}}, %[[ACC]][%{{.*}}, %[[C]]] : memref<32x64xf32>
 // CHECK:         } {moe.parallel}
 // CHECK-NOT:     memref.alloc(
-// CHECK:         builtin.unrealized_conversion_cast %[[ACC]]
+// CHECK:         memref.copy %[[ACC]], %{{.*}}
 func.func @grouped_lora(%x: tensor<16x64xf32>, %rows: tensor<32xi32>, %offsets: tensor<4xi32>,
                         %w1: tensor<32x64xf32>, %w2: tensor<64x32xf32>,
                         %a1: tensor<3x8x64xf32>, %b1: tensor<3x32x8xf32>,
@@ -381,7 +385,7 @@ func.func @grouped_lora(%x: tensor<16x64xf32>, %rows: tensor<32xi32>, %offsets: 
 // CHECK:         } {moe.parallel}
 // CHECK-NOT:     : memref<{{.*}}xi32>
 // CHECK-NOT:     math.exp
-// CHECK:         builtin.unrealized_conversion_cast %[[OUT]]
+// CHECK:         memref.copy %[[OUT]], %{{.*}}
 func.func @dense(%x: tensor<?x64xf32>, %w1: tensor<96x64xf32>, %w2: tensor<64x96xf32>)
     -> tensor<?x64xf32> {
   %y = moe.ffn relu %x w1(%w1 : tensor<96x64xf32>) w2(%w2 : tensor<64x96xf32>)

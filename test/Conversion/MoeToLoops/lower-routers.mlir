@@ -1,7 +1,7 @@
-// RUN: moe-opt %s --moe-buffer-abi --moe-lower-routers=vector-width=8 | FileCheck %s
-// RUN: moe-opt %s --moe-buffer-abi --moe-lower-routers=vector-width=8 | FileCheck %s --check-prefix=NONE
-// RUN: moe-opt %s --moe-buffer-abi "--moe-lower-routers=vector-width=8 token-chunk=32" | FileCheck %s --check-prefix=CHUNK
-// RUN: %if moe-pass-stats %{ moe-opt %s --moe-buffer-abi --moe-lower-routers=vector-width=8 -mlir-pass-statistics -o /dev/null 2>&1 | FileCheck %s --check-prefix=STATS %}
+// RUN: moe-opt %s --moe-call-slots --moe-lower-routers=vector-width=8 %bufferize | FileCheck %s
+// RUN: moe-opt %s --moe-call-slots --moe-lower-routers=vector-width=8 %bufferize | FileCheck %s --check-prefix=NONE
+// RUN: moe-opt %s --moe-call-slots "--moe-lower-routers=vector-width=8 token-chunk=32" %bufferize | FileCheck %s --check-prefix=CHUNK
+// RUN: %if moe-pass-stats %{ moe-opt %s --moe-call-slots --moe-lower-routers=vector-width=8 -mlir-pass-statistics -o /dev/null 2>&1 | FileCheck %s --check-prefix=STATS %}
 
 // moe-lower-routers fuses a router into ONE scf.for over the tokens: per
 // token the E logits go to a stack buffer [E] (vector<8> FMAs over H plus one
@@ -74,8 +74,8 @@
 // CHECK:             memref.store %[[N]], %[[W]][%[[TOK]], %{{.*}}]
 // CHECK-NEXT:      }
 // CHECK-NEXT:    }
-// CHECK-NEXT:    builtin.unrealized_conversion_cast %[[IDS]] : memref<16x2xi32> to tensor<16x2xi32>
-// CHECK-NEXT:    builtin.unrealized_conversion_cast %[[W]] : memref<16x2xf32> to tensor<16x2xf32>
+// CHECK:    memref.copy %[[IDS]], %{{.*}}
+// CHECK:    memref.copy %[[W]], %{{.*}}
 // CHECK-NOT:     scf.for
 // CHECK-NOT:     memref.alloc(
 // CHECK:         return
@@ -120,7 +120,7 @@ func.func @topk_softmax(%x: tensor<16x64xf32>, %gate: tensor<8x64xf32>)
 // CHECK:           scf.for
 // CHECK:             %[[V:.*]] = memref.load %[[W]][%[[TOK]], %{{.*}}]
 // CHECK:             arith.mulf %[[V]], %{{.*}} : f32
-// CHECK:         builtin.unrealized_conversion_cast %[[IDS]]
+// CHECK:         memref.copy %[[IDS]], %{{.*}}
 // CHECK-NOT:     scf.for
 // CHECK:         return
 func.func @topk_sigmoid_bias(%x: tensor<?x64xf32>, %gate: tensor<8x64xf32>, %bias: tensor<8xf32>)
@@ -156,7 +156,7 @@ func.func @topk_sigmoid_bias(%x: tensor<?x64xf32>, %gate: tensor<8x64xf32>, %bia
 // CHECK:             memref.store %{{.*}} : memref<16xi1>
 // CHECK-COUNT-4:   memref.store %{{.*}}, %[[IDS]][%[[TOK]], %{{.*}}] : memref<?x4xi32>
 // CHECK:           arith.divf
-// CHECK:         builtin.unrealized_conversion_cast %[[IDS]]
+// CHECK:         memref.copy %[[IDS]], %{{.*}}
 // CHECK-NOT:     scf.for
 // CHECK:         return
 func.func @grouped(%x: tensor<?x64xf32>, %gate: tensor<16x64xf32>, %bias: tensor<16xf32>)
@@ -195,7 +195,7 @@ func.func @grouped(%x: tensor<?x64xf32>, %gate: tensor<16x64xf32>, %bias: tensor
 // CHECK:           %[[D3:.*]]:2 = scf.if %[[D2]]#1 -> (f32, i1) {
 // CHECK-NOT:       scf.if %[[D3]]#1
 // CHECK:           arith.divf
-// CHECK:         builtin.unrealized_conversion_cast %[[IDS]]
+// CHECK:         memref.copy %[[IDS]], %{{.*}}
 func.func @topp(%x: tensor<?x64xf32>, %gate: tensor<10x64xf32>)
     -> (tensor<?x4xi32>, tensor<?x4xf32>) {
   %ids, %w = moe.topp_router %x, %gate {threshold = 0.6 : f32, max_k = 4, renormalize}
@@ -248,7 +248,7 @@ func.func @relu(%x: tensor<?x64xf32>, %gate: tensor<8x64xf32>)
 // CHECK:             memref.store %{{.*}}, %[[IDS]][%[[TOK2]], %{{.*}}] : memref<?x8xi32>
 // CHECK:             memref.load %[[SCORES]][%[[TOK2]],
 // CHECK:             memref.store %{{.*}}, %[[W]][%[[TOK2]], %{{.*}}] : memref<?x8xf32>
-// CHECK:         builtin.unrealized_conversion_cast %[[IDS]]
+// CHECK:         memref.copy %[[IDS]], %{{.*}}
 func.func @expert_choice(%x: tensor<?x64xf32>, %gate: tensor<8x64xf32>)
     -> (tensor<?x8xi32>, tensor<?x8xf32>) {
   %ids, %w = moe.expert_choice_router softmax %x, %gate {capacity = 4}

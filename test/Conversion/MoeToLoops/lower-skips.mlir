@@ -1,6 +1,6 @@
-// RUN: moe-opt %s --moe-buffer-abi --moe-lower-skips=vector-width=8 | FileCheck %s
-// RUN: moe-opt %s --moe-buffer-abi --moe-lower-skips=vector-width=8 | FileCheck %s --check-prefix=NONE
-// RUN: %if moe-pass-stats %{ moe-opt %s --moe-buffer-abi --moe-lower-skips=vector-width=8 -mlir-pass-statistics -o /dev/null 2>&1 | FileCheck %s --check-prefix=STATS %}
+// RUN: moe-opt %s --moe-call-slots --moe-lower-skips=vector-width=8 | FileCheck %s
+// RUN: moe-opt %s --moe-call-slots --moe-lower-skips=vector-width=8 | FileCheck %s --check-prefix=NONE
+// RUN: %if moe-pass-stats %{ moe-opt %s --moe-call-slots --moe-lower-skips=vector-width=8 -mlir-pass-statistics -o /dev/null 2>&1 | FileCheck %s --check-prefix=STATS %}
 
 // moe-lower-skips compacts the tokens that run a region: it selects them
 // (ascending token order) into an index buffer, gathers their rows into a
@@ -11,7 +11,9 @@
 // Threshold skip: r = router . x[t] (vector dot), selected iff r > 0.25,
 // y[t] = x[t] + f[t] (weight 1).
 // CHECK-LABEL: func.func @threshold_skip(
-// CHECK-SAME:      %[[X:[a-z0-9_]+]]: memref<?x64xf32>, %[[ROUTER:[a-z0-9_]+]]: memref<64xf32>
+// CHECK-SAME:      %[[XT:[a-z0-9_]+]]: tensor<?x64xf32>, %[[ROUTERT:[a-z0-9_]+]]: tensor<64xf32>
+// CHECK:         %[[X:.*]] = bufferization.to_buffer %[[XT]] read_only : tensor<?x64xf32> to memref<?x64xf32>
+// CHECK:         %[[ROUTER:.*]] = bufferization.to_buffer %[[ROUTERT]] read_only : tensor<64xf32> to memref<64xf32>
 // CHECK:         %[[T:[a-z0-9_]+]] = memref.dim %[[X]], %{{.*}} : memref<?x64xf32>
 // CHECK:         %[[SCORES:[a-z0-9_]+]] = memref.alloc(%[[T]]) {{.*}} : memref<?xf32>
 // CHECK:         %[[IDX:[a-z0-9_]+]] = memref.alloc(%[[T]]) {{.*}} : memref<?xi32>
@@ -41,9 +43,9 @@
 // CHECK:         %[[Y:[a-z0-9_]+]] = memref.alloc(%[[T]]) {{.*}} : memref<?x64xf32>
 // CHECK-NEXT:    memref.copy %[[X]], %[[Y]]
 //   the region, inlined on the gathered rows
-// CHECK-NEXT:    %[[XST:.*]] = builtin.unrealized_conversion_cast %[[XS]] : memref<?x64xf32> to tensor<?x64xf32>
+// CHECK-NEXT:    %[[XST:.*]] = bufferization.to_tensor %[[XS]] restrict : memref<?x64xf32> to tensor<?x64xf32>
 // CHECK-NEXT:    %[[F:.*]] = moe.ffn swiglu %[[XST]]
-// CHECK-NEXT:    %[[FB:.*]] = builtin.unrealized_conversion_cast %[[F]] : tensor<?x64xf32> to memref<?x64xf32>
+// CHECK-NEXT:    %[[FB:.*]] = bufferization.to_buffer %[[F]] read_only : tensor<?x64xf32> to memref<?x64xf32>
 //   scatter-add, weight 1
 // CHECK:         scf.for %[[J:[a-z0-9_]+]] = %{{.*}} to %[[N]] step
 // CHECK:           %[[DST_I:.*]] = memref.load %[[IDX]][%[[J]]]
@@ -55,7 +57,7 @@
 // CHECK-NEXT:        %[[YV:.*]] = vector.load %[[Y]][%[[DST]], %[[C]]]
 // CHECK-NEXT:        %[[SUM:.*]] = vector.fma %[[FV]], %[[G]], %[[YV]] : vector<8xf32>
 // CHECK-NEXT:        vector.store %[[SUM]], %[[Y]][%[[DST]], %[[C]]]
-// CHECK:         builtin.unrealized_conversion_cast %[[Y]] : memref<?x64xf32> to tensor<?x64xf32>
+// CHECK:         bufferization.to_tensor %[[Y]] restrict : memref<?x64xf32> to tensor<?x64xf32>
 // CHECK-NOT:     moe.skip_block
 func.func @threshold_skip(%x: tensor<?x64xf32>, %router: tensor<64xf32>,
                           %w1: tensor<128x64xf32>, %w3: tensor<128x64xf32>,
@@ -77,7 +79,8 @@ func.func @threshold_skip(%x: tensor<?x64xf32>, %router: tensor<64xf32>,
 // in ascending order until the quota is full. With scale_by_score the
 // scatter-add weight is the token's score.
 // CHECK-LABEL: func.func @capacity_skip(
-// CHECK-SAME:      %[[X:[a-z0-9_]+]]: memref<16x64xf32>
+// CHECK-SAME:      %[[XT:[a-z0-9_]+]]: tensor<16x64xf32>
+// CHECK:         %[[X:.*]] = bufferization.to_buffer %[[XT]] read_only : tensor<16x64xf32> to memref<16x64xf32>
 // CHECK:         %[[T:[a-z0-9_]+]] = memref.dim %[[X]], %{{.*}} : memref<16x64xf32>
 // CHECK:         %[[SCORES:[a-z0-9_]+]] = memref.alloc(%[[T]]) {{.*}} : memref<?xf32>
 // CHECK:         %[[IDX:[a-z0-9_]+]] = memref.alloc(%[[T]]) {{.*}} : memref<?xi32>
@@ -118,7 +121,7 @@ func.func @threshold_skip(%x: tensor<?x64xf32>, %router: tensor<64xf32>,
 // CHECK:           %[[DST:.*]] = arith.index_cast %{{.*}} : i32 to index
 // CHECK:           %[[G:.*]] = memref.load %[[SCORES]][%[[DST]]] : memref<?xf32>
 // CHECK:           vector.broadcast %[[G]] : f32 to vector<8xf32>
-// CHECK:         builtin.unrealized_conversion_cast %[[Y]] : memref<16x64xf32> to tensor<16x64xf32>
+// CHECK:         bufferization.to_tensor %[[Y]] restrict : memref<16x64xf32> to tensor<16x64xf32>
 func.func @capacity_skip(%x: tensor<16x64xf32>, %router: tensor<64xf32>,
                          %w1: tensor<128x64xf32>, %w2: tensor<64x128xf32>) -> tensor<16x64xf32> {
   %y = moe.skip_block %x, %router {capacity_fraction = 0.5 : f32, scale_by_score}
@@ -135,8 +138,10 @@ func.func @capacity_skip(%x: tensor<16x64xf32>, %router: tensor<64xf32>,
 // x, then per region p = 1, 2: select the tokens with path p, gather, the
 // region inlined, scatter-add.
 // CHECK-LABEL: func.func @paths(
-// CHECK-SAME:      %[[X:[a-z0-9_]+]]: memref<?x64xf32>, %[[PATHS:[a-z0-9_]+]]: memref<?xi32>
+// CHECK-SAME:      %[[XT:[a-z0-9_]+]]: tensor<?x64xf32>, %[[PATHST:[a-z0-9_]+]]: tensor<?xi32>
 // CHECK:         %[[STATUS:[a-z0-9_]+]] = memref.alloca() {moe.status}
+// CHECK:         %[[X:.*]] = bufferization.to_buffer %[[XT]] read_only : tensor<?x64xf32> to memref<?x64xf32>
+// CHECK:         %[[PATHS:.*]] = bufferization.to_buffer %[[PATHST]] read_only : tensor<?xi32> to memref<?xi32>
 // CHECK:         %[[T:[a-z0-9_]+]] = memref.dim %[[X]], %{{.*}} : memref<?x64xf32>
 // CHECK:         scf.for %[[TOK:[a-z0-9_]+]] = %{{.*}} to %[[T]] step
 // CHECK:           %[[P:.*]] = memref.load %[[PATHS]][%[[TOK]]]
@@ -155,7 +160,7 @@ func.func @capacity_skip(%x: tensor<16x64xf32>, %router: tensor<64xf32>,
 // CHECK:           %[[ONE:.*]] = arith.constant 1 : i32
 // CHECK:           %[[IS1:.*]] = arith.cmpi eq, %[[P]], %[[ONE]] : i32
 // CHECK:         %[[XS1:[a-z0-9_]+]] = memref.alloc(%[[N1]]) {{.*}} : memref<?x64xf32>
-// CHECK:         builtin.unrealized_conversion_cast %[[XS1]] : memref<?x64xf32> to tensor<?x64xf32>
+// CHECK:         bufferization.to_tensor %[[XS1]] restrict : memref<?x64xf32> to tensor<?x64xf32>
 // CHECK-NEXT:    moe.ffn relu
 // CHECK:         scf.for %{{.*}} = %{{.*}} to %[[N1]] step
 // CHECK:             vector.store %{{.*}}, %[[Y]]
@@ -166,11 +171,11 @@ func.func @capacity_skip(%x: tensor<16x64xf32>, %router: tensor<64xf32>,
 // CHECK:           %[[TWO:.*]] = arith.constant 2 : i32
 // CHECK:           %[[IS2:.*]] = arith.cmpi eq, %[[P]], %[[TWO]] : i32
 // CHECK:         %[[XS2:[a-z0-9_]+]] = memref.alloc(%[[N2]]) {{.*}} : memref<?x64xf32>
-// CHECK:         builtin.unrealized_conversion_cast %[[XS2]] : memref<?x64xf32> to tensor<?x64xf32>
+// CHECK:         bufferization.to_tensor %[[XS2]] restrict : memref<?x64xf32> to tensor<?x64xf32>
 // CHECK-NEXT:    moe.ffn silu
 // CHECK:         scf.for %{{.*}} = %{{.*}} to %[[N2]] step
 // CHECK:             vector.store %{{.*}}, %[[Y]]
-// CHECK:         builtin.unrealized_conversion_cast %[[Y]] : memref<?x64xf32> to tensor<?x64xf32>
+// CHECK:         bufferization.to_tensor %[[Y]] restrict : memref<?x64xf32> to tensor<?x64xf32>
 // CHECK-NOT:     moe.path_select
 func.func @paths(%x: tensor<?x64xf32>, %p: tensor<?xi32>,
                  %s1: tensor<32x64xf32>, %s2: tensor<64x32xf32>,
@@ -193,7 +198,8 @@ func.func @paths(%x: tensor<?x64xf32>, %p: tensor<?xi32>,
 // inlines the inner one; it is then lowered on the compacted rows (its T is
 // the outer selection count). Every temporary is allocated at function level.
 // CHECK-LABEL: func.func @nested(
-// CHECK-SAME:      %[[X:[a-z0-9_]+]]: memref<?x64xf32>
+// CHECK-SAME:      %[[XT:[a-z0-9_]+]]: tensor<?x64xf32>
+// CHECK:         %[[X:.*]] = bufferization.to_buffer %[[XT]] read_only : tensor<?x64xf32> to memref<?x64xf32>
 // CHECK:         %[[N:[0-9]+]] = scf.for {{.*}} -> (index) {
 // CHECK:         %[[XS:[a-z0-9_]+]] = memref.alloc(%[[N]]) {{.*}} : memref<?x64xf32>
 // CHECK:         %[[T2:[a-z0-9_]+]] = memref.dim %[[XS]], %{{.*}} : memref<?x64xf32>

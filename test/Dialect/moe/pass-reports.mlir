@@ -3,7 +3,7 @@
 // pass option `report`: experts folded, layers expanded, tokens compacted.
 // RUN: moe-opt %s --split-input-file --verify-diagnostics --moe-fold-trivial-experts=report=true -o /dev/null
 // RUN: moe-opt %s --split-input-file --moe-fold-trivial-experts --moe-expand-layers=report=true -o /dev/null 2>&1 | FileCheck %s --check-prefix=EXPAND
-// RUN: moe-opt %s --split-input-file --moe-fold-trivial-experts --moe-expand-layers --moe-buffer-abi --moe-lower-skips=report=true -o /dev/null 2>&1 | FileCheck %s --check-prefix=SKIP
+// RUN: moe-opt %s --split-input-file --moe-fold-trivial-experts --moe-expand-layers --moe-call-slots --moe-lower-skips=report=true -o /dev/null 2>&1 | FileCheck %s --check-prefix=SKIP
 
 func.func @moepp(%x: tensor<?x8xf32>, %ids: tensor<?x2xi32>, %w: tensor<?x2xf32>,
                  %w1: tensor<2x4x8xf32>, %w2: tensor<2x8x4xf32>, %c: tensor<3x8xf32>)
