@@ -7,6 +7,7 @@
 #include "llvm/ADT/SetVector.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Transforms/WalkPatternRewriteDriver.h"
 #include "llvm/TargetParser/Host.h"
 
 namespace mlir::moe::lowering {
@@ -486,11 +487,35 @@ void DispatchLowering::scatterToken(
       });
 }
 
-void DispatchLowering::replaceOp(OpBuilder &b, Location loc) {
-  op.getOffsets().replaceAllUsesWith(asTensor(b, loc, offsets, op.getOffsets().getType()));
-  op.getRows().replaceAllUsesWith(asTensor(b, loc, rows, op.getRows().getType()));
-  op.getSlotRows().replaceAllUsesWith(asTensor(b, loc, slotRows, op.getSlotRows().getType()));
-  op.erase();
+void DispatchLowering::replaceOp(RewriterBase &rewriter) {
+  replaceOpWithBuffers(rewriter, op, {offsets, rows, slotRows});
+}
+
+void replaceOpWithBuffers(RewriterBase &rewriter, Operation *op, ValueRange buffers) {
+  assert(buffers.size() == op->getNumResults() && "one buffer per result");
+  SmallVector<Value> tensors;
+  for (auto [result, buffer] : llvm::zip(op->getResults(), buffers))
+    tensors.push_back(asTensor(rewriter, op->getLoc(), buffer, result.getType()));
+  rewriter.replaceOp(op, tensors);
+}
+
+int64_t countOps(Operation *root, function_ref<bool(Operation *)> pred) {
+  int64_t n = 0;
+  root->walk([&](Operation *op) { n += pred(op) ? 1 : 0; });
+  return n;
+}
+
+LogicalResult applyLoweringPatterns(Operation *root, const FrozenRewritePatternSet &patterns,
+                                    function_ref<bool(Operation *)> isLowered) {
+  walkAndApplyPatterns(root, patterns);
+  bool clean = true;
+  root->walk([&](Operation *op) {
+    if (!isLowered(op))
+      return;
+    op->emitOpError("could not be lowered");
+    clean = false;
+  });
+  return success(clean);
 }
 
 } // namespace mlir::moe::lowering
