@@ -508,6 +508,10 @@ int64_t countOps(Operation *root, function_ref<bool(Operation *)> pred) {
 LogicalResult applyLoweringPatterns(Operation *root, const FrozenRewritePatternSet &patterns,
                                     function_ref<bool(Operation *)> isLowered) {
   walkAndApplyPatterns(root, patterns);
+  return reportUnlowered(root, isLowered);
+}
+
+LogicalResult reportUnlowered(Operation *root, function_ref<bool(Operation *)> isLowered) {
   bool clean = true;
   root->walk([&](Operation *op) {
     if (!isLowered(op))

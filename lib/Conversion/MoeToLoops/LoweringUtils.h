@@ -216,6 +216,9 @@ int64_t countOps(Operation *root, function_ref<bool(Operation *)> pred);
 LogicalResult applyLoweringPatterns(Operation *root,
                                     const FrozenRewritePatternSet &patterns,
                                     function_ref<bool(Operation *)> isLowered);
+/// Reports every op nested in `root` that `isLowered` holds for as one
+/// that could not be lowered; failure if there is one.
+LogicalResult reportUnlowered(Operation *root, function_ref<bool(Operation *)> isLowered);
 
 } // namespace mlir::moe::lowering
 
