@@ -15,6 +15,8 @@
 // is sequential and gives token order). Ids outside [-1, E) record
 // MOE_ERR_EXPERT_ID and count as unused, as on the CPU.
 //
+// One rewrite pattern (populateMoeGpuMapDispatchPatterns).
+//
 //===----------------------------------------------------------------------===//
 
 #include "GpuMapping.h"

@@ -16,6 +16,9 @@
 // LoRA weights are formed while staging: W[n, k] + alpha/r * B_e[n] . A_e[:, k].
 // F32 SIMT; tensor-core MMA is not used yet.
 //
+// One rewrite pattern per op kind (populateMoeGpuMapGroupedExpertsPatterns);
+// they differ only in how they fill ExpertGemms.
+//
 //===----------------------------------------------------------------------===//
 
 #include "GpuMapping.h"

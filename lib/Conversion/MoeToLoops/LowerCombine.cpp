@@ -7,6 +7,8 @@
 // Small per-expert tables (kinds, remap) are filled into stack buffers once
 // per call; ids outside the table record MOE_ERR_EXPERT_ID and are dropped.
 //
+// One rewrite pattern per op (populateMoeLowerCombinePatterns).
+//
 //===----------------------------------------------------------------------===//
 
 #include "LoweringUtils.h"

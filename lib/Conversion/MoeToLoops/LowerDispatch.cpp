@@ -6,6 +6,9 @@
 // token. Ids outside [-1, E) record MOE_ERR_EXPERT_ID and are treated as
 // unused, so nothing indexes out of bounds.
 //
+// One rewrite pattern (populateMoeLowerDispatchPatterns) over the sort's
+// pieces shared with the GPU (DispatchLowering, LoweringUtils.h).
+//
 //===----------------------------------------------------------------------===//
 
 #include "LoweringUtils.h"

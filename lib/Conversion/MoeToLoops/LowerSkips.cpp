@@ -6,6 +6,9 @@
 // the later lowerings treat them like any other op; they see a token count
 // known only at run time, which is why every lowering handles dynamic T.
 //
+// One rewrite pattern per op (populateMoeLowerSkipsPatterns); the pass
+// applies them once per nesting level, outermost first.
+//
 //===----------------------------------------------------------------------===//
 
 #include "LoweringUtils.h"
@@ -88,6 +91,79 @@ Value appendIf(OpBuilder &b, Location loc, Value take, Value idx, Value count, V
       [&](OpBuilder &, Location) -> SmallVector<Value> { return {count}; })[0];
 }
 
+/// Appends to idx the ceil(fraction * T) tokens with the best scores, in
+/// ascending token order; returns how many (an index). `zero` is the index
+/// 0 the loops start from.
+Value selectByCapacity(OpBuilder &b, Location loc, Value scores, Value idx, Value t, Value zero,
+                       double fraction) {
+  // Capacity: the ceil(fraction * T) best (in double, like the reference).
+  // Radix select, O(32 T): scores map to order-preserving uint32 keys;
+  // the quota-th largest key K is built bit by bit from the top, then
+  // tokens above K are taken, and tokens equal to K in ascending order
+  // until the quota is full (ties to the lower token, as specified).
+  Value tF = arith::UIToFPOp::create(b, loc, b.getF64Type(),
+                                     arith::IndexCastOp::create(b, loc, b.getI64Type(), t));
+  Value want = math::CeilOp::create(
+      b, loc, arith::MulFOp::create(b, loc, tF,
+                                    arith::ConstantOp::create(b, loc, b.getF64FloatAttr(fraction))));
+  Value quota = arith::MinUIOp::create(
+      b, loc, arith::IndexCastOp::create(b, loc, b.getIndexType(),
+                                         arith::FPToSIOp::create(b, loc, b.getI64Type(), want)),
+      t);
+  auto i32 = b.getI32Type();
+  auto c32 = [&](OpBuilder &ob, Location l, uint32_t v) { return cI32(ob, l, int32_t(v)); };
+  Value keys = memref::AllocOp::create(b, loc, MemRefType::get({ShapedType::kDynamic}, i32),
+                                       ValueRange{t}, b.getI64IntegerAttr(64));
+  emitFor(b, loc, zero, t, [&](OpBuilder &lb, Location l, Value i) {
+    // + 0.0 turns -0 into +0, which the reference treats as equal.
+    Value v = arith::AddFOp::create(lb, l, memref::LoadOp::create(lb, l, scores, ValueRange{i}),
+                                    cF32(lb, l, 0.0f));
+    Value bits = arith::BitcastOp::create(lb, l, i32, v);
+    Value neg = arith::CmpIOp::create(lb, l, arith::CmpIPredicate::slt, bits, c32(lb, l, 0));
+    Value key = arith::SelectOp::create(
+        lb, l, neg, arith::XOrIOp::create(lb, l, bits, c32(lb, l, 0xffffffffu)),
+        arith::OrIOp::create(lb, l, bits, c32(lb, l, 0x80000000u)));
+    memref::StoreOp::create(lb, l, key, keys, ValueRange{i});
+  });
+  auto countIf = [&](OpBuilder &ob, Location l, arith::CmpIPredicate pred, Value k) {
+    return emitForWithArgs(
+        ob, l, cIndex(ob, l, 0), t, ValueRange{cIndex(ob, l, 0)},
+        [&](OpBuilder &b2, Location l2, Value i, ValueRange acc) -> SmallVector<Value> {
+          Value key = memref::LoadOp::create(b2, l2, keys, ValueRange{i});
+          Value hit = arith::CmpIOp::create(b2, l2, pred, key, k);
+          return {arith::AddIOp::create(
+              b2, l2, acc[0],
+              arith::SelectOp::create(b2, l2, hit, cIndex(b2, l2, 1), cIndex(b2, l2, 0)))};
+        })[0];
+  };
+  Value kth = emitForWithArgs(
+      b, loc, zero, cIndex(b, loc, 32), ValueRange{c32(b, loc, 0)},
+      [&](OpBuilder &lb, Location l, Value bit, ValueRange acc) -> SmallVector<Value> {
+        Value shift = arith::SubIOp::create(lb, l, c32(lb, l, 31), toI32(lb, l, bit));
+        Value cand = arith::OrIOp::create(
+            lb, l, acc[0], arith::ShLIOp::create(lb, l, c32(lb, l, 1), shift));
+        Value cnt = countIf(lb, l, arith::CmpIPredicate::uge, cand);
+        Value enough = arith::CmpIOp::create(lb, l, arith::CmpIPredicate::uge, cnt, quota);
+        return {arith::SelectOp::create(lb, l, enough, cand, acc[0])};
+      })[0];
+  Value greater = countIf(b, loc, arith::CmpIPredicate::ugt, kth);
+  Value tieQuota = arith::SubIOp::create(b, loc, quota, greater);
+  return emitForWithArgs(
+      b, loc, zero, t, ValueRange{zero, zero},
+      [&](OpBuilder &lb, Location l, Value i, ValueRange acc) -> SmallVector<Value> {
+        Value key = memref::LoadOp::create(lb, l, keys, ValueRange{i});
+        Value above = arith::CmpIOp::create(lb, l, arith::CmpIPredicate::ugt, key, kth);
+        Value tie = arith::AndIOp::create(
+            lb, l, arith::CmpIOp::create(lb, l, arith::CmpIPredicate::eq, key, kth),
+            arith::CmpIOp::create(lb, l, arith::CmpIPredicate::ult, acc[1], tieQuota));
+        Value take = arith::OrIOp::create(lb, l, above, tie);
+        Value ties = arith::AddIOp::create(
+            lb, l, acc[1],
+            arith::SelectOp::create(lb, l, tie, cIndex(lb, l, 1), cIndex(lb, l, 0)));
+        return {appendIf(lb, l, take, idx, acc[0], i), ties};
+      })[0];
+}
+
 /// The resolved options the skip patterns share.
 struct SkipConfig {
   int64_t width;
@@ -155,73 +231,8 @@ struct LowerSkipBlock : OpRewritePattern<mdl::SkipBlockOp> {
                             return {appendIf(lb, l, take, idx, acc[0], i)};
                           })[0];
     } else {
-      // Capacity: the ceil(fraction * T) best (in double, like the reference).
-      // Radix select, O(32 T): scores map to order-preserving uint32 keys;
-      // the quota-th largest key K is built bit by bit from the top, then
-      // tokens above K are taken, and tokens equal to K in ascending order
-      // until the quota is full (ties to the lower token, as specified).
-      double fraction = op.getCapacityFraction()->convertToFloat();
-      Value tF = arith::UIToFPOp::create(b, loc, b.getF64Type(),
-                                         arith::IndexCastOp::create(b, loc, b.getI64Type(), t));
-      Value want = math::CeilOp::create(
-          b, loc, arith::MulFOp::create(b, loc, tF,
-                                        arith::ConstantOp::create(b, loc, b.getF64FloatAttr(fraction))));
-      Value quota = arith::MinUIOp::create(
-          b, loc, arith::IndexCastOp::create(b, loc, b.getIndexType(),
-                                             arith::FPToSIOp::create(b, loc, b.getI64Type(), want)),
-          t);
-      auto i32 = b.getI32Type();
-      auto c32 = [&](OpBuilder &ob, Location l, uint32_t v) { return cI32(ob, l, int32_t(v)); };
-      Value keys = memref::AllocOp::create(b, loc, MemRefType::get({ShapedType::kDynamic}, i32),
-                                           ValueRange{t}, b.getI64IntegerAttr(64));
-      emitFor(b, loc, zero, t, [&](OpBuilder &lb, Location l, Value i) {
-        // + 0.0 turns -0 into +0, which the reference treats as equal.
-        Value v = arith::AddFOp::create(lb, l, memref::LoadOp::create(lb, l, scores, ValueRange{i}),
-                                        cF32(lb, l, 0.0f));
-        Value bits = arith::BitcastOp::create(lb, l, i32, v);
-        Value neg = arith::CmpIOp::create(lb, l, arith::CmpIPredicate::slt, bits, c32(lb, l, 0));
-        Value key = arith::SelectOp::create(
-            lb, l, neg, arith::XOrIOp::create(lb, l, bits, c32(lb, l, 0xffffffffu)),
-            arith::OrIOp::create(lb, l, bits, c32(lb, l, 0x80000000u)));
-        memref::StoreOp::create(lb, l, key, keys, ValueRange{i});
-      });
-      auto countIf = [&](OpBuilder &ob, Location l, arith::CmpIPredicate pred, Value k) {
-        return emitForWithArgs(
-            ob, l, cIndex(ob, l, 0), t, ValueRange{cIndex(ob, l, 0)},
-            [&](OpBuilder &b2, Location l2, Value i, ValueRange acc) -> SmallVector<Value> {
-              Value key = memref::LoadOp::create(b2, l2, keys, ValueRange{i});
-              Value hit = arith::CmpIOp::create(b2, l2, pred, key, k);
-              return {arith::AddIOp::create(
-                  b2, l2, acc[0],
-                  arith::SelectOp::create(b2, l2, hit, cIndex(b2, l2, 1), cIndex(b2, l2, 0)))};
-            })[0];
-      };
-      Value kth = emitForWithArgs(
-          b, loc, zero, cIndex(b, loc, 32), ValueRange{c32(b, loc, 0)},
-          [&](OpBuilder &lb, Location l, Value bit, ValueRange acc) -> SmallVector<Value> {
-            Value shift = arith::SubIOp::create(lb, l, c32(lb, l, 31), toI32(lb, l, bit));
-            Value cand = arith::OrIOp::create(
-                lb, l, acc[0], arith::ShLIOp::create(lb, l, c32(lb, l, 1), shift));
-            Value cnt = countIf(lb, l, arith::CmpIPredicate::uge, cand);
-            Value enough = arith::CmpIOp::create(lb, l, arith::CmpIPredicate::uge, cnt, quota);
-            return {arith::SelectOp::create(lb, l, enough, cand, acc[0])};
-          })[0];
-      Value greater = countIf(b, loc, arith::CmpIPredicate::ugt, kth);
-      Value tieQuota = arith::SubIOp::create(b, loc, quota, greater);
-      n = emitForWithArgs(
-          b, loc, zero, t, ValueRange{zero, zero},
-          [&](OpBuilder &lb, Location l, Value i, ValueRange acc) -> SmallVector<Value> {
-            Value key = memref::LoadOp::create(lb, l, keys, ValueRange{i});
-            Value above = arith::CmpIOp::create(lb, l, arith::CmpIPredicate::ugt, key, kth);
-            Value tie = arith::AndIOp::create(
-                lb, l, arith::CmpIOp::create(lb, l, arith::CmpIPredicate::eq, key, kth),
-                arith::CmpIOp::create(lb, l, arith::CmpIPredicate::ult, acc[1], tieQuota));
-            Value take = arith::OrIOp::create(lb, l, above, tie);
-            Value ties = arith::AddIOp::create(
-                lb, l, acc[1],
-                arith::SelectOp::create(lb, l, tie, cIndex(lb, l, 1), cIndex(lb, l, 0)));
-            return {appendIf(lb, l, take, idx, acc[0], i), ties};
-          })[0];
+      n = selectByCapacity(b, loc, scores, idx, t, zero,
+                           op.getCapacityFraction()->convertToFloat());
     }
 
     Value xs = gather(b, loc, x, idx, n, h);

@@ -345,12 +345,14 @@ ValueRange emitIfElse(
     function_ref<SmallVector<Value>(OpBuilder &, Location)> thenBody,
     function_ref<SmallVector<Value>(OpBuilder &, Location)> elseBody) {
   auto ifOp = scf::IfOp::create(b, loc, types, cond, /*withElseRegion=*/true);
+  // The branches are built with `b` itself (a pattern's rewriter sees them).
+  OpBuilder::InsertionGuard guard(b);
   for (auto [block, body] : {std::make_pair(ifOp.thenBlock(), thenBody),
                              std::make_pair(ifOp.elseBlock(), elseBody)}) {
     if (!block->empty() && block->back().hasTrait<OpTrait::IsTerminator>())
       block->back().erase();
-    OpBuilder bb = OpBuilder::atBlockEnd(block);
-    scf::YieldOp::create(bb, loc, body(bb, loc));
+    b.setInsertionPointToEnd(block);
+    scf::YieldOp::create(b, loc, body(b, loc));
   }
   return ifOp.getResults();
 }
