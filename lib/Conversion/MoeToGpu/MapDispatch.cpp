@@ -15,9 +15,12 @@
 // is sequential and gives token order). Ids outside [-1, E) record
 // MOE_ERR_EXPERT_ID and count as unused, as on the CPU.
 //
+// One rewrite pattern (populateMoeGpuMapDispatchPatterns).
+//
 //===----------------------------------------------------------------------===//
 
 #include "GpuMapping.h"
+#include "moe/Conversion/MoeToGpu/Patterns.h"
 
 namespace mlir::moe {
 #define GEN_PASS_DEF_MOEGPUMAPDISPATCH
@@ -31,19 +34,15 @@ namespace mdl = mlir::moe;
 
 namespace {
 
-struct MapDispatchPass : public mlir::moe::impl::MoeGpuMapDispatchBase<MapDispatchPass> {
-  using Base::Base;
-
-  void runOnOperation() override {
-    SmallVector<mdl::DispatchOp> ops;
-    getOperation().walk([&](mdl::DispatchOp op) { ops.push_back(op); });
-    for (mdl::DispatchOp op : ops)
-      lower(op);
-  }
+/// moe.dispatch: the counting sort of DispatchLowering as four kernels with
+/// atomic counter updates.
+struct MapDispatch : OpRewritePattern<mdl::DispatchOp> {
+  MapDispatch(MLIRContext *ctx, int64_t blockSize)
+      : OpRewritePattern(ctx), blockSize(blockSize) {}
 
   /// One thread per token: `body(builder, loc, token)` for tokens < t.
   void perToken(OpBuilder &b, Location loc, StringRef name, Value t,
-                function_ref<void(OpBuilder &, Location, Value)> body) {
+                function_ref<void(OpBuilder &, Location, Value)> body) const {
     int64_t bs = blockSize;
     buildKernel(b, loc, name, ValueRange{ceilDiv(b, loc, t, bs)}, {ceilDivGrid(t, bs)},
                 [&](OpBuilder &kb, Location l, ValueRange blk) {
@@ -60,8 +59,9 @@ struct MapDispatchPass : public mlir::moe::impl::MoeGpuMapDispatchBase<MapDispat
                 });
   }
 
-  void lower(mdl::DispatchOp op) {
-    OpBuilder b(op);
+  LogicalResult matchAndRewrite(mdl::DispatchOp op, PatternRewriter &rewriter) const override {
+    rewriter.setInsertionPoint(op);
+    OpBuilder &b = rewriter;
     Location loc = op.getLoc();
     DispatchLowering d(b, op);
     int64_t total = d.total;
@@ -102,7 +102,36 @@ struct MapDispatchPass : public mlir::moe::impl::MoeGpuMapDispatchBase<MapDispat
     perToken(b, loc, "dispatch_scatter", d.t, [&](OpBuilder &tb, Location l, Value i) {
       d.scatterToken(tb, l, i, bump);
     });
-    d.replaceOp(b, loc);
+    d.replaceOp(rewriter);
+    return success();
   }
+
+  int64_t blockSize;
+};
+
+struct MapDispatchPass : public mlir::moe::impl::MoeGpuMapDispatchBase<MapDispatchPass> {
+  using Base::Base;
+
+  LogicalResult initialize(MLIRContext *ctx) override {
+    mdl::MoeGpuMapDispatchOptions options;
+    options.blockSize = blockSize;
+    RewritePatternSet set(ctx);
+    mdl::populateMoeGpuMapDispatchPatterns(set, options);
+    patterns = std::move(set);
+    return success();
+  }
+
+  void runOnOperation() override {
+    if (failed(applyLoweringPatterns(getOperation(), patterns,
+                                     [](Operation *op) { return isa<mdl::DispatchOp>(op); })))
+      signalPassFailure();
+  }
+
+  FrozenRewritePatternSet patterns;
 };
 } // namespace
+
+void mlir::moe::populateMoeGpuMapDispatchPatterns(RewritePatternSet &patterns,
+                                                  const MoeGpuMapDispatchOptions &options) {
+  patterns.add<MapDispatch>(patterns.getContext(), options.blockSize);
+}

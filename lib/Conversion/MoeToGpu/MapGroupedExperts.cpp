@@ -16,9 +16,13 @@
 // LoRA weights are formed while staging: W[n, k] + alpha/r * B_e[n] . A_e[:, k].
 // F32 SIMT; tensor-core MMA is not used yet.
 //
+// One rewrite pattern per op kind (populateMoeGpuMapGroupedExpertsPatterns);
+// they differ only in how they fill ExpertGemms.
+//
 //===----------------------------------------------------------------------===//
 
 #include "GpuMapping.h"
+#include "moe/Conversion/MoeToGpu/Patterns.h"
 
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 
@@ -154,176 +158,237 @@ void emitGemm(OpBuilder &b, Location loc, const Gemm &g) {
       });
 }
 
+static WeightFn bankWeight(Value w) {
+  return [w](OpBuilder &b, Location l, Value e, Value n, Value k) -> Value {
+    return memref::LoadOp::create(b, l, w, ValueRange{e, n, k});
+  };
+}
+static WeightFn denseWeight(Value w) {
+  return [w](OpBuilder &b, Location l, Value, Value n, Value k) -> Value {
+    return memref::LoadOp::create(b, l, w, ValueRange{n, k});
+  };
+}
+/// base[n, k] + scale * sum_q bAd[e, n, q] * aAd[e, q, k].
+static WeightFn loraWeight(Value base, Value aAd, Value bAd, float scale) {
+  return [=](OpBuilder &b, Location l, Value e, Value n, Value k) -> Value {
+    int64_t rank = cast<MemRefType>(aAd.getType()).getDimSize(1);
+    Value low = emitForWithArgs(
+        b, l, cIndex(b, l, 0), cIndex(b, l, rank), ValueRange{cF32(b, l, 0.0f)},
+        [&](OpBuilder &fb, Location fl, Value q, ValueRange s) -> SmallVector<Value> {
+          Value bv = memref::LoadOp::create(fb, fl, bAd, ValueRange{e, n, q});
+          Value av = memref::LoadOp::create(fb, fl, aAd, ValueRange{e, q, k});
+          return {math::FmaOp::create(fb, fl, bv, av, s[0])};
+        })[0];
+    Value w = memref::LoadOp::create(b, l, base, ValueRange{n, k});
+    return math::FmaOp::create(b, l, cF32(b, l, scale), low, w);
+  };
+}
+
+/// One expert FFN op as its two GEMMs: what the op kinds differ in.
+struct ExpertGemms {
+  Value x, out;
+  mdl::Activation act;
+  SmallVector<WeightFn> up, down;
+  int64_t inter = 0;
+  Value gridRows;
+  std::optional<GridExpr> gridExpr;
+  TileFn tile;
+  RowFn rowOf;
+  Value rowsTotal;
+};
+
+/// The up kernel into a [rows, I] device intermediate, then the down kernel
+/// into g.out.
+void emitExpertGemms(OpBuilder &b, Location loc, const ExpertGemms &g) {
+  int64_t h = cast<MemRefType>(g.x.getType()).getDimSize(1);
+  Value mid = memref::AllocOp::create(b, loc, MemRefType::get({ShapedType::kDynamic, g.inter}, b.getF32Type()),
+                                      ValueRange{g.rowsTotal}, b.getI64IntegerAttr(64));
+  Gemm upG{"expert_up", g.x, g.rowOf, g.up, g.inter, h, g.act, true, mid, g.gridRows, g.gridExpr, g.tile};
+  emitGemm(b, loc, upG);
+  Gemm downG{"expert_down", mid, [](OpBuilder &, Location, Value p) { return p; }, g.down, h, g.inter,
+             g.act, false, g.out, g.gridRows, g.gridExpr, g.tile};
+  emitGemm(b, loc, downG);
+}
+
+/// The tiling of a bank of `count` experts (global ids first..): row tiles
+/// of each expert's ragged group of sorted rows, gathered through `rows`.
+void tileBank(OpBuilder &b, Location loc, ExpertGemms &g, Value rows, Value offsets, int64_t count,
+              int64_t first) {
+  g.rowsTotal = dimOf(b, loc, rows, 0);
+  // Worst case: every expert's last tile is partial.
+  g.gridRows = arith::AddIOp::create(b, loc, ceilDiv(b, loc, g.rowsTotal, kTile), cIndex(b, loc, count));
+  if (auto e = ceilDivGrid(g.rowsTotal, kTile)) {
+    (*e)[4] = count;
+    g.gridExpr = e;
+  }
+  g.tile = [offsets, count, first](OpBuilder &tb, Location l, Value r) -> std::array<Value, 4> {
+    // Scan the bank's experts for the one owning row tile r.
+    Value none = cIndex(tb, l, -1);
+    Value zero = cIndex(tb, l, 0);
+    ValueRange found = emitForWithArgs(
+        tb, l, zero, cIndex(tb, l, count), ValueRange{zero, none, zero, zero},
+        [&](OpBuilder &fb, Location fl, Value n, ValueRange acc) -> SmallVector<Value> {
+          Value id = arith::AddIOp::create(fb, fl, n, cIndex(fb, fl, first));
+          Value start = toIndex(fb, fl, memref::LoadOp::create(fb, fl, offsets, ValueRange{id}));
+          Value end = toIndex(fb, fl, memref::LoadOp::create(
+                                          fb, fl, offsets,
+                                          ValueRange{arith::AddIOp::create(fb, fl, id, cIndex(fb, fl, 1))}));
+          Value tiles = ceilDiv(fb, fl, arith::SubIOp::create(fb, fl, end, start), kTile);
+          Value next = arith::AddIOp::create(fb, fl, acc[0], tiles);
+          Value mine = arith::AndIOp::create(
+              fb, fl, arith::CmpIOp::create(fb, fl, arith::CmpIPredicate::uge, r, acc[0]),
+              arith::CmpIOp::create(fb, fl, arith::CmpIPredicate::ult, r, next));
+          Value myStart = arith::AddIOp::create(
+              fb, fl, start,
+              arith::MulIOp::create(fb, fl, arith::SubIOp::create(fb, fl, r, acc[0]), cIndex(fb, fl, kTile)));
+          return {next, arith::SelectOp::create(fb, fl, mine, n, acc[1]),
+                  arith::SelectOp::create(fb, fl, mine, myStart, acc[2]),
+                  arith::SelectOp::create(fb, fl, mine, end, acc[3])};
+        });
+    Value valid = arith::CmpIOp::create(tb, l, arith::CmpIPredicate::sge, found[1], zero);
+    Value expert = arith::SelectOp::create(tb, l, valid, found[1], zero);
+    return {valid, expert, found[2], found[3]};
+  };
+  g.rowOf = [rows](OpBuilder &rb, Location l, Value p) {
+    return toIndex(rb, l, memref::LoadOp::create(rb, l, rows, ValueRange{p}));
+  };
+}
+
+/// The shared part of the expert patterns: emits the op's kernels before
+/// it (`emit` returns the result's buffer) and replaces it.
+template <typename OpT>
+struct ExpertPattern : OpRewritePattern<OpT> {
+  using OpRewritePattern<OpT>::OpRewritePattern;
+
+  LogicalResult matchAndRewrite(OpT op, PatternRewriter &rewriter) const final {
+    rewriter.setInsertionPoint(op);
+    Value result = emit(rewriter, op);
+    replaceOpWithBuffers(rewriter, op, result);
+    return success();
+  }
+
+  virtual Value emit(OpBuilder &b, OpT op) const = 0;
+};
+
+/// A dense moe.ffn: the tokens 0..T in order, one "expert".
+struct MapDenseFfn : ExpertPattern<mdl::FfnOp> {
+  using ExpertPattern::ExpertPattern;
+  Value emit(OpBuilder &b, mdl::FfnOp ffn) const override {
+    Location loc = ffn.getLoc();
+    auto buf = [&](Value v) { return v ? getBuffer(b, loc, v) : Value(); };
+    ExpertGemms g;
+    g.x = buf(ffn.getHidden());
+    g.act = ffn.getActivation();
+    Value w1 = buf(ffn.getW1()), w3 = buf(ffn.getW3()), w2 = buf(ffn.getW2());
+    g.inter = cast<MemRefType>(w1.getType()).getDimSize(0);
+    g.up.push_back(denseWeight(w1));
+    if (w3)
+      g.up.push_back(denseWeight(w3));
+    g.down.push_back(denseWeight(w2));
+    Value t = dimOf(b, loc, g.x, 0);
+    SmallVector<Value> dyn;
+    if (cast<ShapedType>(ffn.getType()).isDynamicDim(0))
+      dyn.push_back(t);
+    g.out = allocFor(b, loc, ffn.getType(), dyn);
+    g.rowsTotal = t;
+    g.gridRows = ceilDiv(b, loc, t, kTile);
+    g.gridExpr = ceilDivGrid(t, kTile);
+    g.tile = [t](OpBuilder &tb, Location l, Value r) -> std::array<Value, 4> {
+      Value start = arith::MulIOp::create(tb, l, r, cIndex(tb, l, kTile));
+      Value valid = arith::CmpIOp::create(tb, l, arith::CmpIPredicate::ult, start, t);
+      return {valid, cIndex(tb, l, 0), start, t};
+    };
+    g.rowOf = [](OpBuilder &, Location, Value p) { return p; };
+    emitExpertGemms(b, loc, g);
+    return g.out;
+  }
+};
+
+/// moe.grouped_ffn: a bank of FFN experts, in place into the accumulator.
+struct MapGroupedFfn : ExpertPattern<mdl::GroupedFfnOp> {
+  using ExpertPattern::ExpertPattern;
+  Value emit(OpBuilder &b, mdl::GroupedFfnOp op) const override {
+    Location loc = op.getLoc();
+    auto buf = [&](Value v) { return v ? getBuffer(b, loc, v) : Value(); };
+    ExpertGemms g;
+    g.x = buf(op.getHidden());
+    Value rows = buf(op.getRows());
+    Value offsets = buf(op.getOffsets());
+    g.out = getWritableBuffer(b, loc, op.getAcc());
+    g.act = op.getActivation();
+    Value w1 = buf(op.getW1()), w3 = buf(op.getW3()), w2 = buf(op.getW2());
+    int64_t count = cast<MemRefType>(w1.getType()).getDimSize(0);
+    g.inter = cast<MemRefType>(w1.getType()).getDimSize(1);
+    g.up.push_back(bankWeight(w1));
+    if (w3)
+      g.up.push_back(bankWeight(w3));
+    g.down.push_back(bankWeight(w2));
+    tileBank(b, loc, g, rows, offsets, count, op.getFirstExpert());
+    emitExpertGemms(b, loc, g);
+    return g.out;
+  }
+};
+
+/// moe.grouped_lora: a bank of LoRA experts over one frozen base; the
+/// adapted weights are formed while staging the tiles.
+struct MapGroupedLora : ExpertPattern<mdl::GroupedLoraOp> {
+  using ExpertPattern::ExpertPattern;
+  Value emit(OpBuilder &b, mdl::GroupedLoraOp lg) const override {
+    Location loc = lg.getLoc();
+    auto buf = [&](Value v) { return v ? getBuffer(b, loc, v) : Value(); };
+    ExpertGemms g;
+    g.x = buf(lg.getHidden());
+    Value rows = buf(lg.getRows());
+    Value offsets = buf(lg.getOffsets());
+    g.out = getWritableBuffer(b, loc, lg.getAcc());
+    g.act = lg.getActivation();
+    Value a1 = buf(lg.getA1());
+    int64_t count = cast<MemRefType>(a1.getType()).getDimSize(0);
+    int64_t rank = cast<MemRefType>(a1.getType()).getDimSize(1);
+    float scale = lg.getAlpha().convertToFloat() / float(rank);
+    g.inter = cast<MemRefType>(buf(lg.getW1()).getType()).getDimSize(0);
+    g.up.push_back(loraWeight(buf(lg.getW1()), a1, buf(lg.getB1()), scale));
+    if (lg.getW3())
+      g.up.push_back(loraWeight(buf(lg.getW3()), buf(lg.getA3()), buf(lg.getB3()), scale));
+    g.down.push_back(loraWeight(buf(lg.getW2()), buf(lg.getA2()), buf(lg.getB2()), scale));
+    tileBank(b, loc, g, rows, offsets, count, lg.getFirstExpert());
+    emitExpertGemms(b, loc, g);
+    return g.out;
+  }
+};
+
+/// The grouped ops' destinations (moe-expand-layers' tensor.empty): a
+/// device buffer every row of which some expert writes.
+struct MapBankAccumulator : ExpertPattern<tensor::EmptyOp> {
+  using ExpertPattern::ExpertPattern;
+  Value emit(OpBuilder &b, tensor::EmptyOp empty) const override {
+    return allocFor(b, empty.getLoc(), empty.getType(), empty.getDynamicSizes());
+  }
+};
+
 struct MapGroupedExpertsPass
     : public mlir::moe::impl::MoeGpuMapGroupedExpertsBase<MapGroupedExpertsPass> {
   using Base::Base;
 
+  LogicalResult initialize(MLIRContext *ctx) override {
+    RewritePatternSet set(ctx);
+    mdl::populateMoeGpuMapGroupedExpertsPatterns(set);
+    patterns = std::move(set);
+    return success();
+  }
+
   void runOnOperation() override {
-    SmallVector<Operation *> ops;
-    getOperation().walk([&](Operation *op) {
-      if (isa<mdl::GroupedFfnOp, mdl::GroupedLoraOp, mdl::FfnOp, tensor::EmptyOp>(op))
-        ops.push_back(op);
-    });
-    for (Operation *op : ops) {
-      OpBuilder b(op);
-      // The grouped ops' destinations (moe-expand-layers' tensor.empty):
-      // a device buffer every row of which some expert writes.
-      Value result;
-      if (auto empty = dyn_cast<tensor::EmptyOp>(op))
-        result = allocFor(b, op->getLoc(), empty.getType(), empty.getDynamicSizes());
-      else
-        result = lower(b, op);
-      op->getResult(0).replaceAllUsesWith(asTensor(b, op->getLoc(), result, op->getResult(0).getType()));
-      op->erase();
-    }
+    if (failed(applyLoweringPatterns(getOperation(), patterns, [](Operation *op) {
+          return isa<mdl::GroupedFfnOp, mdl::GroupedLoraOp, mdl::FfnOp, tensor::EmptyOp>(op);
+        })))
+      signalPassFailure();
   }
 
-  static WeightFn bankWeight(Value w) {
-    return [w](OpBuilder &b, Location l, Value e, Value n, Value k) -> Value {
-      return memref::LoadOp::create(b, l, w, ValueRange{e, n, k});
-    };
-  }
-  static WeightFn denseWeight(Value w) {
-    return [w](OpBuilder &b, Location l, Value, Value n, Value k) -> Value {
-      return memref::LoadOp::create(b, l, w, ValueRange{n, k});
-    };
-  }
-  /// base[n, k] + scale * sum_q bAd[e, n, q] * aAd[e, q, k].
-  static WeightFn loraWeight(Value base, Value aAd, Value bAd, float scale) {
-    return [=](OpBuilder &b, Location l, Value e, Value n, Value k) -> Value {
-      int64_t rank = cast<MemRefType>(aAd.getType()).getDimSize(1);
-      Value low = emitForWithArgs(
-          b, l, cIndex(b, l, 0), cIndex(b, l, rank), ValueRange{cF32(b, l, 0.0f)},
-          [&](OpBuilder &fb, Location fl, Value q, ValueRange s) -> SmallVector<Value> {
-            Value bv = memref::LoadOp::create(fb, fl, bAd, ValueRange{e, n, q});
-            Value av = memref::LoadOp::create(fb, fl, aAd, ValueRange{e, q, k});
-            return {math::FmaOp::create(fb, fl, bv, av, s[0])};
-          })[0];
-      Value w = memref::LoadOp::create(b, l, base, ValueRange{n, k});
-      return math::FmaOp::create(b, l, cF32(b, l, scale), low, w);
-    };
-  }
-
-  Value lower(OpBuilder &b, Operation *op) {
-    Location loc = op->getLoc();
-    auto buf = [&](Value v) { return v ? getBuffer(b, loc, v) : Value(); };
-    auto f32 = b.getF32Type();
-    Value x, out;
-    mdl::Activation act;
-    SmallVector<WeightFn> up, down;
-    int64_t h, inter;
-    Value gridRows;
-    std::optional<GridExpr> gridExpr;
-    TileFn tile;
-    RowFn rowOf;
-    Value rowsTotal;
-
-    if (auto ffn = dyn_cast<mdl::FfnOp>(op)) {
-      x = buf(ffn.getHidden());
-      act = ffn.getActivation();
-      Value w1 = buf(ffn.getW1()), w3 = buf(ffn.getW3()), w2 = buf(ffn.getW2());
-      inter = cast<MemRefType>(w1.getType()).getDimSize(0);
-      up.push_back(denseWeight(w1));
-      if (w3)
-        up.push_back(denseWeight(w3));
-      down.push_back(denseWeight(w2));
-      Value t = dimOf(b, loc, x, 0);
-      SmallVector<Value> dyn;
-      if (cast<ShapedType>(ffn.getType()).isDynamicDim(0))
-        dyn.push_back(t);
-      out = allocFor(b, loc, ffn.getType(), dyn);
-      rowsTotal = t;
-      gridRows = ceilDiv(b, loc, t, kTile);
-      gridExpr = ceilDivGrid(t, kTile);
-      tile = [t](OpBuilder &tb, Location l, Value r) -> std::array<Value, 4> {
-        Value start = arith::MulIOp::create(tb, l, r, cIndex(tb, l, kTile));
-        Value valid = arith::CmpIOp::create(tb, l, arith::CmpIPredicate::ult, start, t);
-        return {valid, cIndex(tb, l, 0), start, t};
-      };
-      rowOf = [](OpBuilder &, Location, Value p) { return p; };
-    } else {
-      Value rows, offsets;
-      int64_t count, first;
-      if (auto g = dyn_cast<mdl::GroupedFfnOp>(op)) {
-        x = buf(g.getHidden());
-        rows = buf(g.getRows());
-        offsets = buf(g.getOffsets());
-        out = getWritableBuffer(b, loc, g.getAcc());
-        act = g.getActivation();
-        Value w1 = buf(g.getW1()), w3 = buf(g.getW3()), w2 = buf(g.getW2());
-        count = cast<MemRefType>(w1.getType()).getDimSize(0);
-        inter = cast<MemRefType>(w1.getType()).getDimSize(1);
-        first = g.getFirstExpert();
-        up.push_back(bankWeight(w1));
-        if (w3)
-          up.push_back(bankWeight(w3));
-        down.push_back(bankWeight(w2));
-      } else {
-        auto lg = cast<mdl::GroupedLoraOp>(op);
-        x = buf(lg.getHidden());
-        rows = buf(lg.getRows());
-        offsets = buf(lg.getOffsets());
-        out = getWritableBuffer(b, loc, lg.getAcc());
-        act = lg.getActivation();
-        Value a1 = buf(lg.getA1());
-        count = cast<MemRefType>(a1.getType()).getDimSize(0);
-        int64_t rank = cast<MemRefType>(a1.getType()).getDimSize(1);
-        float scale = lg.getAlpha().convertToFloat() / float(rank);
-        inter = cast<MemRefType>(buf(lg.getW1()).getType()).getDimSize(0);
-        first = lg.getFirstExpert();
-        up.push_back(loraWeight(buf(lg.getW1()), a1, buf(lg.getB1()), scale));
-        if (lg.getW3())
-          up.push_back(loraWeight(buf(lg.getW3()), buf(lg.getA3()), buf(lg.getB3()), scale));
-        down.push_back(loraWeight(buf(lg.getW2()), buf(lg.getA2()), buf(lg.getB2()), scale));
-      }
-      rowsTotal = dimOf(b, loc, rows, 0);
-      // Worst case: every expert's last tile is partial.
-      gridRows = arith::AddIOp::create(b, loc, ceilDiv(b, loc, rowsTotal, kTile), cIndex(b, loc, count));
-      if (auto e = ceilDivGrid(rowsTotal, kTile)) {
-        (*e)[4] = count;
-        gridExpr = e;
-      }
-      tile = [offsets, count, first](OpBuilder &tb, Location l, Value r) -> std::array<Value, 4> {
-        // Scan the bank's experts for the one owning row tile r.
-        Value none = cIndex(tb, l, -1);
-        Value zero = cIndex(tb, l, 0);
-        ValueRange found = emitForWithArgs(
-            tb, l, zero, cIndex(tb, l, count), ValueRange{zero, none, zero, zero},
-            [&](OpBuilder &fb, Location fl, Value n, ValueRange acc) -> SmallVector<Value> {
-              Value id = arith::AddIOp::create(fb, fl, n, cIndex(fb, fl, first));
-              Value start = toIndex(fb, fl, memref::LoadOp::create(fb, fl, offsets, ValueRange{id}));
-              Value end = toIndex(fb, fl, memref::LoadOp::create(
-                                              fb, fl, offsets,
-                                              ValueRange{arith::AddIOp::create(fb, fl, id, cIndex(fb, fl, 1))}));
-              Value tiles = ceilDiv(fb, fl, arith::SubIOp::create(fb, fl, end, start), kTile);
-              Value next = arith::AddIOp::create(fb, fl, acc[0], tiles);
-              Value mine = arith::AndIOp::create(
-                  fb, fl, arith::CmpIOp::create(fb, fl, arith::CmpIPredicate::uge, r, acc[0]),
-                  arith::CmpIOp::create(fb, fl, arith::CmpIPredicate::ult, r, next));
-              Value myStart = arith::AddIOp::create(
-                  fb, fl, start,
-                  arith::MulIOp::create(fb, fl, arith::SubIOp::create(fb, fl, r, acc[0]), cIndex(fb, fl, kTile)));
-              return {next, arith::SelectOp::create(fb, fl, mine, n, acc[1]),
-                      arith::SelectOp::create(fb, fl, mine, myStart, acc[2]),
-                      arith::SelectOp::create(fb, fl, mine, end, acc[3])};
-            });
-        Value valid = arith::CmpIOp::create(tb, l, arith::CmpIPredicate::sge, found[1], zero);
-        Value expert = arith::SelectOp::create(tb, l, valid, found[1], zero);
-        return {valid, expert, found[2], found[3]};
-      };
-      rowOf = [rows](OpBuilder &rb, Location l, Value p) {
-        return toIndex(rb, l, memref::LoadOp::create(rb, l, rows, ValueRange{p}));
-      };
-    }
-    h = cast<MemRefType>(x.getType()).getDimSize(1);
-    Value mid = memref::AllocOp::create(b, loc, MemRefType::get({ShapedType::kDynamic, inter}, f32),
-                                        ValueRange{rowsTotal}, b.getI64IntegerAttr(64));
-    Gemm upG{"expert_up", x, rowOf, up, inter, h, act, true, mid, gridRows, gridExpr, tile};
-    emitGemm(b, loc, upG);
-    Gemm downG{"expert_down", mid, [](OpBuilder &, Location, Value p) { return p; }, down, h, inter,
-               act, false, out, gridRows, gridExpr, tile};
-    emitGemm(b, loc, downG);
-    return out;
-  }
+  FrozenRewritePatternSet patterns;
 };
 } // namespace
+
+void mlir::moe::populateMoeGpuMapGroupedExpertsPatterns(RewritePatternSet &patterns) {
+  patterns.add<MapDenseFfn, MapGroupedFfn, MapGroupedLora, MapBankAccumulator>(
+      patterns.getContext());
+}

@@ -7,9 +7,12 @@
 // Small per-expert tables (kinds, remap) are filled into stack buffers once
 // per call; ids outside the table record MOE_ERR_EXPERT_ID and are dropped.
 //
+// One rewrite pattern per op (populateMoeLowerCombinePatterns).
+//
 //===----------------------------------------------------------------------===//
 
 #include "LoweringUtils.h"
+#include "moe/Conversion/MoeToLoops/Patterns.h"
 #include "moe_status_codes.h"
 
 namespace mlir::moe {
@@ -24,10 +27,10 @@ namespace mdl = mlir::moe;
 namespace {
 
 /// A stack table filled with `values` at the function entry.
-Value constantTable(Operation *op, ArrayRef<int32_t> values) {
+Value constantTable(OpBuilder &b, Operation *op, ArrayRef<int32_t> values) {
   Value table = entryAlloca(op, MemRefType::get({int64_t(values.size())},
                                                 IntegerType::get(op->getContext(), 32)));
-  OpBuilder b(table.getContext());
+  OpBuilder::InsertionGuard guard(b);
   b.setInsertionPointAfterValue(table);
   Location loc = op->getLoc();
   for (auto [i, v] : llvm::enumerate(values))
@@ -67,41 +70,45 @@ void zeroRows(OpBuilder &b, Location loc, Value buf, Value rows, int64_t h, int6
   });
 }
 
-struct LowerCombinePass : public mlir::moe::impl::MoeLowerCombineBase<LowerCombinePass> {
-  using Base::Base;
+/// A [T, ...] buffer for a result of `type`.
+Value allocTokens(OpBuilder &b, Location loc, Type type, Value t) {
+  SmallVector<Value> dyn;
+  if (cast<ShapedType>(type).isDynamicDim(0))
+    dyn.push_back(t);
+  return allocFor(b, loc, type, dyn);
+}
 
-  void runOnOperation() override {
-    SmallVector<Operation *> ops;
-    getOperation().walk([&](Operation *op) {
-      if (isa<mdl::CombineOp, mdl::TrivialCombineOp, mdl::RemapExpertsOp>(op))
-        ops.push_back(op);
-    });
-    int64_t width = resolveVectorWidth(vectorWidth);
-    for (Operation *op : ops) {
-      OpBuilder b(op);
-      SmallVector<Value> results;
-      if (auto c = dyn_cast<mdl::CombineOp>(op))
-        results = {lowerCombine(b, c, width)};
-      else if (auto tc = dyn_cast<mdl::TrivialCombineOp>(op))
-        results = {lowerTrivial(b, tc, width)};
-      else
-        results = lowerRemap(b, cast<mdl::RemapExpertsOp>(op));
-      for (auto [res, buf] : llvm::zip(op->getResults(), results))
-        res.replaceAllUsesWith(asTensor(b, op->getLoc(), buf, res.getType()));
-      op->erase();
-      ++numCombines;
-    }
+/// The resolved options the combine patterns share.
+struct CombineConfig {
+  int64_t width;
+  int64_t tokenChunk;
+};
+
+/// The shared part of the combine patterns: emits the op's loops before it
+/// (`emit` returns its results' buffers) and replaces it.
+template <typename OpT>
+struct CombinePattern : OpRewritePattern<OpT> {
+  CombinePattern(MLIRContext *ctx, CombineConfig config)
+      : OpRewritePattern<OpT>(ctx), config(config) {}
+
+  LogicalResult matchAndRewrite(OpT op, PatternRewriter &rewriter) const final {
+    rewriter.setInsertionPoint(op);
+    SmallVector<Value> buffers = emit(rewriter, op);
+    replaceOpWithBuffers(rewriter, op, buffers);
+    return success();
   }
 
-  Value allocTokens(OpBuilder &b, Location loc, Type type, Value t) {
-    SmallVector<Value> dyn;
-    if (cast<ShapedType>(type).isDynamicDim(0))
-      dyn.push_back(t);
-    return allocFor(b, loc, type, dyn);
-  }
+  virtual SmallVector<Value> emit(OpBuilder &b, OpT op) const = 0;
 
-  Value lowerCombine(OpBuilder &b, mdl::CombineOp op, int64_t width) {
+  CombineConfig config;
+};
+
+/// moe.combine: per token, the weighted sum of its slots' sorted rows.
+struct LowerCombine : CombinePattern<mdl::CombineOp> {
+  using CombinePattern::CombinePattern;
+  SmallVector<Value> emit(OpBuilder &b, mdl::CombineOp op) const override {
     Location loc = op.getLoc();
+    int64_t width = config.width;
     Value sorted = getBuffer(b, loc, op.getSorted());
     Value slotRows = getBuffer(b, loc, op.getSlotRows());
     Value weights = getBuffer(b, loc, op.getWeights());
@@ -110,8 +117,8 @@ struct LowerCombinePass : public mlir::moe::impl::MoeLowerCombineBase<LowerCombi
     int64_t k = cast<ShapedType>(weights.getType()).getDimSize(1);
     int64_t h = cast<ShapedType>(sorted.getType()).getDimSize(1);
     Value out = allocTokens(b, loc, op.getType(), t);
-    zeroRows(b, loc, out, t, h, tokenChunk);
-    emitTokenLoop(b, loc, t, tokenChunk, [&](OpBuilder &lb, Location l, Value i) {
+    zeroRows(b, loc, out, t, h, config.tokenChunk);
+    emitTokenLoop(b, loc, t, config.tokenChunk, [&](OpBuilder &lb, Location l, Value i) {
       for (int64_t s = 0; s < slots; ++s) {
         Value si = cIndex(lb, l, s);
         Value p = memref::LoadOp::create(lb, l, slotRows, ValueRange{i, si});
@@ -124,11 +131,16 @@ struct LowerCombinePass : public mlir::moe::impl::MoeLowerCombineBase<LowerCombi
         });
       }
     });
-    return out;
+    return {out};
   }
+};
 
-  Value lowerTrivial(OpBuilder &b, mdl::TrivialCombineOp op, int64_t width) {
+/// moe.trivial_combine: the copy and constant experts' terms.
+struct LowerTrivialCombine : CombinePattern<mdl::TrivialCombineOp> {
+  using CombinePattern::CombinePattern;
+  SmallVector<Value> emit(OpBuilder &b, mdl::TrivialCombineOp op) const override {
     Location loc = op.getLoc();
+    int64_t width = config.width;
     Value x = getBuffer(b, loc, op.getHidden());
     Value ids = getBuffer(b, loc, op.getIds());
     Value weights = getBuffer(b, loc, op.getWeights());
@@ -146,15 +158,15 @@ struct LowerCombinePass : public mlir::moe::impl::MoeLowerCombineBase<LowerCombi
     for (int64_t j = 0; j < e; ++j)
       if (kinds[j] >= 2)
         rowOf[j] = seen[kinds[j]]++;
-    Value kindTable = constantTable(op, kinds);
-    Value rowTable = constantTable(op, rowOf);
+    Value kindTable = constantTable(b, op, kinds);
+    Value rowTable = constantTable(b, op, rowOf);
 
     Value out = allocTokens(b, loc, op.getType(), t);
     if (op.getBase())
       memref::CopyOp::create(b, loc, getBuffer(b, loc, op.getBase()), out);
     else
-      zeroRows(b, loc, out, t, h, tokenChunk);
-    emitTokenLoop(b, loc, t, tokenChunk, [&](OpBuilder &lb, Location l, Value i) {
+      zeroRows(b, loc, out, t, h, config.tokenChunk);
+    emitTokenLoop(b, loc, t, config.tokenChunk, [&](OpBuilder &lb, Location l, Value i) {
       emitFor(lb, l, cIndex(lb, l, 0), cIndex(lb, l, k), [&](OpBuilder &b2, Location l2, Value s) {
         Value id = memref::LoadOp::create(b2, l2, ids, ValueRange{i, s});
         auto [valid, j] = checkedId(b2, l2, op, i, s, id, e);
@@ -178,17 +190,21 @@ struct LowerCombinePass : public mlir::moe::impl::MoeLowerCombineBase<LowerCombi
         });
       });
     });
-    return out;
+    return {out};
   }
+};
 
-  SmallVector<Value> lowerRemap(OpBuilder &b, mdl::RemapExpertsOp op) {
+/// moe.remap_experts: ids through the map table, dropped slots zeroed.
+struct LowerRemapExperts : CombinePattern<mdl::RemapExpertsOp> {
+  using CombinePattern::CombinePattern;
+  SmallVector<Value> emit(OpBuilder &b, mdl::RemapExpertsOp op) const override {
     Location loc = op.getLoc();
     Value inIds = getBuffer(b, loc, op.getInIds());
     Value inW = getBuffer(b, loc, op.getInWeights());
     Value t = dimOf(b, loc, inIds, 0);
     int64_t k = cast<ShapedType>(inIds.getType()).getDimSize(1);
     SmallVector<int32_t> map(op.getMap().begin(), op.getMap().end());
-    Value table = constantTable(op, map);
+    Value table = constantTable(b, op, map);
     Value ids = allocTokens(b, loc, op.getIds().getType(), t);
     Value w = allocTokens(b, loc, op.getWeights().getType(), t);
     markParallel(emitFor(b, loc, cIndex(b, loc, 0), t, [&](OpBuilder &lb, Location l, Value i) {
@@ -207,4 +223,36 @@ struct LowerCombinePass : public mlir::moe::impl::MoeLowerCombineBase<LowerCombi
     return {ids, w};
   }
 };
+
+struct LowerCombinePass : public mlir::moe::impl::MoeLowerCombineBase<LowerCombinePass> {
+  using Base::Base;
+
+  LogicalResult initialize(MLIRContext *ctx) override {
+    mdl::MoeLowerCombineOptions options;
+    options.vectorWidth = vectorWidth;
+    options.tokenChunk = tokenChunk;
+    RewritePatternSet set(ctx);
+    mdl::populateMoeLowerCombinePatterns(set, options);
+    patterns = std::move(set);
+    return success();
+  }
+
+  void runOnOperation() override {
+    auto isCombine = [](Operation *op) {
+      return isa<mdl::CombineOp, mdl::TrivialCombineOp, mdl::RemapExpertsOp>(op);
+    };
+    numCombines += countOps(getOperation(), isCombine);
+    if (failed(applyLoweringPatterns(getOperation(), patterns, isCombine)))
+      signalPassFailure();
+  }
+
+  FrozenRewritePatternSet patterns;
+};
 } // namespace
+
+void mlir::moe::populateMoeLowerCombinePatterns(RewritePatternSet &patterns,
+                                                const MoeLowerCombineOptions &options) {
+  CombineConfig config{resolveVectorWidth(options.vectorWidth), options.tokenChunk};
+  patterns.add<LowerCombine, LowerTrivialCombine, LowerRemapExperts>(patterns.getContext(),
+                                                                     config);
+}

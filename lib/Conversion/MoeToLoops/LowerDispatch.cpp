@@ -6,9 +6,13 @@
 // token. Ids outside [-1, E) record MOE_ERR_EXPERT_ID and are treated as
 // unused, so nothing indexes out of bounds.
 //
+// One rewrite pattern (populateMoeLowerDispatchPatterns) over the sort's
+// pieces shared with the GPU (DispatchLowering, LoweringUtils.h).
+//
 //===----------------------------------------------------------------------===//
 
 #include "LoweringUtils.h"
+#include "moe/Conversion/MoeToLoops/Patterns.h"
 
 namespace mlir::moe {
 #define GEN_PASS_DEF_MOELOWERDISPATCH
@@ -20,19 +24,14 @@ using namespace mlir::moe::lowering;
 namespace mdl = mlir::moe;
 
 namespace {
-struct LowerDispatchPass
-    : public mlir::moe::impl::MoeLowerDispatchBase<LowerDispatchPass> {
-  void runOnOperation() override {
-    SmallVector<mdl::DispatchOp> ops;
-    getOperation().walk([&](mdl::DispatchOp op) { ops.push_back(op); });
-    for (mdl::DispatchOp op : ops) {
-      lower(op);
-      ++numDispatches;
-    }
-  }
+/// moe.dispatch: the counting sort of DispatchLowering with plain counter
+/// updates.
+struct LowerDispatch : OpRewritePattern<mdl::DispatchOp> {
+  using OpRewritePattern::OpRewritePattern;
 
-  void lower(mdl::DispatchOp op) {
-    OpBuilder b(op);
+  LogicalResult matchAndRewrite(mdl::DispatchOp op, PatternRewriter &rewriter) const override {
+    rewriter.setInsertionPoint(op);
+    OpBuilder &b = rewriter;
     Location loc = op.getLoc();
     DispatchLowering d(b, op);
     Value cursor = entryAlloca(op, MemRefType::get({d.total}, b.getI32Type()));
@@ -61,7 +60,31 @@ struct LowerDispatchPass
     emitFor(b, loc, zero, d.t, [&](OpBuilder &lb, Location l, Value i) {
       d.scatterToken(lb, l, i, bump);
     });
-    d.replaceOp(b, loc);
+    d.replaceOp(rewriter);
+    return success();
   }
 };
+
+struct LowerDispatchPass
+    : public mlir::moe::impl::MoeLowerDispatchBase<LowerDispatchPass> {
+  LogicalResult initialize(MLIRContext *ctx) override {
+    RewritePatternSet set(ctx);
+    mdl::populateMoeLowerDispatchPatterns(set);
+    patterns = std::move(set);
+    return success();
+  }
+
+  void runOnOperation() override {
+    auto isDispatch = [](Operation *op) { return isa<mdl::DispatchOp>(op); };
+    numDispatches += countOps(getOperation(), isDispatch);
+    if (failed(applyLoweringPatterns(getOperation(), patterns, isDispatch)))
+      signalPassFailure();
+  }
+
+  FrozenRewritePatternSet patterns;
+};
 } // namespace
+
+void mlir::moe::populateMoeLowerDispatchPatterns(RewritePatternSet &patterns) {
+  patterns.add<LowerDispatch>(patterns.getContext());
+}

@@ -3,8 +3,9 @@
 // FFN experts (moe.grouped_ffn) and dense FFNs (moe.ffn) are emitted by
 // emitBlockedFfn (BlockedFfn.cpp): two cache-blocked GEMM phases over
 // (expert, output block) work items, packed outer-product or dot-product
-// register blocks; this file only gathers their operands and the pass's
-// options into a BlockedFfnConfig.
+// register blocks. This file's patterns (one per op kind,
+// populateMoeLowerGroupedExpertsPatterns) gather their operands;
+// blockedConfig turns the pass's options into a BlockedFfnConfig.
 //
 // LoRA experts (moe.grouped_lora) share one frozen base. Its up-projections
 // w1 · x (and w3 · x) are computed once per token into [T, I] buffers before
@@ -18,6 +19,7 @@
 
 #include "BlockedFfn.h"
 #include "LoweringUtils.h"
+#include "moe/Conversion/MoeToLoops/Patterns.h"
 
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 
@@ -225,13 +227,13 @@ struct LoraKernel {
         [&](OpBuilder &outer, Location l, Value item, ValueRange) {
           // Parallel items get their own scratch, in an alloca scope so it is
           // released every iteration even if the loop is not outlined.
-          OpBuilder lb = outer;
+          std::optional<OpBuilder::InsertionGuard> inScope;
           if (parallel) {
             auto scope = memref::AllocaScopeOp::create(outer, l, TypeRange{});
-            Block *scopeBody = new Block();
-            scope.getBodyRegion().push_back(scopeBody);
-            lb = OpBuilder::atBlockEnd(scopeBody);
+            inScope.emplace(outer);
+            outer.createBlock(&scope.getBodyRegion());
           }
+          OpBuilder &lb = outer;
           if (parallel) {
             mid = memref::AllocaOp::create(lb, l, cast<MemRefType>(sharedMid.getType()));
             if (sharedLow)
@@ -270,8 +272,10 @@ struct LoraKernel {
                 });
                 scf::YieldOp::create(eb, el);
               });
-          if (parallel)
+          if (parallel) {
             memref::AllocaScopeReturnOp::create(lb, l, ValueRange{});
+            inScope.reset();
+          }
           scf::YieldOp::create(outer, l);
         });
     mid = sharedMid;
@@ -299,83 +303,71 @@ Value tokenOfRow(OpBuilder &b, Location loc, Value rows, Value p) {
   return toIndex(b, loc, memref::LoadOp::create(b, loc, rows, ValueRange{p}));
 }
 
-struct LowerGroupedExpertsPass
-    : public mlir::moe::impl::MoeLowerGroupedExpertsBase<LowerGroupedExpertsPass> {
-  using Base::Base;
+/// The blocked FFN kernel's configuration from the pass options, with the
+/// host-derived values resolved.
+BlockedFfnConfig blockedConfig(const mdl::MoeLowerGroupedExpertsOptions &o) {
+  BlockedFfnConfig cfg;
+  cfg.width = resolveVectorWidth(o.vectorWidth);
+  cfg.rowTile = resolveRowTile(o.rowTile);
+  // Accumulators: three quarters of the vector registers (16 with AVX2,
+  // 32 with AVX-512), the rest hold the loaded operands.
+  cfg.accumulators = cfg.width >= 16 ? 24 : 12;
+  cfg.parallel = o.parallel;
+  if (o.blockBytes > 0)
+    cfg.blockBytes = o.blockBytes;
+  if (o.sliceBytes > 0)
+    cfg.sliceBytes = o.sliceBytes;
+  // The packed kernel pads each expert's rows to panels of `width`: from
+  // half a panel on, it does more useful FMAs per loaded weight than the
+  // dot-product blocks; below that (decode) the dot products' full-width
+  // weight loads win.
+  cfg.packMinRows = o.packMinRows >= 0 ? o.packMinRows : cfg.width / 2;
+  cfg.packTiles = o.packTiles > 0 ? o.packTiles : 2;
+  // With 24 accumulators a 3-panel tile (4 + 4 rows in phase A, 8 in B)
+  // beats 2 panels x 6 + 6 rows on large experts (fewer weight rows in
+  // flight share the L1 sets a 4 KiB row stride maps them to: MIX-P 6 %
+  // faster) but pads small ones (QW-P's 2-panel experts 5 % slower), so
+  // both bodies are emitted and each expert takes the cheaper.
+  cfg.packTilesWide = o.packTiles <= 0 && cfg.accumulators >= 24 ? 3 : 0;
+  if (o.packSliceBytes > 0)
+    cfg.packSliceBytes = o.packSliceBytes;
+  cfg.packRowsOuter = o.packRowsOuter;
+  return cfg;
+}
 
-  void runOnOperation() override {
-    SmallVector<Operation *> ops;
-    getOperation().walk([&](Operation *op) {
-      if (isa<mdl::GroupedFfnOp, mdl::GroupedLoraOp, mdl::FfnOp, tensor::EmptyOp>(op))
-        ops.push_back(op);
-    });
-    for (Operation *op : ops) {
-      OpBuilder b(op);
-      Location loc = op->getLoc();
-      Value result;
-      if (auto empty = dyn_cast<tensor::EmptyOp>(op)) {
-        result = allocFor(b, loc, empty.getType(), empty.getDynamicSizes());
-      } else {
-        result = lower(b, op);
-        if (isa<mdl::FfnOp>(op))
-          ++numDenseFfns;
-        else
-          ++numGroupedOps;
-      }
-      op->getResult(0).replaceAllUsesWith(asTensor(b, loc, result, op->getResult(0).getType()));
-      op->erase();
-    }
+/// A LoRA kernel with its scratch at the function entry of `op`.
+LoraKernel makeLoraKernel(Operation *op, const BlockedFfnConfig &cfg, int64_t inter, int64_t rank) {
+  int64_t tile = cfg.rowTile;
+  LoraKernel k{cfg.width, tile, Value(), Value()};
+  k.mid = entryAlloca(op, MemRefType::get({tile, inter}, Float32Type::get(op->getContext())));
+  if (rank > 0)
+    k.low = entryAlloca(op, MemRefType::get({tile, rank}, Float32Type::get(op->getContext())));
+  return k;
+}
+
+/// The shared part of the expert patterns: emits the op's loops before it
+/// (`emit` returns the result's buffer) and replaces it.
+template <typename OpT>
+struct ExpertPattern : OpRewritePattern<OpT> {
+  ExpertPattern(MLIRContext *ctx, const BlockedFfnConfig &config)
+      : OpRewritePattern<OpT>(ctx), config(config) {}
+
+  LogicalResult matchAndRewrite(OpT op, PatternRewriter &rewriter) const final {
+    rewriter.setInsertionPoint(op);
+    Value result = emit(rewriter, op);
+    replaceOpWithBuffers(rewriter, op, result);
+    return success();
   }
 
-  BlockedFfnConfig blockedConfig() {
-    BlockedFfnConfig cfg;
-    cfg.width = resolveVectorWidth(vectorWidth);
-    cfg.rowTile = resolveRowTile(rowTile);
-    // Accumulators: three quarters of the vector registers (16 with AVX2,
-    // 32 with AVX-512), the rest hold the loaded operands.
-    cfg.accumulators = cfg.width >= 16 ? 24 : 12;
-    cfg.parallel = parallel;
-    if (blockBytes > 0)
-      cfg.blockBytes = blockBytes;
-    if (sliceBytes > 0)
-      cfg.sliceBytes = sliceBytes;
-    // The packed kernel pads each expert's rows to panels of `width`: from
-    // half a panel on, it does more useful FMAs per loaded weight than the
-    // dot-product blocks; below that (decode) the dot products' full-width
-    // weight loads win.
-    cfg.packMinRows = packMinRows >= 0 ? packMinRows : cfg.width / 2;
-    cfg.packTiles = packTiles > 0 ? packTiles : 2;
-    // With 24 accumulators a 3-panel tile (4 + 4 rows in phase A, 8 in B)
-    // beats 2 panels x 6 + 6 rows on large experts (fewer weight rows in
-    // flight share the L1 sets a 4 KiB row stride maps them to: MIX-P 6 %
-    // faster) but pads small ones (QW-P's 2-panel experts 5 % slower), so
-    // both bodies are emitted and each expert takes the cheaper.
-    cfg.packTilesWide = packTiles <= 0 && cfg.accumulators >= 24 ? 3 : 0;
-    if (packSliceBytes > 0)
-      cfg.packSliceBytes = packSliceBytes;
-    cfg.packRowsOuter = packRowsOuter;
-    return cfg;
-  }
+  virtual Value emit(OpBuilder &b, OpT op) const = 0;
 
-  LoraKernel makeLoraKernel(Operation *op, int64_t inter, int64_t rank) {
-    int64_t tile = resolveRowTile(rowTile);
-    LoraKernel k{resolveVectorWidth(vectorWidth), tile, Value(), Value()};
-    k.mid = entryAlloca(op, MemRefType::get({tile, inter}, Float32Type::get(op->getContext())));
-    if (rank > 0)
-      k.low = entryAlloca(op, MemRefType::get({tile, rank}, Float32Type::get(op->getContext())));
-    return k;
-  }
+  BlockedFfnConfig config;
+};
 
-  Value lower(OpBuilder &b, Operation *op) {
-    if (auto ffn = dyn_cast<mdl::FfnOp>(op))
-      return lowerDenseFfn(b, ffn);
-    if (auto grouped = dyn_cast<mdl::GroupedFfnOp>(op))
-      return lowerGroupedFfn(b, grouped);
-    return lowerGroupedLora(b, cast<mdl::GroupedLoraOp>(op));
-  }
-
+struct LowerDenseFfn : ExpertPattern<mdl::FfnOp> {
+  using ExpertPattern::ExpertPattern;
   /// A dense FFN: the blocked kernel with one group, the tokens 0..T in order.
-  Value lowerDenseFfn(OpBuilder &b, mdl::FfnOp ffn) {
+  Value emit(OpBuilder &b, mdl::FfnOp ffn) const override {
     Location loc = ffn.getLoc();
     auto buf = [&](Value v) { return v ? getBuffer(b, loc, v) : Value(); };
     Value x = buf(ffn.getHidden());
@@ -396,17 +388,20 @@ struct LowerGroupedExpertsPass
     ops.h = cast<ShapedType>(x.getType()).getDimSize(1);
     ops.inter = cast<ShapedType>(ops.w1.getType()).getDimSize(0);
     emitBlockedFfn(
-        b, loc, blockedConfig(), ops,
+        b, loc, config, ops,
         [&](OpBuilder &lb, Location l, Value) {
           return std::make_pair(cIndex(lb, l, 0), dimOf(lb, l, x, 0));
         },
         [](OpBuilder &, Location, Value p) { return p; });
     return out;
   }
+};
 
+struct LowerGroupedFfn : ExpertPattern<mdl::GroupedFfnOp> {
+  using ExpertPattern::ExpertPattern;
   /// A bank of FFN experts: the blocked kernel over the experts' ragged groups
   /// of sorted rows, written in place into the accumulator.
-  Value lowerGroupedFfn(OpBuilder &b, mdl::GroupedFfnOp op) {
+  Value emit(OpBuilder &b, mdl::GroupedFfnOp op) const override {
     Location loc = op.getLoc();
     auto buf = [&](Value v) { return v ? getBuffer(b, loc, v) : Value(); };
     BlockedFfnOperands ops;
@@ -424,15 +419,18 @@ struct LowerGroupedExpertsPass
     ops.inter = cast<ShapedType>(ops.w1.getType()).getDimSize(1);
     int64_t first = op.getFirstExpert();
     emitBlockedFfn(
-        b, loc, blockedConfig(), ops,
+        b, loc, config, ops,
         [&](OpBuilder &lb, Location l, Value n) { return groupRowRange(lb, l, offsets, first, n); },
         [&](OpBuilder &lb, Location l, Value p) { return tokenOfRow(lb, l, rows, p); });
     return ops.out;
   }
+};
 
+struct LowerGroupedLora : ExpertPattern<mdl::GroupedLoraOp> {
+  using ExpertPattern::ExpertPattern;
   /// A bank of LoRA experts: the base up-projections once per token, then
   /// the (expert, row tile) items of LoraKernel, in place into the accumulator.
-  Value lowerGroupedLora(OpBuilder &b, mdl::GroupedLoraOp op) {
+  Value emit(OpBuilder &b, mdl::GroupedLoraOp op) const override {
     Location loc = op.getLoc();
     auto buf = [&](Value v) { return v ? getBuffer(b, loc, v) : Value(); };
     Value x = buf(op.getHidden());
@@ -457,21 +455,72 @@ struct LowerGroupedExpertsPass
     ew.h = cast<ShapedType>(x.getType()).getDimSize(1);
     int64_t first = op.getFirstExpert();
 
-    LoraKernel k = makeLoraKernel(op, ew.inter, ew.rank);
+    LoraKernel k = makeLoraKernel(op, config, ew.inter, ew.rank);
     // The frozen base's up-projections, once per token for all experts.
     Value t = dimOf(b, loc, x, 0);
     auto baseType = MemRefType::get({ShapedType::kDynamic, ew.inter}, b.getF32Type());
     ew.base1 = memref::AllocOp::create(b, loc, baseType, ValueRange{t}, b.getI64IntegerAttr(64));
-    k.emitDenseProjection(b, loc, x, ew.w1, ew.base1, ew.h, ew.inter, parallel);
+    k.emitDenseProjection(b, loc, x, ew.w1, ew.base1, ew.h, ew.inter, config.parallel);
     if (ew.w3) {
       ew.base3 = memref::AllocOp::create(b, loc, baseType, ValueRange{t}, b.getI64IntegerAttr(64));
-      k.emitDenseProjection(b, loc, x, ew.w3, ew.base3, ew.h, ew.inter, parallel);
+      k.emitDenseProjection(b, loc, x, ew.w3, ew.base3, ew.h, ew.inter, config.parallel);
     }
     k.emitTiles(
-        b, loc, ew, x, out, count, parallel, op,
+        b, loc, ew, x, out, count, config.parallel, op,
         [&](OpBuilder &lb, Location l, Value n) { return groupRowRange(lb, l, offsets, first, n); },
         [&](OpBuilder &lb, Location l, Value p) { return tokenOfRow(lb, l, rows, p); });
     return out;
   }
 };
+
+/// The grouped ops' destinations (moe-expand-layers' tensor.empty): a
+/// buffer the experts accumulate into.
+struct LowerBankAccumulator : ExpertPattern<tensor::EmptyOp> {
+  using ExpertPattern::ExpertPattern;
+  Value emit(OpBuilder &b, tensor::EmptyOp empty) const override {
+    return allocFor(b, empty.getLoc(), empty.getType(), empty.getDynamicSizes());
+  }
+};
+
+struct LowerGroupedExpertsPass
+    : public mlir::moe::impl::MoeLowerGroupedExpertsBase<LowerGroupedExpertsPass> {
+  using Base::Base;
+
+  LogicalResult initialize(MLIRContext *ctx) override {
+    mdl::MoeLowerGroupedExpertsOptions options;
+    options.vectorWidth = vectorWidth;
+    options.rowTile = rowTile;
+    options.parallel = parallel;
+    options.blockBytes = blockBytes;
+    options.sliceBytes = sliceBytes;
+    options.packMinRows = packMinRows;
+    options.packTiles = packTiles;
+    options.packSliceBytes = packSliceBytes;
+    options.packRowsOuter = packRowsOuter;
+    RewritePatternSet set(ctx);
+    mdl::populateMoeLowerGroupedExpertsPatterns(set, options);
+    patterns = std::move(set);
+    return success();
+  }
+
+  void runOnOperation() override {
+    numDenseFfns += countOps(getOperation(), [](Operation *op) { return isa<mdl::FfnOp>(op); });
+    numGroupedOps += countOps(getOperation(), [](Operation *op) {
+      return isa<mdl::GroupedFfnOp, mdl::GroupedLoraOp>(op);
+    });
+    if (failed(applyLoweringPatterns(getOperation(), patterns, [](Operation *op) {
+          return isa<mdl::GroupedFfnOp, mdl::GroupedLoraOp, mdl::FfnOp, tensor::EmptyOp>(op);
+        })))
+      signalPassFailure();
+  }
+
+  FrozenRewritePatternSet patterns;
+};
 } // namespace
+
+void mlir::moe::populateMoeLowerGroupedExpertsPatterns(
+    RewritePatternSet &patterns, const MoeLowerGroupedExpertsOptions &options) {
+  BlockedFfnConfig config = blockedConfig(options);
+  patterns.add<LowerDenseFfn, LowerGroupedFfn, LowerGroupedLora, LowerBankAccumulator>(
+      patterns.getContext(), config);
+}

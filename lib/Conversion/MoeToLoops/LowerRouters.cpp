@@ -9,9 +9,13 @@
 // Semantics follow docs/dialect.md: larger first, ties to the lower index;
 // non-finite logits record MOE_ERR_NONFINITE_SCORE.
 //
+// One rewrite pattern per router kind (populateMoeLowerRoutersPatterns);
+// the pieces they share are RouterEmitter's emit functions.
+//
 //===----------------------------------------------------------------------===//
 
 #include "LoweringUtils.h"
+#include "moe/Conversion/MoeToLoops/Patterns.h"
 #include "moe_status_codes.h"
 
 namespace mlir::moe {
@@ -39,6 +43,11 @@ struct RouterEmitter {
   int64_t tokenChunk;
 
   Value c0() { return cIndex(b, loc, 0); }
+
+  /// A [n] stack buffer at the function entry (per-token scratch).
+  Value scratch(int64_t n, Type elementType) {
+    return entryAlloca(op, MemRefType::get({n}, elementType));
+  }
 
   /// A per-token loop: marked for the GPU mapping and, on the CPU, split
   /// into thread-pool items with private scratch (chunkForThreadPool).
@@ -206,309 +215,17 @@ struct RouterEmitter {
       memref::StoreOp::create(b2, l2, v, w, ValueRange{t, s});
     });
   }
-};
 
-struct LowerRoutersPass : public mlir::moe::impl::MoeLowerRoutersBase<LowerRoutersPass> {
-  using Base::Base;
-
-  void runOnOperation() override {
-    SmallVector<Operation *> routers;
-    getOperation().walk([&](Operation *op) {
-      if (isa<mdl::TopKRouterOp, mdl::GroupedTopKRouterOp, mdl::TopPRouterOp,
-              mdl::ReluRouterOp, mdl::ExpertChoiceRouterOp, mdl::HashRouterOp,
-              mdl::CapacityDropOp, mdl::PathRouterOp>(op))
-        routers.push_back(op);
-    });
-    int64_t width = resolveVectorWidth(vectorWidth);
-    for (Operation *op : routers) {
-      OpBuilder b(op);
-      RouterEmitter em{b, op->getLoc(), op, width, tokenChunk};
-      SmallVector<Value> results = lower(em, op);
-      for (auto [res, buf] : llvm::zip(op->getResults(), results))
-        res.replaceAllUsesWith(asTensor(b, op->getLoc(), buf, res.getType()));
-      op->erase();
-      ++numRouters;
-    }
-  }
-
-  /// Allocates [T, K] ids/weights for `op`'s results, filled as unused.
-  std::pair<Value, Value> routingBuffers(RouterEmitter &em, Operation *op, Value t) {
-    OpBuilder &b = em.b;
+  /// Allocates [T, K] ids/weights for the router's results; unless every
+  /// slot gets written (`fillsAllSlots`), fills them as unused.
+  std::pair<Value, Value> routingBuffers(Value t, bool fillsAllSlots) {
     SmallVector<Value> dyn;
     if (cast<ShapedType>(op->getResult(0).getType()).isDynamicDim(0))
       dyn.push_back(t);
-    Value ids = allocFor(b, em.loc, op->getResult(0).getType(), dyn);
-    Value w = allocFor(b, em.loc, op->getResult(1).getType(), dyn);
-    // Top-k (plain and grouped) and hash routing write every slot; the
-    // others may leave slots unused, which must read as id -1, weight 0.
-    if (!isa<mdl::TopKRouterOp, mdl::GroupedTopKRouterOp, mdl::HashRouterOp>(op))
-      em.fillUnused(ids, w);
-    return {ids, w};
-  }
-
-  SmallVector<Value> lower(RouterEmitter &em, Operation *op) {
-    OpBuilder &b = em.b;
-    Location loc = em.loc;
-    auto scratch = [&](int64_t n, Type et) {
-      return entryAlloca(op, MemRefType::get({n}, et));
-    };
-    auto f32 = b.getF32Type();
-    auto i1 = b.getI1Type();
-
-    if (auto hash = dyn_cast<mdl::HashRouterOp>(op)) {
-      Value tok = getBuffer(b, loc, hash.getTokenIds());
-      Value t = dimOf(b, loc, tok, 0);
-      auto [ids, w] = routingBuffers(em, op, t);
-      uint32_t e = hash.getNumExperts();
-      em.tokenLoop(emitFor(b, loc, em.c0(), t, [&](OpBuilder &lb, Location l, Value i) {
-        Value id = memref::LoadOp::create(lb, l, tok, ValueRange{i});
-        if (!id.getType().isInteger(32))
-          id = arith::TruncIOp::create(lb, l, lb.getI32Type(), id);
-        // (uint32(id) * 2654435761) mod 2^32 mod E
-        Value h = arith::MulIOp::create(lb, l, id, cI32(lb, l, int32_t(2654435761u)));
-        Value ex = arith::RemUIOp::create(lb, l, h, cI32(lb, l, int32_t(e)));
-        memref::StoreOp::create(lb, l, ex, ids, ValueRange{i, cIndex(lb, l, 0)});
-        memref::StoreOp::create(lb, l, cF32(lb, l, 1.0f), w, ValueRange{i, cIndex(lb, l, 0)});
-      }));
-      return {ids, w};
-    }
-
-    if (auto cap = dyn_cast<mdl::CapacityDropOp>(op)) {
-      Value inIds = getBuffer(b, loc, cap.getInIds());
-      Value inW = getBuffer(b, loc, cap.getInWeights());
-      Value t = dimOf(b, loc, inIds, 0);
-      int64_t k = cast<ShapedType>(inIds.getType()).getDimSize(1);
-      int64_t e = cap.getNumExperts();
-      auto [ids, w] = routingBuffers(em, op, t);
-      memref::CopyOp::create(b, loc, inIds, ids);
-      memref::CopyOp::create(b, loc, inW, w);
-      Value load = scratch(e, b.getI64Type());
-      markParallel(emitFor(b, loc, em.c0(), cIndex(b, loc, e), [&](OpBuilder &lb, Location l, Value j) {
-        memref::StoreOp::create(lb, l, arith::ConstantOp::create(lb, l, lb.getI64IntegerAttr(0)),
-                                load, ValueRange{j});
-      }));
-      // C = ceil(cf * T * K / E), in double and in the reference's order
-      // ((cf * T) * K) / E: folding cf * K / E into one constant rounds
-      // differently (e.g. cf 1, K 3, E 17, T 85: 16 instead of 15).
-      auto f64 = [&](double v) {
-        return arith::ConstantOp::create(b, loc, b.getF64FloatAttr(v));
-      };
-      Value tF = arith::UIToFPOp::create(b, loc, b.getF64Type(),
-                                         arith::IndexCastOp::create(b, loc, b.getI64Type(), t));
-      Value scaled = arith::MulFOp::create(
-          b, loc, f64(double(cap.getCapacityFactor().convertToFloat())), tF);
-      scaled = arith::MulFOp::create(b, loc, scaled, f64(double(k)));
-      Value cF = math::CeilOp::create(
-          b, loc, arith::DivFOp::create(b, loc, scaled, f64(double(e))));
-      Value limit = arith::FPToSIOp::create(b, loc, b.getI64Type(), cF);
-      emitFor(b, loc, em.c0(), cIndex(b, loc, k), [&](OpBuilder &lb, Location l, Value s) {
-        emitFor(lb, l, cIndex(lb, l, 0), t, [&](OpBuilder &b2, Location l2, Value i) {
-          Value id = memref::LoadOp::create(b2, l2, ids, ValueRange{i, s});
-          Value used = arith::CmpIOp::create(b2, l2, arith::CmpIPredicate::sge, id, cI32(b2, l2, 0));
-          Value bad = arith::OrIOp::create(
-              b2, l2,
-              arith::CmpIOp::create(b2, l2, arith::CmpIPredicate::slt, id, cI32(b2, l2, -1)),
-              arith::CmpIOp::create(b2, l2, arith::CmpIPredicate::sge, id, cI32(b2, l2, e)));
-          recordError(b2, l2, op, bad, MOE_ERR_EXPERT_ID, {i, s, id, cIndex(b2, l2, e)});
-          Value valid = arith::AndIOp::create(
-              b2, l2, used,
-              arith::CmpIOp::create(b2, l2, arith::CmpIPredicate::slt, id, cI32(b2, l2, e)));
-          scf::IfOp::create(b2, l2, valid, [&](OpBuilder &tb, Location tl) {
-            Value j = toIndex(tb, tl, id);
-            Value cur = memref::LoadOp::create(tb, tl, load, ValueRange{j});
-            Value room = arith::CmpIOp::create(tb, tl, arith::CmpIPredicate::slt, cur, limit);
-            scf::IfOp::create(
-                tb, tl, room,
-                [&](OpBuilder &kb, Location kl) {
-                  Value next = arith::AddIOp::create(
-                      kb, kl, cur, arith::ConstantOp::create(kb, kl, kb.getI64IntegerAttr(1)));
-                  memref::StoreOp::create(kb, kl, next, load, ValueRange{j});
-                  scf::YieldOp::create(kb, kl);
-                },
-                [&](OpBuilder &db, Location dl) {
-                  memref::StoreOp::create(db, dl, cI32(db, dl, -1), ids, ValueRange{i, s});
-                  memref::StoreOp::create(db, dl, cF32(db, dl, 0.0f), w, ValueRange{i, s});
-                  scf::YieldOp::create(db, dl);
-                });
-            scf::YieldOp::create(tb, tl);
-          });
-        });
-      });
-      return {ids, w};
-    }
-
-    // All remaining routers start from logits = gate · x per token.
-    Value x = getBuffer(b, loc, op->getOperand(0));
-    Value gate = getBuffer(b, loc, op->getOperand(1));
-    Value t = dimOf(b, loc, x, 0);
-    int64_t h = cast<ShapedType>(x.getType()).getDimSize(1);
-    int64_t e = cast<ShapedType>(gate.getType()).getDimSize(0);
-    Value logits = scratch(e, f32);
-
-    if (isa<mdl::PathRouterOp>(op)) {
-      Value paths = allocFor(b, loc, op->getResult(0).getType(),
-                             cast<ShapedType>(op->getResult(0).getType()).isDynamicDim(0)
-                                 ? ValueRange{t}
-                                 : ValueRange{});
-      em.tokenLoop(emitFor(b, loc, em.c0(), t, [&](OpBuilder &lb, Location l, Value i) {
-        em.emitLogits(lb, l, x, gate, i, logits, e, h);
-        Value j = emitArgmax(lb, l, logits, Value(), e).first;
-        memref::StoreOp::create(lb, l, toI32(lb, l, j), paths, ValueRange{i});
-      }));
-      return {paths};
-    }
-
-    auto [ids, w] = routingBuffers(em, op, t);
-
-    if (auto ec = dyn_cast<mdl::ExpertChoiceRouterOp>(op)) {
-      // S [T, E], then each expert takes its top-min(capacity, T) tokens.
-      Value scores = allocFor(b, loc, RankedTensorType::get({ShapedType::kDynamic, e}, f32), {t});
-      Value taken = allocFor(b, loc, RankedTensorType::get({ShapedType::kDynamic, e}, i1), {t});
-      em.tokenLoop(emitFor(b, loc, em.c0(), t, [&](OpBuilder &lb, Location l, Value i) {
-        em.emitLogits(lb, l, x, gate, i, logits, e, h);
-        em.emitScores(lb, l, logits, e, ec.getScoring());
-        emitFor(lb, l, cIndex(lb, l, 0), cIndex(lb, l, e), [&](OpBuilder &b2, Location l2, Value j) {
-          memref::StoreOp::create(b2, l2, memref::LoadOp::create(b2, l2, logits, ValueRange{j}),
-                                  scores, ValueRange{i, j});
-          memref::StoreOp::create(b2, l2, arith::ConstantOp::create(b2, l2, b2.getBoolAttr(false)),
-                                  taken, ValueRange{i, j});
-        });
-      }));
-      Value capacity = arith::MinUIOp::create(b, loc, cIndex(b, loc, ec.getCapacity()), t);
-      markParallel(emitFor(b, loc, em.c0(), cIndex(b, loc, e), [&](OpBuilder &lb, Location l, Value j) {
-        emitFor(lb, l, cIndex(lb, l, 0), capacity, [&](OpBuilder &b2, Location l2, Value) {
-          // Best token of column j not yet taken by j (ties: lower token).
-          Value negInf = cF32(b2, l2, -std::numeric_limits<float>::infinity());
-          ValueRange best = emitForWithArgs(
-              b2, l2, cIndex(b2, l2, 0), t, ValueRange{cIndex(b2, l2, -1), negInf},
-              [&](OpBuilder &b3, Location l3, Value i, ValueRange acc) -> SmallVector<Value> {
-                Value v = memref::LoadOp::create(b3, l3, scores, ValueRange{i, j});
-                Value m = memref::LoadOp::create(b3, l3, taken, ValueRange{i, j});
-                Value better = arith::OrIOp::create(
-                    b3, l3, arith::CmpFOp::create(b3, l3, arith::CmpFPredicate::OGT, v, acc[1]),
-                    arith::CmpIOp::create(b3, l3, arith::CmpIPredicate::slt, acc[0],
-                                          cIndex(b3, l3, 0)));
-                Value take = arith::AndIOp::create(
-                    b3, l3, better,
-                    arith::XOrIOp::create(b3, l3, m,
-                                          arith::ConstantOp::create(b3, l3, b3.getBoolAttr(true))));
-                return {arith::SelectOp::create(b3, l3, take, i, acc[0]),
-                        arith::SelectOp::create(b3, l3, take, v, acc[1])};
-              });
-          memref::StoreOp::create(b2, l2, arith::ConstantOp::create(b2, l2, b2.getBoolAttr(true)),
-                                  taken, ValueRange{best[0], j});
-        });
-      }));
-      float scale = ec.getScalingFactor().convertToFloat();
-      em.tokenLoop(emitFor(b, loc, em.c0(), t, [&](OpBuilder &lb, Location l, Value i) {
-        emitForWithArgs(
-            lb, l, cIndex(lb, l, 0), cIndex(lb, l, e), ValueRange{cIndex(lb, l, 0)},
-            [&](OpBuilder &b2, Location l2, Value j, ValueRange acc) -> SmallVector<Value> {
-              Value m = memref::LoadOp::create(b2, l2, taken, ValueRange{i, j});
-              return SmallVector<Value>{emitIfElse(
-                  b2, l2, TypeRange{b2.getIndexType()}, m,
-                  [&](OpBuilder &tb, Location tl) -> SmallVector<Value> {
-                    memref::StoreOp::create(tb, tl, toI32(tb, tl, j), ids, ValueRange{i, acc[0]});
-                    Value s = memref::LoadOp::create(tb, tl, scores, ValueRange{i, j});
-                    memref::StoreOp::create(tb, tl, arith::MulFOp::create(tb, tl, s, cF32(tb, tl, scale)),
-                                            w, ValueRange{i, acc[0]});
-                    return {arith::AddIOp::create(tb, tl, acc[0], cIndex(tb, tl, 1))};
-                  },
-                  [&](OpBuilder &, Location) -> SmallVector<Value> { return {acc[0]}; })[0]};
-            });
-      }));
-      return {ids, w};
-    }
-
-    Value sel = scratch(e, f32);
-    Value masked = scratch(e, i1);
-    int64_t k = cast<ShapedType>(op->getResult(0).getType()).getDimSize(1);
-
-    if (auto relu = dyn_cast<mdl::ReluRouterOp>(op)) {
-      em.tokenLoop(emitFor(b, loc, em.c0(), t, [&](OpBuilder &lb, Location l, Value i) {
-        em.emitLogits(lb, l, x, gate, i, logits, e, h);
-        em.emitSelectionKeys(lb, l, logits, Value(), sel, masked, e);
-        for (int64_t s = 0; s < k; ++s) {
-          auto best = emitArgmax(lb, l, sel, masked, e);
-          Value positive = arith::CmpFOp::create(lb, l, arith::CmpFPredicate::OGT, best.second,
-                                                 cF32(lb, l, 0.0f));
-          scf::IfOp::create(lb, l, positive, [&](OpBuilder &tb, Location tl) {
-            em.emitTakeIndex(tb, tl, best.first, masked, logits, ids, w, i, cIndex(tb, tl, s));
-            scf::YieldOp::create(tb, tl);
-          });
-        }
-        em.emitNormalize(lb, l, w, i, k, false, relu.getScalingFactor().convertToFloat());
-      }));
-      return {ids, w};
-    }
-
-    if (auto topp = dyn_cast<mdl::TopPRouterOp>(op)) {
-      float threshold = topp.getThreshold().convertToFloat();
-      em.tokenLoop(emitFor(b, loc, em.c0(), t, [&](OpBuilder &lb, Location l, Value i) {
-        em.emitLogits(lb, l, x, gate, i, logits, e, h);
-        em.emitScores(lb, l, logits, e, mdl::Scoring::softmax);
-        em.emitSelectionKeys(lb, l, logits, Value(), sel, masked, e);
-        // (cumulative probability, done) threaded through the K takes; the
-        // first expert is always taken.
-        Value cum = cF32(lb, l, 0.0f);
-        Value done = arith::ConstantOp::create(lb, l, lb.getBoolAttr(false));
-        for (int64_t s = 0; s < k; ++s) {
-          ValueRange res = emitIfElse(
-              lb, l, TypeRange{lb.getF32Type(), lb.getI1Type()}, done,
-              [&](OpBuilder &, Location) -> SmallVector<Value> { return {cum, done}; },
-              [&](OpBuilder &eb, Location el) -> SmallVector<Value> {
-                Value j = em.emitTake(eb, el, sel, masked, logits, e, ids, w, i, cIndex(eb, el, s));
-                Value p = memref::LoadOp::create(eb, el, logits, ValueRange{j});
-                Value next = arith::AddFOp::create(eb, el, cum, p);
-                Value reached = arith::CmpFOp::create(eb, el, arith::CmpFPredicate::OGE, next,
-                                                      cF32(eb, el, threshold));
-                return {next, reached};
-              });
-          cum = res[0];
-          done = res[1];
-        }
-        em.emitNormalize(lb, l, w, i, k, topp.getRenormalize(),
-                         topp.getScalingFactor().convertToFloat());
-      }));
-      return {ids, w};
-    }
-
-    // Top-k and grouped top-k.
-    Value bias;
-    mdl::Scoring scoring;
-    bool renormalize;
-    float scale;
-    int64_t numGroups = 1, topkGroups = 1;
-    if (auto topk = dyn_cast<mdl::TopKRouterOp>(op)) {
-      if (topk.getBias())
-        bias = getBuffer(b, loc, topk.getBias());
-      scoring = topk.getScoring();
-      renormalize = topk.getRenormalize();
-      scale = topk.getScalingFactor().convertToFloat();
-    } else {
-      auto grouped = cast<mdl::GroupedTopKRouterOp>(op);
-      if (grouped.getBias())
-        bias = getBuffer(b, loc, grouped.getBias());
-      scoring = grouped.getScoring();
-      renormalize = grouped.getRenormalize();
-      scale = grouped.getScalingFactor().convertToFloat();
-      numGroups = grouped.getNumGroups();
-      topkGroups = grouped.getTopkGroups();
-    }
-    int64_t groupSize = e / numGroups;
-    Value groupScore = numGroups > 1 ? scratch(numGroups, f32) : Value();
-    Value groupMasked = numGroups > 1 ? scratch(numGroups, i1) : Value();
-    em.tokenLoop(emitFor(b, loc, em.c0(), t, [&](OpBuilder &lb, Location l, Value i) {
-      em.emitLogits(lb, l, x, gate, i, logits, e, h);
-      em.emitScores(lb, l, logits, e, scoring);
-      em.emitSelectionKeys(lb, l, logits, bias, sel, masked, e);
-      if (numGroups > 1)
-        emitGroupMask(lb, l, sel, masked, groupScore, groupMasked, numGroups,
-                      groupSize, topkGroups);
-      for (int64_t s = 0; s < k; ++s)
-        em.emitTake(lb, l, sel, masked, logits, e, ids, w, i, cIndex(lb, l, s));
-      em.emitNormalize(lb, l, w, i, k, renormalize, scale);
-    }));
+    Value ids = allocFor(b, loc, op->getResult(0).getType(), dyn);
+    Value w = allocFor(b, loc, op->getResult(1).getType(), dyn);
+    if (!fillsAllSlots)
+      fillUnused(ids, w);
     return {ids, w};
   }
 
@@ -554,4 +271,433 @@ struct LowerRoutersPass : public mlir::moe::impl::MoeLowerRoutersBase<LowerRoute
             });
   }
 };
+
+/// What a router that scores a gate needs first: x [T, H] and gate [E, H]
+/// as buffers, T, and the per-token logits scratch [E].
+struct GateOperands {
+  Value x, gate, t, logits;
+  int64_t h, e;
+};
+
+GateOperands gateOperands(RouterEmitter &em) {
+  GateOperands g;
+  g.x = getBuffer(em.b, em.loc, em.op->getOperand(0));
+  g.gate = getBuffer(em.b, em.loc, em.op->getOperand(1));
+  g.t = dimOf(em.b, em.loc, g.x, 0);
+  g.h = cast<ShapedType>(g.x.getType()).getDimSize(1);
+  g.e = cast<ShapedType>(g.gate.getType()).getDimSize(0);
+  g.logits = em.scratch(g.e, em.b.getF32Type());
+  return g;
+}
+
+/// The scratch of the selecting routers (top-k, grouped top-k, top-p,
+/// ReLU): selection keys and the taken mask [E], and K.
+struct Selection {
+  Value sel, masked;
+  int64_t k;
+};
+
+Selection selectionScratch(RouterEmitter &em, int64_t e) {
+  Selection s;
+  s.sel = em.scratch(e, em.b.getF32Type());
+  s.masked = em.scratch(e, em.b.getI1Type());
+  s.k = cast<ShapedType>(em.op->getResult(0).getType()).getDimSize(1);
+  return s;
+}
+
+/// What the router patterns share: the resolved options and the
+/// replacement of the op by the buffers its `emit` returns.
+struct RouterConfig {
+  int64_t width;
+  int64_t tokenChunk;
+};
+
+template <typename OpT>
+struct RouterPattern : OpRewritePattern<OpT> {
+  RouterPattern(MLIRContext *ctx, RouterConfig config)
+      : OpRewritePattern<OpT>(ctx), config(config) {}
+
+  LogicalResult matchAndRewrite(OpT op, PatternRewriter &rewriter) const final {
+    rewriter.setInsertionPoint(op);
+    RouterEmitter em{rewriter, op.getLoc(), op, config.width, config.tokenChunk};
+    SmallVector<Value> buffers = emit(em, op);
+    replaceOpWithBuffers(rewriter, op, buffers);
+    return success();
+  }
+
+  /// Emits the router before `op`; returns the buffers of its results.
+  virtual SmallVector<Value> emit(RouterEmitter &em, OpT op) const = 0;
+
+  RouterConfig config;
+};
+
+/// moe.hash_router: expert (id * 2654435761 mod 2^32) mod E, weight 1.
+struct LowerHashRouter : RouterPattern<mdl::HashRouterOp> {
+  using RouterPattern::RouterPattern;
+  SmallVector<Value> emit(RouterEmitter &em, mdl::HashRouterOp hash) const override {
+    OpBuilder &b = em.b;
+    Location loc = em.loc;
+    Value tok = getBuffer(b, loc, hash.getTokenIds());
+    Value t = dimOf(b, loc, tok, 0);
+    auto [ids, w] = em.routingBuffers(t, /*fillsAllSlots=*/true);
+    uint32_t e = hash.getNumExperts();
+    em.tokenLoop(emitFor(b, loc, em.c0(), t, [&](OpBuilder &lb, Location l, Value i) {
+      Value id = memref::LoadOp::create(lb, l, tok, ValueRange{i});
+      if (!id.getType().isInteger(32))
+        id = arith::TruncIOp::create(lb, l, lb.getI32Type(), id);
+      // (uint32(id) * 2654435761) mod 2^32 mod E
+      Value h = arith::MulIOp::create(lb, l, id, cI32(lb, l, int32_t(2654435761u)));
+      Value ex = arith::RemUIOp::create(lb, l, h, cI32(lb, l, int32_t(e)));
+      memref::StoreOp::create(lb, l, ex, ids, ValueRange{i, cIndex(lb, l, 0)});
+      memref::StoreOp::create(lb, l, cF32(lb, l, 1.0f), w, ValueRange{i, cIndex(lb, l, 0)});
+    }));
+    return {ids, w};
+  }
+};
+
+/// moe.capacity_drop: each expert keeps its first C = ceil(cf * T * K / E)
+/// slots in (slot, token) order; the rest become unused.
+struct LowerCapacityDrop : RouterPattern<mdl::CapacityDropOp> {
+  using RouterPattern::RouterPattern;
+
+  /// C = ceil(cf * T * K / E) as an i64.
+  static Value emitCapacity(OpBuilder &b, Location loc, mdl::CapacityDropOp cap, Value t,
+                            int64_t k, int64_t e) {
+    // In double and in the reference's order ((cf * T) * K) / E: folding
+    // cf * K / E into one constant rounds differently (e.g. cf 1, K 3,
+    // E 17, T 85: 16 instead of 15).
+    auto f64 = [&](double v) {
+      return arith::ConstantOp::create(b, loc, b.getF64FloatAttr(v));
+    };
+    Value tF = arith::UIToFPOp::create(b, loc, b.getF64Type(),
+                                       arith::IndexCastOp::create(b, loc, b.getI64Type(), t));
+    Value scaled = arith::MulFOp::create(
+        b, loc, f64(double(cap.getCapacityFactor().convertToFloat())), tF);
+    scaled = arith::MulFOp::create(b, loc, scaled, f64(double(k)));
+    Value cF = math::CeilOp::create(
+        b, loc, arith::DivFOp::create(b, loc, scaled, f64(double(e))));
+    return arith::FPToSIOp::create(b, loc, b.getI64Type(), cF);
+  }
+
+  SmallVector<Value> emit(RouterEmitter &em, mdl::CapacityDropOp cap) const override {
+    OpBuilder &b = em.b;
+    Location loc = em.loc;
+    Operation *op = cap;
+    Value inIds = getBuffer(b, loc, cap.getInIds());
+    Value inW = getBuffer(b, loc, cap.getInWeights());
+    Value t = dimOf(b, loc, inIds, 0);
+    int64_t k = cast<ShapedType>(inIds.getType()).getDimSize(1);
+    int64_t e = cap.getNumExperts();
+    auto [ids, w] = em.routingBuffers(t, /*fillsAllSlots=*/false);
+    memref::CopyOp::create(b, loc, inIds, ids);
+    memref::CopyOp::create(b, loc, inW, w);
+    Value load = em.scratch(e, b.getI64Type());
+    markParallel(emitFor(b, loc, em.c0(), cIndex(b, loc, e), [&](OpBuilder &lb, Location l, Value j) {
+      memref::StoreOp::create(lb, l, arith::ConstantOp::create(lb, l, lb.getI64IntegerAttr(0)),
+                              load, ValueRange{j});
+    }));
+    Value limit = emitCapacity(b, loc, cap, t, k, e);
+    emitFor(b, loc, em.c0(), cIndex(b, loc, k), [&](OpBuilder &lb, Location l, Value s) {
+      emitFor(lb, l, cIndex(lb, l, 0), t, [&](OpBuilder &b2, Location l2, Value i) {
+        Value id = memref::LoadOp::create(b2, l2, ids, ValueRange{i, s});
+        Value used = arith::CmpIOp::create(b2, l2, arith::CmpIPredicate::sge, id, cI32(b2, l2, 0));
+        Value bad = arith::OrIOp::create(
+            b2, l2,
+            arith::CmpIOp::create(b2, l2, arith::CmpIPredicate::slt, id, cI32(b2, l2, -1)),
+            arith::CmpIOp::create(b2, l2, arith::CmpIPredicate::sge, id, cI32(b2, l2, e)));
+        recordError(b2, l2, op, bad, MOE_ERR_EXPERT_ID, {i, s, id, cIndex(b2, l2, e)});
+        Value valid = arith::AndIOp::create(
+            b2, l2, used,
+            arith::CmpIOp::create(b2, l2, arith::CmpIPredicate::slt, id, cI32(b2, l2, e)));
+        scf::IfOp::create(b2, l2, valid, [&](OpBuilder &tb, Location tl) {
+          Value j = toIndex(tb, tl, id);
+          Value cur = memref::LoadOp::create(tb, tl, load, ValueRange{j});
+          Value room = arith::CmpIOp::create(tb, tl, arith::CmpIPredicate::slt, cur, limit);
+          scf::IfOp::create(
+              tb, tl, room,
+              [&](OpBuilder &kb, Location kl) {
+                Value next = arith::AddIOp::create(
+                    kb, kl, cur, arith::ConstantOp::create(kb, kl, kb.getI64IntegerAttr(1)));
+                memref::StoreOp::create(kb, kl, next, load, ValueRange{j});
+                scf::YieldOp::create(kb, kl);
+              },
+              [&](OpBuilder &db, Location dl) {
+                memref::StoreOp::create(db, dl, cI32(db, dl, -1), ids, ValueRange{i, s});
+                memref::StoreOp::create(db, dl, cF32(db, dl, 0.0f), w, ValueRange{i, s});
+                scf::YieldOp::create(db, dl);
+              });
+          scf::YieldOp::create(tb, tl);
+        });
+      });
+    });
+    return {ids, w};
+  }
+};
+
+/// moe.path_router: each token's path is the argmax of its logits.
+struct LowerPathRouter : RouterPattern<mdl::PathRouterOp> {
+  using RouterPattern::RouterPattern;
+  SmallVector<Value> emit(RouterEmitter &em, mdl::PathRouterOp op) const override {
+    OpBuilder &b = em.b;
+    Location loc = em.loc;
+    GateOperands g = gateOperands(em);
+    Value paths = allocFor(b, loc, op.getType(),
+                           cast<ShapedType>(op.getType()).isDynamicDim(0) ? ValueRange{g.t}
+                                                                          : ValueRange{});
+    em.tokenLoop(emitFor(b, loc, em.c0(), g.t, [&](OpBuilder &lb, Location l, Value i) {
+      em.emitLogits(lb, l, g.x, g.gate, i, g.logits, g.e, g.h);
+      Value j = emitArgmax(lb, l, g.logits, Value(), g.e).first;
+      memref::StoreOp::create(lb, l, toI32(lb, l, j), paths, ValueRange{i});
+    }));
+    return {paths};
+  }
+};
+
+/// moe.expert_choice_router: scores S [T, E], then each expert takes its
+/// top-min(capacity, T) tokens; a token's slots list its experts in order.
+struct LowerExpertChoiceRouter : RouterPattern<mdl::ExpertChoiceRouterOp> {
+  using RouterPattern::RouterPattern;
+
+  /// taken[i, j] for the best min(capacity, T) tokens i of each expert j
+  /// (ties: lower token).
+  static void emitExpertPicks(RouterEmitter &em, Value scores, Value taken, Value t,
+                              Value capacity, int64_t e) {
+    OpBuilder &b = em.b;
+    Location loc = em.loc;
+    markParallel(emitFor(b, loc, em.c0(), cIndex(b, loc, e), [&](OpBuilder &lb, Location l, Value j) {
+      emitFor(lb, l, cIndex(lb, l, 0), capacity, [&](OpBuilder &b2, Location l2, Value) {
+        // Best token of column j not yet taken by j (ties: lower token).
+        Value negInf = cF32(b2, l2, -std::numeric_limits<float>::infinity());
+        ValueRange best = emitForWithArgs(
+            b2, l2, cIndex(b2, l2, 0), t, ValueRange{cIndex(b2, l2, -1), negInf},
+            [&](OpBuilder &b3, Location l3, Value i, ValueRange acc) -> SmallVector<Value> {
+              Value v = memref::LoadOp::create(b3, l3, scores, ValueRange{i, j});
+              Value m = memref::LoadOp::create(b3, l3, taken, ValueRange{i, j});
+              Value better = arith::OrIOp::create(
+                  b3, l3, arith::CmpFOp::create(b3, l3, arith::CmpFPredicate::OGT, v, acc[1]),
+                  arith::CmpIOp::create(b3, l3, arith::CmpIPredicate::slt, acc[0],
+                                        cIndex(b3, l3, 0)));
+              Value take = arith::AndIOp::create(
+                  b3, l3, better,
+                  arith::XOrIOp::create(b3, l3, m,
+                                        arith::ConstantOp::create(b3, l3, b3.getBoolAttr(true))));
+              return {arith::SelectOp::create(b3, l3, take, i, acc[0]),
+                      arith::SelectOp::create(b3, l3, take, v, acc[1])};
+            });
+        memref::StoreOp::create(b2, l2, arith::ConstantOp::create(b2, l2, b2.getBoolAttr(true)),
+                                taken, ValueRange{best[0], j});
+      });
+    }));
+  }
+
+  /// Per token: its slots, in expert order, get the experts that took it
+  /// with their scaled scores.
+  static void emitTokenSlots(RouterEmitter &em, Value scores, Value taken, Value ids, Value w,
+                             Value t, int64_t e, float scale) {
+    OpBuilder &b = em.b;
+    Location loc = em.loc;
+    em.tokenLoop(emitFor(b, loc, em.c0(), t, [&](OpBuilder &lb, Location l, Value i) {
+      emitForWithArgs(
+          lb, l, cIndex(lb, l, 0), cIndex(lb, l, e), ValueRange{cIndex(lb, l, 0)},
+          [&](OpBuilder &b2, Location l2, Value j, ValueRange acc) -> SmallVector<Value> {
+            Value m = memref::LoadOp::create(b2, l2, taken, ValueRange{i, j});
+            return SmallVector<Value>{emitIfElse(
+                b2, l2, TypeRange{b2.getIndexType()}, m,
+                [&](OpBuilder &tb, Location tl) -> SmallVector<Value> {
+                  memref::StoreOp::create(tb, tl, toI32(tb, tl, j), ids, ValueRange{i, acc[0]});
+                  Value s = memref::LoadOp::create(tb, tl, scores, ValueRange{i, j});
+                  memref::StoreOp::create(tb, tl, arith::MulFOp::create(tb, tl, s, cF32(tb, tl, scale)),
+                                          w, ValueRange{i, acc[0]});
+                  return {arith::AddIOp::create(tb, tl, acc[0], cIndex(tb, tl, 1))};
+                },
+                [&](OpBuilder &, Location) -> SmallVector<Value> { return {acc[0]}; })[0]};
+          });
+    }));
+  }
+
+  SmallVector<Value> emit(RouterEmitter &em, mdl::ExpertChoiceRouterOp ec) const override {
+    OpBuilder &b = em.b;
+    Location loc = em.loc;
+    GateOperands g = gateOperands(em);
+    auto [ids, w] = em.routingBuffers(g.t, /*fillsAllSlots=*/false);
+    int64_t e = g.e;
+    Value scores = allocFor(b, loc, RankedTensorType::get({ShapedType::kDynamic, e}, b.getF32Type()),
+                            {g.t});
+    Value taken = allocFor(b, loc, RankedTensorType::get({ShapedType::kDynamic, e}, b.getI1Type()),
+                           {g.t});
+    em.tokenLoop(emitFor(b, loc, em.c0(), g.t, [&](OpBuilder &lb, Location l, Value i) {
+      em.emitLogits(lb, l, g.x, g.gate, i, g.logits, e, g.h);
+      em.emitScores(lb, l, g.logits, e, ec.getScoring());
+      emitFor(lb, l, cIndex(lb, l, 0), cIndex(lb, l, e), [&](OpBuilder &b2, Location l2, Value j) {
+        memref::StoreOp::create(b2, l2, memref::LoadOp::create(b2, l2, g.logits, ValueRange{j}),
+                                scores, ValueRange{i, j});
+        memref::StoreOp::create(b2, l2, arith::ConstantOp::create(b2, l2, b2.getBoolAttr(false)),
+                                taken, ValueRange{i, j});
+      });
+    }));
+    Value capacity = arith::MinUIOp::create(b, loc, cIndex(b, loc, ec.getCapacity()), g.t);
+    emitExpertPicks(em, scores, taken, g.t, capacity, e);
+    emitTokenSlots(em, scores, taken, ids, w, g.t, e, ec.getScalingFactor().convertToFloat());
+    return {ids, w};
+  }
+};
+
+/// moe.relu_router: up to K experts with positive logits, best first.
+struct LowerReluRouter : RouterPattern<mdl::ReluRouterOp> {
+  using RouterPattern::RouterPattern;
+  SmallVector<Value> emit(RouterEmitter &em, mdl::ReluRouterOp relu) const override {
+    OpBuilder &b = em.b;
+    Location loc = em.loc;
+    GateOperands g = gateOperands(em);
+    auto [ids, w] = em.routingBuffers(g.t, /*fillsAllSlots=*/false);
+    Selection sel = selectionScratch(em, g.e);
+    em.tokenLoop(emitFor(b, loc, em.c0(), g.t, [&](OpBuilder &lb, Location l, Value i) {
+      em.emitLogits(lb, l, g.x, g.gate, i, g.logits, g.e, g.h);
+      em.emitSelectionKeys(lb, l, g.logits, Value(), sel.sel, sel.masked, g.e);
+      for (int64_t s = 0; s < sel.k; ++s) {
+        auto best = emitArgmax(lb, l, sel.sel, sel.masked, g.e);
+        Value positive = arith::CmpFOp::create(lb, l, arith::CmpFPredicate::OGT, best.second,
+                                               cF32(lb, l, 0.0f));
+        scf::IfOp::create(lb, l, positive, [&](OpBuilder &tb, Location tl) {
+          em.emitTakeIndex(tb, tl, best.first, sel.masked, g.logits, ids, w, i, cIndex(tb, tl, s));
+          scf::YieldOp::create(tb, tl);
+        });
+      }
+      em.emitNormalize(lb, l, w, i, sel.k, false, relu.getScalingFactor().convertToFloat());
+    }));
+    return {ids, w};
+  }
+};
+
+/// moe.topp_router: the best experts (softmax scores) until their
+/// cumulative probability reaches the threshold, at most K.
+struct LowerTopPRouter : RouterPattern<mdl::TopPRouterOp> {
+  using RouterPattern::RouterPattern;
+  SmallVector<Value> emit(RouterEmitter &em, mdl::TopPRouterOp topp) const override {
+    OpBuilder &b = em.b;
+    Location loc = em.loc;
+    GateOperands g = gateOperands(em);
+    auto [ids, w] = em.routingBuffers(g.t, /*fillsAllSlots=*/false);
+    Selection sel = selectionScratch(em, g.e);
+    float threshold = topp.getThreshold().convertToFloat();
+    em.tokenLoop(emitFor(b, loc, em.c0(), g.t, [&](OpBuilder &lb, Location l, Value i) {
+      em.emitLogits(lb, l, g.x, g.gate, i, g.logits, g.e, g.h);
+      em.emitScores(lb, l, g.logits, g.e, mdl::Scoring::softmax);
+      em.emitSelectionKeys(lb, l, g.logits, Value(), sel.sel, sel.masked, g.e);
+      // (cumulative probability, done) threaded through the K takes; the
+      // first expert is always taken.
+      Value cum = cF32(lb, l, 0.0f);
+      Value done = arith::ConstantOp::create(lb, l, lb.getBoolAttr(false));
+      for (int64_t s = 0; s < sel.k; ++s) {
+        ValueRange res = emitIfElse(
+            lb, l, TypeRange{lb.getF32Type(), lb.getI1Type()}, done,
+            [&](OpBuilder &, Location) -> SmallVector<Value> { return {cum, done}; },
+            [&](OpBuilder &eb, Location el) -> SmallVector<Value> {
+              Value j = em.emitTake(eb, el, sel.sel, sel.masked, g.logits, g.e, ids, w, i,
+                                    cIndex(eb, el, s));
+              Value p = memref::LoadOp::create(eb, el, g.logits, ValueRange{j});
+              Value next = arith::AddFOp::create(eb, el, cum, p);
+              Value reached = arith::CmpFOp::create(eb, el, arith::CmpFPredicate::OGE, next,
+                                                    cF32(eb, el, threshold));
+              return {next, reached};
+            });
+        cum = res[0];
+        done = res[1];
+      }
+      em.emitNormalize(lb, l, w, i, sel.k, topp.getRenormalize(),
+                       topp.getScalingFactor().convertToFloat());
+    }));
+    return {ids, w};
+  }
+};
+
+/// The attributes top-k and grouped top-k routing share (numGroups 1:
+/// no group limiting).
+struct TopKParams {
+  Value bias; // an operand (tensor), or null
+  mdl::Scoring scoring;
+  bool renormalize;
+  float scale;
+  int64_t numGroups = 1, topkGroups = 1;
+};
+
+/// Top-k selection per token, after group limiting when numGroups > 1.
+SmallVector<Value> emitTopK(RouterEmitter &em, const TopKParams &p) {
+  OpBuilder &b = em.b;
+  Location loc = em.loc;
+  GateOperands g = gateOperands(em);
+  auto [ids, w] = em.routingBuffers(g.t, /*fillsAllSlots=*/true);
+  Selection sel = selectionScratch(em, g.e);
+  Value bias = p.bias ? getBuffer(b, loc, p.bias) : Value();
+  int64_t groupSize = g.e / p.numGroups;
+  Value groupScore = p.numGroups > 1 ? em.scratch(p.numGroups, b.getF32Type()) : Value();
+  Value groupMasked = p.numGroups > 1 ? em.scratch(p.numGroups, b.getI1Type()) : Value();
+  em.tokenLoop(emitFor(b, loc, em.c0(), g.t, [&](OpBuilder &lb, Location l, Value i) {
+    em.emitLogits(lb, l, g.x, g.gate, i, g.logits, g.e, g.h);
+    em.emitScores(lb, l, g.logits, g.e, p.scoring);
+    em.emitSelectionKeys(lb, l, g.logits, bias, sel.sel, sel.masked, g.e);
+    if (p.numGroups > 1)
+      em.emitGroupMask(lb, l, sel.sel, sel.masked, groupScore, groupMasked, p.numGroups,
+                       groupSize, p.topkGroups);
+    for (int64_t s = 0; s < sel.k; ++s)
+      em.emitTake(lb, l, sel.sel, sel.masked, g.logits, g.e, ids, w, i, cIndex(lb, l, s));
+    em.emitNormalize(lb, l, w, i, sel.k, p.renormalize, p.scale);
+  }));
+  return {ids, w};
+}
+
+/// moe.topk_router.
+struct LowerTopKRouter : RouterPattern<mdl::TopKRouterOp> {
+  using RouterPattern::RouterPattern;
+  SmallVector<Value> emit(RouterEmitter &em, mdl::TopKRouterOp op) const override {
+    return emitTopK(em, TopKParams{op.getBias(), op.getScoring(), op.getRenormalize(),
+                                   op.getScalingFactor().convertToFloat()});
+  }
+};
+
+/// moe.grouped_topk_router (DeepSeek-V3 group limiting).
+struct LowerGroupedTopKRouter : RouterPattern<mdl::GroupedTopKRouterOp> {
+  using RouterPattern::RouterPattern;
+  SmallVector<Value> emit(RouterEmitter &em, mdl::GroupedTopKRouterOp op) const override {
+    return emitTopK(em, TopKParams{op.getBias(), op.getScoring(), op.getRenormalize(),
+                                   op.getScalingFactor().convertToFloat(),
+                                   int64_t(op.getNumGroups()), int64_t(op.getTopkGroups())});
+  }
+};
+
+struct LowerRoutersPass : public mlir::moe::impl::MoeLowerRoutersBase<LowerRoutersPass> {
+  using Base::Base;
+
+  LogicalResult initialize(MLIRContext *ctx) override {
+    mdl::MoeLowerRoutersOptions options;
+    options.vectorWidth = vectorWidth;
+    options.tokenChunk = tokenChunk;
+    RewritePatternSet set(ctx);
+    mdl::populateMoeLowerRoutersPatterns(set, options);
+    patterns = std::move(set);
+    return success();
+  }
+
+  void runOnOperation() override {
+    numRouters += countOps(getOperation(), isRouter);
+    if (failed(applyLoweringPatterns(getOperation(), patterns, isRouter)))
+      signalPassFailure();
+  }
+
+  static bool isRouter(Operation *op) {
+    return isa<mdl::TopKRouterOp, mdl::GroupedTopKRouterOp, mdl::TopPRouterOp, mdl::ReluRouterOp,
+               mdl::ExpertChoiceRouterOp, mdl::HashRouterOp, mdl::CapacityDropOp,
+               mdl::PathRouterOp>(op);
+  }
+
+  FrozenRewritePatternSet patterns;
+};
 } // namespace
+
+void mlir::moe::populateMoeLowerRoutersPatterns(RewritePatternSet &patterns,
+                                                const MoeLowerRoutersOptions &options) {
+  RouterConfig config{resolveVectorWidth(options.vectorWidth), options.tokenChunk};
+  patterns.add<LowerTopKRouter, LowerGroupedTopKRouter, LowerTopPRouter, LowerReluRouter,
+               LowerExpertChoiceRouter, LowerHashRouter, LowerCapacityDrop, LowerPathRouter>(
+      patterns.getContext(), config);
+}

@@ -6,9 +6,14 @@
 // the later lowerings treat them like any other op; they see a token count
 // known only at run time, which is why every lowering handles dynamic T.
 //
+// One rewrite pattern per op (populateMoeLowerSkipsPatterns); the pass
+// applies them once per nesting level, outermost first.
+//
 //===----------------------------------------------------------------------===//
 
 #include "LoweringUtils.h"
+#include "moe/Conversion/MoeToLoops/Patterns.h"
+#include "mlir/Transforms/WalkPatternRewriteDriver.h"
 #include "moe_status_codes.h"
 
 namespace mlir::moe {
@@ -22,94 +27,168 @@ namespace mdl = mlir::moe;
 
 namespace {
 
-struct LowerSkipsPass : public mlir::moe::impl::MoeLowerSkipsBase<LowerSkipsPass> {
-  using Base::Base;
+/// Gathers x[idx[j]] for j < n into a new [n, H] buffer.
+Value gather(OpBuilder &b, Location loc, Value x, Value idx, Value n, int64_t h) {
+  Value xs = memref::AllocOp::create(
+      b, loc, MemRefType::get({ShapedType::kDynamic, h}, b.getF32Type()), ValueRange{n},
+      b.getI64IntegerAttr(64));
+  markParallel(emitFor(b, loc, cIndex(b, loc, 0), n, [&](OpBuilder &lb, Location l, Value j) {
+    Value t = toIndex(lb, l, memref::LoadOp::create(lb, l, idx, ValueRange{j}));
+    emitFor(lb, l, cIndex(lb, l, 0), cIndex(lb, l, h), [&](OpBuilder &b2, Location l2, Value c) {
+      memref::StoreOp::create(b2, l2, memref::LoadOp::create(b2, l2, x, ValueRange{t, c}), xs,
+                              ValueRange{j, c});
+    });
+  }));
+  return xs;
+}
 
-  void runOnOperation() override {
-    // Outermost first: inlining a region exposes the skips nested in it,
-    // which the next round of the walk picks up.
-    int64_t width = resolveVectorWidth(vectorWidth);
-    while (true) {
-      Operation *next = nullptr;
-      getOperation().walk<WalkOrder::PreOrder>([&](Operation *op) {
-        if (isa<mdl::SkipBlockOp, mdl::PathSelectOp>(op)) {
-          next = op;
-          return WalkResult::interrupt();
-        }
-        return WalkResult::advance();
-      });
-      if (!next)
-        break;
-      if (auto skip = dyn_cast<mdl::SkipBlockOp>(next)) {
-        lowerSkip(skip, width);
-        ++numSkipBlocks;
-      } else {
-        lowerPaths(cast<mdl::PathSelectOp>(next), width);
-        ++numPathSelects;
-      }
-    }
-  }
+/// Moves `region`'s ops before `anchor` (the op being rewritten, which
+/// owns the region) with its argument bound to `xs` and returns the buffer
+/// of the value it yields. The yield goes first, while it is still inside
+/// the rewritten op (the walk driver lets a pattern erase only that op and
+/// what it contains).
+Value inlineRegion(PatternRewriter &rewriter, Location loc, Region &region, Value xs,
+                   Operation *anchor) {
+  Block &body = region.front();
+  BlockArgument arg = body.getArgument(0);
+  Value argView = asTensor(rewriter, loc, xs, arg.getType());
+  // Before reading the yielded value, which may be the argument itself.
+  rewriter.replaceAllUsesWith(arg, argView);
+  Operation *yield = body.getTerminator();
+  Value yielded = yield->getOperand(0);
+  rewriter.eraseOp(yield);
+  rewriter.inlineBlockBefore(&body, anchor, ValueRange{argView});
+  rewriter.setInsertionPoint(anchor);
+  return getBuffer(rewriter, loc, yielded);
+}
 
-  /// Gathers x[idx[j]] for j < n into a new [n, H] buffer.
-  Value gather(OpBuilder &b, Location loc, Value x, Value idx, Value n, int64_t h) {
-    Value xs = memref::AllocOp::create(
-        b, loc, MemRefType::get({ShapedType::kDynamic, h}, b.getF32Type()), ValueRange{n},
-        b.getI64IntegerAttr(64));
-    markParallel(emitFor(b, loc, cIndex(b, loc, 0), n, [&](OpBuilder &lb, Location l, Value j) {
-      Value t = toIndex(lb, l, memref::LoadOp::create(lb, l, idx, ValueRange{j}));
-      emitFor(lb, l, cIndex(lb, l, 0), cIndex(lb, l, h), [&](OpBuilder &b2, Location l2, Value c) {
-        memref::StoreOp::create(b2, l2, memref::LoadOp::create(b2, l2, x, ValueRange{t, c}), xs,
-                                ValueRange{j, c});
-      });
-    }));
-    return xs;
-  }
+/// y[idx[j], :] += g_j * f[j, :] for j < n; g_j = scores[idx[j]] or 1.
+void scatterAdd(OpBuilder &b, Location loc, Value y, Value f, Value idx, Value n,
+                Value scores, int64_t h, int64_t width) {
+  markParallel(emitFor(b, loc, cIndex(b, loc, 0), n, [&](OpBuilder &lb, Location l, Value j) {
+    Value t = toIndex(lb, l, memref::LoadOp::create(lb, l, idx, ValueRange{j}));
+    Value g = scores ? Value(memref::LoadOp::create(lb, l, scores, ValueRange{t}))
+                     : cF32(lb, l, 1.0f);
+    emitAxpy(lb, l, y, t, f, j, g, h, width);
+  }));
+}
 
-  /// Moves `region`'s ops before `anchor` with its argument bound to `xs`
-  /// and returns the buffer of the value it yields.
-  Value inlineRegion(OpBuilder &b, Location loc, Region &region, Value xs, Operation *anchor) {
-    Block &body = region.front();
-    BlockArgument arg = body.getArgument(0);
-    arg.replaceAllUsesWith(asTensor(b, loc, xs, arg.getType()));
-    Operation *yield = body.getTerminator();
-    Value yielded = yield->getOperand(0);
-    anchor->getBlock()->getOperations().splice(anchor->getIterator(), body.getOperations(),
-                                               body.begin(), yield->getIterator());
-    b.setInsertionPoint(anchor);
-    return getBuffer(b, loc, yielded);
-  }
+Value allocLike(OpBuilder &b, Location loc, Value x, Value t) {
+  auto type = cast<MemRefType>(x.getType());
+  return memref::AllocOp::create(b, loc, type,
+                                 type.isDynamicDim(0) ? ValueRange{t} : ValueRange{},
+                                 b.getI64IntegerAttr(64));
+}
 
-  /// y[idx[j], :] += g_j * f[j, :] for j < n; g_j = scores[idx[j]] or 1.
-  void scatterAdd(OpBuilder &b, Location loc, Value y, Value f, Value idx, Value n,
-                  Value scores, int64_t h, int64_t width) {
-    markParallel(emitFor(b, loc, cIndex(b, loc, 0), n, [&](OpBuilder &lb, Location l, Value j) {
-      Value t = toIndex(lb, l, memref::LoadOp::create(lb, l, idx, ValueRange{j}));
-      Value g = scores ? Value(memref::LoadOp::create(lb, l, scores, ValueRange{t}))
-                       : cF32(lb, l, 1.0f);
-      emitAxpy(lb, l, y, t, f, j, g, h, width);
-    }));
-  }
+/// Appends t to idx when `take` (i1) holds; carries the count.
+Value appendIf(OpBuilder &b, Location loc, Value take, Value idx, Value count, Value t) {
+  return emitIfElse(
+      b, loc, TypeRange{b.getIndexType()}, take,
+      [&](OpBuilder &tb, Location l) -> SmallVector<Value> {
+        memref::StoreOp::create(tb, l, toI32(tb, l, t), idx, ValueRange{count});
+        return {arith::AddIOp::create(tb, l, count, cIndex(tb, l, 1))};
+      },
+      [&](OpBuilder &, Location) -> SmallVector<Value> { return {count}; })[0];
+}
 
-  Value allocLike(OpBuilder &b, Location loc, Value x, Value t) {
-    auto type = cast<MemRefType>(x.getType());
-    return memref::AllocOp::create(b, loc, type,
-                                   type.isDynamicDim(0) ? ValueRange{t} : ValueRange{},
-                                   b.getI64IntegerAttr(64));
-  }
+/// Appends to idx the ceil(fraction * T) tokens with the best scores, in
+/// ascending token order; returns how many (an index). `zero` is the index
+/// 0 the loops start from.
+Value selectByCapacity(OpBuilder &b, Location loc, Value scores, Value idx, Value t, Value zero,
+                       double fraction) {
+  // Capacity: the ceil(fraction * T) best (in double, like the reference).
+  // Radix select, O(32 T): scores map to order-preserving uint32 keys;
+  // the quota-th largest key K is built bit by bit from the top, then
+  // tokens above K are taken, and tokens equal to K in ascending order
+  // until the quota is full (ties to the lower token, as specified).
+  Value tF = arith::UIToFPOp::create(b, loc, b.getF64Type(),
+                                     arith::IndexCastOp::create(b, loc, b.getI64Type(), t));
+  Value want = math::CeilOp::create(
+      b, loc, arith::MulFOp::create(b, loc, tF,
+                                    arith::ConstantOp::create(b, loc, b.getF64FloatAttr(fraction))));
+  Value quota = arith::MinUIOp::create(
+      b, loc, arith::IndexCastOp::create(b, loc, b.getIndexType(),
+                                         arith::FPToSIOp::create(b, loc, b.getI64Type(), want)),
+      t);
+  auto i32 = b.getI32Type();
+  auto c32 = [&](OpBuilder &ob, Location l, uint32_t v) { return cI32(ob, l, int32_t(v)); };
+  Value keys = memref::AllocOp::create(b, loc, MemRefType::get({ShapedType::kDynamic}, i32),
+                                       ValueRange{t}, b.getI64IntegerAttr(64));
+  emitFor(b, loc, zero, t, [&](OpBuilder &lb, Location l, Value i) {
+    // + 0.0 turns -0 into +0, which the reference treats as equal.
+    Value v = arith::AddFOp::create(lb, l, memref::LoadOp::create(lb, l, scores, ValueRange{i}),
+                                    cF32(lb, l, 0.0f));
+    Value bits = arith::BitcastOp::create(lb, l, i32, v);
+    Value neg = arith::CmpIOp::create(lb, l, arith::CmpIPredicate::slt, bits, c32(lb, l, 0));
+    Value key = arith::SelectOp::create(
+        lb, l, neg, arith::XOrIOp::create(lb, l, bits, c32(lb, l, 0xffffffffu)),
+        arith::OrIOp::create(lb, l, bits, c32(lb, l, 0x80000000u)));
+    memref::StoreOp::create(lb, l, key, keys, ValueRange{i});
+  });
+  auto countIf = [&](OpBuilder &ob, Location l, arith::CmpIPredicate pred, Value k) {
+    return emitForWithArgs(
+        ob, l, cIndex(ob, l, 0), t, ValueRange{cIndex(ob, l, 0)},
+        [&](OpBuilder &b2, Location l2, Value i, ValueRange acc) -> SmallVector<Value> {
+          Value key = memref::LoadOp::create(b2, l2, keys, ValueRange{i});
+          Value hit = arith::CmpIOp::create(b2, l2, pred, key, k);
+          return {arith::AddIOp::create(
+              b2, l2, acc[0],
+              arith::SelectOp::create(b2, l2, hit, cIndex(b2, l2, 1), cIndex(b2, l2, 0)))};
+        })[0];
+  };
+  Value kth = emitForWithArgs(
+      b, loc, zero, cIndex(b, loc, 32), ValueRange{c32(b, loc, 0)},
+      [&](OpBuilder &lb, Location l, Value bit, ValueRange acc) -> SmallVector<Value> {
+        Value shift = arith::SubIOp::create(lb, l, c32(lb, l, 31), toI32(lb, l, bit));
+        Value cand = arith::OrIOp::create(
+            lb, l, acc[0], arith::ShLIOp::create(lb, l, c32(lb, l, 1), shift));
+        Value cnt = countIf(lb, l, arith::CmpIPredicate::uge, cand);
+        Value enough = arith::CmpIOp::create(lb, l, arith::CmpIPredicate::uge, cnt, quota);
+        return {arith::SelectOp::create(lb, l, enough, cand, acc[0])};
+      })[0];
+  Value greater = countIf(b, loc, arith::CmpIPredicate::ugt, kth);
+  Value tieQuota = arith::SubIOp::create(b, loc, quota, greater);
+  return emitForWithArgs(
+      b, loc, zero, t, ValueRange{zero, zero},
+      [&](OpBuilder &lb, Location l, Value i, ValueRange acc) -> SmallVector<Value> {
+        Value key = memref::LoadOp::create(lb, l, keys, ValueRange{i});
+        Value above = arith::CmpIOp::create(lb, l, arith::CmpIPredicate::ugt, key, kth);
+        Value tie = arith::AndIOp::create(
+            lb, l, arith::CmpIOp::create(lb, l, arith::CmpIPredicate::eq, key, kth),
+            arith::CmpIOp::create(lb, l, arith::CmpIPredicate::ult, acc[1], tieQuota));
+        Value take = arith::OrIOp::create(lb, l, above, tie);
+        Value ties = arith::AddIOp::create(
+            lb, l, acc[1],
+            arith::SelectOp::create(lb, l, tie, cIndex(lb, l, 1), cIndex(lb, l, 0)));
+        return {appendIf(lb, l, take, idx, acc[0], i), ties};
+      })[0];
+}
 
-  /// Appends t to idx when `take` (i1) holds; carries the count.
-  Value appendIf(OpBuilder &b, Location loc, Value take, Value idx, Value count, Value t) {
-    return emitIfElse(
-        b, loc, TypeRange{b.getIndexType()}, take,
-        [&](OpBuilder &tb, Location l) -> SmallVector<Value> {
-          memref::StoreOp::create(tb, l, toI32(tb, l, t), idx, ValueRange{count});
-          return {arith::AddIOp::create(tb, l, count, cIndex(tb, l, 1))};
-        },
-        [&](OpBuilder &, Location) -> SmallVector<Value> { return {count}; })[0];
-  }
+/// The resolved options the skip patterns share.
+struct SkipConfig {
+  int64_t width;
+  bool report;
+};
 
-  void lowerSkip(mdl::SkipBlockOp op, int64_t width) {
-    if (report) {
+/// Declines (notifyMatchFailure) a skip op inside another skip op's region:
+/// the enclosing op's lowering inlines it, and it is lowered on the
+/// compacted rows in a later walk (outermost first).
+LogicalResult outermost(Operation *op, PatternRewriter &rewriter) {
+  for (Operation *p = op->getParentOp(); p; p = p->getParentOp())
+    if (isa<mdl::SkipBlockOp, mdl::PathSelectOp>(p))
+      return rewriter.notifyMatchFailure(op, "inside a skip region: lowered once it is inlined");
+  return success();
+}
+
+/// moe.skip_block: scores, selection (threshold or capacity fraction),
+/// compaction, the inlined region, scatter-add.
+struct LowerSkipBlock : OpRewritePattern<mdl::SkipBlockOp> {
+  LowerSkipBlock(MLIRContext *ctx, SkipConfig config) : OpRewritePattern(ctx), config(config) {}
+
+  LogicalResult matchAndRewrite(mdl::SkipBlockOp op, PatternRewriter &rewriter) const override {
+    if (failed(outermost(op, rewriter)))
+      return failure();
+    if (config.report) {
       auto remark = op.emitRemark() << "compacts the tokens selected by ";
       if (auto f = op.getCapacityFraction())
         remark << "capacity fraction " << f->convertToFloat();
@@ -117,7 +196,9 @@ struct LowerSkipsPass : public mlir::moe::impl::MoeLowerSkipsBase<LowerSkipsPass
         remark << "score > " << op.getThreshold()->convertToFloat();
       remark << " into a dense buffer before the block; skipped tokens cost only the copy";
     }
-    OpBuilder b(op);
+    rewriter.setInsertionPoint(op);
+    OpBuilder &b = rewriter;
+    int64_t width = config.width;
     Location loc = op.getLoc();
     Value x = getBuffer(b, loc, op.getHidden());
     Value router = getBuffer(b, loc, op.getRouter());
@@ -150,90 +231,37 @@ struct LowerSkipsPass : public mlir::moe::impl::MoeLowerSkipsBase<LowerSkipsPass
                             return {appendIf(lb, l, take, idx, acc[0], i)};
                           })[0];
     } else {
-      // Capacity: the ceil(fraction * T) best (in double, like the reference).
-      // Radix select, O(32 T): scores map to order-preserving uint32 keys;
-      // the quota-th largest key K is built bit by bit from the top, then
-      // tokens above K are taken, and tokens equal to K in ascending order
-      // until the quota is full (ties to the lower token, as specified).
-      double fraction = op.getCapacityFraction()->convertToFloat();
-      Value tF = arith::UIToFPOp::create(b, loc, b.getF64Type(),
-                                         arith::IndexCastOp::create(b, loc, b.getI64Type(), t));
-      Value want = math::CeilOp::create(
-          b, loc, arith::MulFOp::create(b, loc, tF,
-                                        arith::ConstantOp::create(b, loc, b.getF64FloatAttr(fraction))));
-      Value quota = arith::MinUIOp::create(
-          b, loc, arith::IndexCastOp::create(b, loc, b.getIndexType(),
-                                             arith::FPToSIOp::create(b, loc, b.getI64Type(), want)),
-          t);
-      auto i32 = b.getI32Type();
-      auto c32 = [&](OpBuilder &ob, Location l, uint32_t v) { return cI32(ob, l, int32_t(v)); };
-      Value keys = memref::AllocOp::create(b, loc, MemRefType::get({ShapedType::kDynamic}, i32),
-                                           ValueRange{t}, b.getI64IntegerAttr(64));
-      emitFor(b, loc, zero, t, [&](OpBuilder &lb, Location l, Value i) {
-        // + 0.0 turns -0 into +0, which the reference treats as equal.
-        Value v = arith::AddFOp::create(lb, l, memref::LoadOp::create(lb, l, scores, ValueRange{i}),
-                                        cF32(lb, l, 0.0f));
-        Value bits = arith::BitcastOp::create(lb, l, i32, v);
-        Value neg = arith::CmpIOp::create(lb, l, arith::CmpIPredicate::slt, bits, c32(lb, l, 0));
-        Value key = arith::SelectOp::create(
-            lb, l, neg, arith::XOrIOp::create(lb, l, bits, c32(lb, l, 0xffffffffu)),
-            arith::OrIOp::create(lb, l, bits, c32(lb, l, 0x80000000u)));
-        memref::StoreOp::create(lb, l, key, keys, ValueRange{i});
-      });
-      auto countIf = [&](OpBuilder &ob, Location l, arith::CmpIPredicate pred, Value k) {
-        return emitForWithArgs(
-            ob, l, cIndex(ob, l, 0), t, ValueRange{cIndex(ob, l, 0)},
-            [&](OpBuilder &b2, Location l2, Value i, ValueRange acc) -> SmallVector<Value> {
-              Value key = memref::LoadOp::create(b2, l2, keys, ValueRange{i});
-              Value hit = arith::CmpIOp::create(b2, l2, pred, key, k);
-              return {arith::AddIOp::create(
-                  b2, l2, acc[0],
-                  arith::SelectOp::create(b2, l2, hit, cIndex(b2, l2, 1), cIndex(b2, l2, 0)))};
-            })[0];
-      };
-      Value kth = emitForWithArgs(
-          b, loc, zero, cIndex(b, loc, 32), ValueRange{c32(b, loc, 0)},
-          [&](OpBuilder &lb, Location l, Value bit, ValueRange acc) -> SmallVector<Value> {
-            Value shift = arith::SubIOp::create(lb, l, c32(lb, l, 31), toI32(lb, l, bit));
-            Value cand = arith::OrIOp::create(
-                lb, l, acc[0], arith::ShLIOp::create(lb, l, c32(lb, l, 1), shift));
-            Value cnt = countIf(lb, l, arith::CmpIPredicate::uge, cand);
-            Value enough = arith::CmpIOp::create(lb, l, arith::CmpIPredicate::uge, cnt, quota);
-            return {arith::SelectOp::create(lb, l, enough, cand, acc[0])};
-          })[0];
-      Value greater = countIf(b, loc, arith::CmpIPredicate::ugt, kth);
-      Value tieQuota = arith::SubIOp::create(b, loc, quota, greater);
-      n = emitForWithArgs(
-          b, loc, zero, t, ValueRange{zero, zero},
-          [&](OpBuilder &lb, Location l, Value i, ValueRange acc) -> SmallVector<Value> {
-            Value key = memref::LoadOp::create(lb, l, keys, ValueRange{i});
-            Value above = arith::CmpIOp::create(lb, l, arith::CmpIPredicate::ugt, key, kth);
-            Value tie = arith::AndIOp::create(
-                lb, l, arith::CmpIOp::create(lb, l, arith::CmpIPredicate::eq, key, kth),
-                arith::CmpIOp::create(lb, l, arith::CmpIPredicate::ult, acc[1], tieQuota));
-            Value take = arith::OrIOp::create(lb, l, above, tie);
-            Value ties = arith::AddIOp::create(
-                lb, l, acc[1],
-                arith::SelectOp::create(lb, l, tie, cIndex(lb, l, 1), cIndex(lb, l, 0)));
-            return {appendIf(lb, l, take, idx, acc[0], i), ties};
-          })[0];
+      n = selectByCapacity(b, loc, scores, idx, t, zero,
+                           op.getCapacityFraction()->convertToFloat());
     }
 
     Value xs = gather(b, loc, x, idx, n, h);
     Value y = allocLike(b, loc, x, t);
     memref::CopyOp::create(b, loc, x, y);
-    Value f = inlineRegion(b, loc, op.getBody(), xs, op);
+    Value f = inlineRegion(rewriter, loc, op.getBody(), xs, op);
     scatterAdd(b, loc, y, f, idx, n, op.getScaleByScore() ? scores : Value(), h, width);
-    op.getResult().replaceAllUsesWith(asTensor(b, loc, y, op.getType()));
-    op.erase();
+    replaceOpWithBuffers(rewriter, op, y);
+    return success();
   }
 
-  void lowerPaths(mdl::PathSelectOp op, int64_t width) {
-    if (report)
+  SkipConfig config;
+};
+
+/// moe.path_select: per branch, the tokens whose path selects it are
+/// compacted, run through the inlined branch and scatter-added.
+struct LowerPathSelect : OpRewritePattern<mdl::PathSelectOp> {
+  LowerPathSelect(MLIRContext *ctx, SkipConfig config) : OpRewritePattern(ctx), config(config) {}
+
+  LogicalResult matchAndRewrite(mdl::PathSelectOp op, PatternRewriter &rewriter) const override {
+    if (failed(outermost(op, rewriter)))
+      return failure();
+    if (config.report)
       op.emitRemark() << "compacts the tokens of each of " << op.getBranches().size()
                       << " paths into a dense buffer before its branch; skipped tokens cost "
                          "only the copy";
-    OpBuilder b(op);
+    rewriter.setInsertionPoint(op);
+    OpBuilder &b = rewriter;
+    int64_t width = config.width;
     Location loc = op.getLoc();
     Value x = getBuffer(b, loc, op.getHidden());
     Value paths = getBuffer(b, loc, op.getPaths());
@@ -264,11 +292,56 @@ struct LowerSkipsPass : public mlir::moe::impl::MoeLowerSkipsBase<LowerSkipsPass
                                   return {appendIf(lb, l, take, idx, acc[0], i)};
                                 })[0];
       Value xs = gather(b, loc, x, idx, n, h);
-      Value f = inlineRegion(b, loc, region, xs, op);
+      Value f = inlineRegion(rewriter, loc, region, xs, op);
       scatterAdd(b, loc, y, f, idx, n, Value(), h, width);
     }
-    op.getResult().replaceAllUsesWith(asTensor(b, loc, y, op.getType()));
-    op.erase();
+    replaceOpWithBuffers(rewriter, op, y);
+    return success();
   }
+
+  SkipConfig config;
+};
+
+struct LowerSkipsPass : public mlir::moe::impl::MoeLowerSkipsBase<LowerSkipsPass> {
+  using Base::Base;
+
+  LogicalResult initialize(MLIRContext *ctx) override {
+    mdl::MoeLowerSkipsOptions options;
+    options.vectorWidth = vectorWidth;
+    options.report = report;
+    RewritePatternSet set(ctx);
+    mdl::populateMoeLowerSkipsPatterns(set, options);
+    patterns = std::move(set);
+    return success();
+  }
+
+  void runOnOperation() override {
+    auto isSkipBlock = [](Operation *op) { return isa<mdl::SkipBlockOp>(op); };
+    auto isPathSelect = [](Operation *op) { return isa<mdl::PathSelectOp>(op); };
+    auto isSkip = [](Operation *op) { return isa<mdl::SkipBlockOp, mdl::PathSelectOp>(op); };
+    numSkipBlocks += countOps(getOperation(), isSkipBlock);
+    numPathSelects += countOps(getOperation(), isPathSelect);
+    // One walk per nesting level: each walk lowers the outermost skip ops,
+    // whose inlined regions expose the next level. Stops when a walk
+    // lowers nothing (then what is left is reported).
+    int64_t left = countOps(getOperation(), isSkip);
+    while (left > 0) {
+      walkAndApplyPatterns(getOperation(), patterns);
+      int64_t now = countOps(getOperation(), isSkip);
+      if (now == left)
+        break;
+      left = now;
+    }
+    if (left > 0 && failed(reportUnlowered(getOperation(), isSkip)))
+      signalPassFailure();
+  }
+
+  FrozenRewritePatternSet patterns;
 };
 } // namespace
+
+void mlir::moe::populateMoeLowerSkipsPatterns(RewritePatternSet &patterns,
+                                              const MoeLowerSkipsOptions &options) {
+  SkipConfig config{resolveVectorWidth(options.vectorWidth), options.report};
+  patterns.add<LowerSkipBlock, LowerPathSelect>(patterns.getContext(), config);
+}

@@ -8,6 +8,7 @@
 #include "llvm/ADT/SetVector.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Transforms/WalkPatternRewriteDriver.h"
 #include "llvm/TargetParser/Host.h"
 
 namespace mlir::moe::lowering {
@@ -368,12 +369,14 @@ ValueRange emitIfElse(
     function_ref<SmallVector<Value>(OpBuilder &, Location)> thenBody,
     function_ref<SmallVector<Value>(OpBuilder &, Location)> elseBody) {
   auto ifOp = scf::IfOp::create(b, loc, types, cond, /*withElseRegion=*/true);
+  // The branches are built with `b` itself (a pattern's rewriter sees them).
+  OpBuilder::InsertionGuard guard(b);
   for (auto [block, body] : {std::make_pair(ifOp.thenBlock(), thenBody),
                              std::make_pair(ifOp.elseBlock(), elseBody)}) {
     if (!block->empty() && block->back().hasTrait<OpTrait::IsTerminator>())
       block->back().erase();
-    OpBuilder bb = OpBuilder::atBlockEnd(block);
-    scf::YieldOp::create(bb, loc, body(bb, loc));
+    b.setInsertionPointToEnd(block);
+    scf::YieldOp::create(b, loc, body(b, loc));
   }
   return ifOp.getResults();
 }
@@ -510,11 +513,39 @@ void DispatchLowering::scatterToken(
       });
 }
 
-void DispatchLowering::replaceOp(OpBuilder &b, Location loc) {
-  op.getOffsets().replaceAllUsesWith(asTensor(b, loc, offsets, op.getOffsets().getType()));
-  op.getRows().replaceAllUsesWith(asTensor(b, loc, rows, op.getRows().getType()));
-  op.getSlotRows().replaceAllUsesWith(asTensor(b, loc, slotRows, op.getSlotRows().getType()));
-  op.erase();
+void DispatchLowering::replaceOp(RewriterBase &rewriter) {
+  replaceOpWithBuffers(rewriter, op, {offsets, rows, slotRows});
+}
+
+void replaceOpWithBuffers(RewriterBase &rewriter, Operation *op, ValueRange buffers) {
+  assert(buffers.size() == op->getNumResults() && "one buffer per result");
+  SmallVector<Value> tensors;
+  for (auto [result, buffer] : llvm::zip(op->getResults(), buffers))
+    tensors.push_back(asTensor(rewriter, op->getLoc(), buffer, result.getType()));
+  rewriter.replaceOp(op, tensors);
+}
+
+int64_t countOps(Operation *root, function_ref<bool(Operation *)> pred) {
+  int64_t n = 0;
+  root->walk([&](Operation *op) { n += pred(op) ? 1 : 0; });
+  return n;
+}
+
+LogicalResult applyLoweringPatterns(Operation *root, const FrozenRewritePatternSet &patterns,
+                                    function_ref<bool(Operation *)> isLowered) {
+  walkAndApplyPatterns(root, patterns);
+  return reportUnlowered(root, isLowered);
+}
+
+LogicalResult reportUnlowered(Operation *root, function_ref<bool(Operation *)> isLowered) {
+  bool clean = true;
+  root->walk([&](Operation *op) {
+    if (!isLowered(op))
+      return;
+    op->emitOpError("could not be lowered");
+    clean = false;
+  });
+  return success(clean);
 }
 
 } // namespace mlir::moe::lowering

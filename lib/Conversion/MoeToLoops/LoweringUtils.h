@@ -15,6 +15,7 @@
 #include "moe/IR/MoeOps.h"
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/PatternMatch.h"
+#include "mlir/Rewrite/FrozenRewritePatternSet.h"
 
 namespace mlir::moe::lowering {
 
@@ -193,9 +194,37 @@ struct DispatchLowering {
   /// token, and slot_rows records it (-1 for unused slots).
   void scatterToken(OpBuilder &b, Location loc, Value token,
                     function_ref<Value(OpBuilder &, Location, Value)> claimRow) const;
-  /// Replaces the op's results with the buffers and erases it.
-  void replaceOp(OpBuilder &b, Location loc);
+  /// Replaces the op's results with (tensor views of) the buffers.
+  void replaceOp(RewriterBase &rewriter);
 };
+
+//===----------------------------------------------------------------------===//
+// Lowerings as rewrite patterns (include/moe/Conversion/*/Patterns.h).
+//===----------------------------------------------------------------------===//
+
+/// Replaces `op`'s results with tensor views (asTensor) of `buffers`, one
+/// per result, through `rewriter`.
+void replaceOpWithBuffers(RewriterBase &rewriter, Operation *op,
+                          ValueRange buffers);
+
+/// How many ops nested in `root` `pred` holds for.
+int64_t countOps(Operation *root, function_ref<bool(Operation *)> pred);
+
+/// Applies lowering patterns to the ops nested in `root` with
+/// mlir::walkAndApplyPatterns: one post-order walk, each op rewritten at
+/// most once, no folding or dead-code removal, so the lowerings run in the
+/// order and produce the IR the hand-written walks did. The driver keeps no
+/// worklist and installs no listener, which is what lets the shared emit
+/// helpers build scratch buffers at the function entry (entryAlloca) and
+/// move loops (chunkForThreadPool) with builders of their own. Every op
+/// `isLowered` holds for that is still there afterwards (a pattern declined
+/// it with notifyMatchFailure) is an error: failure.
+LogicalResult applyLoweringPatterns(Operation *root,
+                                    const FrozenRewritePatternSet &patterns,
+                                    function_ref<bool(Operation *)> isLowered);
+/// Reports every op nested in `root` that `isLowered` holds for as one
+/// that could not be lowered; failure if there is one.
+LogicalResult reportUnlowered(Operation *root, function_ref<bool(Operation *)> isLowered);
 
 } // namespace mlir::moe::lowering
 
