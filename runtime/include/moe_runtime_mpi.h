@@ -45,7 +45,7 @@ const char *moe_mpi_last_error(void);
 
 /* Every rank passes its layer's signature text; fails (on every rank) when
  * they differ, naming the first rank whose text differs from rank 0's and
- * both texts (up to 240 characters each). */
+ * both texts (up to 1000 characters each). */
 int moe_mpi_check_signature(const char *signature);
 
 /* Every rank passes its status and message; returns 0 when all are 0, else
@@ -78,14 +78,23 @@ int moe_mpi_combine_rows(const float *expert_out, int64_t hidden_dim,
                          const int32_t *offsets, int64_t num_experts,
                          const int32_t *placement, float *sorted);
 
-/* Byte counts of the last exchanges on this process (bench, tests). */
+/* Rank 0 gets every rank's `local_rows` rows of `row_elems` floats, in rank
+ * order, in `out` (ignored elsewhere; room for the sum of the rows). For
+ * tools that split a batch over ranks and check the whole result. */
+int moe_mpi_gather_rows(const float *local, int64_t local_rows, int64_t row_elems,
+                        float *out);
+
+/* What the exchanges of this process cost since the last reset (tools,
+ * tests): counts, bytes and time. */
 typedef struct moe_mpi_stats {
-  int64_t exchanges;      /* dispatch_rows + combine_rows calls */
-  int64_t bytes_sent;     /* rows sent to other ranks, both directions */
-  int64_t bytes_local;    /* rows that stayed on this rank */
-  double seconds_waiting; /* in bounded waits, all exchanges */
+  int64_t exchanges;         /* dispatch_rows + combine_rows calls */
+  int64_t bytes_sent;        /* rows sent to other ranks, both directions */
+  int64_t bytes_local;       /* rows that stayed on this rank */
+  double seconds_waiting;    /* in the exchanges' bounded waits */
+  double seconds_exchanging; /* in the three exchange calls: packing, waiting, unpacking */
 } moe_mpi_stats;
 void moe_mpi_get_stats(moe_mpi_stats *stats);
+void moe_mpi_reset_stats(void);
 
 #ifdef __cplusplus
 }

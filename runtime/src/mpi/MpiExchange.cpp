@@ -32,9 +32,22 @@ MPI_Comm exchangeComm = MPI_COMM_NULL, controlComm = MPI_COMM_NULL;
 int myRank = 0, numRanks = 1;
 int64_t timeoutMs = 60000;
 bool exchangeBroken = false; // a request timed out and is still pending
+// A step of the current layer call failed: its later exchanges fail at once
+// (every rank sees the same count exchange, so all of them skip alike).
+bool callFailed = false;
 moe_mpi_stats stats{};
 
+/// Adds the wall time of its scope to stats.seconds_exchanging.
+struct ExchangeTimer {
+  std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+  ~ExchangeTimer() {
+    stats.seconds_exchanging +=
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  }
+};
+
 int fail(const std::string &message) {
+  callFailed = true;
   lastError = "rank " + std::to_string(myRank) + ": " + message;
   return MOE_ERR_EXCHANGE;
 }
@@ -69,12 +82,18 @@ int waitBounded(MPI_Request &request, const char *what, MPI_Comm comm) {
     if (polls > 200)
       std::this_thread::sleep_for(std::chrono::microseconds(50));
   }
-  stats.seconds_waiting +=
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (comm == exchangeComm)
+    stats.seconds_waiting +=
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return MOE_OK;
 }
 
-int checkReady(const char *what) {
+int checkReady(const char *what, bool newCall = false) {
+  if (newCall)
+    callFailed = false;
+  else if (callFailed)
+    return fail(std::string(what) + ": skipped after the failure of an earlier step: " +
+                lastError);
   if (exchangeComm == MPI_COMM_NULL)
     return fail(std::string(what) + ": moe_mpi_init was not called");
   if (exchangeBroken)
@@ -132,7 +151,7 @@ uint64_t fnv1a(const char *text) {
 
 // Fixed-size records for the control allgathers (a status and a message, a
 // signature hash and its text's head).
-constexpr int kTextBytes = 240;
+constexpr int kTextBytes = 1000;
 struct ControlRecord {
   int64_t value;
   char text[kTextBytes];
@@ -219,6 +238,7 @@ void moe_mpi_get_stats(moe_mpi_stats *out) {
   if (out)
     *out = stats;
 }
+void moe_mpi_reset_stats(void) { stats = moe_mpi_stats{}; }
 
 int moe_mpi_check_signature(const char *signature) {
   if (!signature)
@@ -260,12 +280,27 @@ int moe_mpi_agree_status(int status, const char *message) {
   return first;
 }
 
+static int dispatchCounts(const int32_t *offsets, int64_t n, const int32_t *placement,
+                          int32_t *plan, int32_t *recvOffsets);
+
 int moe_mpi_dispatch_counts(const int32_t *offsets, int64_t n, const int32_t *placement,
                             int32_t *plan, int32_t *recvOffsets) {
-  if (int rc = checkReady("the dispatch count exchange"))
-    return rc;
+  ExchangeTimer timer;
   if (!offsets || !placement || !plan || !recvOffsets || n <= 0)
     return fail("moe_mpi_dispatch_counts: null buffer or expert count " + std::to_string(n));
+  int status = dispatchCounts(offsets, n, placement, plan, recvOffsets);
+  // On failure the counts are zero, so compiled code sizes empty buffers.
+  if (status != MOE_OK) {
+    std::fill(plan, plan + int64_t(numRanks) * n, 0);
+    std::fill(recvOffsets, recvOffsets + n + 1, 0);
+  }
+  return status;
+}
+
+static int dispatchCounts(const int32_t *offsets, int64_t n, const int32_t *placement,
+                          int32_t *plan, int32_t *recvOffsets) {
+  if (int rc = checkReady("the dispatch count exchange", /*newCall=*/true))
+    return rc;
   for (int64_t e = 0; e < n; ++e)
     if (placement[e] >= numRanks)
       return fail("expert " + std::to_string(e) + " is placed on rank " +
@@ -317,6 +352,7 @@ int moe_mpi_dispatch_counts(const int32_t *offsets, int64_t n, const int32_t *pl
 int moe_mpi_dispatch_rows(const float *hidden, int64_t h, const int32_t *rows,
                           const int32_t *offsets, int64_t n, const int32_t *placement,
                           const int32_t *plan, float *recvHidden, int32_t *recvRows) {
+  ExchangeTimer timer;
   if (int rc = checkReady("the dispatch row exchange"))
     return rc;
   // Send buffer: rank by rank, expert by expert, each expert's sorted rows.
@@ -353,6 +389,7 @@ int moe_mpi_dispatch_rows(const float *hidden, int64_t h, const int32_t *rows,
 int moe_mpi_combine_rows(const float *expertOut, int64_t h, const int32_t *recvRows,
                          const int32_t *plan, const int32_t *offsets, int64_t n,
                          const int32_t *placement, float *sorted) {
+  ExchangeTimer timer;
   if (int rc = checkReady("the combine row exchange"))
     return rc;
   // Back in arrival order, so each source gets its rows in the order it sent.
@@ -381,6 +418,31 @@ int moe_mpi_combine_rows(const float *expertOut, int64_t h, const int32_t *recvR
       std::memcpy(sorted + int64_t(p) * h, &recv[at * h], h * sizeof(float));
   }
   return MOE_OK;
+}
+
+int moe_mpi_gather_rows(const float *local, int64_t localRows, int64_t rowElems,
+                        float *out) {
+  if (controlComm == MPI_COMM_NULL)
+    return fail("moe_mpi_gather_rows: moe_mpi_init was not called");
+  if (localRows < 0 || localRows > INT32_MAX || rowElems <= 0 || rowElems > INT32_MAX)
+    return fail("moe_mpi_gather_rows: " + std::to_string(localRows) + " rows of " +
+                std::to_string(rowElems) + " elements is out of range");
+  int mine = int(localRows);
+  std::vector<int> counts(numRanks), displs(numRanks);
+  MPI_Request request;
+  MPI_Igather(&mine, 1, MPI_INT, counts.data(), 1, MPI_INT, 0, controlComm, &request);
+  if (int rc = waitBounded(request, "the result row count gather", controlComm))
+    return rc;
+  for (int r = 1; r < numRanks; ++r)
+    displs[r] = displs[r - 1] + counts[r - 1];
+  MPI_Datatype row;
+  if (int rc = rowType(rowElems, row))
+    return rc;
+  MPI_Igatherv(local, mine, row, out, counts.data(), displs.data(), row, 0, controlComm,
+               &request);
+  int status = waitBounded(request, "the result row gather", controlComm);
+  MPI_Type_free(&row);
+  return status;
 }
 
 } // extern "C"
