@@ -31,6 +31,12 @@ void buildMoeToLoopsPipeline(mlir::OpPassManager &pm, const CpuPipelineOptions &
   pm.addPass(mlir::moe::createMoeCheckSupportedOps({"CPU"}));
   pm.addNestedPass<mlir::func::FuncOp>(mlir::moe::createMoeFoldTrivialExperts());
   pm.addNestedPass<mlir::func::FuncOp>(mlir::moe::createMoeExpandLayers());
+  if (options.ranks > 0) {
+    mlir::moe::MoeShardExpertsOptions shard;
+    shard.ranks = options.ranks;
+    shard.placement.assign(options.placement.begin(), options.placement.end());
+    pm.addNestedPass<mlir::func::FuncOp>(mlir::moe::createMoeShardExperts(shard));
+  }
   mlir::moe::addStageEnd(pm, "expanded");
   // The CPU runtime puts the failed check's token, slot and id into its
   // message; the GPU's launch description has no place for them yet.
@@ -57,6 +63,8 @@ void buildMoeToLoopsPipeline(mlir::OpPassManager &pm, const CpuPipelineOptions &
   experts.packSliceBytes = options.packSliceBytes;
   experts.packRowsOuter = options.packRowsOuter;
   pm.addNestedPass<mlir::func::FuncOp>(mlir::moe::createMoeLowerGroupedExperts(experts));
+  if (options.ranks > 0)
+    pm.addPass(mlir::moe::createMoeLowerExchanges());
   // Combine items write only their own tokens' rows.
   mlir::moe::MoeLowerCombineOptions combine;
   combine.vectorWidth = options.vectorWidth;

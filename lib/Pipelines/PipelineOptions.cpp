@@ -73,8 +73,14 @@ std::string checkOptions(const CpuPipelineOptions &options) {
        "0: never; -1: from the vector width"},
       {"pack-tiles", options.packTiles, 1, 16, 0, "0: from the host CPU"},
       {"pack-slice-bytes", options.packSliceBytes, 1, kMaxBytes, 0, "0: 32 KiB"},
+      {"ranks", options.ranks, 1, 1 << 20, 0, "0: one process"},
   };
-  return checkRanges(ranges);
+  std::string error = checkRanges(ranges);
+  if (error.empty() && !options.placement.empty() && options.ranks == 0)
+    error = "placement needs ranks (expert parallelism)";
+  if (error.empty() && options.gpuHost && options.ranks > 0)
+    error = "ranks (expert parallelism) is not supported with gpu-host";
+  return error;
 }
 
 std::string checkOptions(const GpuPipelineOptions &options) {

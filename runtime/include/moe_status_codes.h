@@ -27,6 +27,9 @@ enum moe_status {
   /* GPU path: no CUDA driver, no device, or a driver call failed (the
    * message names the call, the driver's error name and string). */
   MOE_ERR_DEVICE = 7,
+  /* Expert parallelism (moe_runtime_mpi): an all-to-all exchange failed or
+   * timed out, or the ranks disagree (layer signature, expert count). */
+  MOE_ERR_EXCHANGE = 8,
 };
 
 #endif /* MOE_STATUS_CODES_H */

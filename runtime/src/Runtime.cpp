@@ -255,6 +255,9 @@ const char *moe_status_message(int status) {
   case MOE_ERR_DEVICE:
     return "no usable CUDA device: the driver (libcuda.so.1) is missing, finds no GPU, or "
            "reported an error";
+  case MOE_ERR_EXCHANGE:
+    return "an expert-parallel exchange between ranks failed or timed out, or the "
+           "ranks disagree (moe_runtime_mpi: moe_mpi_last_error() says which)";
   default:
     return "unknown status code";
   }

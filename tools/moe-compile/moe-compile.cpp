@@ -189,6 +189,14 @@ int main(int argc, char **argv) {
   auto options = moe::CpuPipelineOptions::createFromString(pipelineOptionsText());
   if (!options)
     return fail("bad --pipeline-options '" + pipelineOptions + "' for the CPU pipeline");
+  // A sharded layer (ranks=R) calls the MPI exchanges of libmoe_runtime_mpi.
+  bool sharded = options->ranks > 0;
+#ifndef MOE_HAVE_MPI
+  if (sharded)
+    return fail("ranks=" + std::to_string(options->ranks) +
+                ": a sharded layer needs libmoe_runtime_mpi, which was not built (MPI was "
+                "not found when moe-compile was configured)");
+#endif
   PassManager pm(&context);
   moe::buildMoeToCpuPipeline(pm, *options);
   if (failed(pm.run(*copy)))
@@ -261,6 +269,8 @@ int main(int argc, char **argv) {
   std::vector<std::string> argvStore = {linker, "-shared", "-o", outputFile, objPath,
                                         "-L" + runtimeDir, "-lmoe_runtime",
                                         "-Wl,-rpath," + runtimeDir, "-lm"};
+  if (sharded)
+    argvStore.push_back("-lmoe_runtime_mpi"); // next to libmoe_runtime
   std::vector<llvm::StringRef> linkArgs(argvStore.begin(), argvStore.end());
   std::string linkErr;
   int rc = llvm::sys::ExecuteAndWait(linker, linkArgs, std::nullopt, {}, 0, 0, &linkErr);

@@ -25,6 +25,9 @@
 //===----------------------------------------------------------------------===//
 
 #include "common/EntryFunction.h"
+#ifdef MOE_HAVE_MPI
+#include "ShardedRun.h"
+#endif
 #include "moe/ExecutionEngine/CompiledFunction.h"
 #include "moe/InitAll.h"
 #include "moe/Reference/Interpreter.h"
@@ -100,6 +103,17 @@ static llvm::cl::opt<std::string> pipelineOptions(
     "pipeline-options",
     llvm::cl::desc("options of the CPU pipeline, as for --moe-to-cpu (e.g. \"row-tile=3 block-bytes=4096\")"),
     llvm::cl::init(""), llvm::cl::cat(runCategory));
+
+// Expert parallelism (ShardedRun.cpp): run under `mpirun -np R`.
+static llvm::cl::opt<int64_t> ranks(
+    "ranks",
+    llvm::cl::desc("expert parallelism: this process is one of R MPI ranks (mpirun -np R); "
+                   "each runs its share of the tokens, rank 0 gathers and (--mode=both) checks"),
+    llvm::cl::init(0), llvm::cl::cat(runCategory));
+static llvm::cl::list<int64_t> rankTokens(
+    "rank-tokens", llvm::cl::CommaSeparated,
+    llvm::cl::desc("with --ranks: the tokens of each rank, in rank order (default: even split)"),
+    llvm::cl::cat(runCategory));
 
 static int fail(const std::string &msg) {
   llvm::errs() << "moe-run: error: " << msg << "\n";
@@ -221,6 +235,23 @@ int main(int argc, char **argv) {
     }
     if (!s.ok())
       return fail(s.error);
+  }
+
+  if (ranks != 0) {
+#ifdef MOE_HAVE_MPI
+    if (ranks < 1)
+      return fail("--ranks must be at least 1, got " + std::to_string(ranks));
+    if (target != "cpu")
+      return fail("--ranks runs the CPU pipeline only (--target=cpu)");
+    moe::tools::ShardedRunRequest request{func, entry, std::move(args), pipelineOptions, ranks,
+                                          std::vector<int64_t>(rankTokens.begin(),
+                                                               rankTokens.end()),
+                                          mode == "both", rtol, outputDir, repeat};
+    return moe::tools::runSharded(request);
+#else
+    return fail("--ranks needs MPI, which was not found when moe-run was built "
+                "(install libopenmpi-dev and reconfigure)");
+#endif
   }
 
   // Median wall time of `repeat` runs of `body`, in microseconds.

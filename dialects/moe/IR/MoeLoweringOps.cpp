@@ -88,3 +88,50 @@ LogicalResult CombineOp::verify() {
     return emitOpError() << "result hidden size must match 'sorted'";
   return success();
 }
+
+/// The rules both exchanges share: the rank count, one placement entry per
+/// dispatched expert (offsets [N+1]), each a rank of the job or -1, and a
+/// [R, N] plan.
+static LogicalResult verifyExchange(Operation *op, int64_t ranks,
+                                    ArrayRef<int32_t> placement, Value offsets,
+                                    Value plan) {
+  if (ranks < 1 || ranks > std::numeric_limits<int32_t>::max())
+    return op->emitOpError() << "'ranks' must be in [1, 2^31), got " << ranks;
+  int64_t offsetsSize = dimOf(offsets, 0);
+  if (ShapedType::isDynamic(offsetsSize))
+    return op->emitOpError() << "'offsets' must have a static size (N + 1)";
+  int64_t n = offsetsSize - 1;
+  if (static_cast<int64_t>(placement.size()) != n)
+    return op->emitOpError() << "'placement' must have one rank per expert (N = " << n
+                             << "), got " << placement.size();
+  for (auto [expert, rank] : llvm::enumerate(placement))
+    if (rank < -1 || rank >= ranks)
+      return op->emitOpError() << "expert " << expert << " is placed on rank " << rank
+                               << ", outside [-1, " << ranks << ")";
+  if (mismatch(dimOf(plan, 0), ranks) || mismatch(dimOf(plan, 1), n))
+    return op->emitOpError() << "'plan' must be [ranks, N] = [" << ranks << ", " << n
+                             << "]";
+  return success();
+}
+
+LogicalResult AllToAllOp::verify() {
+  if (failed(verifyExchange(*this, getRanks(), getPlacement(), getOffsets(), getPlan())))
+    return failure();
+  if (getRecvOffsets().getType() != getOffsets().getType())
+    return emitOpError() << "'recv_offsets' must have the type of 'offsets'";
+  if (mismatch(dimOf(getHidden(), 1), dimOf(getRecvHidden(), 1)))
+    return emitOpError() << "'recv_hidden' must have the hidden size of 'hidden'";
+  if (mismatch(dimOf(getRecvHidden(), 0), dimOf(getRecvRows(), 0)))
+    return emitOpError() << "'recv_rows' must have one entry per row of 'recv_hidden'";
+  return success();
+}
+
+LogicalResult AllToAllCombineOp::verify() {
+  if (failed(verifyExchange(*this, getRanks(), getPlacement(), getOffsets(), getPlan())))
+    return failure();
+  if (mismatch(dimOf(getExpertOut(), 1), dimOf(getResult(), 1)))
+    return emitOpError() << "result hidden size must match 'expert_out'";
+  if (mismatch(dimOf(getExpertOut(), 0), dimOf(getRecvRows(), 0)))
+    return emitOpError() << "'expert_out' must have one row per entry of 'recv_rows'";
+  return success();
+}

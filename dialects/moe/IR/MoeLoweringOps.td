@@ -156,4 +156,72 @@ def Moe_CombineOp : Moe_LoweringOp<"combine", [Pure]> {
   let hasVerifier = 1;
 }
 
+//===----------------------------------------------------------------------===//
+// Expert parallelism (moe-shard-experts): the two all-to-all exchanges of a
+// sharded layer. Each rank runs the same program on its own tokens.
+//===----------------------------------------------------------------------===//
+
+def Moe_AllToAllOp : Moe_LoweringOp<"all_to_all"> {
+  let summary = "sends each sorted row to the rank that holds its expert";
+  let description = [{
+    The forward exchange of expert parallelism, between moe.dispatch and the
+    grouped experts. `rows` [P] and `offsets` [N+1] are a moe.dispatch's
+    (N = routed + shared experts); `placement` [N] gives each expert's rank,
+    -1 for "this rank" (shared experts: no traffic). Every rank sends the row
+    hidden[rows[p]] of each sorted row p to the rank of p's expert (expert by
+    expert, sorted order within an expert) and receives the rows of its own
+    experts from every rank. Results: recv_hidden [Q, H], the received rows
+    in arrival order (source rank, then expert, then the source's sorted
+    order); recv_rows [Q]: for each expert-major position q, its row of
+    recv_hidden, so that the grouped experts run unchanged on
+    (recv_hidden, recv_rows, recv_offsets); recv_offsets [N+1]: expert n's
+    received rows are recv_offsets[n]..recv_offsets[n+1] (empty for experts
+    of other ranks); plan [R, N]: rows of expert n received from rank r,
+    which moe.all_to_all_combine needs to send them back. Lowers to
+    moe_mpi_dispatch_counts / moe_mpi_dispatch_rows (moe_runtime_mpi.h);
+    a failed or timed-out exchange records MOE_ERR_EXCHANGE. Not Pure: it
+    communicates, and every rank must execute it.
+  }];
+  let arguments = (ins TensorRankOf<[F32], [2]>:$hidden,
+                   TensorRankOf<[I32], [1]>:$rows,
+                   TensorRankOf<[I32], [1]>:$offsets,
+                   I64Attr:$ranks, DenseI32ArrayAttr:$placement);
+  let results = (outs TensorRankOf<[F32], [2]>:$recv_hidden,
+                 TensorRankOf<[I32], [1]>:$recv_rows,
+                 TensorRankOf<[I32], [1]>:$recv_offsets,
+                 TensorRankOf<[I32], [2]>:$plan);
+  let assemblyFormat = [{
+    $hidden `,` $rows `,` $offsets attr-dict `:` type($hidden) `,` type($rows)
+    `,` type($offsets) `->` type($recv_hidden) `,` type($recv_rows) `,`
+    type($recv_offsets) `,` type($plan)
+  }];
+  let hasVerifier = 1;
+}
+
+def Moe_AllToAllCombineOp : Moe_LoweringOp<"all_to_all_combine"> {
+  let summary = "sends the expert outputs back to the ranks their rows came from";
+  let description = [{
+    The reverse exchange: `expert_out` [Q, H] holds, at each expert-major
+    position q of a moe.all_to_all's results, the expert's output for that
+    received row (a grouped expert's accumulator over recv_rows). Each row
+    goes back to its source rank, which places it at its sorted row: the
+    result [P, H] is what the grouped experts would have produced on one
+    process for this rank's sorted rows. `recv_rows`, `plan`, `offsets`,
+    `ranks` and `placement` are those of the matching moe.all_to_all.
+    Lowers to moe_mpi_combine_rows.
+  }];
+  let arguments = (ins TensorRankOf<[F32], [2]>:$expert_out,
+                   TensorRankOf<[I32], [1]>:$recv_rows,
+                   TensorRankOf<[I32], [2]>:$plan,
+                   TensorRankOf<[I32], [1]>:$offsets,
+                   I64Attr:$ranks, DenseI32ArrayAttr:$placement);
+  let results = (outs TensorRankOf<[F32], [2]>:$result);
+  let assemblyFormat = [{
+    $expert_out `,` $recv_rows `,` $plan `,` $offsets attr-dict `:`
+    type($expert_out) `,` type($recv_rows) `,` type($plan) `,` type($offsets)
+    `->` type($result)
+  }];
+  let hasVerifier = 1;
+}
+
 #endif // MOE_LOWERING_OPS_TD

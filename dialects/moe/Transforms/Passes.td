@@ -71,4 +71,38 @@ def MoeExpandLayers : Pass<"moe-expand-layers", "func::FuncOp"> {
   ];
 }
 
+def MoeShardExperts : Pass<"moe-shard-experts", "func::FuncOp"> {
+  let summary = "Expert parallelism: exchange each dispatch's rows with the ranks that hold the experts";
+  let description = [{
+    Runs on expanded layers (after moe-expand-layers) and makes the program
+    each rank of an expert-parallel job runs on its own tokens: routing,
+    trivial experts (folded terms) and moe.dispatch stay local; a
+    moe.all_to_all sends every sorted row to the rank of its expert; the
+    grouped experts run on the rows received (experts of other ranks get no
+    rows, so no work); moe.all_to_all_combine sends the results back to the
+    sorted rows they came from; moe.combine is unchanged. Shared experts
+    stay on every rank (placement -1: no traffic).
+
+    Placement of the dispatched (FFN/LoRA) experts, numbered as the
+    dispatch numbers them (after trivial-expert folding: the non-trivial
+    banks in table order): contiguous blocks of ceil(E / ranks) experts by
+    default, or `placement`, one rank per routed expert.
+
+    Ops that choose tokens across the whole batch (moe.capacity_drop,
+    moe.expert_choice_router, moe.skip_block with a capacity fraction) see
+    only one rank's tokens once the batch is split, so their result would
+    differ from one process; the pass rejects functions holding them.
+  }];
+  let options = [
+    Option<"ranks", "ranks", "int64_t", "1", "ranks of the expert-parallel job">,
+    ListOption<"placement", "placement", "int64_t",
+               "rank of each routed expert (default: contiguous blocks)">,
+  ];
+  let dependentDialects = ["tensor::TensorDialect", "arith::ArithDialect"];
+  let statistics = [
+    Statistic<"numExchanges", "dispatches-sharded",
+              "moe.dispatch ops given an all-to-all exchange pair">,
+  ];
+}
+
 #endif // MOE_TRANSFORMS_PASSES_TD

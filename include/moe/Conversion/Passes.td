@@ -370,4 +370,20 @@ def MoeGpuOutline : Pass<"moe-gpu-outline", "ModuleOp"> {
                            "arith::ArithDialect", "scf::SCFDialect"];
 }
 
+def MoeLowerExchanges : Pass<"moe-lower-exchanges", "ModuleOp"> {
+  let summary = "Lower the all-to-all exchanges of sharded layers to moe_runtime_mpi calls";
+  let description = [{
+    moe.all_to_all becomes moe_mpi_dispatch_counts (which sizes the received
+    buffers) and moe_mpi_dispatch_rows; moe.all_to_all_combine becomes
+    moe_mpi_combine_rows. The functions are only declared (the module links
+    against libmoe_runtime_mpi at run time), the placement tables become
+    constant globals, and a failed exchange records MOE_ERR_EXCHANGE in the
+    status slot. Runs after moe-lower-grouped-experts and before
+    moe-lower-combine (the exchanges' operands and results are bridged
+    buffers by then).
+  }];
+  let dependentDialects = ["arith::ArithDialect", "func::FuncDialect",
+                           "memref::MemRefDialect", "LLVM::LLVMDialect"];
+}
+
 #endif // MOE_CONVERSION_PASSES_TD

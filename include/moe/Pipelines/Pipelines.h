@@ -41,6 +41,16 @@ struct CpuPipelineOptions : public mlir::PassPipelineOptions<CpuPipelineOptions>
                        llvm::cl::desc("compile through the GPU's block/thread-mapped stage and run "
                                       "that on the host (tests the GPU mapping without a GPU)"),
                        llvm::cl::init(false)};
+  // Expert parallelism (moe-shard-experts, docs/dialect.md 4.19): the
+  // compiled function is the per-rank program of a job of `ranks` MPI ranks
+  // and calls libmoe_runtime_mpi; 0 keeps the single-process pipeline.
+  Option<int64_t> ranks{*this, "ranks",
+                        llvm::cl::desc("expert parallelism: shard the experts over this many "
+                                       "MPI ranks (0: one process)"),
+                        llvm::cl::init(0)};
+  ListOption<int64_t> placement{*this, "placement",
+                                llvm::cl::desc("expert parallelism: the rank of each routed "
+                                               "expert (default: contiguous blocks)")};
 };
 
 struct GpuPipelineOptions : public mlir::PassPipelineOptions<GpuPipelineOptions> {

@@ -154,3 +154,106 @@ func.func @parallel_not_unit(%n: index) {
   } {moe.parallel = 1 : i64}
   return
 }
+
+//===----------------------------------------------------------------------===//
+// moe.all_to_all, moe.all_to_all_combine (expert parallelism)
+//===----------------------------------------------------------------------===//
+
+// -----
+
+func.func @a2a_ranks(%x: tensor<?x8xf32>, %rows: tensor<?xi32>, %off: tensor<3xi32>) {
+  // expected-error @+1 {{'ranks' must be in [1, 2^31), got 0}}
+  %rx, %rr, %ro, %plan = moe.all_to_all %x, %rows, %off {ranks = 0, placement = array<i32: 0, 0>}
+      : tensor<?x8xf32>, tensor<?xi32>, tensor<3xi32> -> tensor<?x8xf32>, tensor<?xi32>, tensor<3xi32>, tensor<0x2xi32>
+  return
+}
+
+// -----
+
+func.func @a2a_dynamic_offsets(%x: tensor<?x8xf32>, %rows: tensor<?xi32>, %off: tensor<?xi32>) {
+  // expected-error @+1 {{'offsets' must have a static size (N + 1)}}
+  %rx, %rr, %ro, %plan = moe.all_to_all %x, %rows, %off {ranks = 2, placement = array<i32: 0, 1>}
+      : tensor<?x8xf32>, tensor<?xi32>, tensor<?xi32> -> tensor<?x8xf32>, tensor<?xi32>, tensor<?xi32>, tensor<2x2xi32>
+  return
+}
+
+// -----
+
+func.func @a2a_placement_size(%x: tensor<?x8xf32>, %rows: tensor<?xi32>, %off: tensor<3xi32>) {
+  // expected-error @+1 {{'placement' must have one rank per expert (N = 2), got 3}}
+  %rx, %rr, %ro, %plan = moe.all_to_all %x, %rows, %off {ranks = 2, placement = array<i32: 0, 1, 1>}
+      : tensor<?x8xf32>, tensor<?xi32>, tensor<3xi32> -> tensor<?x8xf32>, tensor<?xi32>, tensor<3xi32>, tensor<2x2xi32>
+  return
+}
+
+// -----
+
+func.func @a2a_placement_rank(%x: tensor<?x8xf32>, %rows: tensor<?xi32>, %off: tensor<3xi32>) {
+  // expected-error @+1 {{expert 1 is placed on rank 2, outside [-1, 2)}}
+  %rx, %rr, %ro, %plan = moe.all_to_all %x, %rows, %off {ranks = 2, placement = array<i32: 0, 2>}
+      : tensor<?x8xf32>, tensor<?xi32>, tensor<3xi32> -> tensor<?x8xf32>, tensor<?xi32>, tensor<3xi32>, tensor<2x2xi32>
+  return
+}
+
+// -----
+
+func.func @a2a_plan(%x: tensor<?x8xf32>, %rows: tensor<?xi32>, %off: tensor<3xi32>) {
+  // expected-error @+1 {{'plan' must be [ranks, N] = [2, 2]}}
+  %rx, %rr, %ro, %plan = moe.all_to_all %x, %rows, %off {ranks = 2, placement = array<i32: 0, 1>}
+      : tensor<?x8xf32>, tensor<?xi32>, tensor<3xi32> -> tensor<?x8xf32>, tensor<?xi32>, tensor<3xi32>, tensor<2x3xi32>
+  return
+}
+
+// -----
+
+func.func @a2a_recv_offsets(%x: tensor<?x8xf32>, %rows: tensor<?xi32>, %off: tensor<3xi32>) {
+  // expected-error @+1 {{'recv_offsets' must have the type of 'offsets'}}
+  %rx, %rr, %ro, %plan = moe.all_to_all %x, %rows, %off {ranks = 2, placement = array<i32: 0, 1>}
+      : tensor<?x8xf32>, tensor<?xi32>, tensor<3xi32> -> tensor<?x8xf32>, tensor<?xi32>, tensor<4xi32>, tensor<2x2xi32>
+  return
+}
+
+// -----
+
+func.func @a2a_recv_hidden(%x: tensor<?x8xf32>, %rows: tensor<?xi32>, %off: tensor<3xi32>) {
+  // expected-error @+1 {{'recv_hidden' must have the hidden size of 'hidden'}}
+  %rx, %rr, %ro, %plan = moe.all_to_all %x, %rows, %off {ranks = 2, placement = array<i32: 0, 1>}
+      : tensor<?x8xf32>, tensor<?xi32>, tensor<3xi32> -> tensor<?x16xf32>, tensor<?xi32>, tensor<3xi32>, tensor<2x2xi32>
+  return
+}
+
+// -----
+
+func.func @a2a_recv_rows(%x: tensor<?x8xf32>, %rows: tensor<?xi32>, %off: tensor<3xi32>) {
+  // expected-error @+1 {{'recv_rows' must have one entry per row of 'recv_hidden'}}
+  %rx, %rr, %ro, %plan = moe.all_to_all %x, %rows, %off {ranks = 2, placement = array<i32: 0, 1>}
+      : tensor<?x8xf32>, tensor<?xi32>, tensor<3xi32> -> tensor<4x8xf32>, tensor<5xi32>, tensor<3xi32>, tensor<2x2xi32>
+  return
+}
+
+// -----
+
+func.func @a2a_back_hidden(%out: tensor<?x8xf32>, %rr: tensor<?xi32>, %plan: tensor<2x2xi32>, %off: tensor<3xi32>) {
+  // expected-error @+1 {{result hidden size must match 'expert_out'}}
+  %y = moe.all_to_all_combine %out, %rr, %plan, %off {ranks = 2, placement = array<i32: 0, 1>}
+      : tensor<?x8xf32>, tensor<?xi32>, tensor<2x2xi32>, tensor<3xi32> -> tensor<?x4xf32>
+  return
+}
+
+// -----
+
+func.func @a2a_back_rows(%out: tensor<3x8xf32>, %rr: tensor<4xi32>, %plan: tensor<2x2xi32>, %off: tensor<3xi32>) {
+  // expected-error @+1 {{'expert_out' must have one row per entry of 'recv_rows'}}
+  %y = moe.all_to_all_combine %out, %rr, %plan, %off {ranks = 2, placement = array<i32: 0, 1>}
+      : tensor<3x8xf32>, tensor<4xi32>, tensor<2x2xi32>, tensor<3xi32> -> tensor<?x8xf32>
+  return
+}
+
+// -----
+
+func.func @a2a_back_plan(%out: tensor<?x8xf32>, %rr: tensor<?xi32>, %plan: tensor<3x2xi32>, %off: tensor<3xi32>) {
+  // expected-error @+1 {{'plan' must be [ranks, N] = [2, 2]}}
+  %y = moe.all_to_all_combine %out, %rr, %plan, %off {ranks = 2, placement = array<i32: 0, -1>}
+      : tensor<?x8xf32>, tensor<?xi32>, tensor<3x2xi32>, tensor<3xi32> -> tensor<?x8xf32>
+  return
+}

@@ -525,3 +525,16 @@ func.func @path_select_two_branches(%x: tensor<?x64xf32>, %r: tensor<3x64xf32>,
   }
   return %y : tensor<?x64xf32>
 }
+
+// Expert parallelism: the forward and reverse exchanges of moe-shard-experts.
+// CHECK-LABEL: func.func @all_to_all
+// CHECK:         %{{.*}}, %[[RR:.*]], %[[RO:.*]], %[[PLAN:.*]] = moe.all_to_all %{{.*}}, %{{.*}}, %{{.*}} {placement = array<i32: 0, 1, -1>, ranks = 2 : i64} : tensor<?x8xf32>, tensor<?xi32>, tensor<4xi32> -> tensor<?x8xf32>, tensor<?xi32>, tensor<4xi32>, tensor<2x3xi32>
+// CHECK:         moe.all_to_all_combine %{{.*}}, %[[RR]], %[[PLAN]], %{{.*}} {placement = array<i32: 0, 1, -1>, ranks = 2 : i64} : tensor<?x8xf32>, tensor<?xi32>, tensor<2x3xi32>, tensor<4xi32> -> tensor<?x8xf32>
+func.func @all_to_all(%x: tensor<?x8xf32>, %rows: tensor<?xi32>, %off: tensor<4xi32>,
+                      %out: tensor<?x8xf32>) -> tensor<?x8xf32> {
+  %rx, %rr, %ro, %plan = moe.all_to_all %x, %rows, %off {ranks = 2, placement = array<i32: 0, 1, -1>}
+      : tensor<?x8xf32>, tensor<?xi32>, tensor<4xi32> -> tensor<?x8xf32>, tensor<?xi32>, tensor<4xi32>, tensor<2x3xi32>
+  %y = moe.all_to_all_combine %out, %rr, %plan, %off {ranks = 2, placement = array<i32: 0, 1, -1>}
+      : tensor<?x8xf32>, tensor<?xi32>, tensor<2x3xi32>, tensor<4xi32> -> tensor<?x8xf32>
+  return %y : tensor<?x8xf32>
+}
