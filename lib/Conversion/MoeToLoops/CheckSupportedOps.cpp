@@ -33,6 +33,10 @@ bool isSupported(Operation *op) {
     return true;
   if (isa<tensor::EmptyOp, tensor::DimOp, func::ReturnOp>(op))
     return true;
+  // A weight read from its packed buffer (moe-hoist-weight-packing):
+  // moe-lower-pack makes it a strided view.
+  if (auto slice = dyn_cast<tensor::ExtractSliceOp>(op))
+    return slice.hasUnitStride() && slice.getSourceType().hasStaticShape();
   return !llvm::any_of(op->getOperandTypes(), isTensorLike) &&
          !llvm::any_of(op->getResultTypes(), isTensorLike);
 }

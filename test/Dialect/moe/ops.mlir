@@ -525,3 +525,17 @@ func.func @path_select_two_branches(%x: tensor<?x64xf32>, %r: tensor<3x64xf32>,
   }
   return %y : tensor<?x64xf32>
 }
+
+//===----------------------------------------------------------------------===//
+// Prepared weights
+//===----------------------------------------------------------------------===//
+
+// CHECK-LABEL: func.func @pack_bank(
+// CHECK:         moe.pack %{{.*}} layout(#moe.pack_layout<row_stride = 80>) : tensor<4x32x64xf32> -> tensor<4x32x80xf32>
+// CHECK:         moe.pack %{{.*}} layout(#moe.pack_layout<row_stride = 64>) : tensor<8x64xf32> -> tensor<8x64xf32>
+func.func @pack_bank(%w: tensor<4x32x64xf32>, %g: tensor<8x64xf32>)
+    -> (tensor<4x32x80xf32>, tensor<8x64xf32>) {
+  %p = moe.pack %w layout(#moe.pack_layout<row_stride = 80>) : tensor<4x32x64xf32> -> tensor<4x32x80xf32>
+  %q = moe.pack %g layout(#moe.pack_layout<row_stride = 64>) : tensor<8x64xf32> -> tensor<8x64xf32>
+  return %p, %q : tensor<4x32x80xf32>, tensor<8x64xf32>
+}
