@@ -248,8 +248,8 @@ class Compiled(_CompiledBase):
     def weight_names(self) -> List[str]:
         """The names of the weights prepare() takes (static-shaped arguments)."""
         args = self.signature[0]
-        return [n for n, (shape, _) in zip(self.argument_names, args)
-                if all(d is not None for d in shape) and len(shape) >= 1]
+        return [n for n, (shape, dtype) in zip(self.argument_names, args)
+                if all(d is not None for d in shape) and len(shape) >= 1 and dtype == "float32"]
 
     def __repr__(self) -> str:
         args, results = self.signature
