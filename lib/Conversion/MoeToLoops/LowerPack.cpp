@@ -84,12 +84,16 @@ struct LowerPackPass : public mlir::moe::impl::MoeLowerPackBase<LowerPackPass> {
         });
         return;
       }
-      emitFor(lb, l, cIndex(lb, l, 0), cIndex(lb, l, srcType.getDimSize(d)),
-              [&](OpBuilder &ib, Location il, Value i) {
-                idx.push_back(i);
-                nest(ib, il, d + 1);
-                idx.pop_back();
-              });
+      scf::ForOp loop = emitFor(lb, l, cIndex(lb, l, 0), cIndex(lb, l, srcType.getDimSize(d)),
+                                [&](OpBuilder &ib, Location il, Value i) {
+                                  idx.push_back(i);
+                                  nest(ib, il, d + 1);
+                                  idx.pop_back();
+                                });
+      // The outermost dimension (a bank's experts, a matrix's rows) is
+      // split over the pool: the rows are independent.
+      if (d == 0)
+        markThreadPoolLoop(loop);
     };
     nest(b, loc, 0);
     op.getPacked().replaceAllUsesWith(asTensor(b, loc, dst, op.getPacked().getType()));

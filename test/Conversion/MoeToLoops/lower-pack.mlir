@@ -2,7 +2,7 @@
 
 // moe.pack: a 64-byte-aligned buffer of the packed shape; each row's whole
 // lines copied as vectors, the rest of the row element by element, the
-// padding zeroed.
+// padding zeroed; the outermost loop runs on the thread pool.
 
 // CHECK-LABEL: func.func @w_prepare(
 // CHECK-SAME:      %[[W:.*]]: memref<4x40xf32>, %[[OUT:.*]]: memref<4x48xf32>) -> i32
@@ -17,6 +17,7 @@
 // CHECK:           scf.for %[[Z:.*]] = %c40{{.*}} to %c48 step %{{.*}} {
 // CHECK:             %[[ZERO:.*]] = arith.constant 0.000000e+00 : f32
 // CHECK:             memref.store %[[ZERO]], %[[P]][%[[R]], %[[Z]]]
+// CHECK:         } {moe.parallel}
 // CHECK-NOT:     moe.pack
 // CHECK:         %[[PB:.*]] = builtin.unrealized_conversion_cast %[[P]]
 // CHECK:         %[[PM:.*]] = builtin.unrealized_conversion_cast %[[PB]]
