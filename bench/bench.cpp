@@ -60,6 +60,11 @@ static llvm::cl::opt<int> checkTokens("check-tokens", llvm::cl::cat(benchCategor
                                       llvm::cl::desc("tokens checked against the reference"),
                                       llvm::cl::init(4));
 
+static llvm::cl::opt<bool> unprepared(
+    "unprepared", llvm::cl::cat(benchCategory),
+    llvm::cl::desc("time our layer with its weights passed on every call (default: prepared "
+                   "once by <entry>_prepare, runs timed with the activations only)"),
+    llvm::cl::init(false));
 static llvm::cl::opt<bool> contention(
     "contention", llvm::cl::cat(benchCategory),
     llvm::cl::desc("layer time idle and next to CPU hogs on one and on every core, with the "
@@ -318,6 +323,8 @@ struct Result {
   Shape shape;
   double oursUs = 0, baselineUs = 0, oursErr = 0, baselineErr = 0, compileS = 0;
   double flops = 0, bytes = 0;
+  // The prepared layer (0 with --unprepared): packing time and bytes.
+  double prepareMs = 0, packedBytes = 0;
 };
 
 static double median(std::vector<double> v) {
@@ -342,13 +349,15 @@ static bool runCase(mlir::MLIRContext &ctx, const Shape &s, Result &res) {
   if (!module)
     return false;
   std::unique_ptr<CompiledFunction> fn;
+  std::unique_ptr<PreparedFunction> prep;
   auto start = Clock::now();
   auto options = CpuPipelineOptions::createFromString(pipelineOptions);
   if (!options) {
     llvm::errs() << "bad --pipeline-options\n";
     return false;
   }
-  Status st = CompiledFunction::compile(*module, "main", *options, false, fn);
+  Status st = unprepared ? CompiledFunction::compile(*module, "main", *options, false, fn)
+                         : PreparedFunction::compile(*module, "main", *options, false, prep);
   res.compileS = secondsSince(start);
   if (!st.ok()) {
     llvm::errs() << s.name << ": " << st.error << "\n";
@@ -375,8 +384,34 @@ static bool runCase(mlir::MLIRContext &ctx, const Shape &s, Result &res) {
   if (s.zipf)
     argData[1] = ids32.data();
   std::vector<float> ours(s.t * s.h), base(s.t * s.h);
+  // The prepared layer: the weights packed once (not timed as a run).
+  std::vector<moe_tensor> weightTensors, activationTensors;
+  std::unique_ptr<moe_prepared, void (*)(moe_prepared *)> prepared(nullptr, moe_prepared_free);
+  if (prep) {
+    auto tensorOf = [&](size_t i) {
+      return moe_tensor{const_cast<void *>(argData[i]), moe_dtype(args[i].dtype),
+                        int32_t(argShapes[i].size()), argShapes[i].data()};
+    };
+    for (size_t i : prep->weightIndices())
+      weightTensors.push_back(tensorOf(i));
+    for (size_t i : prep->activationIndices())
+      activationTensors.push_back(tensorOf(i));
+    moe_prepared *p = nullptr;
+    st = prep->prepareTensors(weightTensors.data(), weightTensors.size(), &p);
+    if (!st.ok()) {
+      llvm::errs() << s.name << ": " << st.error << "\n";
+      return false;
+    }
+    prepared.reset(p);
+    res.prepareMs = 1e3 * moe_prepared_seconds(p);
+    res.packedBytes = double(moe_prepared_bytes(p));
+  }
+  int64_t outShape[2] = {s.t, s.h};
+  moe_tensor outTensor{ours.data(), MOE_F32, 2, outShape};
   auto runOurs = [&]() -> bool {
-    Status r = fn->runBuffers(argData, argShapes, {ours.data()}, {{s.t, s.h}});
+    Status r = prep ? prep->runTensors(prepared.get(), activationTensors.data(),
+                                       activationTensors.size(), &outTensor, 1)
+                    : fn->runBuffers(argData, argShapes, {ours.data()}, {{s.t, s.h}});
     if (!r.ok())
       llvm::errs() << s.name << ": " << r.error << "\n";
     return r.ok();
@@ -522,7 +557,11 @@ int main(int argc, char **argv) {
         llvm::outs() << llvm::format(" %6.1f %5.1f", gbps, 100 * gbps / bw);
       else
         llvm::outs() << "      -     -";
-      llvm::outs() << llvm::format("   %.1e   %.1e\n", r.oursErr, r.baselineErr);
+      llvm::outs() << llvm::format("   %.1e   %.1e", r.oursErr, r.baselineErr);
+      if (!unprepared)
+        llvm::outs() << llvm::format("   prepare %.1f ms, %.1f MiB packed", r.prepareMs,
+                                     r.packedBytes / (1 << 20));
+      llvm::outs() << "\n";
     }
     if (r.oursErr > 1e-4 || r.baselineErr > 1e-4) {
       llvm::errs() << s.name << ": result differs from the reference\n";

@@ -263,13 +263,21 @@ Status CompiledFunction::runTensors(const moe_tensor *in, size_t numIn, moe_tens
 }
 
 Status CompiledFunction::run(const std::vector<Tensor> &inputs, std::vector<Tensor> &outputs) const {
+  return runOnHostTensors(args, results, inputs, outputs,
+                          [&](const moe_tensor *in, size_t numIn, moe_tensor *out, size_t numOut) {
+                            return runTensors(in, numIn, out, numOut);
+                          });
+}
+
+Status runOnHostTensors(const std::vector<TensorSignature> &args,
+                        const std::vector<TensorSignature> &results,
+                        const std::vector<Tensor> &inputs, std::vector<Tensor> &outputs,
+                        const std::function<Status(const moe_tensor *, size_t, moe_tensor *, size_t)> &call) {
   std::vector<std::vector<int64_t>> argShapes;
   for (const Tensor &t : inputs)
     argShapes.push_back(t.shape);
-  std::vector<std::vector<int64_t>> resultShapes;
-  Status s = resultShapesFor(argShapes, resultShapes);
-  if (!s.ok())
-    return s;
+  std::vector<std::vector<int64_t>> resultShapes = ::moe::resultShapesFor(args, results, argShapes);
+  Status s;
   // Tensors widen integers to int64; narrow i32 ones for the call.
   std::vector<std::vector<int32_t>> narrowed(inputs.size());
   std::vector<const void *> argData;
@@ -311,12 +319,109 @@ Status CompiledFunction::run(const std::vector<Tensor> &inputs, std::vector<Tens
   for (size_t i = 0; i < results.size(); ++i)
     out.push_back({resultData[i], moe_dtype(results[i].dtype), int32_t(resultShapes[i].size()),
                    resultShapes[i].data()});
-  if (!(s = runTensors(in.data(), in.size(), out.data(), out.size())).ok())
+  if (!(s = call(in.data(), in.size(), out.data(), out.size())).ok())
     return s;
   for (size_t i = 0; i < results.size(); ++i)
     if (results[i].dtype == DType::I32)
       outs[i].i.assign(outI32[i].begin(), outI32[i].end());
   outputs = std::move(outs);
+  return Status::success();
+}
+
+//===----------------------------------------------------------------------===//
+// PreparedFunction
+//===----------------------------------------------------------------------===//
+
+bool isWeightArgument(mlir::Type type) {
+  auto tt = dyn_cast<RankedTensorType>(type);
+  return tt && tt.hasStaticShape() && tt.getRank() >= 1 && tt.getElementType().isF32();
+}
+
+PreparedFunction::~PreparedFunction() { moe_prepared_free(held); }
+
+Status PreparedFunction::compile(ModuleOp module, const std::string &entry,
+                                 const CpuPipelineOptions &options, bool keepStages,
+                                 std::unique_ptr<PreparedFunction> &out) {
+  auto func = module.lookupSymbol<func::FuncOp>(entry);
+  if (!func)
+    return Status::failure("no function '" + entry + "' in the module");
+  std::unique_ptr<PreparedFunction> fn(new PreparedFunction());
+  for (auto [i, t] : llvm::enumerate(func.getArgumentTypes()))
+    (isWeightArgument(t) ? fn->weights : fn->activations).push_back(i);
+  for (auto [i, t] : llvm::enumerate(func.getArgumentTypes())) {
+    TensorSignature sig;
+    Status s = signatureOf(t, sig, "argument #" + std::to_string(i));
+    if (!s.ok())
+      return s;
+    fn->argSigs.push_back(sig);
+  }
+  OwningOpRef<ModuleOp> split = ModuleOp::create(module.getLoc());
+  split->getBody()->push_back(func->clone());
+  {
+    DiagnosticCollector diagnostics(module.getContext());
+    PassManager pm(module.getContext());
+    mlir::moe::MoeHoistWeightPackingOptions hoist;
+    hoist.entry = entry;
+    pm.addPass(mlir::moe::createMoeHoistWeightPacking(hoist));
+    if (failed(pm.run(*split)))
+      return Status::failure("moe-hoist-weight-packing failed:\n" + diagnostics.text());
+  }
+  Status s = CompiledFunction::compile(*split, entry + "_prepare", options, false, fn->prepareFn);
+  if (!s.ok())
+    return s;
+  if (!(s = CompiledFunction::compile(*split, entry, options, keepStages, fn->runFn)).ok())
+    return s;
+  fn->name = entry;
+  out = std::move(fn);
+  return Status::success();
+}
+
+double PreparedFunction::compileSeconds() const {
+  return prepareFn->compileSeconds() + runFn->compileSeconds();
+}
+
+Status PreparedFunction::prepareTensors(const moe_tensor *w, size_t n, moe_prepared **out) const {
+  int status = moe_prepare_packed(prepareFn->packed, prepareFn->signature, runFn->packed,
+                                  runFn->signature, name.c_str(), w, int(n), out);
+  if (status != MOE_OK)
+    return Status::failure(moe_last_error());
+  return Status::success();
+}
+
+Status PreparedFunction::prepare(const std::vector<Tensor> &weightTensors) {
+  std::vector<TensorSignature> sigs;
+  for (size_t i : weights)
+    sigs.push_back(argSigs[i]);
+  moe_prepared *fresh = nullptr;
+  std::vector<Tensor> none;
+  Status s = runOnHostTensors(sigs, {}, weightTensors, none,
+                              [&](const moe_tensor *in, size_t numIn, moe_tensor *, size_t) {
+                                return prepareTensors(in, numIn, &fresh);
+                              });
+  if (!s.ok())
+    return s;
+  moe_prepared_free(held);
+  held = fresh;
+  return Status::success();
+}
+
+Status PreparedFunction::run(const std::vector<Tensor> &activationTensors,
+                             std::vector<Tensor> &results) const {
+  if (!held)
+    return Status::failure("'" + name + "' is not prepared: call prepare(weights) first");
+  std::vector<TensorSignature> sigs;
+  for (size_t i : activations)
+    sigs.push_back(argSigs[i]);
+  return runOnHostTensors(sigs, runFn->resultSignatures(), activationTensors, results,
+                          [&](const moe_tensor *in, size_t numIn, moe_tensor *out, size_t numOut) {
+                            return runTensors(held, in, numIn, out, numOut);
+                          });
+}
+
+Status PreparedFunction::runTensors(moe_prepared *prepared, const moe_tensor *in, size_t numIn,
+                                    moe_tensor *out, size_t numOut) const {
+  if (moe_prepared_run(prepared, in, int(numIn), out, int(numOut)) != MOE_OK)
+    return Status::failure(moe_last_error());
   return Status::success();
 }
 

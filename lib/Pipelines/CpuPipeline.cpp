@@ -41,6 +41,8 @@ void buildMoeToLoopsPipeline(mlir::OpPassManager &pm, const CpuPipelineOptions &
   // The CPU runtime puts the failed check's token, slot and id into its
   // message; the GPU's launch description has no place for them yet.
   pm.addPass(mlir::moe::createMoeCallSlots({/*errorDetails=*/true}));
+  // Packed weights (moe-hoist-weight-packing's prepare/run entries).
+  pm.addNestedPass<mlir::func::FuncOp>(mlir::moe::createMoeLowerPack());
   // Pass options are filled by name, so a new option in Passes.td cannot
   // shift the values into the wrong fields.
   const int64_t tokenChunk = options.parallel ? 32 : 0; // router/combine items of 32 tokens

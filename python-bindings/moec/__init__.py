@@ -62,7 +62,7 @@ from ._moec import CompileError, DeviceError, Module, RuntimeError  # noqa: A004
 from .builder import (ACTIVATIONS, GATED_ACTIVATIONS, SCORINGS, Experts, Layer, Routing,
                       Value)
 
-__all__ = ["CompileError", "RuntimeError", "DeviceError", "Module", "Compiled", "CompiledPtx",
+__all__ = ["CompileError", "RuntimeError", "DeviceError", "Module", "Compiled", "Prepared", "CompiledPtx",
            "Layer", "Value", "Experts", "Routing", "parse", "load", "compile", "reference",
            "random_inputs", "cuda_available", "TARGETS", "ACTIVATIONS", "GATED_ACTIVATIONS",
            "SCORINGS"]
@@ -235,6 +235,22 @@ class Compiled(_CompiledBase):
         loops, before loops)."""
         return self._fn.stages
 
+    def prepare(self, *weights) -> "Prepared":
+        """Binds the weights once: the compiler's ``<entry>_prepare`` packs
+        them into the layout the kernels read (moe-hoist-weight-packing),
+        and the returned :class:`Prepared` is called with the activations
+        only. The weights are the arguments of static shape, in their order
+        (``weight_names``); the arrays are not referenced afterwards.
+        Compiles the prepared form on the first call (target="cpu" only)."""
+        return Prepared(self._fn.prepare([_from_dlpack(w) for w in weights]), self.entry)
+
+    @property
+    def weight_names(self) -> List[str]:
+        """The names of the weights prepare() takes (static-shaped arguments)."""
+        args = self.signature[0]
+        return [n for n, (shape, dtype) in zip(self.argument_names, args)
+                if all(d is not None for d in shape) and len(shape) >= 1 and dtype == "float32"]
+
     def __repr__(self) -> str:
         args, results = self.signature
         fmt = lambda s: "[" + ", ".join("T" if d is None else str(d) for d in s[0]) + "] " + s[1]
@@ -242,6 +258,42 @@ class Compiled(_CompiledBase):
         a = ", ".join(f"{n or '#' + str(i)}: {fmt(s)}" for i, (n, s) in enumerate(zip(names, args)))
         return (f"<moec.Compiled '{self.entry}' ({a}) -> ({', '.join(fmt(s) for s in results)}); "
                 f"stages {self.stage_names}>")
+
+
+class Prepared:
+    """A compiled layer with its weights packed once (``Compiled.prepare``).
+    Call it with the activations (the arguments with a token dimension, in
+    their order): ``y = prepared(x)``; ``out=`` as for ``Compiled``. Calls
+    from several threads may run at once."""
+
+    def __init__(self, impl, entry: str):
+        self._fn = impl
+        self.entry = entry
+
+    @property
+    def argument_names(self) -> List[str]:
+        """The activations' names."""
+        return list(self._fn.argument_names)
+
+    @property
+    def signature(self):
+        """([(shape, dtype) per activation], [(shape, dtype) per result])."""
+        return self._fn.signature
+
+    @property
+    def packed_bytes(self) -> int:
+        """Bytes of packed weights this layer owns."""
+        return self._fn.packed_bytes
+
+    @property
+    def prepare_seconds(self) -> float:
+        return self._fn.prepare_seconds
+
+    __call__ = _CompiledBase.__call__
+
+    def __repr__(self) -> str:
+        return (f"<moec.Prepared '{self.entry}' ({', '.join(self.argument_names)}); "
+                f"{self.packed_bytes} packed bytes>")
 
 
 class CompiledPtx(_CompiledBase):

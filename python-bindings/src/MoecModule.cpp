@@ -395,14 +395,25 @@ py::list resultList(const CallBuffers &call) {
   return list;
 }
 
-struct Compiled {
+struct Prepared;
+
+struct Compiled : std::enable_shared_from_this<Compiled> {
   std::shared_ptr<Module> source; // keeps the context alive; destroyed last
   std::unique_ptr<moe::CompiledFunction> fn;
   std::string entry;
   std::vector<std::string> names;
+  std::string pipelineOptions;
   std::mutex mutex; // one call at a time per compiled function
+  // The prepared form, compiled by the first prepare() call.
+  std::unique_ptr<moe::PreparedFunction> preparedFn;
+  std::mutex prepareMutex;
 
-  ~Compiled() { fn.reset(); }
+  ~Compiled() {
+    preparedFn.reset();
+    fn.reset();
+  }
+
+  std::shared_ptr<Prepared> prepare(const py::sequence &weights);
 
   py::list run(const py::sequence &arrays, const py::object &out) {
     CallBuffers call = prepareCall(
@@ -422,6 +433,90 @@ struct Compiled {
     return resultList(call);
   }
 };
+
+/// A layer whose weights were packed once (moe_prepared): called with the
+/// activations only. Calls may run concurrently (the GIL is released and
+/// the prepared object is read-only).
+struct Prepared {
+  std::shared_ptr<Compiled> compiled; // keeps the JIT code alive
+  moe_prepared *prepared = nullptr;
+  std::vector<std::string> names;     // the activations'
+  std::vector<moe::TensorSignature> argSigs;
+
+  ~Prepared() { moe_prepared_free(prepared); }
+
+  py::list run(const py::sequence &arrays, const py::object &out) {
+    const moe::PreparedFunction &pf = *compiled->preparedFn;
+    const auto &resSigs = pf.runFunction().resultSignatures();
+    CallBuffers call = prepareCall(
+        compiled->entry, names, argSigs, resSigs, arrays, out,
+        [&](const std::vector<std::vector<int64_t>> &argShapes,
+            std::vector<std::vector<int64_t>> &resultShapes) {
+          resultShapes = moe::resultShapesFor(argSigs, resSigs, argShapes);
+          return Status::success();
+        });
+    std::vector<moe_tensor> in = call.argTensors(), res = call.resultTensors();
+    Status s;
+    {
+      py::gil_scoped_release release;
+      s = pf.runTensors(prepared, in.data(), in.size(), res.data(), res.size());
+    }
+    if (!s.ok())
+      throw RunError(s.error);
+    return resultList(call);
+  }
+};
+
+std::shared_ptr<Prepared> Compiled::prepare(const py::sequence &weights) {
+  Status s;
+  {
+    py::gil_scoped_release release;
+    std::lock_guard<std::mutex> lock(prepareMutex);
+    if (!preparedFn) {
+      auto options = std::make_unique<moe::CpuPipelineOptions>();
+      std::string errors;
+      llvm::raw_string_ostream errs(errors);
+      if (mlir::failed(options->parseFromString(pipelineOptions, errs)))
+        s = Status::failure(errors);
+      else if (options->gpuHost)
+        s = Status::failure("prepare() needs a function compiled for target='cpu'");
+      else {
+        std::lock_guard<std::mutex> sourceLock(source->mutex);
+        s = moe::PreparedFunction::compile(*source->module, entry, *options, /*keepStages=*/false,
+                                           preparedFn);
+      }
+    }
+  }
+  if (!s.ok())
+    throw CompileError(s.error);
+  auto p = std::make_shared<Prepared>();
+  p->compiled = shared_from_this();
+  std::vector<std::string> weightNames;
+  std::vector<moe::TensorSignature> weightSigs;
+  for (size_t i : preparedFn->weightIndices()) {
+    weightNames.push_back(i < names.size() ? names[i] : "");
+    weightSigs.push_back(fn->argumentSignatures()[i]);
+  }
+  for (size_t i : preparedFn->activationIndices()) {
+    p->names.push_back(i < names.size() ? names[i] : "");
+    p->argSigs.push_back(fn->argumentSignatures()[i]);
+  }
+  CallBuffers call = prepareCall(entry + " weights", weightNames, weightSigs, {}, weights,
+                                 py::none(),
+                                 [](const std::vector<std::vector<int64_t>> &,
+                                    std::vector<std::vector<int64_t>> &r) {
+                                   r.clear();
+                                   return Status::success();
+                                 });
+  std::vector<moe_tensor> in = call.argTensors();
+  {
+    py::gil_scoped_release release;
+    s = preparedFn->prepareTensors(in.data(), in.size(), &p->prepared);
+  }
+  if (!s.ok())
+    throw RunError(s.error);
+  return p;
+}
 
 /// Pipeline options from the same text the tools take (--pipeline-options,
 /// moe-opt --moe-to-cpu="..."), so Python has no defaults of its own.
@@ -446,6 +541,7 @@ std::shared_ptr<Compiled> compile(std::shared_ptr<Module> source, const std::str
   c->source = source;
   c->entry = entry;
   c->names = source->namesOf(func);
+  c->pipelineOptions = pipelineOptions;
   Status s;
   {
     py::gil_scoped_release release;
@@ -710,9 +806,28 @@ PYBIND11_MODULE(_moec, m) {
                                  results.append(signatureTuple(s));
                                return py::make_tuple(args, results);
                              })
+      .def("prepare", &Compiled::prepare, py::arg("weights"),
+           "Packs the weights once; returns a Prepared layer called with the activations")
       .def("run", &Compiled::run, py::arg("arrays"), py::arg("out") = py::none(),
            "Runs on numpy arrays (no copies); returns the list of results.");
 
+  py::class_<Prepared, std::shared_ptr<Prepared>>(m, "Prepared")
+      .def_readonly("argument_names", &Prepared::names)
+      .def_property_readonly("packed_bytes",
+                             [](const Prepared &self) { return moe_prepared_bytes(self.prepared); })
+      .def_property_readonly("prepare_seconds",
+                             [](const Prepared &self) { return moe_prepared_seconds(self.prepared); })
+      .def_property_readonly("signature",
+                             [](const Prepared &self) {
+                               py::list args, results;
+                               for (const auto &sig : self.argSigs)
+                                 args.append(signatureTuple(sig));
+                               for (const auto &sig :
+                                    self.compiled->preparedFn->runFunction().resultSignatures())
+                                 results.append(signatureTuple(sig));
+                               return py::make_tuple(args, results);
+                             })
+      .def("run", &Prepared::run, py::arg("arrays"), py::arg("out") = py::none());
   m.def("compile", &compile, py::arg("module"), py::arg("entry"), py::arg("pipeline_options"),
         "Compiles `entry` for the host CPU with the CPU pipeline's options text (as "
         "moe-opt --moe-to-cpu=\"...\"; gpu-host=true: through the GPU's block/thread "

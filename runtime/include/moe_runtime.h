@@ -83,6 +83,40 @@ int moe_run_packed(moe_packed_fn fn, const moe_signature *sig, const char *name,
                    const moe_tensor *args, int num_args, moe_tensor *results,
                    int num_results);
 
+/* Prepared layers: the weights bound once, packed by the compiled
+ * `<entry>_prepare` into the layout the kernels read (moe-compile exports
+ * `<entry>_prepare` and `<entry>_run` next to `<entry>`; see
+ * moe-hoist-weight-packing). The weights are the entry's arguments of
+ * static shape, in their order; the activations are the others, in theirs.
+ *
+ * moe_layer_prepare checks every weight once (the messages of
+ * moe_layer_run), allocates the packed buffers (64-byte aligned, huge pages
+ * advised for large ones) and fills them; the caller's weights are not
+ * referenced afterwards. moe_prepared_run checks only the activations and
+ * results, then runs. Several threads may run one prepared layer at once: it
+ * is read-only after moe_layer_prepare (every call has its own descriptors
+ * and scratch). Free it before closing its layer. */
+typedef struct moe_prepared moe_prepared;
+/* The number of weights of the layer's prepared form; -1 when the shared
+ * object has no prepared entries (or `layer` is null). */
+int moe_layer_num_weights(const moe_layer *layer);
+int moe_layer_prepare(moe_layer *layer, const moe_tensor *weights, int num_weights,
+                      moe_prepared **out);
+int moe_prepared_run(moe_prepared *prepared, const moe_tensor *activations,
+                     int num_activations, moe_tensor *results, int num_results);
+void moe_prepared_free(moe_prepared *prepared);
+/* Bytes of packed weight memory it owns (0 for null). */
+uint64_t moe_prepared_bytes(const moe_prepared *prepared);
+/* Seconds moe_layer_prepare took (allocation + packing). */
+double moe_prepared_seconds(const moe_prepared *prepared);
+/* Lower level, shared by moe_layer_prepare and the compiler's JIT path:
+ * the prepare and run entry points with their signatures (the run
+ * signature's arguments are the activations, then one per prepare
+ * result). The signatures are copied; `run` must outlive the result. */
+int moe_prepare_packed(moe_packed_fn prepare, const moe_signature *prepare_sig,
+                       moe_packed_fn run, const moe_signature *run_sig, const char *name,
+                       const moe_tensor *weights, int num_weights, moe_prepared **out);
+
 /* The thread pool compiled layers run their parallel loops on, the calling
  * thread included: MOE_NUM_THREADS threads when set, else as many as the
  * CPUs this process may use (its affinity mask, capped by the cgroup CPU

@@ -221,16 +221,6 @@ std::vector<int64_t> descriptor(const moe_tensor &t) {
 }
 } // namespace
 
-struct moe_signature {
-  std::vector<TensorSig> args, results;
-};
-
-struct moe_layer {
-  void *handle = nullptr;
-  moe_packed_fn fn = nullptr;
-  moe_signature *sig = nullptr;
-  std::string entry;
-};
 
 extern "C" {
 
@@ -326,7 +316,13 @@ int moe_run_packed(moe_packed_fn fn, const moe_signature *sig, const char *name,
   if (int status = checkTensors(sig->args, sig->results, fname, args, num_args, results,
                                 num_results, nullptr))
     return status;
+  return moe::rt::callPacked(fn, fname, args, num_args, results, num_results);
+}
 
+} // extern "C"
+
+int moe::rt::callPacked(moe_packed_fn fn, const std::string &fname, const moe_tensor *args,
+                        int num_args, const moe_tensor *results, int num_results) {
   std::vector<std::vector<int64_t>> descs;
   descs.reserve(num_args + num_results);
   for (int i = 0; i < num_args; ++i)
@@ -348,6 +344,8 @@ int moe_run_packed(moe_packed_fn fn, const moe_signature *sig, const char *name,
                             failureMessage(status, moe::rt::lastDetail));
   return MOE_OK;
 }
+
+extern "C" {
 
 int moe_layer_open(const char *path, const char *entry, moe_layer **out) {
   clearError();
@@ -372,7 +370,22 @@ int moe_layer_open(const char *path, const char *entry, moe_layer **out) {
     dlclose(handle);
     return fail(MOE_ERR_LOAD, "'" + std::string(path) + "': malformed signature");
   }
-  *out = new moe_layer{handle, fn, sig, e};
+  auto *layer = new moe_layer{handle, fn, sig, e};
+  // The prepared entries (moe-compile exports them next to the entry):
+  // optional, moe_layer_prepare says when they are missing.
+  auto prepareFn =
+      reinterpret_cast<moe_packed_fn>(dlsym(handle, ("_mlir__mlir_ciface_" + e + "_prepare").c_str()));
+  auto runFn = reinterpret_cast<moe_packed_fn>(dlsym(handle, ("_mlir__mlir_ciface_" + e + "_run").c_str()));
+  auto prepareSig =
+      reinterpret_cast<const char *const *>(dlsym(handle, ("moe_signature_" + e + "_prepare").c_str()));
+  auto runSig = reinterpret_cast<const char *const *>(dlsym(handle, ("moe_signature_" + e + "_run").c_str()));
+  if (prepareFn && runFn && prepareSig && runSig) {
+    layer->prepareFn = prepareFn;
+    layer->runFn = runFn;
+    layer->prepareSig = moe_signature_parse(*prepareSig);
+    layer->runSig = moe_signature_parse(*runSig);
+  }
+  *out = layer;
   return MOE_OK;
 }
 
@@ -380,6 +393,8 @@ void moe_layer_close(moe_layer *layer) {
   if (!layer)
     return;
   moe_signature_free(layer->sig);
+  moe_signature_free(layer->prepareSig);
+  moe_signature_free(layer->runSig);
   dlclose(layer->handle);
   delete layer;
 }

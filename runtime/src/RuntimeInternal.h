@@ -73,7 +73,27 @@ int describeTensor(const std::vector<TensorSig> &list, int index, moe_dtype *dty
 /// The number of elements of a checked tensor.
 int64_t numElements(const moe_tensor &t);
 
+/// Calls a packed entry point on checked tensors (arguments, then results,
+/// then the status) and turns a failed status into the message.
+int callPacked(moe_packed_fn fn, const std::string &name, const moe_tensor *args, int num_args,
+               const moe_tensor *results, int num_results);
+
 } // namespace moe::rt
+
+struct moe_signature {
+  std::vector<moe::rt::TensorSig> args, results;
+};
+
+/// A layer loaded from a shared object; the prepared entries are null when
+/// the object has none (moe-compile --no-prepared).
+struct moe_layer {
+  void *handle = nullptr;
+  moe_packed_fn fn = nullptr;
+  moe_signature *sig = nullptr;
+  std::string entry;
+  moe_packed_fn prepareFn = nullptr, runFn = nullptr;
+  moe_signature *prepareSig = nullptr, *runSig = nullptr;
+};
 
 extern "C" {
 /// Called by compiled CPU code, on the caller's thread, when a layer call

@@ -332,3 +332,128 @@ TEST(RuntimeDtypes, NamesAndSizesAreSupportsOnes) {
     EXPECT_EQ(rt::dtypeSize(d), dtypeSize(DType(d))) << d;
   }
 }
+
+//===----------------------------------------------------------------------===//
+// Prepared layers (moe_layer_prepare / moe_prepared_run)
+//===----------------------------------------------------------------------===//
+
+namespace {
+/// Max |got - want| / max |want|.
+double relError(const std::vector<float> &got, const Tensor &want) {
+  double err = 0, mx = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    err = std::max(err, double(std::fabs(got[i] - want.f[i])));
+    mx = std::max(mx, double(std::fabs(want.f[i])));
+  }
+  return mx > 0 ? err / mx : err;
+}
+} // namespace
+
+TEST_F(RuntimeTest, PreparedLayerMatchesReference) {
+  // Weights: the static-shaped arguments w1, w2, c (#3..#5).
+  ASSERT_EQ(moe_layer_num_weights(layer), 3);
+  std::vector<Tensor> in = inputs(64);
+  Call call(in);
+  moe_prepared *prepared = nullptr;
+  ASSERT_EQ(moe_layer_prepare(layer, call.args.data() + 3, 3, &prepared), MOE_OK)
+      << moe_last_error();
+  // w2's rows (8 floats) are padded to one 64-byte line; w1's (16) and c's
+  // are not.
+  EXPECT_EQ(moe_prepared_bytes(prepared), uint64_t(4 * (3 * 8 * 16 + 3 * 16 * 16 + 16)));
+  EXPECT_GT(moe_prepared_seconds(prepared), 0.0);
+  // The caller's weights are not referenced after preparation.
+  for (size_t a = 3; a < 6; ++a)
+    std::fill(in[a].f.begin(), in[a].f.end(), 1e9f);
+  for (int64_t t : {1, 7, 64}) {
+    std::vector<Tensor> cur = inputs(t), want;
+    ASSERT_TRUE(ref::interpret(module->lookupSymbol<mlir::func::FuncOp>("oracle"), cur, want).ok());
+    Call c(cur);
+    std::vector<float> out(t * 16, 0.0f);
+    int64_t outShape[2] = {t, 16};
+    moe_tensor result{out.data(), MOE_F32, 2, outShape};
+    ASSERT_EQ(moe_prepared_run(prepared, c.args.data(), 3, &result, 1), MOE_OK) << moe_last_error();
+    EXPECT_LT(relError(out, want[0]), 1e-5) << "T = " << t;
+  }
+  moe_prepared_free(prepared);
+}
+
+TEST_F(RuntimeTest, PreparedLayerChecksWeightsOnceAndActivationsPerCall) {
+  std::vector<Tensor> in = inputs(4);
+  Call call(in);
+  moe_prepared *prepared = reinterpret_cast<moe_prepared *>(1);
+  // A weight of the wrong shape: named, nothing prepared.
+  moe_tensor bad[3] = {call.args[3], call.args[4], call.args[5]};
+  int64_t wrong[3] = {3, 8, 15};
+  bad[0].shape = wrong;
+  EXPECT_EQ(moe_layer_prepare(layer, bad, 3, &prepared), MOE_ERR_SHAPE);
+  EXPECT_EQ(prepared, nullptr);
+  EXPECT_NE(std::string(moe_last_error()).find("argument #0: expected shape [3, 8, 16] f32"),
+            std::string::npos)
+      << moe_last_error();
+  EXPECT_EQ(moe_layer_prepare(layer, call.args.data() + 3, 2, &prepared), MOE_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(moe_layer_prepare(nullptr, call.args.data() + 3, 3, &prepared),
+            MOE_ERR_INVALID_ARGUMENT);
+  ASSERT_EQ(moe_layer_prepare(layer, call.args.data() + 3, 3, &prepared), MOE_OK)
+      << moe_last_error();
+  // Activations: checked on every run; outputs untouched on error.
+  std::vector<float> out(4 * 16, 7.0f);
+  int64_t outShape[2] = {4, 16};
+  moe_tensor result{out.data(), MOE_F32, 2, outShape};
+  moe_tensor acts[3] = {call.args[0], call.args[1], call.args[2]};
+  int64_t badT[2] = {5, 2};
+  acts[1].shape = badT;
+  EXPECT_EQ(moe_prepared_run(prepared, acts, 3, &result, 1), MOE_ERR_SHAPE);
+  EXPECT_NE(std::string(moe_last_error()).find("argument #1 has token count 5"), std::string::npos)
+      << moe_last_error();
+  EXPECT_EQ(moe_prepared_run(prepared, call.args.data(), 6, &result, 1), MOE_ERR_INVALID_ARGUMENT);
+  EXPECT_EQ(moe_prepared_run(nullptr, call.args.data(), 3, &result, 1), MOE_ERR_INVALID_ARGUMENT);
+  // A bad expert id is a run-time error of the compiled code, as unprepared.
+  in[1].i[0] = 9;
+  Call badIds(in);
+  EXPECT_EQ(moe_prepared_run(prepared, badIds.args.data(), 3, &result, 1), MOE_ERR_EXPERT_ID);
+  for (float v : out)
+    ASSERT_EQ(v, 7.0f);
+  moe_prepared_free(prepared);
+  moe_prepared_free(nullptr);
+  EXPECT_EQ(moe_prepared_bytes(nullptr), 0u);
+}
+
+TEST_F(RuntimeTest, ConcurrentRunsOnOnePreparedLayer) {
+  std::vector<Tensor> weightsIn = inputs(1);
+  Call w(weightsIn);
+  moe_prepared *prepared = nullptr;
+  ASSERT_EQ(moe_layer_prepare(layer, w.args.data() + 3, 3, &prepared), MOE_OK) << moe_last_error();
+  // Each thread its own token count and inputs, checked against the
+  // reference computed up front (the interpreter is not run concurrently).
+  const int threads = 4, calls = 25;
+  std::vector<std::vector<Tensor>> in(threads), want(threads);
+  for (int k = 0; k < threads; ++k) {
+    in[k] = inputs(1 + 19 * k);
+    ASSERT_TRUE(
+        ref::interpret(module->lookupSymbol<mlir::func::FuncOp>("oracle"), in[k], want[k]).ok());
+  }
+  std::vector<double> worst(threads, 0.0);
+  std::vector<int> failures(threads, 0);
+  std::vector<std::thread> pool;
+  for (int k = 0; k < threads; ++k)
+    pool.emplace_back([&, k] {
+      Call c(in[k]);
+      int64_t t = in[k][0].shape[0];
+      int64_t outShape[2] = {t, 16};
+      for (int r = 0; r < calls; ++r) {
+        std::vector<float> out(t * 16, 0.0f);
+        moe_tensor result{out.data(), MOE_F32, 2, outShape};
+        if (moe_prepared_run(prepared, c.args.data(), 3, &result, 1) != MOE_OK)
+          ++failures[k];
+        else
+          worst[k] = std::max(worst[k], relError(out, want[k][0]));
+      }
+    });
+  for (std::thread &th : pool)
+    th.join();
+  for (int k = 0; k < threads; ++k) {
+    EXPECT_EQ(failures[k], 0) << "thread " << k;
+    EXPECT_LT(worst[k], 1e-5) << "thread " << k;
+  }
+  moe_prepared_free(prepared);
+}

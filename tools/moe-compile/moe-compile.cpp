@@ -5,7 +5,7 @@
 //   moe-compile layer.mlir --target=nvptx [--chip=sm_90] -o layer.ptx
 //
 // --target=nvptx runs the GPU pipeline (moe-to-ptx, through
-// moe::compileToPtx) and writes the PTX of every kernel of the layer to the
+// ::moe::compileToPtx) and writes the PTX of every kernel of the layer to the
 // -o file and the launch description (docs/gpu-launch.md) next to it:
 // layer.ptx -> layer.launch.
 //
@@ -18,6 +18,9 @@
 //   int32_t _mlir_ciface_<entry>(memref descriptors..., out descriptors...)
 //   void _mlir__mlir_ciface_<entry>(void **args)   packed form (runtime calls it)
 //   const char *moe_signature_<entry>              argument/result signature
+// and the same three for `<entry>_prepare` and `<entry>_run`, the prepared
+// form (moe-hoist-weight-packing; moe_layer_prepare / moe_prepared_run)
+// unless --no-prepared.
 //
 //===----------------------------------------------------------------------===//
 
@@ -26,6 +29,7 @@
 #include "moe/ExecutionEngine/PtxCompiler.h"
 #include "moe/InitAll.h"
 #include "moe/Pipelines/Pipelines.h"
+#include "moe/Transforms/Passes.h"
 
 #include "mlir/ExecutionEngine/OptUtils.h"
 #include "mlir/IR/MLIRContext.h"
@@ -89,6 +93,11 @@ static std::string pipelineOptionsText() {
   return text;
 }
 
+static llvm::cl::opt<bool> noPrepared(
+    "no-prepared",
+    llvm::cl::desc("do not export the prepared entries <entry>_prepare and <entry>_run"),
+    llvm::cl::init(false), llvm::cl::cat(compileCategory));
+
 static llvm::cl::opt<std::string> target("target", llvm::cl::desc("cpu | nvptx"),
                                          llvm::cl::init("cpu"), llvm::cl::cat(compileCategory));
 static llvm::cl::opt<std::string> chip("chip", llvm::cl::desc("NVIDIA architecture for --target=nvptx"),
@@ -132,23 +141,23 @@ static std::string findLinker() {
 
 /// The GPU path: PTX to the -o file, the launch description beside it.
 static int compileNvptx(ModuleOp module) {
-  if (!moe::isNvidiaChip(chip))
+  if (!::moe::isNvidiaChip(chip))
     return fail("--chip must name an NVIDIA architecture like sm_90, got '" + chip + "'");
   if (rowTile.getNumOccurrences())
     return fail("--row-tile is an option of the CPU pipeline, not of --target=nvptx");
-  auto gpuOptions = moe::GpuPipelineOptions::createFromString(pipelineOptionsText());
+  auto gpuOptions = ::moe::GpuPipelineOptions::createFromString(pipelineOptionsText());
   if (!gpuOptions)
     return fail("bad --pipeline-options '" + pipelineOptions + "' for the GPU pipeline");
-  moe::PtxOptions options;
+  ::moe::PtxOptions options;
   options.chip = chip;
   options.vectorWidth = gpuOptions->vectorWidth;
   options.blockSize = gpuOptions->blockSize;
   options.keepStages = false;
-  moe::PtxLayer layer;
-  moe::Status s = moe::compileToPtx(module, entry, options, layer);
+  ::moe::PtxLayer layer;
+  ::moe::Status s = ::moe::compileToPtx(module, entry, options, layer);
   if (!s.ok())
     return fail(s.error);
-  if (!(s = moe::writePtxFiles(layer, outputFile)).ok())
+  if (!(s = ::moe::writePtxFiles(layer, outputFile)).ok())
     return fail(s.error);
   return 0;
 }
@@ -163,17 +172,17 @@ int main(int argc, char **argv) {
   llvm::InitializeNativeTargetAsmPrinter();
 
   DialectRegistry registry;
-  moe::registerAllDialects(registry);
+  ::moe::registerAllDialects(registry);
   registerBuiltinDialectTranslation(registry);
   registerLLVMDialectTranslation(registry);
   MLIRContext context(registry);
   std::string err;
   llvm::SourceMgr sourceMgr;
   SourceMgrDiagnosticHandler diagHandler(sourceMgr, &context);
-  OwningOpRef<ModuleOp> module = moe::parseMlirFile(inputFile, context, sourceMgr, err);
+  OwningOpRef<ModuleOp> module = ::moe::parseMlirFile(inputFile, context, sourceMgr, err);
   if (!module)
     return err.empty() ? 1 : fail(err); // parse errors were printed with locations
-  auto func = moe::tools::resolveEntry(*module, entry, inputFile, err);
+  auto func = ::moe::tools::resolveEntry(*module, entry, inputFile, err);
   if (!func)
     return fail(err);
   entry = func.getSymName().str();
@@ -181,12 +190,26 @@ int main(int argc, char **argv) {
     return compileNvptx(*module);
   if (target != "cpu")
     return fail("--target must be cpu or nvptx, got '" + target + "'");
-  std::string signature = moe::signatureText(func);
-  // Compile only the entry function.
+  // Compile only the entry function (and its prepared form).
   OwningOpRef<ModuleOp> copy = ModuleOp::create(module->getLoc());
   copy->getBody()->push_back(func->clone());
+  std::vector<std::string> entries{entry};
+  if (!noPrepared) {
+    PassManager hoist(&context);
+    mlir::moe::MoeHoistWeightPackingOptions hoistOptions;
+    hoistOptions.entry = entry;
+    hoistOptions.keepUnprepared = true;
+    hoist.addPass(mlir::moe::createMoeHoistWeightPacking(hoistOptions));
+    if (failed(hoist.run(*copy)))
+      return 1;
+    entries.push_back(entry + "_prepare");
+    entries.push_back(entry + "_run");
+  }
+  std::vector<std::string> signatures;
+  for (const std::string &name : entries)
+    signatures.push_back(::moe::signatureText(copy->lookupSymbol<func::FuncOp>(name)));
 
-  auto options = moe::CpuPipelineOptions::createFromString(pipelineOptionsText());
+  auto options = ::moe::CpuPipelineOptions::createFromString(pipelineOptionsText());
   if (!options)
     return fail("bad --pipeline-options '" + pipelineOptions + "' for the CPU pipeline");
   // A sharded layer (ranks=R) calls the MPI exchanges of libmoe_runtime_mpi.
@@ -198,7 +221,7 @@ int main(int argc, char **argv) {
                 "not found when moe-compile was configured)");
 #endif
   PassManager pm(&context);
-  moe::buildMoeToCpuPipeline(pm, *options);
+  ::moe::buildMoeToCpuPipeline(pm, *options);
   if (failed(pm.run(*copy)))
     return 1;
 
@@ -206,17 +229,19 @@ int main(int argc, char **argv) {
   auto llvmModule = translateModuleToLLVMIR(*copy, llvmCtx, "moe-layer");
   if (!llvmModule)
     return fail("translation to LLVM IR failed");
-  llvm::Function *ciface = llvmModule->getFunction("_mlir_ciface_" + entry);
-  if (!ciface)
-    return fail("no C interface for '" + entry + "'");
-  addPackedWrapper(*llvmModule, ciface);
-  auto *sigInit = llvm::ConstantDataArray::getString(llvmCtx, signature);
-  auto *sigStr = new llvm::GlobalVariable(*llvmModule, sigInit->getType(), true,
-                                          llvm::GlobalValue::PrivateLinkage, sigInit,
-                                          "moe_signature_text");
-  new llvm::GlobalVariable(*llvmModule, llvm::PointerType::getUnqual(llvmCtx), true,
-                           llvm::GlobalValue::ExternalLinkage, sigStr,
-                           "moe_signature_" + entry);
+  for (auto [name, signature] : llvm::zip(entries, signatures)) {
+    llvm::Function *ciface = llvmModule->getFunction("_mlir_ciface_" + name);
+    if (!ciface)
+      return fail("no C interface for '" + name + "'");
+    addPackedWrapper(*llvmModule, ciface);
+    auto *sigInit = llvm::ConstantDataArray::getString(llvmCtx, signature);
+    auto *sigStr = new llvm::GlobalVariable(*llvmModule, sigInit->getType(), true,
+                                            llvm::GlobalValue::PrivateLinkage, sigInit,
+                                            "moe_signature_text_" + name);
+    new llvm::GlobalVariable(*llvmModule, llvm::PointerType::getUnqual(llvmCtx), true,
+                             llvm::GlobalValue::ExternalLinkage, sigStr,
+                             "moe_signature_" + name);
+  }
 
   auto tmBuilder = llvm::orc::JITTargetMachineBuilder::detectHost();
   if (!tmBuilder)

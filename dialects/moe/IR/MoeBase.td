@@ -97,4 +97,30 @@ def Moe_ExpertsType : Moe_Type<"Experts", "experts"> {
   let genVerifyDecl = 1;
 }
 
+
+//===----------------------------------------------------------------------===//
+// Attributes
+//===----------------------------------------------------------------------===//
+
+def Moe_PackLayoutAttr : AttrDef<Moe_Dialect, "PackLayout"> {
+  let mnemonic = "pack_layout";
+  let summary = "the physical layout of a weight packed once by moe.pack";
+  let description = [{
+    A weight `[..., R, C]` (row-major, the caller's layout) is stored as
+    `[..., R, row_stride]`: every row starts `row_stride` elements after the
+    one before (`row_stride >= C`; the elements past C are zero), and the
+    leading dimensions (the expert index of a bank) stay outermost, so each
+    expert's weights are one contiguous block. The compiler picks
+    `row_stride` (moe-hoist-weight-packing): for the FFN experts' weights,
+    rows padded to an odd number of 64-byte lines, so that the rows one
+    register tile of the packed kernel reads together (up to 12) fall into
+    distinct L1 sets; a power-of-two row (H = 1024: 4 KiB) maps them all to
+    one set. `row_stride = C` is a plain copy (weights the layer still
+    needs, owned by the prepared buffers).
+  }];
+  let parameters = (ins "int64_t":$rowStride);
+  let assemblyFormat = "`<` `row_stride` `=` $rowStride `>`";
+  let genVerifyDecl = 1;
+}
+
 #endif // MOE_BASE_TD

@@ -621,3 +621,36 @@ LogicalResult PathSelectOp::verifyRegions() {
       return failure();
   return success();
 }
+
+//===----------------------------------------------------------------------===//
+// Prepared weights
+//===----------------------------------------------------------------------===//
+
+LogicalResult PackLayoutAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                                     int64_t rowStride) {
+  if (rowStride < 1)
+    return emitError() << "pack_layout row_stride must be positive, got " << rowStride;
+  return success();
+}
+
+LogicalResult PackOp::verify() {
+  auto source = cast<RankedTensorType>(getSource().getType());
+  auto packed = cast<RankedTensorType>(getPacked().getType());
+  if (!source.hasStaticShape())
+    return emitOpError() << "packs weights, whose shapes are static, but the source has type " << source;
+  int64_t rowStride = getLayout().getRowStride();
+  int64_t cols = source.getShape().back();
+  if (rowStride < cols)
+    return emitOpError() << "row_stride " << rowStride << " is shorter than a source row ("
+                         << cols << " elements)";
+  if (packed.getRank() != source.getRank())
+    return emitOpError() << "result rank " << packed.getRank() << " differs from the source's "
+                         << source.getRank();
+  SmallVector<int64_t> want(source.getShape());
+  want.back() = rowStride;
+  if (packed.getShape() != ArrayRef<int64_t>(want))
+    return emitOpError() << "result type must be " << RankedTensorType::get(want, source.getElementType())
+                         << " (the source's shape with rows of row_stride " << rowStride
+                         << "), got " << packed;
+  return success();
+}

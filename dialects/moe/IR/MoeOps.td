@@ -356,4 +356,30 @@ def Moe_PathSelectOp : Moe_Op<"path_select", [RecursiveMemoryEffects]> {
   let hasRegionVerifier = 1;
 }
 
+
+//===----------------------------------------------------------------------===//
+// Prepared weights
+//===----------------------------------------------------------------------===//
+
+def Moe_PackOp : Moe_Op<"pack", [Pure]> {
+  let summary = "a weight copied once into the layout the kernels read";
+  let description = [{
+    `%p = moe.pack %w layout(#moe.pack_layout<row_stride = S>)
+        : tensor<...xRxCxf32> -> tensor<...xRxSxf32>`
+    p[..., r, c] = w[..., r, c] for c < C, 0 for C <= c < S. The result is
+    the packed storage; the logical weight is its slice
+    `tensor.extract_slice %p[0, ..., 0] [..., R, C] [1, ..., 1]`, which the
+    CPU lowering reads in place (a strided view: no copy). Made by
+    moe-hoist-weight-packing, which moves every moe.pack of a weight
+    argument into the entry's `_prepare` function, so a layer packs its
+    weights once, not per call. Weights have static shapes.
+  }];
+  let arguments = (ins TensorRankOf<[F32], [1, 2, 3, 4]>:$source, Moe_PackLayoutAttr:$layout);
+  let results = (outs TensorRankOf<[F32], [1, 2, 3, 4]>:$packed);
+  let assemblyFormat = [{
+    $source `layout` `(` qualified($layout) `)` attr-dict `:` type($source) `->` type($packed)
+  }];
+  let hasVerifier = 1;
+}
+
 #endif // MOE_OPS_TD

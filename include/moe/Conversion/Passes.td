@@ -136,6 +136,24 @@ def MoeLowerRouters : Pass<"moe-lower-routers", "func::FuncOp"> {
   ];
 }
 
+def MoeLowerPack : Pass<"moe-lower-pack", "func::FuncOp"> {
+  let summary = "Lower moe.pack to a packed copy and weight slices to strided views";
+  let description = [{
+    moe.pack (in an entry's _prepare function) becomes a 64-byte-aligned
+    buffer of the packed shape, filled row by row with the padding zeroed.
+    A tensor.extract_slice of a buffer (a run entry reading a packed weight,
+    see moe-hoist-weight-packing) becomes a memref.subview, so the expert
+    kernels index the weight through the packed row stride without a copy.
+    Runs after moe-buffer-abi.
+  }];
+  let dependentDialects = ["memref::MemRefDialect", "arith::ArithDialect",
+                           "scf::SCFDialect", "vector::VectorDialect"];
+  let statistics = [
+    Statistic<"numPacks", "packs-lowered", "moe.pack ops lowered">,
+    Statistic<"numSlices", "slices-lowered", "weight slices turned into strided views">,
+  ];
+}
+
 def MoeLowerDispatch : Pass<"moe-lower-dispatch", "func::FuncOp"> {
   let summary = "Lower moe.dispatch to a counting sort";
   let description = [{

@@ -17,6 +17,7 @@
 
 #include "mlir/IR/BuiltinOps.h"
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -73,6 +74,7 @@ public:
                          size_t numResults) const;
 
 private:
+  friend class PreparedFunction;
   CompiledFunction() = default;
 
   std::unique_ptr<mlir::ExecutionEngine> engine;
@@ -99,6 +101,56 @@ resultShapesFor(const std::vector<TensorSignature> &args,
 
 /// The runtime's text form of `func`'s signature (see moe_signature_parse).
 std::string signatureText(mlir::func::FuncOp func);
+
+/// Host tensors -> runtime tensors (i32 narrowed), result tensors allocated
+/// for the arguments' T, `call` on them; `outputs` set only on success.
+Status runOnHostTensors(const std::vector<TensorSignature> &args,
+                        const std::vector<TensorSignature> &results,
+                        const std::vector<Tensor> &inputs, std::vector<Tensor> &outputs,
+                        const std::function<Status(const moe_tensor *, size_t, moe_tensor *, size_t)> &call);
+
+/// The rule of moe-hoist-weight-packing: a weight is an argument of static
+/// shape (f32, rank >= 1); the activations carry the token count.
+bool isWeightArgument(mlir::Type type);
+
+/// An entry's prepared form (moe-hoist-weight-packing): `<entry>_prepare`
+/// and the run entry compiled, and the runtime's prepared object
+/// (moe_prepare_packed). `prepare` packs the weights once; `run` takes the
+/// activations only.
+class PreparedFunction {
+public:
+  ~PreparedFunction();
+  static Status compile(mlir::ModuleOp module, const std::string &entry,
+                        const CpuPipelineOptions &options, bool keepStages,
+                        std::unique_ptr<PreparedFunction> &out);
+
+  /// Positions of the weights and of the activations among the entry's
+  /// arguments.
+  const std::vector<size_t> &weightIndices() const { return weights; }
+  const std::vector<size_t> &activationIndices() const { return activations; }
+
+  /// Packs `weights` (in weightIndices() order, checked) into a prepared
+  /// object this function holds (replacing an earlier one).
+  Status prepare(const std::vector<Tensor> &weights);
+  /// Runs the held prepared object on the activations.
+  Status run(const std::vector<Tensor> &activations, std::vector<Tensor> &results) const;
+  /// The runtime level: a new prepared object (the caller frees it), and a
+  /// run of one on runtime tensors.
+  Status prepareTensors(const moe_tensor *weights, size_t n, moe_prepared **out) const;
+  Status runTensors(moe_prepared *prepared, const moe_tensor *activations, size_t numIn,
+                    moe_tensor *results, size_t numOut) const;
+  const moe_prepared *prepared() const { return held; }
+  const CompiledFunction &runFunction() const { return *runFn; }
+  double compileSeconds() const;
+
+private:
+  PreparedFunction() = default;
+  std::unique_ptr<CompiledFunction> prepareFn, runFn;
+  std::vector<size_t> weights, activations;
+  std::vector<TensorSignature> argSigs;
+  std::string name;
+  moe_prepared *held = nullptr;
+};
 
 } // namespace moe
 

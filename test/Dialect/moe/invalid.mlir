@@ -1929,3 +1929,43 @@ func.func @path_router_dynamic_result_over_static_tokens(%x: tensor<16x8xf32>, %
   %p = moe.path_router %x, %g : tensor<16x8xf32>, tensor<3x8xf32> -> tensor<?xi32>
   return
 }
+
+// -----
+
+func.func @pack_dynamic_source(%w: tensor<?x64xf32>) {
+  // expected-error @+1 {{packs weights, whose shapes are static, but the source has type 'tensor<?x64xf32>'}}
+  %p = moe.pack %w layout(#moe.pack_layout<row_stride = 80>) : tensor<?x64xf32> -> tensor<?x80xf32>
+  return
+}
+
+// -----
+
+func.func @pack_short_stride(%w: tensor<4x64xf32>) {
+  // expected-error @+1 {{row_stride 48 is shorter than a source row (64 elements)}}
+  %p = moe.pack %w layout(#moe.pack_layout<row_stride = 48>) : tensor<4x64xf32> -> tensor<4x48xf32>
+  return
+}
+
+// -----
+
+func.func @pack_rank_change(%w: tensor<4x64xf32>) {
+  // expected-error @+1 {{result rank 3 differs from the source's 2}}
+  %p = moe.pack %w layout(#moe.pack_layout<row_stride = 64>) : tensor<4x64xf32> -> tensor<1x4x64xf32>
+  return
+}
+
+// -----
+
+func.func @pack_wrong_shape(%w: tensor<4x64xf32>) {
+  // expected-error @+1 {{result type must be 'tensor<4x80xf32>' (the source's shape with rows of row_stride 80), got 'tensor<4x64xf32>'}}
+  %p = moe.pack %w layout(#moe.pack_layout<row_stride = 80>) : tensor<4x64xf32> -> tensor<4x64xf32>
+  return
+}
+
+// -----
+
+func.func @pack_layout_stride(%w: tensor<4x64xf32>) {
+  // expected-error @+1 {{pack_layout row_stride must be positive, got 0}}
+  %p = moe.pack %w layout(#moe.pack_layout<row_stride = 0>) : tensor<4x64xf32> -> tensor<4x0xf32>
+  return
+}

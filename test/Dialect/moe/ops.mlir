@@ -538,3 +538,17 @@ func.func @all_to_all(%x: tensor<?x8xf32>, %rows: tensor<?xi32>, %off: tensor<4x
       : tensor<?x8xf32>, tensor<?xi32>, tensor<2x3xi32>, tensor<4xi32> -> tensor<?x8xf32>
   return %y : tensor<?x8xf32>
 }
+
+//===----------------------------------------------------------------------===//
+// Prepared weights
+//===----------------------------------------------------------------------===//
+
+// CHECK-LABEL: func.func @pack_bank(
+// CHECK:         moe.pack %{{.*}} layout(#moe.pack_layout<row_stride = 80>) : tensor<4x32x64xf32> -> tensor<4x32x80xf32>
+// CHECK:         moe.pack %{{.*}} layout(#moe.pack_layout<row_stride = 64>) : tensor<8x64xf32> -> tensor<8x64xf32>
+func.func @pack_bank(%w: tensor<4x32x64xf32>, %g: tensor<8x64xf32>)
+    -> (tensor<4x32x80xf32>, tensor<8x64xf32>) {
+  %p = moe.pack %w layout(#moe.pack_layout<row_stride = 80>) : tensor<4x32x64xf32> -> tensor<4x32x80xf32>
+  %q = moe.pack %g layout(#moe.pack_layout<row_stride = 64>) : tensor<8x64xf32> -> tensor<8x64xf32>
+  return %p, %q : tensor<4x32x80xf32>, tensor<8x64xf32>
+}
