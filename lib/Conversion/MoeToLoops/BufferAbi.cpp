@@ -53,6 +53,14 @@ LogicalResult rejectCallsBetweenEntries(ModuleOp module) {
   return failure(calls.wasInterrupted());
 }
 
+/// The status slot, MOE_OK until a check fails.
+Value createStatusSlot(OpBuilder &b, Location loc) {
+  auto slot = memref::AllocaOp::create(b, loc, MemRefType::get({}, b.getI32Type()));
+  slot->setAttr(kStatusAttr, b.getUnitAttr());
+  memref::StoreOp::create(b, loc, cI32(b, loc, MOE_OK), slot.getResult());
+  return slot.getResult();
+}
+
 struct CallSlotsPass : public mlir::moe::impl::MoeCallSlotsBase<CallSlotsPass> {
   using MoeCallSlotsBase::MoeCallSlotsBase;
 
@@ -75,13 +83,6 @@ struct CallSlotsPass : public mlir::moe::impl::MoeCallSlotsBase<CallSlotsPass> {
       if (errorDetails)
         createErrorDetailSlot(b, func.getLoc());
     }
-  }
-
-  /// The status slot, MOE_OK until a check fails.
-  static void createStatusSlot(OpBuilder &b, Location loc) {
-    auto slot = memref::AllocaOp::create(b, loc, MemRefType::get({}, b.getI32Type()));
-    slot->setAttr(kStatusAttr, b.getUnitAttr());
-    memref::StoreOp::create(b, loc, cI32(b, loc, MOE_OK), slot.getResult());
   }
 
   /// The error-detail slot, "nothing recorded" (code 0) at the entry.
@@ -154,10 +155,7 @@ struct BufferAbiPass : public mlir::moe::impl::MoeBufferAbiBase<BufferAbiPass> {
     if (Value slot = statusSlot(func))
       return slot;
     OpBuilder b = OpBuilder::atBlockBegin(&func.getBody().front());
-    auto slot = memref::AllocaOp::create(b, func.getLoc(), MemRefType::get({}, b.getI32Type()));
-    slot->setAttr(kStatusAttr, b.getUnitAttr());
-    memref::StoreOp::create(b, func.getLoc(), cI32(b, func.getLoc(), MOE_OK), slot.getResult());
-    return slot;
+    return createStatusSlot(b, func.getLoc());
   }
 
   LogicalResult convert(func::FuncOp func) {
