@@ -1,6 +1,7 @@
 //===- Quant.cpp - low-precision weight formats ---------------------------===//
 
 #include "moe/Support/Quant.h"
+#include "moe/Support/Random.h"
 
 #include <algorithm>
 #include <cmath>
@@ -64,8 +65,12 @@ void quantizeQ4_0Block(const float *x, unsigned char *block) {
   storeF16(block, d);
   constexpr int64_t half = kQuantBlock / 2;
   for (int64_t j = 0; j < half; ++j) {
-    int lo = std::min(15, int(int8_t(x[j] * id + 8.5f)));
-    int hi = std::min(15, int(int8_t(x[half + j] * id + 8.5f)));
+    // The products are rounded before the add, as in ggml: two statements,
+    // so no FMA contraction can fuse them.
+    float x0 = x[j] * id;
+    float x1 = x[half + j] * id;
+    int lo = std::min(15, int(int8_t(x0 + 8.5f)));
+    int hi = std::min(15, int(int8_t(x1 + 8.5f)));
     block[2 + j] = static_cast<unsigned char>(lo | (hi << 4));
   }
 }
@@ -285,6 +290,37 @@ void dequantizeRow(WeightFormat f, const void *row, float scale, int64_t k, floa
     }
     return;
   }
+}
+
+Tensor randomStoredWeights(WeightFormat f, const std::vector<int64_t> &logicalShape,
+                           uint64_t seed) {
+  int64_t k = logicalShape.back(), rows = numElements(logicalShape) / std::max<int64_t>(k, 1);
+  std::vector<int64_t> stored = logicalShape;
+  stored.back() = storedRowElements(f, k);
+  Tensor w = randomFloats(logicalShape, seed);
+  if (f == WeightFormat::F32)
+    return w;
+  Tensor out = Tensor::ints(storageDType(f), stored);
+  if (f == WeightFormat::Int8) {
+    Rng rng(seed);
+    for (int64_t &v : out.i)
+      v = rng.integer(-127, 128);
+    return out;
+  }
+  std::vector<unsigned char> bytes(size_t(out.numel()) * dtypeSize(out.dtype));
+  quantizeRows(f, w.f.data(), rows, k, bytes.data(), nullptr);
+  for (int64_t j = 0; j < out.numel(); ++j)
+    out.i[j] = loadIntElement(out.dtype, bytes.data(), j);
+  return out;
+}
+
+Tensor randomRowScales(const std::vector<int64_t> &shape, int64_t k, uint64_t seed) {
+  Tensor s = Tensor::f32(shape);
+  Rng rng(seed);
+  float a = std::sqrt(3.0f / float(std::max<int64_t>(k, 1))) / 127.0f;
+  for (float &v : s.f)
+    v = a * rng.uniform(0.5f, 1.0f);
+  return s;
 }
 
 void roundActivations(ActivationPrecision p, const float *x, int64_t k, float *dst) {

@@ -25,7 +25,7 @@ import sys
 ALLOWED = {
     "moe_runtime": dict(ours=set(), llvm=False),
     "MoeSupport": dict(ours=set(), llvm=False),
-    "MoeIR": dict(ours=set(), llvm=True),
+    "MoeIR": dict(ours={"MoeSupport"}, llvm=True),
     "MoeTransforms": dict(ours={"MoeIR"}, llvm=True),
     "MoeToLoops": dict(ours={"MoeIR", "MoeSupport"}, llvm=True),
     "MoeToGpu": dict(ours={"MoeToLoops", "MoeIR", "MoeSupport"}, llvm=True),
