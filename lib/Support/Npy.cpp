@@ -19,6 +19,8 @@ const char *npyDescr(DType t) {
     return "<u2"; // numpy has no bfloat16: the raw bits
   case DType::F16:
     return "<f2";
+  case DType::I8:
+    return "|i1";
   }
   return "?";
 }
@@ -56,7 +58,7 @@ Status readNpy(const std::string &path, NpyArray &out) {
     return Status::failure("'" + path + "': truncated header");
   NpyArray array;
   bool known = false;
-  for (DType t : {DType::F32, DType::I32, DType::I64, DType::BF16, DType::F16})
+  for (DType t : {DType::F32, DType::I32, DType::I64, DType::BF16, DType::F16, DType::I8})
     if (header.find(std::string("'") + npyDescr(t) + "'") != std::string::npos) {
       array.dtype = t;
       known = true;

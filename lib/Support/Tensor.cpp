@@ -17,6 +17,8 @@ const char *dtypeName(DType t) {
     return "bf16";
   case DType::F16:
     return "f16";
+  case DType::I8:
+    return "i8";
   }
   return "?";
 }
@@ -31,6 +33,8 @@ size_t dtypeSize(DType t) {
   case DType::BF16:
   case DType::F16:
     return 2;
+  case DType::I8:
+    return 1;
   }
   return 0;
 }

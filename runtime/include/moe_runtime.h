@@ -33,7 +33,8 @@ typedef enum moe_dtype {
   MOE_I32 = 1,
   MOE_I64 = 2,
   MOE_BF16 = 3,
-  MOE_F16 = 4
+  MOE_F16 = 4,
+  MOE_I8 = 5
 } moe_dtype;
 
 /* A dense, C-contiguous (row-major) tensor owned by the caller. */

@@ -24,9 +24,9 @@ namespace moe {
 /// so that a moe_dtype converts with a cast (moe-gpu-run static_asserts the
 /// numbering; this header does not include the runtime's). Tensor holds F32, I32 and I64; BF16 and F16 appear only as raw
 /// 16-bit patterns in byte buffers (the GPU path), never in a Tensor.
-enum class DType { F32 = 0, I32 = 1, I64 = 2, BF16 = 3, F16 = 4 };
+enum class DType { F32 = 0, I32 = 1, I64 = 2, BF16 = 3, F16 = 4, I8 = 5 };
 
-/// "f32", "i32", "i64", "bf16", "f16" (the names of the IR, the runtime's
+/// "f32", "i32", "i64", "bf16", "f16", "i8" (the names of the IR, the runtime's
 /// signature text and the launch descriptions); "?" for any other value.
 const char *dtypeName(DType t);
 /// Bytes per element as stored in memory (i32 as 4, not widened); 0 for a
