@@ -38,9 +38,12 @@ std::string signatureText(func::FuncOp func) {
   auto add = [&](TypeRange types) {
     for (auto [i, t] : llvm::enumerate(types)) {
       auto tt = cast<RankedTensorType>(t);
-      Type et = tt.getElementType();
+      // The element type as signatureOf names it (bf16, f16 and i8 used to
+      // be written as i64 here).
+      TensorSignature sig;
+      DType dtype = signatureOf(t, sig, "").ok() ? sig.dtype : DType::I64;
       text += i ? ";" : "";
-      text += dtypeName(et.isF32() ? DType::F32 : et.isInteger(32) ? DType::I32 : DType::I64);
+      text += dtypeName(dtype);
       text += " " + std::to_string(tt.getRank());
       for (int64_t d : tt.getShape())
         text += " " + std::to_string(ShapedType::isDynamic(d) ? -1 : d);
@@ -63,6 +66,12 @@ Status signatureOf(Type type, TensorSignature &sig, const std::string &what) {
     sig.dtype = DType::I32;
   else if (et.isInteger(64))
     sig.dtype = DType::I64;
+  else if (et.isBF16())
+    sig.dtype = DType::BF16;
+  else if (et.isF16())
+    sig.dtype = DType::F16;
+  else if (et.isInteger(8))
+    sig.dtype = DType::I8;
   else
     return Status::failure(what + ": unsupported element type");
   sig.shape.clear();

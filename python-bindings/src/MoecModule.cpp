@@ -177,9 +177,14 @@ const char *numpyName(DType t) {
     return "int32";
   case DType::I64:
     return "int64";
-  case DType::BF16: // 16-bit types exist only on the GPU path's raw buffers
+  // Low-precision weights travel as their raw storage: numpy has no
+  // bfloat16, so bf16 is the uint16 bit patterns (moec.quantize(w, "bf16").data).
+  case DType::BF16:
+    return "uint16";
   case DType::F16:
-    break;
+    return "float16";
+  case DType::I8:
+    return "int8";
   }
   return "?";
 }
@@ -192,11 +197,36 @@ py::dtype numpyDtype(DType t) {
     return py::dtype::of<int32_t>();
   case DType::I64:
     return py::dtype::of<int64_t>();
-  case DType::BF16: // 16-bit types exist only on the GPU path's raw buffers
+  case DType::BF16:
+    return py::dtype::of<uint16_t>();
   case DType::F16:
-    break;
+    return py::dtype("float16");
+  case DType::I8:
+    return py::dtype::of<int8_t>();
   }
   throw std::logic_error("bad dtype");
+}
+
+/// Whether an array of dtype `got` holds elements of `want` as the compiled
+/// code reads them: the same dtype, or uint8 for i8 (quantized bytes are
+/// often handled as uint8; the bits are read as int8).
+bool dtypeMatches(const py::dtype &got, DType want) {
+  return got.equal(numpyDtype(want)) ||
+         (want == DType::I8 && got.equal(py::dtype::of<uint8_t>()));
+}
+
+/// How to get an array of `t` from a float32 one, for error messages.
+std::string conversionHint(DType t) {
+  switch (t) {
+  case DType::BF16:
+    return "bf16 is passed as its uint16 bit patterns: use moec.quantize(w, \"bf16\").data";
+  case DType::F16:
+    return "use .astype(numpy.float16) or moec.quantize(w, \"f16\").data";
+  case DType::I8:
+    return "int8 or uint8 bytes, e.g. moec.quantize(w, FORMAT).data";
+  default:
+    return std::string("use .astype(numpy.") + numpyName(t) + ")";
+  }
 }
 
 std::string label(const char *kind, size_t i, const std::string &name) {
@@ -229,11 +259,11 @@ py::array checkArray(const py::handle &obj, const moe::TensorSignature &sig,
     throw py::type_error(what + ": expected " + expected + ", got an object of type '" +
                          std::string(py::str(obj.get_type().attr("__name__"))) + "'");
   py::array a = py::reinterpret_borrow<py::array>(obj);
-  if (!a.dtype().equal(numpyDtype(sig.dtype)))
-    throw py::type_error(what + ": expected dtype " + numpyName(sig.dtype) + ", got " +
-                         std::string(py::str(a.dtype())) +
-                         " (arrays are never converted; use .astype(numpy." +
-                         numpyName(sig.dtype) + "))");
+  if (!dtypeMatches(a.dtype(), sig.dtype))
+    throw py::type_error(what + ": expected dtype " + numpyName(sig.dtype) + " (" +
+                         moe::dtypeName(sig.dtype) + "), got " +
+                         std::string(py::str(a.dtype())) + " (arrays are never converted; " +
+                         conversionHint(sig.dtype) + ")");
   bool shapeOk = size_t(a.ndim()) == sig.shape.size();
   for (size_t d = 0; shapeOk && d < sig.shape.size(); ++d) {
     int64_t got = a.shape(d);
@@ -690,6 +720,10 @@ py::list reference(const std::shared_ptr<Module> &source, const std::string &ent
                              false);
     std::vector<int64_t> shape = shapeOf(a);
     size_t n = size_t(a.size());
+    if (argSigs[i].dtype != DType::F32 && argSigs[i].dtype != DType::I32 &&
+        argSigs[i].dtype != DType::I64)
+      throw py::type_error(label("argument", i, names[i]) + ": moec.reference does not take " +
+                           moe::dtypeName(argSigs[i].dtype) + " arguments yet");
     if (argSigs[i].dtype == DType::F32) {
       const float *p = static_cast<const float *>(a.data());
       args.push_back(Tensor::f32(shape, std::vector<float>(p, p + n)));
@@ -720,6 +754,9 @@ py::list reference(const std::shared_ptr<Module> &source, const std::string &ent
       int32_t *p = static_cast<int32_t *>(a.mutable_data());
       for (size_t k = 0; k < n; ++k)
         p[k] = int32_t(t.i[k]);
+    } else if (t.dtype != DType::I64) {
+      throw RunError(std::string("the reference interpreter returned a ") +
+                     moe::dtypeName(t.dtype) + " result, which moec.reference cannot convert");
     } else {
       std::copy(t.i.begin(), t.i.begin() + n, static_cast<int64_t *>(a.mutable_data()));
     }
