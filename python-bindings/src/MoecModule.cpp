@@ -15,6 +15,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "QuantBindings.h"
 #include "moe/ExecutionEngine/CompiledFunction.h"
 #include "moe/ExecutionEngine/PtxCompiler.h"
 #include "moe/InitAll.h"
@@ -919,4 +920,5 @@ PYBIND11_MODULE(_moec, m) {
       "(True, '') when the CUDA driver loads and has a device, else (False, why).");
   m.def("reference", &reference, py::arg("module"), py::arg("entry"), py::arg("arrays"),
         "Runs `entry` with the reference interpreter; returns the list of results.");
+  bindQuantization(m);
 }
