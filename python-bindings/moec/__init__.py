@@ -261,7 +261,8 @@ class Compiled(_CompiledBase):
         """The names of the weights prepare() takes (static-shaped arguments)."""
         args = self.signature[0]
         return [n for n, (shape, dtype) in zip(self.argument_names, args)
-                if all(d is not None for d in shape) and len(shape) >= 1 and dtype == "float32"]
+                if all(d is not None for d in shape) and len(shape) >= 1
+                and dtype in ("float32", "uint16", "float16", "int8")]
 
     def __repr__(self) -> str:
         args, results = self.signature

@@ -261,8 +261,12 @@ py::array checkArray(const py::handle &obj, const moe::TensorSignature &sig,
                          std::string(py::str(obj.get_type().attr("__name__"))) + "'");
   py::array a = py::reinterpret_borrow<py::array>(obj);
   if (!dtypeMatches(a.dtype(), sig.dtype))
-    throw py::type_error(what + ": expected dtype " + numpyName(sig.dtype) + " (" +
-                         moe::dtypeName(sig.dtype) + "), got " +
+    throw py::type_error(what + ": expected dtype " + numpyName(sig.dtype) +
+                         (sig.dtype == DType::BF16 || sig.dtype == DType::F16 ||
+                                  sig.dtype == DType::I8
+                              ? std::string(" (") + moe::dtypeName(sig.dtype) + ")"
+                              : std::string()) +
+                         ", got " +
                          std::string(py::str(a.dtype())) + " (arrays are never converted; " +
                          conversionHint(sig.dtype) + ")");
   bool shapeOk = size_t(a.ndim()) == sig.shape.size();
