@@ -56,9 +56,8 @@ std::string signatureText(func::FuncOp func) {
   auto add = [&](TypeRange types) {
     for (auto [i, t] : llvm::enumerate(types)) {
       auto tt = cast<RankedTensorType>(t);
-      Type et = tt.getElementType();
       text += i ? ";" : "";
-      text += dtypeName(elementDType(et).value_or(DType::I64));
+      text += dtypeName(elementDType(tt.getElementType()).value_or(DType::I64));
       text += " " + std::to_string(tt.getRank());
       for (int64_t d : tt.getShape())
         text += " " + std::to_string(ShapedType::isDynamic(d) ? -1 : d);
