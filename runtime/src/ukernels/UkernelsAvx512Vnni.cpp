@@ -1,0 +1,183 @@
+//===- UkernelsAvx512Vnni.cpp - the avx512vnni micro-kernels -------------===//
+//
+// int8 / Q8_0 / Q4_0 weights with activations quantized to Q8_0 (act_prec
+// Q8_0): integer dot products with vpdpbusd (u8 x s8, 4 products summed per
+// int32 lane), then per 32-block FP32 scaling. A 512-bit vector holds 64
+// values = two blocks; lanes 0-7 belong to the first, 8-15 to the second.
+//   int8, q8_0 weights (s8): the activations are stored as u8 = q + 128 and
+//     each lane starts from -128 * (sum of its 4 weights), computed with one
+//     more vpdpbusd per weight vector (shared by the MR rows of the tile).
+//   q4_0 weights: the nibbles v (0..15) are the u8 operand, the activations
+//     the s8 one; w = d (v - 8), so each lane starts from -8 * (sum of its 4
+//     activations), precomputed once per activation row.
+// The integer sums are exact; only the scaling and the FP32 sums round.
+// Every other (format, act_prec) forwards to the avx512 kernels.
+//
+//===----------------------------------------------------------------------===//
+#include "UkernelsCommon.h"
+
+#include <immintrin.h>
+
+#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c"))), apply_to = function)
+
+namespace moe_uk {
+namespace {
+#include "UkernelsVecAvx512.h"
+#include "UkernelsSimd.inc"
+
+// Prepared row (kPad = K rounded up to 64): kPad bytes of quantized values
+// (u8 = q + 128, or s8 q for Q4_0 weights), kPad/4 floats: the block scale d
+// of each int32 lane, kPad/4 int32: -8 * the lane's sum of q (Q4_0 only).
+template <class Fmt> struct VnniPath {
+  static constexpr bool kNibbles = Fmt::kFormat == MOE_WF_Q4_0;
+  static constexpr int kMaxRows = 4;
+  static constexpr int weightRows(int mr) { return mr == 1 ? 8 : 4; }
+  static int64_t padded(int64_t k) { return roundUp(k, 64); }
+  static size_t rowBytes(int64_t k) { return size_t(padded(k)) * 3; }
+
+  static void prepare(const float *x, int64_t k, int32_t, uint8_t *dst) {
+    int64_t kPad = padded(k);
+    auto *q = reinterpret_cast<int8_t *>(dst);
+    auto *laneScale = reinterpret_cast<float *>(dst + kPad);
+    auto *laneCorrection = reinterpret_cast<int32_t *>(dst + 2 * kPad);
+    for (int64_t j0 = 0; j0 < kPad; j0 += kQBlock) {
+      float d = 0.0f;
+      if (j0 < k)
+        d = quantizeBlockQ8_0(x + j0, k - j0 < kQBlock ? k - j0 : kQBlock, q + j0);
+      else
+        std::memset(q + j0, 0, kQBlock);
+      for (int64_t l = j0 / 4; l < (j0 + kQBlock) / 4; ++l) {
+        laneScale[l] = d;
+        laneCorrection[l] = -8 * (q[4 * l] + q[4 * l + 1] + q[4 * l + 2] + q[4 * l + 3]);
+      }
+    }
+    if (!kNibbles)
+      for (int64_t j = 0; j < kPad; ++j)
+        dst[j] = uint8_t(q[j]) ^ 0x80u;
+  }
+
+  // 64 weights of a row from value 64c on (two blocks for Q formats; the
+  // second may be past K, then zero), and the per-lane weight scale.
+  static __m512i loadWeights(const uint8_t *row, int64_t c, int64_t k, __m512 &laneScale) {
+    if (Fmt::kFormat == MOE_WF_INT8) {
+      const uint8_t *p = row + 64 * c;
+      int64_t left = k - 64 * c;
+      return left >= 64 ? _mm512_loadu_si512(p)
+                        : _mm512_maskz_loadu_epi8(__mmask64((1ull << left) - 1), p);
+    }
+    const uint8_t *b0 = row + 2 * c * Fmt::kBytes32;
+    const uint8_t *b1 = b0 + Fmt::kBytes32;
+    bool second = 64 * c + 32 < k;
+    float d1 = second ? _cvtsh_ss(load16(b1)) : 0.0f;
+    laneScale = _mm512_insertf32x8(_mm512_set1_ps(_cvtsh_ss(load16(b0))), _mm256_set1_ps(d1), 1);
+    __m256i lo, hi = _mm256_setzero_si256();
+    if (kNibbles) {
+      const __m256i low4 = _mm256_set1_epi8(15);
+      __m128i q0 = _mm_loadu_si128((const __m128i *)(b0 + 2));
+      lo = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q0, 4), q0), low4);
+      if (second) {
+        __m128i q1 = _mm_loadu_si128((const __m128i *)(b1 + 2));
+        hi = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q1, 4), q1), low4);
+      }
+    } else {
+      lo = _mm256_loadu_si256((const __m256i *)(b0 + 2));
+      if (second)
+        hi = _mm256_loadu_si256((const __m256i *)(b1 + 2));
+    }
+    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+  }
+
+  template <int MR, int NW>
+  static void tile(const uint8_t *prep, size_t rowBytes, const uint8_t *const *w, int64_t k,
+                   float *dots) {
+    int64_t kPad = padded(k);
+    __m512 acc[MR][NW];
+#pragma unroll
+    for (int r = 0; r < MR; ++r)
+#pragma unroll
+      for (int t = 0; t < NW; ++t)
+        acc[r][t] = _mm512_setzero_ps();
+    const __m512i u8Offset = _mm512_set1_epi8(char(0x80));
+    for (int64_t c = 0; c < kPad / 64; ++c) {
+#pragma unroll
+      for (int t = 0; t < NW; ++t) {
+        const uint8_t *ahead =
+            w[t] + (Fmt::kFormat == MOE_WF_INT8 ? 64 * c : 2 * c * Fmt::kBytes32) + kPrefetchBytes;
+        _mm_prefetch(reinterpret_cast<const char *>(ahead), _MM_HINT_T0);
+        __m512 wScale = _mm512_setzero_ps();
+        __m512i wv = loadWeights(w[t], c, k, wScale);
+        __m512i start = _mm512_setzero_si512();
+        if (!kNibbles) // -128 * (the lane's sum of weights)
+          start = _mm512_sub_epi32(start, _mm512_dpbusd_epi32(_mm512_setzero_si512(), u8Offset, wv));
+#pragma unroll
+        for (int r = 0; r < MR; ++r) {
+          const uint8_t *row = prep + r * rowBytes;
+          __m512i xv = _mm512_load_si512(row + 64 * c);
+          __m512 xScale = _mm512_load_ps(reinterpret_cast<const float *>(row + kPad) + 16 * c);
+          __m512i sum;
+          if (kNibbles)
+            sum = _mm512_dpbusd_epi32(
+                _mm512_load_si512(reinterpret_cast<const int32_t *>(row + 2 * kPad) + 16 * c), wv, xv);
+          else
+            sum = _mm512_dpbusd_epi32(start, xv, wv);
+          __m512 scale = Fmt::kFormat == MOE_WF_INT8 ? xScale : _mm512_mul_ps(xScale, wScale);
+          acc[r][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), scale, acc[r][t]);
+        }
+      }
+    }
+#pragma unroll
+    for (int r = 0; r < MR; ++r)
+#pragma unroll
+      for (int t = 0; t < NW; ++t)
+        dots[r * NW + t] = _mm512_reduce_add_ps(acc[r][t]);
+  }
+};
+
+} // namespace
+} // namespace moe_uk
+
+#define MOE_UK_DEFINE_VNNI(fmt, Fmt)                                                            \
+  extern "C" void moe_uk_ffn_up_##fmt##_avx512vnni(                                             \
+      const float *x, int64_t ldx, const int32_t *rows, int64_t m, const void *w1,              \
+      const void *w3, int64_t wRowBytes, const float *s1, const float *s3, int64_t n0,          \
+      int64_t n1, int64_t k, int32_t act, int32_t actPrec, float *mid, int64_t ldm) {           \
+    using namespace moe_uk;                                                                     \
+    if (actPrec != MOE_UK_ACT_Q8_0)                                                             \
+      return moe_uk_ffn_up_##fmt##_avx512(x, ldx, rows, m, w1, w3, wRowBytes, s1, s3, n0, n1,   \
+                                          k, act, actPrec, mid, ldm);                           \
+    ffnUpSimd<VnniPath<Fmt>, Vec16>(x, ldx, rows, m, w1, w3, wRowBytes, s1, s3, n0, n1, k, act, \
+                                    actPrec, mid, ldm);                                         \
+  }                                                                                             \
+  extern "C" void moe_uk_ffn_down_##fmt##_avx512vnni(                                           \
+      const float *a, int64_t lda, int64_t m, const void *w, int64_t wRowBytes, const float *s, \
+      int64_t n0, int64_t n1, int64_t k, int32_t actPrec, float *out, int64_t ldo) {            \
+    using namespace moe_uk;                                                                     \
+    if (actPrec != MOE_UK_ACT_Q8_0)                                                             \
+      return moe_uk_ffn_down_##fmt##_avx512(a, lda, m, w, wRowBytes, s, n0, n1, k, actPrec,     \
+                                            out, ldo);                                          \
+    ffnDownSimd<VnniPath<Fmt>>(a, lda, m, w, wRowBytes, s, n0, n1, k, actPrec, out, ldo);       \
+  }
+MOE_UK_DEFINE_VNNI(int8, FormatInt8)
+MOE_UK_DEFINE_VNNI(q8_0, FormatQ8_0)
+MOE_UK_DEFINE_VNNI(q4_0, FormatQ4_0)
+#undef MOE_UK_DEFINE_VNNI
+
+#pragma clang attribute pop
+
+// The 16-bit formats gain nothing from VNNI: the avx512 kernels.
+#define MOE_UK_FORWARD(fmt, isa, to)                                                            \
+  extern "C" void moe_uk_ffn_up_##fmt##_##isa(                                                  \
+      const float *x, int64_t ldx, const int32_t *rows, int64_t m, const void *w1,              \
+      const void *w3, int64_t wRowBytes, const float *s1, const float *s3, int64_t n0,          \
+      int64_t n1, int64_t k, int32_t act, int32_t actPrec, float *mid, int64_t ldm) {           \
+    moe_uk_ffn_up_##fmt##_##to(x, ldx, rows, m, w1, w3, wRowBytes, s1, s3, n0, n1, k, act,      \
+                               actPrec, mid, ldm);                                              \
+  }                                                                                             \
+  extern "C" void moe_uk_ffn_down_##fmt##_##isa(                                                \
+      const float *a, int64_t lda, int64_t m, const void *w, int64_t wRowBytes, const float *s, \
+      int64_t n0, int64_t n1, int64_t k, int32_t actPrec, float *out, int64_t ldo) {            \
+    moe_uk_ffn_down_##fmt##_##to(a, lda, m, w, wRowBytes, s, n0, n1, k, actPrec, out, ldo);     \
+  }
+MOE_UK_FORWARD(bf16, avx512vnni, avx512)
+MOE_UK_FORWARD(f16, avx512vnni, avx512)
+#undef MOE_UK_FORWARD
