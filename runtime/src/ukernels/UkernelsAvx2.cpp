@@ -75,6 +75,30 @@ struct Vec8 {
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
   }
+  static float reduceMax(f v) {
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+  }
+  // roundf: to nearest, ties away from zero (|y| < 2^23).
+  static f roundHalfAway(f y) {
+    f t = _mm256_round_ps(y, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    f away = _mm256_cmp_ps(abs(_mm256_sub_ps(y, t)), _mm256_set1_ps(0.5f), _CMP_GE_OQ);
+    f unit = _mm256_or_ps(_mm256_and_ps(y, _mm256_set1_ps(-0.0f)), _mm256_set1_ps(1.0f));
+    return _mm256_add_ps(t, _mm256_and_ps(away, unit));
+  }
+  // Round to the nearest BF16 value (ties to even), kept as FP32; NaN stays.
+  static f roundToBf16(f x) {
+    __m256i u = _mm256_castps_si256(x);
+    __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
+    u = _mm256_add_epi32(u, _mm256_add_epi32(lsb, _mm256_set1_epi32(0x7fff)));
+    f r = _mm256_castsi256_ps(_mm256_and_si256(u, _mm256_set1_epi32(int(0xffff0000u))));
+    return _mm256_blendv_ps(r, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+  }
+  // The f16 at p in every lane (vpbroadcastw + vcvtph2ps; _cvtsh_ss's
+  // vpinsrw would chain the rows' block scales through one register).
+  static f broadcastHalf(const uint8_t *p) { return _mm256_cvtph_ps(_mm_set1_epi16(short(load16(p)))); }
   static __m128i load8(const uint8_t *p) { return _mm_loadl_epi64((const __m128i *)p); }
 
   static void decode32(FormatBf16, const uint8_t *p, f *out) {
@@ -92,13 +116,12 @@ struct Vec8 {
       out[v] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(load8(p + 8 * v)));
   }
   static void decode32(FormatQ8_0, const uint8_t *p, f *out) {
-    f d = _mm256_set1_ps(_cvtsh_ss(load16(p)));
+    f d = broadcastHalf(p);
     for (int v = 0; v < 4; ++v)
       out[v] = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(load8(p + 2 + 8 * v))), d);
   }
   static void decode32(FormatQ4_0, const uint8_t *p, f *out) {
-    float ds = _cvtsh_ss(load16(p));
-    f d = _mm256_set1_ps(ds), minus8d = _mm256_set1_ps(-8.0f * ds);
+    f d = broadcastHalf(p), minus8d = _mm256_mul_ps(d, _mm256_set1_ps(-8.0f));
     __m256i bytes[2] = {_mm256_cvtepu8_epi32(load8(p + 2)), _mm256_cvtepu8_epi32(load8(p + 10))};
     for (int v = 0; v < 4; ++v) {
       __m256i q = v < 2 ? _mm256_and_si256(bytes[v], _mm256_set1_epi32(15))

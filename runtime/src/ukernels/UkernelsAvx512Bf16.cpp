@@ -24,8 +24,12 @@ struct Bf16DotPath {
   static size_t rowBytes(int64_t k) { return size_t(roundUp(k, 32)) * 2; }
   static void prepare(const float *x, int64_t k, int32_t, uint8_t *dst) {
     auto *h = reinterpret_cast<uint16_t *>(dst);
-    int64_t kPad = roundUp(k, 32);
-    for (int64_t j = 0; j < k; ++j)
+    int64_t kPad = roundUp(k, 32), j = 0;
+    for (; j + 16 <= k; j += 16) {
+      __m512i u = _mm512_castps_si512(Vec16::roundToBf16(_mm512_loadu_ps(x + j)));
+      _mm256_store_si256((__m256i *)(h + j), _mm512_cvtepi32_epi16(_mm512_srli_epi32(u, 16)));
+    }
+    for (; j < k; ++j)
       h[j] = floatToBf16(x[j]);
     for (int64_t j = k; j < kPad; ++j)
       h[j] = 0;

@@ -40,20 +40,30 @@ template <class Fmt> struct VnniPath {
     auto *q = reinterpret_cast<int8_t *>(dst);
     auto *laneScale = reinterpret_cast<float *>(dst + kPad);
     auto *laneCorrection = reinterpret_cast<int32_t *>(dst + 2 * kPad);
-    for (int64_t j0 = 0; j0 < kPad; j0 += kQBlock) {
+    const __m128i flip = _mm_set1_epi8(kNibbles ? 0 : char(0x80)); // q + 128 as u8
+    int64_t j0 = quantizeFullBlocksQ8_0<Vec16>(x, k, [&](int64_t j, __m512 *qv, float d) {
+      for (int i = 0; i < 2; ++i)
+        _mm_storeu_si128((__m128i *)(q + j + 16 * i),
+                         _mm_xor_si128(_mm512_cvtepi32_epi8(_mm512_cvtps_epi32(qv[i])), flip));
+      _mm256_storeu_ps(laneScale + j / 4, _mm256_set1_ps(d));
+    });
+    for (; j0 < kPad; j0 += kQBlock) { // the partial block and the padding
       float d = 0.0f;
       if (j0 < k)
-        d = quantizeBlockQ8_0(x + j0, k - j0 < kQBlock ? k - j0 : kQBlock, q + j0);
+        d = quantizeBlockQ8_0(x + j0, k - j0, q + j0);
       else
         std::memset(q + j0, 0, kQBlock);
-      for (int64_t l = j0 / 4; l < (j0 + kQBlock) / 4; ++l) {
-        laneScale[l] = d;
-        laneCorrection[l] = -8 * (q[4 * l] + q[4 * l + 1] + q[4 * l + 2] + q[4 * l + 3]);
-      }
+      if (!kNibbles)
+        for (int64_t j = j0; j < j0 + kQBlock; ++j)
+          dst[j] = uint8_t(q[j]) ^ 0x80u;
+      _mm256_storeu_ps(laneScale + j0 / 4, _mm256_set1_ps(d));
     }
-    if (!kNibbles)
-      for (int64_t j = 0; j < kPad; ++j)
-        dst[j] = uint8_t(q[j]) ^ 0x80u;
+    if (kNibbles) // -8 * (the lane's sum of its 4 q)
+      for (int64_t c = 0; c < kPad / 64; ++c) {
+        __m512i sums = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(1),
+                                           _mm512_load_si512(q + 64 * c));
+        _mm512_store_si512(laneCorrection + 16 * c, _mm512_mullo_epi32(sums, _mm512_set1_epi32(-8)));
+      }
   }
 
   // 64 weights of a row from value 64c on (two blocks for Q formats; the
@@ -68,8 +78,9 @@ template <class Fmt> struct VnniPath {
     const uint8_t *b0 = row + 2 * c * Fmt::kBytes32;
     const uint8_t *b1 = b0 + Fmt::kBytes32;
     bool second = 64 * c + 32 < k;
-    float d1 = second ? _cvtsh_ss(load16(b1)) : 0.0f;
-    laneScale = _mm512_insertf32x8(_mm512_set1_ps(_cvtsh_ss(load16(b0))), _mm256_set1_ps(d1), 1);
+    __m128i d0h = _mm_set1_epi16(short(load16(b0)));
+    __m128i d1h = second ? _mm_set1_epi16(short(load16(b1))) : _mm_setzero_si128();
+    laneScale = _mm512_cvtph_ps(_mm256_inserti128_si256(_mm256_castsi128_si256(d0h), d1h, 1));
     __m256i lo, hi = _mm256_setzero_si256();
     if (kNibbles) {
       const __m256i low4 = _mm256_set1_epi8(15);

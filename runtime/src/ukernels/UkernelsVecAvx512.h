@@ -57,6 +57,29 @@ struct Vec16 {
     return _mm512_mask_blend_ps(neg, otherwise, ifNeg);
   }
   static float reduce(f v) { return _mm512_reduce_add_ps(v); }
+  static float reduceMax(f v) { return _mm512_reduce_max_ps(v); }
+  // roundf: to nearest, ties away from zero (|y| < 2^23).
+  static f roundHalfAway(f y) {
+    f t = _mm512_roundscale_ps(y, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    __mmask16 away = _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_sub_ps(y, t)), _mm512_set1_ps(0.5f), _CMP_GE_OQ);
+    f unit = _mm512_or_ps(_mm512_and_ps(y, _mm512_set1_ps(-0.0f)), _mm512_set1_ps(1.0f));
+    return _mm512_mask_add_ps(t, away, t, unit);
+  }
+  // Round to the nearest BF16 value (ties to even), kept as FP32; NaN stays.
+  static f roundToBf16(f x) {
+    __m512i u = _mm512_castps_si512(x);
+    __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+    u = _mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff)));
+    f r = _mm512_castsi512_ps(_mm512_and_si512(u, _mm512_set1_epi32(int(0xffff0000u))));
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), r, x);
+  }
+
+  // The f16 at p in every lane: vpbroadcastw + vcvtph2ps. (_cvtsh_ss
+  // compiles to vpinsrw, which merges into a live register and chains every
+  // weight row's block scale behind the previous row's arithmetic.)
+  static f broadcastHalf(const uint8_t *p) {
+    return _mm512_cvtph_ps(_mm256_set1_epi16(short(load16(p))));
+  }
 
   // Decoders for the FP32 path: 32 consecutive weights of a row (one Q
   // block) as two vectors; Q formats include d.
@@ -75,15 +98,14 @@ struct Vec16 {
       out[v] = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(p + 16 * v))));
   }
   static void decode32(FormatQ8_0, const uint8_t *p, f *out) {
-    f d = _mm512_set1_ps(_cvtsh_ss(load16(p)));
+    f d = broadcastHalf(p);
     for (int v = 0; v < 2; ++v) {
       __m512i q = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(p + 2 + 16 * v)));
       out[v] = _mm512_mul_ps(_mm512_cvtepi32_ps(q), d);
     }
   }
   static void decode32(FormatQ4_0, const uint8_t *p, f *out) {
-    float ds = _cvtsh_ss(load16(p));
-    f d = _mm512_set1_ps(ds), minus8d = _mm512_set1_ps(-8.0f * ds);
+    f d = broadcastHalf(p), minus8d = _mm512_mul_ps(d, _mm512_set1_ps(-8.0f));
     __m512i bytes = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(p + 2)));
     __m512i lo = _mm512_and_si512(bytes, _mm512_set1_epi32(15));
     __m512i hi = _mm512_srli_epi32(bytes, 4);
