@@ -37,12 +37,11 @@ float activate(int32_t act, float v) {
   }
 }
 
-// Rows of x as act_prec rounds them, then one pass per weight row.
+// One pass per weight row over the m prepared rows (k floats each):
 // dots[r * nn + (n - n0)] = <x_r, w_n> * scale[n].
-void genericDots(moe_weight_format fmt, const float *const *xRows, int64_t m, const void *w,
-                 int64_t wRowBytes, const float *scale, int64_t n0, int64_t n1, int64_t k,
-                 const float *xPrepared, float *wRow, float *dots) {
-  (void)xRows;
+void genericDots(moe_weight_format fmt, int64_t m, const void *w, int64_t wRowBytes,
+                 const float *scale, int64_t n0, int64_t n1, int64_t k, const float *xPrepared,
+                 float *wRow, float *dots) {
   int64_t nn = n1 - n0;
   for (int64_t n = n0; n < n1; ++n) {
     const uint8_t *row = static_cast<const uint8_t *>(w) + n * wRowBytes;
@@ -81,9 +80,9 @@ void ffnUpGeneric(const float *x, int64_t ldx, const int32_t *rows, int64_t m, c
   float *xp = prepareRows(x, ldx, rows, m, k, actPrec);
   float *wRow = xp + m * k;
   float *dots = static_cast<float *>(dotScratch().get(size_t(2 * m * nn) * 4));
-  genericDots(Fmt, nullptr, m, w1, wRowBytes, s1, n0, n1, k, xp, wRow, dots);
+  genericDots(Fmt, m, w1, wRowBytes, s1, n0, n1, k, xp, wRow, dots);
   if (gated)
-    genericDots(Fmt, nullptr, m, w3, wRowBytes, s3, n0, n1, k, xp, wRow, dots + m * nn);
+    genericDots(Fmt, m, w3, wRowBytes, s3, n0, n1, k, xp, wRow, dots + m * nn);
   for (int64_t r = 0; r < m; ++r)
     for (int64_t i = 0; i < nn; ++i) {
       float a = activate(act, dots[r * nn + i]);
@@ -101,7 +100,7 @@ void ffnDownGeneric(const float *a, int64_t lda, int64_t m, const void *w, int64
   float *xp = prepareRows(a, lda, nullptr, m, k, actPrec);
   float *wRow = xp + m * k;
   float *dots = static_cast<float *>(dotScratch().get(size_t(m * nn) * 4));
-  genericDots(Fmt, nullptr, m, w, wRowBytes, s, n0, n1, k, xp, wRow, dots);
+  genericDots(Fmt, m, w, wRowBytes, s, n0, n1, k, xp, wRow, dots);
   for (int64_t r = 0; r < m; ++r)
     std::memcpy(out + r * ldo + n0, dots + r * nn, size_t(nn) * 4);
 }
