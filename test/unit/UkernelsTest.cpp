@@ -351,6 +351,8 @@ TEST_P(UkernelsTest, MatchesDoubleReference) {
   std::vector<int64_t> ks = {32, 96, 1024};
   if (!blocked)
     ks.push_back(100); // K needs no multiple of 32 outside the Q formats
+  else
+    ks.push_back(160); // 5 blocks: a full group of 4 and a partial one (vnni q4_0)
   std::mt19937 rng(1234u + 7u * unsigned(fmtIndex) + 101u * unsigned(isaIndex));
   for (int32_t actPrec : {MOE_UK_ACT_F32, MOE_UK_ACT_BF16, MOE_UK_ACT_Q8_0})
     for (int64_t m : {1, 3, 8, 37})
