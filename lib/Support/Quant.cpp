@@ -333,12 +333,16 @@ void roundActivations(ActivationPrecision p, const float *x, int64_t k, float *d
       dst[j] = bf16ToFloat(floatToBf16(x[j]));
     return;
   case ActivationPrecision::Q8_0:
-    // As a Q8_0 weight row (k a multiple of 32), dequantized: d is the
-    // f16-rounded block scale.
-    for (int64_t b = 0; b < k / kQuantBlock; ++b) {
-      unsigned char block[kQ8_0BlockBytes];
-      quantizeQ8_0Block(x + b * kQuantBlock, block);
-      dequantizeRow(WeightFormat::Q8_0, block, 0.0f, kQuantBlock, dst + b * kQuantBlock);
+    // As a Q8_0 weight row, dequantized: q from the unrounded 1/d, values
+    // from d rounded to f16. A partial last block (k not a multiple of 32)
+    // is quantized on its own values, as the micro-kernels do.
+    for (int64_t b0 = 0; b0 < k; b0 += kQuantBlock) {
+      int64_t n = std::min(kQuantBlock, k - b0);
+      float d = absMax(x + b0, n) / 127.0f;
+      float id = d != 0.0f ? 1.0f / d : 0.0f;
+      float dRounded = f16ToFloat(floatToF16(d));
+      for (int64_t j = 0; j < n; ++j)
+        dst[b0 + j] = dRounded * std::round(x[b0 + j] * id);
     }
     return;
   }
