@@ -26,6 +26,10 @@ llvm::json::Object machineRecord(int threads, double peakGflops, double readGbps
       extras.bf16PeakGflops ? jsonNumber(*extras.bf16PeakGflops) : llvm::json::Value(nullptr);
   record["int8_peak_gops"] =
       extras.int8PeakGops ? jsonNumber(*extras.int8PeakGops) : llvm::json::Value(nullptr);
+  if (extras.amxBf16Gflops)
+    record["amx_bf16_gflops"] = jsonNumber(*extras.amxBf16Gflops);
+  if (extras.amxInt8Gops)
+    record["amx_int8_gops"] = jsonNumber(*extras.amxInt8Gops);
   if (!extras.onednn.empty())
     record["onednn"] = extras.onednn;
   if (!extras.openblasOverrides.empty())

@@ -34,7 +34,7 @@ struct CaseFigures {
 
 /// Machine figures beyond the FP32 peak and the bandwidth.
 struct MachineExtras {
-  std::optional<double> bf16PeakGflops, int8PeakGops;
+  std::optional<double> bf16PeakGflops, int8PeakGops, amxBf16Gflops, amxInt8Gops;
   std::string onednn;             // "oneDNN 2.6.3, ISA ..." or "" when not built
   std::string openblasOverrides;  // the variables the baseline child ran without
 };

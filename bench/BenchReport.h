@@ -52,6 +52,8 @@ struct ComputePeaks {
   double fp32Gflops = 0;
   std::optional<double> bf16Gflops; // vdpbf16ps; absent without avx512bf16
   std::optional<double> int8Gops;   // vpdpbusd; absent without avx512vnni
+  // AMX tiles, for reading oneDNN's BF16/INT8 rows (not a format's peak).
+  std::optional<double> amxBf16Gflops, amxInt8Gops;
 };
 
 /// The peak a kernel of `format` is measured against: FP32 FMAs for f32

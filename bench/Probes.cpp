@@ -3,6 +3,8 @@
 #include "Probes.h"
 
 #include <immintrin.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -132,11 +134,70 @@ std::optional<double> measureInt8PeakGops(int threads) {
                   [&](int t) { sink += int8Chains(kIters, t); });
 }
 
+// AMX (what oneDNN uses for BF16/INT8 where present): 4 accumulator tiles
+// of 16 x 16 f32/i32 fed by 2 + 2 source tiles, all 16 rows x 64 bytes.
+struct alignas(64) TileConfig {
+  uint8_t palette = 1, startRow = 0;
+  uint8_t reserved[14] = {};
+  uint16_t colsb[16] = {};
+  uint8_t rows[16] = {};
+};
+
+__attribute__((target("amx-tile,amx-bf16,amx-int8"), noinline)) static int amxTiles(int64_t iters,
+                                                                                     bool int8) {
+  TileConfig cfg;
+  for (int t = 0; t < 8; ++t) {
+    cfg.rows[t] = 16;
+    cfg.colsb[t] = 64;
+  }
+  alignas(64) uint8_t src[16 * 64];
+  alignas(64) int32_t out[16 * 16];
+  std::fill_n(src, sizeof(src), uint8_t(1));
+  _tile_loadconfig(&cfg);
+  _tile_zero(0), _tile_zero(1), _tile_zero(2), _tile_zero(3);
+  _tile_loadd(4, src, 64), _tile_loadd(5, src, 64), _tile_loadd(6, src, 64), _tile_loadd(7, src, 64);
+  if (int8)
+    for (int64_t it = 0; it < iters; ++it) {
+      _tile_dpbusd(0, 4, 6), _tile_dpbusd(1, 4, 7), _tile_dpbusd(2, 5, 6), _tile_dpbusd(3, 5, 7);
+    }
+  else
+    for (int64_t it = 0; it < iters; ++it) {
+      _tile_dpbf16ps(0, 4, 6), _tile_dpbf16ps(1, 4, 7), _tile_dpbf16ps(2, 5, 6), _tile_dpbf16ps(3, 5, 7);
+    }
+  _tile_stored(0, out, 64);
+  _tile_release();
+  return out[0];
+}
+
+/// Linux hands out AMX state only on request (once per process).
+static bool amxUsable() {
+  if (!__builtin_cpu_supports("amx-tile") || !__builtin_cpu_supports("amx-bf16") ||
+      !__builtin_cpu_supports("amx-int8"))
+    return false;
+  const long archReqXcompPerm = 0x1023, xfeatureXtiledata = 18;
+  static bool granted = syscall(SYS_arch_prctl, archReqXcompPerm, xfeatureXtiledata) == 0;
+  return granted;
+}
+
+std::optional<double> measureAmxPeak(int threads, bool int8) {
+  if (!amxUsable())
+    return std::nullopt;
+  // Per tile op: 16 x 16 outputs, 32 bf16 pairs (2 flops each) or 64 u8*s8
+  // products (2 ops each).
+  const int64_t iters = 2'000'000;
+  double perOp = int8 ? 16.0 * 16 * 64 * 2 : 16.0 * 16 * 32 * 2;
+  std::atomic<int> sink{0};
+  return bestRate(threads, 3, 4 * perOp * double(iters),
+                  [&](int) { sink += amxTiles(iters, int8); });
+}
+
 ComputePeaks measureComputePeaks(int threads) {
   ComputePeaks p;
   p.fp32Gflops = measureFp32PeakGflops(threads);
   p.bf16Gflops = measureBf16PeakGflops(threads);
   p.int8Gops = measureInt8PeakGops(threads);
+  p.amxBf16Gflops = measureAmxPeak(threads, false);
+  p.amxInt8Gops = measureAmxPeak(threads, true);
   return p;
 }
 

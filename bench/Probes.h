@@ -25,7 +25,11 @@ std::optional<double> measureBf16PeakGflops(int threads);
 /// GOP/s of vpdpbusd on zmm (128 ops per instruction: 16 lanes x 4 u8*s8
 /// products x 2); nullopt when the CPU lacks avx512vnni.
 std::optional<double> measureInt8PeakGops(int threads);
-/// All three.
+/// GFLOP/s (bf16 tdpbf16ps) or GOP/s (int8 tdpbusd) of AMX tile ops, the
+/// units oneDNN uses for BF16/INT8 where present (not the peaks our kernels
+/// are measured against); nullopt without AMX or when Linux refuses it.
+std::optional<double> measureAmxPeak(int threads, bool int8);
+/// All of them.
 ComputePeaks measureComputePeaks(int threads);
 
 /// GB/s of a streaming sum over `bytes` split across `threads` threads

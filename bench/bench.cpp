@@ -626,6 +626,8 @@ static void printMachine(const bench::ComputePeaks &peaks, double bw, const std:
     bench::MachineExtras extras;
     extras.bf16PeakGflops = peaks.bf16Gflops;
     extras.int8PeakGops = peaks.int8Gops;
+    extras.amxBf16Gflops = peaks.amxBf16Gflops;
+    extras.amxInt8Gops = peaks.amxInt8Gops;
     extras.onednn = onednn;
     extras.openblasOverrides = overrides;
     llvm::outs() << bench::jsonLine(
@@ -634,9 +636,10 @@ static void printMachine(const bench::ComputePeaks &peaks, double bw, const std:
   }
   llvm::outs() << llvm::formatv(
       "moe-bench: {0} threads; peaks: FP32 FMA {1:f1} GFLOP/s, BF16 vdpbf16ps {2} GFLOP/s, "
-      "INT8 vpdpbusd {3} GOP/s; read bandwidth {4:f1} GB/s ({5} MiB probe)\n",
-      numThreads(), peaks.fp32Gflops, orNa(peaks.bf16Gflops), orNa(peaks.int8Gops), bw,
-      int(probeMiB));
+      "INT8 vpdpbusd {3} GOP/s (AMX tiles: BF16 {4} GFLOP/s, INT8 {5} GOP/s); read bandwidth "
+      "{6:f1} GB/s ({7} MiB probe)\n",
+      numThreads(), peaks.fp32Gflops, orNa(peaks.bf16Gflops), orNa(peaks.int8Gops),
+      orNa(peaks.amxBf16Gflops), orNa(peaks.amxInt8Gops), bw, int(probeMiB));
   llvm::outs() << "OpenBLAS core " << core
                << (overrides.empty() && !openblasChild ? "" : " (baseline re-executed without " +
                                                                   (overrides.empty() ? std::string("overrides") : overrides) + ")")

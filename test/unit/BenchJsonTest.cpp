@@ -101,12 +101,15 @@ TEST(BenchJson, NonFiniteNumbersAndQuotedNamesStayValid) {
 TEST(BenchJson, MachineLineExtras) {
   MachineExtras extras;
   extras.bf16PeakGflops = 600.5;
+  extras.amxBf16Gflops = 4096.25;
   extras.onednn = "oneDNN 2.6.3, ISA avx512_core_amx";
   extras.openblasOverrides = "OPENBLAS_CORETYPE=Haswell";
   llvm::json::Object m = parseLine(jsonLine(machineRecord(2, 400, 20, "SkylakeX", extras)));
   EXPECT_EQ(m.getNumber("bf16_peak_gflops"), 600.5);
   ASSERT_NE(m.get("int8_peak_gops"), nullptr) << "an absent peak is null (n/a), not missing";
   EXPECT_EQ(m.get("int8_peak_gops")->kind(), llvm::json::Value::Null);
+  EXPECT_EQ(m.getNumber("amx_bf16_gflops"), 4096.25);
+  EXPECT_EQ(m.get("amx_int8_gops"), nullptr);
   EXPECT_EQ(m.getString("onednn"), "oneDNN 2.6.3, ISA avx512_core_amx");
   EXPECT_EQ(m.getString("openblas_reexec_without"), "OPENBLAS_CORETYPE=Haswell");
   // Without extras: no oneDNN or re-exec fields.
