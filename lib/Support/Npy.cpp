@@ -19,6 +19,8 @@ const char *npyDescr(DType t) {
     return "<u2"; // numpy has no bfloat16: the raw bits
   case DType::F16:
     return "<f2";
+  case DType::I8:
+    return "|i1";
   }
   return "?";
 }
@@ -56,14 +58,14 @@ Status readNpy(const std::string &path, NpyArray &out) {
     return Status::failure("'" + path + "': truncated header");
   NpyArray array;
   bool known = false;
-  for (DType t : {DType::F32, DType::I32, DType::I64, DType::BF16, DType::F16})
+  for (DType t : {DType::F32, DType::I32, DType::I64, DType::BF16, DType::F16, DType::I8})
     if (header.find(std::string("'") + npyDescr(t) + "'") != std::string::npos) {
       array.dtype = t;
       known = true;
       break;
     }
   if (!known)
-    return Status::failure("'" + path + "': only float32, int32 and int64 "
+    return Status::failure("'" + path + "': only float32, float16, int8, int32, int64 and uint16 (bf16) "
                            "little-endian arrays are supported; header: " + header);
   if (header.find("'fortran_order': False") == std::string::npos)
     return Status::failure("'" + path + "': Fortran-order arrays are not supported");
@@ -106,10 +108,6 @@ Status readNpy(const std::string &path, Tensor &out) {
   Status s = readNpy(path, array);
   if (!s.ok())
     return s;
-  if (array.dtype != DType::F32 && array.dtype != DType::I32 && array.dtype != DType::I64)
-    return Status::failure("'" + path + "': only float32, int32 and int64 "
-                           "little-endian arrays are supported; got " +
-                           npyHeaderDict(array.dtype, array.shape));
   int64_t n = numElements(array.shape);
   Tensor t;
   t.dtype = array.dtype;
@@ -119,15 +117,8 @@ Status readNpy(const std::string &path, Tensor &out) {
     std::memcpy(t.f.data(), array.data.data(), array.data.size());
   } else {
     t.i.resize(n);
-    for (int64_t k = 0; k < n; ++k) {
-      if (t.dtype == DType::I32) {
-        int32_t v;
-        std::memcpy(&v, array.data.data() + 4 * k, 4);
-        t.i[k] = v;
-      } else {
-        std::memcpy(&t.i[k], array.data.data() + 8 * k, 8);
-      }
-    }
+    for (int64_t k = 0; k < n; ++k)
+      t.i[k] = loadIntElement(t.dtype, array.data.data(), k);
   }
   out = std::move(t);
   return Status::success();
@@ -137,14 +128,8 @@ Status writeNpy(const std::string &path, const Tensor &t) {
   if (t.dtype == DType::F32)
     return writeNpy(path, t.dtype, t.shape, t.f.data(), t.f.size() * 4);
   std::vector<unsigned char> bytes(t.i.size() * dtypeSize(t.dtype));
-  for (size_t k = 0; k < t.i.size(); ++k) {
-    if (t.dtype == DType::I32) {
-      int32_t w = int32_t(t.i[k]);
-      std::memcpy(bytes.data() + 4 * k, &w, 4);
-    } else {
-      std::memcpy(bytes.data() + 8 * k, &t.i[k], 8);
-    }
-  }
+  for (size_t k = 0; k < t.i.size(); ++k)
+    storeIntElement(t.dtype, bytes.data(), int64_t(k), t.i[k]);
   return writeNpy(path, t.dtype, t.shape, bytes.data(), bytes.size());
 }
 

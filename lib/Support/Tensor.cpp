@@ -1,6 +1,7 @@
 //===- Tensor.cpp - host tensors, element types, signatures ----------------===//
 #include "moe/Support/Tensor.h"
 
+#include <cstring>
 #include <sstream>
 
 namespace moe {
@@ -17,6 +18,8 @@ const char *dtypeName(DType t) {
     return "bf16";
   case DType::F16:
     return "f16";
+  case DType::I8:
+    return "i8";
   }
   return "?";
 }
@@ -31,6 +34,8 @@ size_t dtypeSize(DType t) {
   case DType::BF16:
   case DType::F16:
     return 2;
+  case DType::I8:
+    return 1;
   }
   return 0;
 }
@@ -68,6 +73,54 @@ std::string Tensor::describe() const {
     os << (d ? ", " : "") << shape[d];
   os << "] " << dtypeName(dtype);
   return os.str();
+}
+
+int64_t loadIntElement(DType dtype, const void *data, int64_t k) {
+  const auto *p = static_cast<const unsigned char *>(data) + k * int64_t(dtypeSize(dtype));
+  switch (dtype) {
+  case DType::I8:
+    return int8_t(p[0]);
+  case DType::BF16:
+  case DType::F16:
+    return int64_t(p[0]) | (int64_t(p[1]) << 8);
+  case DType::I32: {
+    int32_t v;
+    std::memcpy(&v, p, 4);
+    return v;
+  }
+  case DType::I64: {
+    int64_t v;
+    std::memcpy(&v, p, 8);
+    return v;
+  }
+  case DType::F32:
+    break;
+  }
+  return 0;
+}
+
+void storeIntElement(DType dtype, void *data, int64_t k, int64_t v) {
+  auto *p = static_cast<unsigned char *>(data) + k * int64_t(dtypeSize(dtype));
+  switch (dtype) {
+  case DType::I8:
+    p[0] = static_cast<unsigned char>(v);
+    return;
+  case DType::BF16:
+  case DType::F16:
+    p[0] = static_cast<unsigned char>(v);
+    p[1] = static_cast<unsigned char>(v >> 8);
+    return;
+  case DType::I32: {
+    int32_t w = int32_t(v);
+    std::memcpy(p, &w, 4);
+    return;
+  }
+  case DType::I64:
+    std::memcpy(p, &v, 8);
+    return;
+  case DType::F32:
+    return;
+  }
 }
 
 std::string TensorSignature::describe() const {

@@ -33,7 +33,9 @@ typedef enum moe_dtype {
   MOE_I32 = 1,
   MOE_I64 = 2,
   MOE_BF16 = 3,
-  MOE_F16 = 4
+  MOE_F16 = 4,
+  /* Bytes: int8 weights, and the blocks of the Q8_0/Q4_0 formats. */
+  MOE_I8 = 5
 } moe_dtype;
 
 /* A dense, C-contiguous (row-major) tensor owned by the caller. */

@@ -68,6 +68,8 @@ const char *dtypeName(int dtype) {
     return "bf16";
   case MOE_F16:
     return "f16";
+  case MOE_I8:
+    return "i8";
   }
   return "?";
 }
@@ -82,6 +84,8 @@ size_t dtypeSize(int dtype) {
   case MOE_BF16:
   case MOE_F16:
     return 2;
+  case MOE_I8:
+    return 1;
   }
   return 0;
 }
@@ -282,7 +286,7 @@ moe_signature *moe_signature_parse(const char *text) {
         return false;
       TensorSig t;
       t.dtype = -1;
-      for (int candidate : {MOE_F32, MOE_I32, MOE_I64, MOE_BF16, MOE_F16})
+      for (int candidate : {MOE_F32, MOE_I32, MOE_I64, MOE_BF16, MOE_F16, MOE_I8})
         if (dtype == dtypeName(candidate))
           t.dtype = candidate;
       if (t.dtype < 0)

@@ -327,7 +327,7 @@ TEST(RuntimeOpen, MissingFileOrEntryIsAnError) {
 // ours); they must be MoeSupport's, the ones the compiler writes into the
 // signatures and launch descriptions the runtime parses.
 TEST(RuntimeDtypes, NamesAndSizesAreSupportsOnes) {
-  for (int d : {MOE_F32, MOE_I32, MOE_I64, MOE_BF16, MOE_F16}) {
+  for (int d : {MOE_F32, MOE_I32, MOE_I64, MOE_BF16, MOE_F16, MOE_I8}) {
     EXPECT_STREQ(rt::dtypeName(d), dtypeName(DType(d))) << d;
     EXPECT_EQ(rt::dtypeSize(d), dtypeSize(DType(d))) << d;
   }

@@ -22,11 +22,12 @@ namespace moe {
 
 /// Element types, numbered as the runtime's C enum moe_dtype (moe_runtime.h)
 /// so that a moe_dtype converts with a cast (moe-gpu-run static_asserts the
-/// numbering; this header does not include the runtime's). Tensor holds F32, I32 and I64; BF16 and F16 appear only as raw
-/// 16-bit patterns in byte buffers (the GPU path), never in a Tensor.
-enum class DType { F32 = 0, I32 = 1, I64 = 2, BF16 = 3, F16 = 4 };
+/// numbering; this header does not include the runtime's). A Tensor of
+/// BF16 or F16 holds the raw 16-bit patterns, and one of I8 the bytes (the
+/// low-precision weight formats of Quant.h), widened into `i` like I32.
+enum class DType { F32 = 0, I32 = 1, I64 = 2, BF16 = 3, F16 = 4, I8 = 5 };
 
-/// "f32", "i32", "i64", "bf16", "f16" (the names of the IR, the runtime's
+/// "f32", "i32", "i64", "bf16", "f16", "i8" (the names of the IR, the runtime's
 /// signature text and the launch descriptions); "?" for any other value.
 const char *dtypeName(DType t);
 /// Bytes per element as stored in memory (i32 as 4, not widened); 0 for a
@@ -50,6 +51,12 @@ struct Tensor {
   /// "[16, 64] f32"
   std::string describe() const;
 };
+
+/// Element k of dense little-endian data of a non-F32 `dtype`, widened as
+/// Tensor::i holds it (I8, I32 sign-extended; BF16/F16 the raw bits).
+int64_t loadIntElement(DType dtype, const void *data, int64_t k);
+/// Stores v (as Tensor::i holds it) as element k of `dtype` data.
+void storeIntElement(DType dtype, void *data, int64_t k, int64_t v);
 
 /// The product of `shape` (1 for rank 0).
 int64_t numElements(const std::vector<int64_t> &shape);
