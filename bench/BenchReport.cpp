@@ -12,22 +12,13 @@
 
 namespace moe::bench {
 
-static const std::pair<WeightFormat, llvm::StringRef> formatNames[] = {
-    {WeightFormat::F32, "f32"},   {WeightFormat::BF16, "bf16"}, {WeightFormat::F16, "f16"},
-    {WeightFormat::Int8, "int8"}, {WeightFormat::Q8_0, "q8_0"}, {WeightFormat::Q4_0, "q4_0"}};
-
-llvm::StringRef formatName(WeightFormat format) {
-  for (auto &[f, name] : formatNames)
-    if (f == format)
-      return name;
-  return "?";
-}
+llvm::StringRef formatName(WeightFormat format) { return weightFormatName(format); }
 
 std::optional<WeightFormat> parseFormat(llvm::StringRef name) {
-  for (auto &[f, n] : formatNames)
-    if (n == name.trim())
-      return f;
-  return std::nullopt;
+  WeightFormat f;
+  if (!parseWeightFormat(name.trim().str(), f))
+    return std::nullopt;
+  return f;
 }
 
 bool parseFormatList(llvm::StringRef list, std::vector<WeightFormat> &formats,
@@ -48,21 +39,8 @@ bool parseFormatList(llvm::StringRef list, std::vector<WeightFormat> &formats,
 }
 
 double matrixBytes(WeightFormat format, int64_t rows, int64_t k) {
-  double n = double(rows) * double(k);
-  switch (format) {
-  case WeightFormat::F32:
-    return 4 * n;
-  case WeightFormat::BF16:
-  case WeightFormat::F16:
-    return 2 * n;
-  case WeightFormat::Int8:
-    return n + 4.0 * double(rows);
-  case WeightFormat::Q8_0: // 32 int8 + one f16 scale
-    return n / 32 * 34;
-  case WeightFormat::Q4_0: // 16 bytes of nibbles + one f16 scale
-    return n / 32 * 18;
-  }
-  return 0;
+  double rowBytes = double(storedRowElements(format, k)) * double(dtypeSize(storageDType(format)));
+  return double(rows) * (rowBytes + (hasRowScales(format) ? 4.0 : 0.0));
 }
 
 int64_t distinctExperts(llvm::ArrayRef<int32_t> ids, int64_t numExperts) {

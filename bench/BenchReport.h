@@ -10,6 +10,8 @@
 #ifndef MOE_BENCH_REPORT_H
 #define MOE_BENCH_REPORT_H
 
+#include "moe/Support/Quant.h"
+
 #include "llvm/ADT/ArrayRef.h"
 #include "llvm/ADT/StringRef.h"
 #include "llvm/Support/JSON.h"
@@ -21,10 +23,10 @@
 
 namespace moe::bench {
 
-/// Weight formats of an expert bank. Activations stay FP32 at the layer
-/// boundary; Int8 is per output channel (one f32 scale per row), Q8_0 and
-/// Q4_0 are GGUF's blocks of 32 along K with one f16 scale per block.
-enum class WeightFormat { F32, BF16, F16, Int8, Q8_0, Q4_0 };
+/// The weight formats of an expert bank are moe::WeightFormat (Quant.h:
+/// f32, bf16, f16, int8 per output channel, GGUF Q8_0/Q4_0 blocks of 32).
+/// Activations stay FP32 at the layer boundary.
+using moe::WeightFormat;
 
 llvm::StringRef formatName(WeightFormat format);
 std::optional<WeightFormat> parseFormat(llvm::StringRef name);
@@ -33,9 +35,9 @@ bool parseFormatList(llvm::StringRef list, std::vector<WeightFormat> &formats,
                      std::string &error);
 
 /// Bytes of one weight matrix of `rows` output channels and reduction
-/// length `k` in `format`, scales included (Int8: 4 bytes per row; Q8_0:
-/// 34 bytes per 32 weights; Q4_0: 18 bytes per 32 weights, k a multiple
-/// of 32 for the block formats).
+/// length `k` in `format` as Quant.h stores it, scales included (Int8: 4
+/// bytes per row; Q8_0: 34 bytes per 32 weights; Q4_0: 18 bytes per 32
+/// weights, k a multiple of 32 for the block formats).
 double matrixBytes(WeightFormat format, int64_t rows, int64_t k);
 
 /// The experts a call reads: distinct ids >= 0 in `ids` (at most k*T).

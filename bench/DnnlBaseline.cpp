@@ -20,7 +20,9 @@ using tag = dnnl::memory::format_tag;
 
 namespace {
 
-uint16_t toBf16(float v) { // round to nearest even (no NaNs here)
+// Per-call conversions, inlined (Quant.h's floatToBf16 and int8 rounding,
+// minus NaN handling: the activations are finite).
+uint16_t toBf16(float v) { // round to nearest even
   uint32_t bits;
   std::memcpy(&bits, &v, 4);
   bits += 0x7fffu + ((bits >> 16) & 1u);
@@ -104,8 +106,8 @@ struct DnnlBaseline::Impl {
         return i;
     return 0;
   }
-  memory reorderWeights(const float *rowMajorNxK, int64_t k, int64_t n,
-                        const memory::desc &layout, std::vector<float> *scales);
+  void reorderWeights(const float *rowMajorNxK, const MatmulShape &m,
+                      std::vector<std::vector<memory>> &into, std::vector<float> &scales);
   void prepare(const CaseInputs &in);
   RowPrimitives &primitivesFor(int64_t rows);
   void route(const float *x);
@@ -116,27 +118,30 @@ struct DnnlBaseline::Impl {
 };
 
 /// Weights of one expert matrix (N x K row-major, i.e. a K x N matrix in
-/// tag::ba) converted to the format and reordered into `layout`; Int8
-/// quantizes per output channel (scales set once, the same in every layout).
-memory DnnlBaseline::Impl::reorderWeights(const float *rowMajorNxK, int64_t k, int64_t n,
-                                          const memory::desc &layout,
-                                          std::vector<float> *scales) {
-  memory dst(layout, eng);
+/// tag::ba) converted to the format and reordered into each layout of `m`
+/// (appended to `into[layout]`); Int8 quantizes once per output channel
+/// with Quant.h, as our layers get their int8 weights.
+void DnnlBaseline::Impl::reorderWeights(const float *rowMajorNxK, const MatmulShape &m,
+                                        std::vector<std::vector<memory>> &into,
+                                        std::vector<float> &scales) {
+  std::vector<int8_t> q;
+  memory src;
   if (format == WeightFormat::Int8) {
-    std::vector<int8_t> q(k * n);
-    scales->resize(n);
-    for (int64_t r = 0; r < n; ++r)
-      (*scales)[r] = quantizeRow(rowMajorNxK + r * k, k, &q[r * k]);
-    memory src({{k, n}, dt::s8, tag::ba}, eng, q.data());
-    dnnl::reorder(src, dst).execute(strm, src, dst);
-  } else {
-    // f32 -> f32 or bf16: the reorder converts.
-    memory src({{k, n}, dt::f32, tag::ba}, eng, const_cast<float *>(rowMajorNxK));
-    dnnl::reorder(src, dst).execute(strm, src, dst);
+    q.resize(m.k * m.n);
+    scales.resize(m.n);
+    quantizeRows(WeightFormat::Int8, rowMajorNxK, m.n, m.k, q.data(), scales.data());
+    src = memory({{m.k, m.n}, dt::s8, tag::ba}, eng, q.data());
+  } else { // f32 -> f32 or bf16: the reorder converts
+    src = memory({{m.k, m.n}, dt::f32, tag::ba}, eng, const_cast<float *>(rowMajorNxK));
   }
-  strm.wait();
-  preparedBytes += double(layout.get_size());
-  return dst;
+  into.resize(m.layouts.size());
+  for (size_t l = 0; l < m.layouts.size(); ++l) {
+    memory dst(m.layouts[l], eng);
+    dnnl::reorder(src, dst).execute(strm, src, dst);
+    strm.wait();
+    preparedBytes += double(m.layouts[l].get_size());
+    into[l].push_back(dst);
+  }
 }
 
 void DnnlBaseline::Impl::prepare(const CaseInputs &in) {
@@ -146,14 +151,10 @@ void DnnlBaseline::Impl::prepare(const CaseInputs &in) {
   down = chooseLayouts(s.inter, s.h);
   int64_t size = s.inter * s.h;
   s1.resize(s.e), s3.resize(s.e), s2.resize(s.e);
-  w1.resize(up.layouts.size()), w3.resize(up.layouts.size()), w2.resize(down.layouts.size());
   for (int64_t e = 0; e < s.e; ++e) {
-    for (size_t l = 0; l < up.layouts.size(); ++l) {
-      w1[l].push_back(reorderWeights(in.w1.f.data() + e * size, s.h, s.inter, up.layouts[l], &s1[e]));
-      w3[l].push_back(reorderWeights(in.w3.f.data() + e * size, s.h, s.inter, up.layouts[l], &s3[e]));
-    }
-    for (size_t l = 0; l < down.layouts.size(); ++l)
-      w2[l].push_back(reorderWeights(in.w2.f.data() + e * size, s.inter, s.h, down.layouts[l], &s2[e]));
+    reorderWeights(in.w1.f.data() + e * size, up, w1, s1[e]);
+    reorderWeights(in.w3.f.data() + e * size, up, w3, s3[e]);
+    reorderWeights(in.w2.f.data() + e * size, down, w2, s2[e]);
   }
   if (!s.zipf) { // the router stays FP32 in every format, as ours does
     memory::desc src({s.t, s.h}, dt::f32, tag::ab), dst({s.t, s.e}, dt::f32, tag::ab);
