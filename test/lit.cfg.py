@@ -26,7 +26,7 @@ llvm_config.use_default_substitutions()
 tool_dirs = [config.moe_tools_dir, config.llvm_tools_dir]
 llvm_config.with_environment("PATH", config.llvm_tools_dir, append_path=True)
 llvm_config.with_environment("PATH", config.moe_tools_dir, append_path=True)
-llvm_config.add_tool_substitutions(["moe-opt", "moe-run"], tool_dirs)
+llvm_config.add_tool_substitutions(["moe-opt", "moe-run", "moe-quantize"], tool_dirs)
 
 # Optional external tools gate tests with REQUIRES:.
 ptxas = shutil.which("ptxas") or (

@@ -3,6 +3,7 @@
 #include "moe/ExecutionEngine/CompiledFunction.h"
 #include "StageRecorder.h"
 #include "moe/ExecutionEngine/Diagnostics.h"
+#include "moe/IR/MoeOps.h"
 
 #include "moe_runtime.h"
 #include "moe/Transforms/Passes.h"
@@ -33,14 +34,30 @@ namespace moe {
 
 CompiledFunction::~CompiledFunction() { moe_signature_free(signature); }
 
+/// The runtime's element type of an IR element type.
+std::optional<DType> elementDType(Type et) {
+  if (et.isF32())
+    return DType::F32;
+  if (et.isInteger(32))
+    return DType::I32;
+  if (et.isInteger(64))
+    return DType::I64;
+  if (et.isBF16())
+    return DType::BF16;
+  if (et.isF16())
+    return DType::F16;
+  if (et.isInteger(8))
+    return DType::I8;
+  return std::nullopt;
+}
+
 std::string signatureText(func::FuncOp func) {
   std::string text;
   auto add = [&](TypeRange types) {
     for (auto [i, t] : llvm::enumerate(types)) {
       auto tt = cast<RankedTensorType>(t);
-      Type et = tt.getElementType();
       text += i ? ";" : "";
-      text += dtypeName(et.isF32() ? DType::F32 : et.isInteger(32) ? DType::I32 : DType::I64);
+      text += dtypeName(elementDType(tt.getElementType()).value_or(DType::I64));
       text += " " + std::to_string(tt.getRank());
       for (int64_t d : tt.getShape())
         text += " " + std::to_string(ShapedType::isDynamic(d) ? -1 : d);
@@ -56,15 +73,10 @@ Status signatureOf(Type type, TensorSignature &sig, const std::string &what) {
   auto tt = dyn_cast<RankedTensorType>(type);
   if (!tt)
     return Status::failure(what + " must be a ranked tensor");
-  Type et = tt.getElementType();
-  if (et.isF32())
-    sig.dtype = DType::F32;
-  else if (et.isInteger(32))
-    sig.dtype = DType::I32;
-  else if (et.isInteger(64))
-    sig.dtype = DType::I64;
-  else
+  std::optional<DType> dtype = elementDType(tt.getElementType());
+  if (!dtype)
     return Status::failure(what + ": unsupported element type");
+  sig.dtype = *dtype;
   sig.shape.clear();
   for (int64_t d : tt.getShape())
     sig.shape.push_back(ShapedType::isDynamic(d) ? -1 : d);
@@ -278,8 +290,9 @@ Status runOnHostTensors(const std::vector<TensorSignature> &args,
     argShapes.push_back(t.shape);
   std::vector<std::vector<int64_t>> resultShapes = ::moe::resultShapesFor(args, results, argShapes);
   Status s;
-  // Tensors widen integers to int64; narrow i32 ones for the call.
-  std::vector<std::vector<int32_t>> narrowed(inputs.size());
+  // Tensors widen integers (and 16-bit patterns) to int64; narrow them to
+  // their stored size for the call.
+  std::vector<std::vector<unsigned char>> narrowed(inputs.size());
   std::vector<const void *> argData;
   for (size_t i = 0; i < inputs.size(); ++i) {
     const Tensor &t = inputs[i];
@@ -288,7 +301,9 @@ Status runOnHostTensors(const std::vector<TensorSignature> &args,
     } else if (t.dtype == DType::I64) {
       argData.push_back(t.i.data());
     } else {
-      narrowed[i].assign(t.i.begin(), t.i.end());
+      narrowed[i].resize(t.i.size() * dtypeSize(t.dtype));
+      for (size_t k = 0; k < t.i.size(); ++k)
+        storeIntElement(t.dtype, narrowed[i].data(), int64_t(k), t.i[k]);
       argData.push_back(narrowed[i].data());
     }
   }
@@ -332,10 +347,7 @@ Status runOnHostTensors(const std::vector<TensorSignature> &args,
 // PreparedFunction
 //===----------------------------------------------------------------------===//
 
-bool isWeightArgument(mlir::Type type) {
-  auto tt = dyn_cast<RankedTensorType>(type);
-  return tt && tt.hasStaticShape() && tt.getRank() >= 1 && tt.getElementType().isF32();
-}
+bool isWeightArgument(mlir::Type type) { return mlir::moe::isWeightType(type); }
 
 PreparedFunction::~PreparedFunction() { moe_prepared_free(held); }
 

@@ -64,6 +64,7 @@ void buildMoeToLoopsPipeline(mlir::OpPassManager &pm, const CpuPipelineOptions &
   experts.packTiles = options.packTiles;
   experts.packSliceBytes = options.packSliceBytes;
   experts.packRowsOuter = options.packRowsOuter;
+  experts.microKernelIsa = options.microKernelIsa;
   pm.addNestedPass<mlir::func::FuncOp>(mlir::moe::createMoeLowerGroupedExperts(experts));
   if (options.ranks > 0)
     pm.addPass(mlir::moe::createMoeLowerExchanges());

@@ -50,16 +50,19 @@ Status checkTensorType(Type type, const Tensor &value, const std::string &what) 
     return Status::failure(what + ": type " + typeStr(type) +
                            " cannot be passed as a tensor");
   Type et = tt.getElementType();
-  DType want = et.isF32() ? DType::F32
-               : et.isInteger(32) ? DType::I32
-               : et.isInteger(64) ? DType::I64
-                                  : DType::F32;
-  if (!et.isF32() && !et.isInteger(32) && !et.isInteger(64))
+  std::optional<DType> want = et.isF32()          ? std::optional(DType::F32)
+                              : et.isInteger(32) ? std::optional(DType::I32)
+                              : et.isInteger(64) ? std::optional(DType::I64)
+                              : et.isBF16()      ? std::optional(DType::BF16)
+                              : et.isF16()       ? std::optional(DType::F16)
+                              : et.isInteger(8)  ? std::optional(DType::I8)
+                                                 : std::nullopt;
+  if (!want)
     return Status::failure(what + ": unsupported element type in " + typeStr(type));
   bool shapeOk = int64_t(value.rank()) == tt.getRank();
   for (int64_t d = 0; shapeOk && d < tt.getRank(); ++d)
     shapeOk = tt.isDynamicDim(d) || tt.getDimSize(d) == value.dim(d);
-  if (value.dtype != want || !shapeOk)
+  if (value.dtype != *want || !shapeOk)
     return Status::failure(what + ": expected " + typeStr(type) + ", got " +
                            value.describe());
   return Status::success();
@@ -100,8 +103,15 @@ public:
   const ExpertBank &bank(Value v) const { return banks.find(v)->second; }
   void setBank(Value v, ExpertBank b) { banks[v] = b; }
   const Tensor *opt(Value v) const { return v ? &at(v) : nullptr; }
+  /// Keeps `t` (a value no SSA name holds: dequantized weights) alive for
+  /// the frame's lifetime.
+  const Tensor *own(Tensor t) {
+    owned.push_back(std::make_shared<Tensor>(std::move(t)));
+    return owned.back().get();
+  }
 
 private:
+  std::vector<std::shared_ptr<Tensor>> owned;
   llvm::DenseMap<Value, std::shared_ptr<Tensor>> tensors;
   llvm::DenseMap<Value, ExpertBank> banks;
 };
@@ -193,15 +203,7 @@ private:
             frame.set(o.getPaths(), std::move(paths));
           return s;
         })
-        .Case([&](mdl::FfnExpertsOp o) {
-          ExpertBank b = bankOf(o.getExperts(), ExpertBank::Kind::Ffn);
-          b.activation = toRef(o.getActivation());
-          b.w1 = &frame.at(o.getW1());
-          b.w3 = frame.opt(o.getW3());
-          b.w2 = &frame.at(o.getW2());
-          frame.setBank(o.getExperts(), b);
-          return Status::success();
-        })
+        .Case([&](mdl::FfnExpertsOp o) { return runFfnExperts(o); })
         .Case([&](mdl::LoraExpertsOp o) {
           ExpertBank b = bankOf(o.getExperts(), ExpertBank::Kind::Lora);
           b.activation = toRef(o.getActivation());
@@ -270,6 +272,32 @@ private:
     b.count = type.getCount();
     b.hidden = type.getHidden();
     return b;
+  }
+
+  /// An FFN bank; weights in another format than f32 are dequantized once
+  /// here (Quant.h), so every expert application computes in double from
+  /// exactly the documented values.
+  Status runFfnExperts(mdl::FfnExpertsOp o) {
+    ExpertBank b = bankOf(o.getExperts(), ExpertBank::Kind::Ffn);
+    b.activation = toRef(o.getActivation());
+    b.activations = ActivationPrecision(int(o.getActivationPrecisionOrDefault()));
+    auto format = WeightFormat(int(o.getWeightFormat()));
+    if (format == WeightFormat::F32) {
+      b.w1 = &frame.at(o.getW1());
+      b.w3 = frame.opt(o.getW3());
+      b.w2 = &frame.at(o.getW2());
+    } else {
+      int64_t h = b.hidden, inter = cast<ShapedType>(o.getW1().getType()).getDimSize(1);
+      auto scales = o.getScales();
+      unsigned next = 0;
+      auto scaleOf = [&]() { return scales.empty() ? nullptr : &frame.at(scales[next++]); };
+      b.w1 = frame.own(dequantizeWeights(format, frame.at(o.getW1()), scaleOf(), h));
+      if (o.getW3())
+        b.w3 = frame.own(dequantizeWeights(format, frame.at(o.getW3()), scaleOf(), h));
+      b.w2 = frame.own(dequantizeWeights(format, frame.at(o.getW2()), scaleOf(), inter));
+    }
+    frame.setBank(o.getExperts(), b);
+    return Status::success();
   }
 
   /// Runs a branch region on the rows `tokens` of x and adds its output,

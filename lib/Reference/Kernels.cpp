@@ -443,12 +443,22 @@ std::vector<double> project(const float *base, int64_t rows, int64_t cols,
 }
 
 /// w2 · (act(w1 v) [⊙ w3 v]) with optional adapters.
+/// v as the products see it under precision `p` (v holds f32 values).
+std::vector<double> roundForProducts(ActivationPrecision p, const std::vector<double> &v) {
+  if (p == ActivationPrecision::F32)
+    return v;
+  std::vector<float> f(v.begin(), v.end()), r(v.size());
+  roundActivations(p, f.data(), int64_t(f.size()), r.data());
+  return std::vector<double>(r.begin(), r.end());
+}
+
 std::vector<double> ffnRow(Activation act, int64_t h, int64_t inter,
                            const float *w1, const float *w3, const float *w2,
-                           const std::vector<double> &v, const float *a1,
+                           const std::vector<double> &x, const float *a1,
                            const float *b1, const float *a3, const float *b3,
                            const float *a2, const float *b2, int64_t rank,
-                           double scale) {
+                           double scale, ActivationPrecision precision = ActivationPrecision::F32) {
+  std::vector<double> v = roundForProducts(precision, x);
   std::vector<double> up = project(w1, inter, h, v, a1, b1, rank, scale);
   std::vector<double> mid(inter);
   if (isGated(act)) {
@@ -459,9 +469,24 @@ std::vector<double> ffnRow(Activation act, int64_t h, int64_t inter,
     for (int64_t i = 0; i < inter; ++i)
       mid[i] = double(float(activate(act, up[i])));
   }
-  return project(w2, h, inter, mid, a2, b2, rank, scale);
+  return project(w2, h, inter, roundForProducts(precision, mid), a2, b2, rank, scale);
 }
 } // namespace
+
+Tensor dequantizeWeights(WeightFormat format, const Tensor &stored, const Tensor *scales,
+                         int64_t k) {
+  int64_t rows = stored.dim(0) * stored.dim(1), cols = stored.dim(2);
+  DType dtype = storageDType(format);
+  Tensor out = Tensor::f32({stored.dim(0), stored.dim(1), k});
+  std::vector<unsigned char> row(size_t(cols) * dtypeSize(dtype));
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t c = 0; c < cols; ++c)
+      storeIntElement(dtype, row.data(), c, stored.i[r * cols + c]);
+    float scale = scales ? scales->f[r] : 0.0f;
+    dequantizeRow(format, row.data(), scale, k, out.f.data() + r * k);
+  }
+  return out;
+}
 
 void applyExpert(const ExpertBank &bank, int64_t n, const float *x,
                  std::vector<double> &out) {
@@ -482,7 +507,7 @@ void applyExpert(const ExpertBank &bank, int64_t n, const float *x,
     out = ffnRow(bank.activation, h, inter, bank.w1->f.data() + n * per,
                  bank.w3 ? bank.w3->f.data() + n * per : nullptr,
                  bank.w2->f.data() + n * per, v, nullptr, nullptr, nullptr,
-                 nullptr, nullptr, nullptr, 0, 0.0);
+                 nullptr, nullptr, nullptr, 0, 0.0, bank.activations);
     return;
   }
   case ExpertBank::Kind::Lora: {

@@ -1,6 +1,7 @@
 //===- Quant.cpp - low-precision weight formats ---------------------------===//
 
 #include "moe/Support/Quant.h"
+#include "moe/Support/Random.h"
 
 #include <algorithm>
 #include <cmath>
@@ -64,8 +65,12 @@ void quantizeQ4_0Block(const float *x, unsigned char *block) {
   storeF16(block, d);
   constexpr int64_t half = kQuantBlock / 2;
   for (int64_t j = 0; j < half; ++j) {
-    int lo = std::min(15, int(int8_t(x[j] * id + 8.5f)));
-    int hi = std::min(15, int(int8_t(x[half + j] * id + 8.5f)));
+    // The products are rounded before the add, as in ggml: two statements,
+    // so no FMA contraction can fuse them.
+    float x0 = x[j] * id;
+    float x1 = x[half + j] * id;
+    int lo = std::min(15, int(int8_t(x0 + 8.5f)));
+    int hi = std::min(15, int(int8_t(x1 + 8.5f)));
     block[2 + j] = static_cast<unsigned char>(lo | (hi << 4));
   }
 }
@@ -287,6 +292,37 @@ void dequantizeRow(WeightFormat f, const void *row, float scale, int64_t k, floa
   }
 }
 
+Tensor randomStoredWeights(WeightFormat f, const std::vector<int64_t> &logicalShape,
+                           uint64_t seed) {
+  int64_t k = logicalShape.back(), rows = numElements(logicalShape) / std::max<int64_t>(k, 1);
+  std::vector<int64_t> stored = logicalShape;
+  stored.back() = storedRowElements(f, k);
+  Tensor w = randomFloats(logicalShape, seed);
+  if (f == WeightFormat::F32)
+    return w;
+  Tensor out = Tensor::ints(storageDType(f), stored);
+  if (f == WeightFormat::Int8) {
+    Rng rng(seed);
+    for (int64_t &v : out.i)
+      v = rng.integer(-127, 128);
+    return out;
+  }
+  std::vector<unsigned char> bytes(size_t(out.numel()) * dtypeSize(out.dtype));
+  quantizeRows(f, w.f.data(), rows, k, bytes.data(), nullptr);
+  for (int64_t j = 0; j < out.numel(); ++j)
+    out.i[j] = loadIntElement(out.dtype, bytes.data(), j);
+  return out;
+}
+
+Tensor randomRowScales(const std::vector<int64_t> &shape, int64_t k, uint64_t seed) {
+  Tensor s = Tensor::f32(shape);
+  Rng rng(seed);
+  float a = std::sqrt(3.0f / float(std::max<int64_t>(k, 1))) / 127.0f;
+  for (float &v : s.f)
+    v = a * rng.uniform(0.5f, 1.0f);
+  return s;
+}
+
 void roundActivations(ActivationPrecision p, const float *x, int64_t k, float *dst) {
   switch (p) {
   case ActivationPrecision::F32:
@@ -297,12 +333,16 @@ void roundActivations(ActivationPrecision p, const float *x, int64_t k, float *d
       dst[j] = bf16ToFloat(floatToBf16(x[j]));
     return;
   case ActivationPrecision::Q8_0:
-    // As a Q8_0 weight row (k a multiple of 32), dequantized: d is the
-    // f16-rounded block scale.
-    for (int64_t b = 0; b < k / kQuantBlock; ++b) {
-      unsigned char block[kQ8_0BlockBytes];
-      quantizeQ8_0Block(x + b * kQuantBlock, block);
-      dequantizeRow(WeightFormat::Q8_0, block, 0.0f, kQuantBlock, dst + b * kQuantBlock);
+    // As a Q8_0 weight row, dequantized: q from the unrounded 1/d, values
+    // from d rounded to f16. A partial last block (k not a multiple of 32)
+    // is quantized on its own values, as the micro-kernels do.
+    for (int64_t b0 = 0; b0 < k; b0 += kQuantBlock) {
+      int64_t n = std::min(kQuantBlock, k - b0);
+      float d = absMax(x + b0, n) / 127.0f;
+      float id = d != 0.0f ? 1.0f / d : 0.0f;
+      float dRounded = f16ToFloat(floatToF16(d));
+      for (int64_t j = 0; j < n; ++j)
+        dst[b0 + j] = dRounded * std::round(x[b0 + j] * id);
     }
     return;
   }

@@ -29,6 +29,14 @@ API
     Runs the C++ reference interpreter (the dialect's semantics).
 ``random_inputs(module, tokens, seed=0, entry=None)``
     Arrays for every argument, generated like ``moe-run --input=random``.
+``quantize(w, format)`` / ``dequantize(q)``
+    float32 ``w`` [..., K] -> :class:`QuantizedWeight` (``.format``,
+    ``.data``: uint16 bf16 bits, float16, or int8 for int8/q8_0/q4_0;
+    ``.scales``: float32 per row, int8 only) and back (moec.quantization).
+``load_safetensors(path)`` / ``save_safetensors(path, tensors, metadata=None)``
+    A memory-mapped safetensors file as a dict of read-only arrays with
+    ``.metadata`` and ``.quantized(name)``; writing takes arrays and
+    QuantizedWeights (docs/quantization.md).
 :class:`Layer`
     The builder (see :mod:`moec.builder`).
 
@@ -41,7 +49,8 @@ where the GPU cannot run it, e.g. "no CUDA driver: ..."; nothing is
 written), TypeError / ValueError for arguments of the wrong kind, dtype,
 shape or layout (the message names the argument).  Arrays are never
 converted or copied: pass C-contiguous float32 / int32 / int64 arrays of
-the declared element type.
+the declared element type (bf16: uint16 bit patterns; f16: float16; i8:
+int8, or uint8 read as int8).
 
 Results: a function with one result returns one array, otherwise a tuple.
 ``out=``: one array for a function with one result, or a tuple/list with
@@ -61,11 +70,14 @@ from . import _moec
 from ._moec import CompileError, DeviceError, Module, RuntimeError  # noqa: A004 (moec.RuntimeError)
 from .builder import (ACTIVATIONS, GATED_ACTIVATIONS, SCORINGS, Experts, Layer, Routing,
                       Value)
+from .quantization import (WEIGHT_FORMATS, QuantizedWeight, SafetensorsFile, dequantize,
+                           load_safetensors, quantize, save_safetensors)
 
 __all__ = ["CompileError", "RuntimeError", "DeviceError", "Module", "Compiled", "Prepared", "CompiledPtx",
            "Layer", "Value", "Experts", "Routing", "parse", "load", "compile", "reference",
            "random_inputs", "cuda_available", "TARGETS", "ACTIVATIONS", "GATED_ACTIVATIONS",
-           "SCORINGS"]
+           "SCORINGS", "WEIGHT_FORMATS", "QuantizedWeight", "SafetensorsFile", "quantize",
+           "dequantize", "load_safetensors", "save_safetensors"]
 
 # Shown as moec.CompileError / moec.RuntimeError / moec.DeviceError in tracebacks.
 CompileError.__module__ = RuntimeError.__module__ = DeviceError.__module__ = "moec"
@@ -249,7 +261,8 @@ class Compiled(_CompiledBase):
         """The names of the weights prepare() takes (static-shaped arguments)."""
         args = self.signature[0]
         return [n for n, (shape, dtype) in zip(self.argument_names, args)
-                if all(d is not None for d in shape) and len(shape) >= 1 and dtype == "float32"]
+                if all(d is not None for d in shape) and len(shape) >= 1
+                and dtype in ("float32", "uint16", "float16", "int8")]
 
     def __repr__(self) -> str:
         args, results = self.signature

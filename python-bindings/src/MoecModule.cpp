@@ -15,6 +15,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "QuantBindings.h"
 #include "moe/ExecutionEngine/CompiledFunction.h"
 #include "moe/ExecutionEngine/PtxCompiler.h"
 #include "moe/InitAll.h"
@@ -177,9 +178,14 @@ const char *numpyName(DType t) {
     return "int32";
   case DType::I64:
     return "int64";
-  case DType::BF16: // 16-bit types exist only on the GPU path's raw buffers
+  // Low-precision weights travel as their raw storage: numpy has no
+  // bfloat16, so bf16 is the uint16 bit patterns (moec.quantize(w, "bf16").data).
+  case DType::BF16:
+    return "uint16";
   case DType::F16:
-    break;
+    return "float16";
+  case DType::I8:
+    return "int8";
   }
   return "?";
 }
@@ -192,11 +198,36 @@ py::dtype numpyDtype(DType t) {
     return py::dtype::of<int32_t>();
   case DType::I64:
     return py::dtype::of<int64_t>();
-  case DType::BF16: // 16-bit types exist only on the GPU path's raw buffers
+  case DType::BF16:
+    return py::dtype::of<uint16_t>();
   case DType::F16:
-    break;
+    return py::dtype("float16");
+  case DType::I8:
+    return py::dtype::of<int8_t>();
   }
   throw std::logic_error("bad dtype");
+}
+
+/// Whether an array of dtype `got` holds elements of `want` as the compiled
+/// code reads them: the same dtype, or uint8 for i8 (quantized bytes are
+/// often handled as uint8; the bits are read as int8).
+bool dtypeMatches(const py::dtype &got, DType want) {
+  return got.equal(numpyDtype(want)) ||
+         (want == DType::I8 && got.equal(py::dtype::of<uint8_t>()));
+}
+
+/// How to get an array of `t` from a float32 one, for error messages.
+std::string conversionHint(DType t) {
+  switch (t) {
+  case DType::BF16:
+    return "bf16 is passed as its uint16 bit patterns: use moec.quantize(w, \"bf16\").data";
+  case DType::F16:
+    return "use .astype(numpy.float16) or moec.quantize(w, \"f16\").data";
+  case DType::I8:
+    return "int8 or uint8 bytes, e.g. moec.quantize(w, FORMAT).data";
+  default:
+    return std::string("use .astype(numpy.") + numpyName(t) + ")";
+  }
 }
 
 std::string label(const char *kind, size_t i, const std::string &name) {
@@ -229,11 +260,15 @@ py::array checkArray(const py::handle &obj, const moe::TensorSignature &sig,
     throw py::type_error(what + ": expected " + expected + ", got an object of type '" +
                          std::string(py::str(obj.get_type().attr("__name__"))) + "'");
   py::array a = py::reinterpret_borrow<py::array>(obj);
-  if (!a.dtype().equal(numpyDtype(sig.dtype)))
-    throw py::type_error(what + ": expected dtype " + numpyName(sig.dtype) + ", got " +
-                         std::string(py::str(a.dtype())) +
-                         " (arrays are never converted; use .astype(numpy." +
-                         numpyName(sig.dtype) + "))");
+  if (!dtypeMatches(a.dtype(), sig.dtype))
+    throw py::type_error(what + ": expected dtype " + numpyName(sig.dtype) +
+                         (sig.dtype == DType::BF16 || sig.dtype == DType::F16 ||
+                                  sig.dtype == DType::I8
+                              ? std::string(" (") + moe::dtypeName(sig.dtype) + ")"
+                              : std::string()) +
+                         ", got " +
+                         std::string(py::str(a.dtype())) + " (arrays are never converted; " +
+                         conversionHint(sig.dtype) + ")");
   bool shapeOk = size_t(a.ndim()) == sig.shape.size();
   for (size_t d = 0; shapeOk && d < sig.shape.size(); ++d) {
     int64_t got = a.shape(d);
@@ -693,12 +728,13 @@ py::list reference(const std::shared_ptr<Module> &source, const std::string &ent
     if (argSigs[i].dtype == DType::F32) {
       const float *p = static_cast<const float *>(a.data());
       args.push_back(Tensor::f32(shape, std::vector<float>(p, p + n)));
-    } else if (argSigs[i].dtype == DType::I32) {
-      const int32_t *p = static_cast<const int32_t *>(a.data());
-      args.push_back(Tensor::ints(DType::I32, shape, std::vector<int64_t>(p, p + n)));
     } else {
-      const int64_t *p = static_cast<const int64_t *>(a.data());
-      args.push_back(Tensor::ints(DType::I64, shape, std::vector<int64_t>(p, p + n)));
+      // Integers, and the bit patterns / bytes of bf16, f16 and i8 weights,
+      // widened as Tensor holds them.
+      Tensor t = Tensor::ints(argSigs[i].dtype, shape);
+      for (size_t k = 0; k < n; ++k)
+        t.i[k] = moe::loadIntElement(argSigs[i].dtype, a.data(), int64_t(k));
+      args.push_back(std::move(t));
     }
   }
   std::vector<Tensor> results;
@@ -720,6 +756,9 @@ py::list reference(const std::shared_ptr<Module> &source, const std::string &ent
       int32_t *p = static_cast<int32_t *>(a.mutable_data());
       for (size_t k = 0; k < n; ++k)
         p[k] = int32_t(t.i[k]);
+    } else if (t.dtype != DType::I64) {
+      throw RunError(std::string("the reference interpreter returned a ") +
+                     moe::dtypeName(t.dtype) + " result, which moec.reference cannot convert");
     } else {
       std::copy(t.i.begin(), t.i.begin() + n, static_cast<int64_t *>(a.mutable_data()));
     }
@@ -882,4 +921,5 @@ PYBIND11_MODULE(_moec, m) {
       "(True, '') when the CUDA driver loads and has a device, else (False, why).");
   m.def("reference", &reference, py::arg("module"), py::arg("entry"), py::arg("arrays"),
         "Runs `entry` with the reference interpreter; returns the list of results.");
+  bindQuantization(m);
 }

@@ -25,7 +25,7 @@ import sys
 ALLOWED = {
     "moe_runtime": dict(ours=set(), llvm=False),
     "MoeSupport": dict(ours=set(), llvm=False),
-    "MoeIR": dict(ours=set(), llvm=True),
+    "MoeIR": dict(ours={"MoeSupport"}, llvm=True),
     "MoeTransforms": dict(ours={"MoeIR"}, llvm=True),
     "MoeToLoops": dict(ours={"MoeIR", "MoeSupport"}, llvm=True),
     "MoeToGpu": dict(ours={"MoeToLoops", "MoeIR", "MoeSupport"}, llvm=True),
@@ -35,6 +35,9 @@ ALLOWED = {
                                      "MoeTransforms", "MoeIR", "MoeSupport",
                                      "moe_runtime"}, llvm=True),
     "MoeReference": dict(ours={"MoeIR", "MoeSupport"}, llvm=True),
+    # The safetensors reader/writer: llvm::json for its header, MoeSupport
+    # for Status and DType, nothing of the compiler.
+    "MoeSafetensors": dict(ours={"MoeSupport"}, llvm=True),
     # The exchanges of expert parallelism: MPI only, nothing of ours (a
     # sharded layer links it next to moe_runtime). Built only when CMake
     # finds MPI.
@@ -51,7 +54,7 @@ EXECUTABLES = {
 LLVM_NAME = re.compile(r"^lib(LLVM|MLIR)(\.so|-)")
 # Sources whose include path must not hold the runtime's headers: they get
 # the status codes from moe_status_codes.h (MoeStatusCodes) if they need them.
-NO_RUNTIME_INCLUDES = ["dialects/", "lib/Support/", "lib/Conversion/", "lib/Reference/",
+NO_RUNTIME_INCLUDES = ["dialects/", "lib/Support/", "lib/Safetensors/", "lib/Conversion/", "lib/Reference/",
                        "lib/Pipelines/"]
 
 

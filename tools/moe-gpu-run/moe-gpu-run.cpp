@@ -119,7 +119,7 @@ Options parseOptions(int argc, char **argv) {
 // numbered the same way, so the conversion is a cast.
 static_assert(int(moe::DType::F32) == MOE_F32 && int(moe::DType::I32) == MOE_I32 &&
                   int(moe::DType::I64) == MOE_I64 && int(moe::DType::BF16) == MOE_BF16 &&
-                  int(moe::DType::F16) == MOE_F16,
+                  int(moe::DType::F16) == MOE_F16 && int(moe::DType::I8) == MOE_I8,
               "moe::DType must be numbered as moe_dtype");
 
 /// A host tensor of the layer, its shape resolved for T.
@@ -222,6 +222,11 @@ void fillRandom(HostTensor &t, moe::Rng &rng, int intMax) {
     case moe::DType::I64: {
       int64_t k = int64_t(r % uint64_t(intMax));
       std::memcpy(p, &k, 8);
+      break;
+    }
+    case moe::DType::I8: { // quantized weights: q in [-127, 127]
+      int8_t k = int8_t(int(r % 255) - 127);
+      std::memcpy(p, &k, 1);
       break;
     }
     }

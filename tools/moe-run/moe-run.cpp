@@ -32,7 +32,9 @@
 #include "moe/InitAll.h"
 #include "moe/Reference/Interpreter.h"
 #include "moe/Support/Npy.h"
+#include "moe/Support/Quant.h"
 #include "moe/Support/Random.h"
+#include "moe/IR/MoeOps.h"
 
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/MLIRContext.h"
@@ -51,9 +53,9 @@
 #include "llvm/Support/FormatVariadic.h"
 
 using namespace mlir;
-using moe::DType;
-using moe::Status;
-using moe::Tensor;
+using ::moe::DType;
+using ::moe::Status;
+using ::moe::Tensor;
 
 // Every option is in this category, so --help lists the tool's own options
 // and not the hundreds of LLVM backend flags linked in with the JIT.
@@ -127,6 +129,46 @@ static int fail(const std::string &msg) {
 }
 
 /// Generates argument `index` of type `type` from `seed`.
+/// The format and row length K of an FFN bank weight (or int8 scales)
+/// argument: what moe.ffn_experts says of it.
+static std::optional<std::pair<::moe::WeightFormat, int64_t>> bankWeightOf(BlockArgument arg) {
+  for (OpOperand &use : arg.getUses()) {
+    auto op = dyn_cast<mlir::moe::FfnExpertsOp>(use.getOwner());
+    if (!op)
+      continue;
+    auto format = ::moe::WeightFormat(int(op.getWeightFormat()));
+    int64_t h = op.getExperts().getType().getHidden();
+    int64_t inter = cast<ShapedType>(op.getW1().getType()).getDimSize(1);
+    if (use.get() == op.getW2())
+      return std::make_pair(format, inter);
+    if (use.get() == op.getW1() || use.get() == op.getW3())
+      return std::make_pair(format, h);
+    // Scales [N, rows]: rows = I for w1/w3 (K = H), H for w2 (K = I).
+    int64_t rows = cast<ShapedType>(arg.getType()).getDimSize(1);
+    return std::make_pair(format, rows == inter ? h : inter);
+  }
+  return std::nullopt;
+}
+
+/// Random weights stored in their bank's format: quantized random FP32
+/// weights, or for int8 random q and row scales (Quant.h).
+static Status generateStoredWeight(BlockArgument arg, const std::vector<int64_t> &shape,
+                                   uint64_t seed, const std::string &what, Tensor &out) {
+  auto bank = bankWeightOf(arg);
+  if (!bank)
+    return Status::failure(what + ": cannot generate it (a bf16, f16 or i8 argument must be "
+                                  "an FFN bank weight, an f32 one with moe.scales_of its scales)");
+  auto [format, k] = *bank;
+  if (cast<ShapedType>(arg.getType()).getElementType().isF32()) {
+    out = ::moe::randomRowScales(shape, k, seed);
+    return Status::success();
+  }
+  std::vector<int64_t> logical = shape;
+  logical.back() = k;
+  out = ::moe::randomStoredWeights(format, logical, seed);
+  return Status::success();
+}
+
 static Status generate(BlockArgument arg, func::FuncOp func, uint64_t seed,
                        Tensor &out) {
   auto type = dyn_cast<RankedTensorType>(arg.getType());
@@ -140,8 +182,11 @@ static Status generate(BlockArgument arg, func::FuncOp func, uint64_t seed,
     shape.push_back(d);
   }
   Type et = type.getElementType();
+  if (et.isBF16() || et.isF16() || et.isInteger(8) ||
+      func.getArgAttr(arg.getArgNumber(), "moe.scales_of"))
+    return generateStoredWeight(arg, shape, seed, what, out);
   if (et.isF32()) {
-    out = moe::randomFloats(shape, seed);
+    out = ::moe::randomFloats(shape, seed);
     return Status::success();
   }
   if (!et.isInteger(32) && !et.isInteger(64))
@@ -154,7 +199,7 @@ static Status generate(BlockArgument arg, func::FuncOp func, uint64_t seed,
     lo = range[0];
     hi = range[1];
   }
-  out = moe::randomInts(et.isInteger(32) ? DType::I32 : DType::I64, shape, seed,
+  out = ::moe::randomInts(et.isInteger(32) ? DType::I32 : DType::I64, shape, seed,
                         lo, hi);
   return Status::success();
 }
@@ -187,12 +232,12 @@ static void printSummary(unsigned index, const Tensor &t) {
 
 /// The prepared path: <entry>_prepare packs the weights once (not timed),
 /// then the timed runs take the activations only.
-static Status runPrepared(ModuleOp module, const moe::CpuPipelineOptions &options,
+static Status runPrepared(ModuleOp module, const ::moe::CpuPipelineOptions &options,
                           const std::vector<Tensor> &args, std::vector<Tensor> &results,
                           double &micros,
                           llvm::function_ref<Status(llvm::function_ref<Status()>, double &)> timed) {
-  std::unique_ptr<moe::PreparedFunction> prepared;
-  Status s = moe::PreparedFunction::compile(module, entry, options, /*keepStages=*/false, prepared);
+  std::unique_ptr<::moe::PreparedFunction> prepared;
+  Status s = ::moe::PreparedFunction::compile(module, entry, options, /*keepStages=*/false, prepared);
   if (!s.ok())
     return s;
   llvm::outs() << llvm::format("compiled '%s' for the host CPU in %.3f s\n", entry.c_str(),
@@ -230,15 +275,15 @@ int main(int argc, char **argv) {
       return fail("cannot create --output-dir '" + outputDir + "': " + ec.message());
 
   DialectRegistry registry;
-  moe::registerAllDialects(registry);
+  ::moe::registerAllDialects(registry);
   MLIRContext context(registry);
   std::string err;
   llvm::SourceMgr sourceMgr;
   SourceMgrDiagnosticHandler diagHandler(sourceMgr, &context);
-  OwningOpRef<ModuleOp> module = moe::parseMlirFile(inputFile, context, sourceMgr, err);
+  OwningOpRef<ModuleOp> module = ::moe::parseMlirFile(inputFile, context, sourceMgr, err);
   if (!module)
     return err.empty() ? 1 : fail(err); // parse errors were printed with locations
-  auto func = moe::tools::resolveEntry(*module, entry, inputFile, err);
+  auto func = ::moe::tools::resolveEntry(*module, entry, inputFile, err);
   if (!func)
     return fail(err);
   entry = func.getSymName().str();
@@ -263,7 +308,7 @@ int main(int argc, char **argv) {
         return fail("bad seed in 'random:" + spec.str() + "'");
       s = generate(func.getArgument(i), func, seed + (oneRandomForAll ? i : 0), args[i]);
     } else {
-      s = moe::readNpy(spec.str(), args[i]);
+      s = ::moe::readNpy(spec.str(), args[i]);
     }
     if (!s.ok())
       return fail(s.error);
@@ -275,11 +320,11 @@ int main(int argc, char **argv) {
       return fail("--ranks must be at least 1, got " + std::to_string(ranks));
     if (target != "cpu")
       return fail("--ranks runs the CPU pipeline only (--target=cpu)");
-    moe::tools::ShardedRunRequest request{func, entry, std::move(args), pipelineOptions, ranks,
+    ::moe::tools::ShardedRunRequest request{func, entry, std::move(args), pipelineOptions, ranks,
                                           std::vector<int64_t>(rankTokens.begin(),
                                                                rankTokens.end()),
                                           mode == "both", rtol, outputDir, repeat};
-    return moe::tools::runSharded(request);
+    return ::moe::tools::runSharded(request);
 #else
     return fail("--ranks needs MPI, which was not found when moe-run was built "
                 "(install libopenmpi-dev and reconfigure)");
@@ -306,13 +351,13 @@ int main(int argc, char **argv) {
   std::vector<Tensor> refResults, compiledResults;
   double refMicros = 0, compiledMicros = 0;
   if (mode != "compiled") {
-    Status s = timed([&] { return moe::ref::interpret(func, args, refResults); }, refMicros);
+    Status s = timed([&] { return ::moe::ref::interpret(func, args, refResults); }, refMicros);
     if (!s.ok())
       return fail("reference: " + s.error);
   }
   if (mode != "reference") {
-    std::unique_ptr<moe::CompiledFunction> compiled;
-    auto options = moe::CpuPipelineOptions::createFromString(pipelineOptions);
+    std::unique_ptr<::moe::CompiledFunction> compiled;
+    auto options = ::moe::CpuPipelineOptions::createFromString(pipelineOptions);
     if (!options)
       return fail("bad --pipeline-options '" + pipelineOptions + "'");
     options->gpuHost = target == "gpu-host";
@@ -321,7 +366,7 @@ int main(int argc, char **argv) {
       if (!s.ok())
         return fail(s.error);
     } else {
-    Status s = moe::CompiledFunction::compile(*module, entry, *options,
+    Status s = ::moe::CompiledFunction::compile(*module, entry, *options,
                                               /*keepStages=*/false, compiled);
     if (!s.ok())
       return fail(s.error);
@@ -340,7 +385,7 @@ int main(int argc, char **argv) {
   for (auto [i, r] : llvm::enumerate(shown)) {
     printSummary(i, r);
     if (!outputDir.empty()) {
-      Status w = moe::writeNpy(outputDir + "/result" + std::to_string(i) + ".npy", r);
+      Status w = ::moe::writeNpy(outputDir + "/result" + std::to_string(i) + ".npy", r);
       if (!w.ok())
         return fail(w.error);
     }

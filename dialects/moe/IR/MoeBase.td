@@ -77,6 +77,42 @@ def Moe_Activation : I32EnumAttr<"Activation", "expert FFN activation", [
 }
 def Moe_ActivationAttr : EnumAttr<Moe_Dialect, Moe_Activation, "activation">;
 
+// How an FFN bank's weights are stored (docs/quantization.md has the byte
+// layouts; moe/Support/Quant.h and moe_ukernels.h number them the same).
+def Moe_WeightFormat : I32EnumAttr<"WeightFormat", "expert weight format", [
+    I32EnumAttrCase<"f32", 0>,
+    I32EnumAttrCase<"bf16", 1>,
+    I32EnumAttrCase<"f16", 2>,
+    // w = scale[row] * q, q int8 in [-127, 127], one f32 scale per row.
+    I32EnumAttrCase<"int8", 3>,
+    // GGUF blocks of 32 along K, as bytes: {f16 d; i8 q[32]} and
+    // {f16 d; u8 q[16]} (two 4-bit values per byte, w = d * (q - 8)).
+    I32EnumAttrCase<"q8_0", 4>,
+    I32EnumAttrCase<"q4_0", 5>]> {
+  let cppNamespace = "::mlir::moe";
+  let genSpecializedAttr = 0;
+}
+def Moe_WeightFormatAttr : EnumAttr<Moe_Dialect, Moe_WeightFormat, "weight_format">;
+
+// What the expert products see of the activations: exact FP32, rounded to
+// BF16 (as PyTorch's BF16 path), or quantized to Q8_0 blocks (as llama.cpp
+// before its integer dot products). Part of the semantics, so the
+// reference interpreter applies the same rounding.
+def Moe_ActivationPrecision : I32EnumAttr<"ActivationPrecision",
+                                          "precision of the activations in the expert products", [
+    I32EnumAttrCase<"f32", 0>,
+    I32EnumAttrCase<"bf16", 1>,
+    I32EnumAttrCase<"q8_0", 2>]> {
+  let cppNamespace = "::mlir::moe";
+  let genSpecializedAttr = 0;
+}
+// FFN bank weights in any #moe.weight_format: [N, rows, stored cols].
+def Moe_WeightBank : TensorRankOf<[F32, BF16, F16, I8], [3]>;
+def Moe_RowScales : TensorRankOf<[F32], [2]>;  // int8: [N, rows]
+
+def Moe_ActivationPrecisionAttr
+    : EnumAttr<Moe_Dialect, Moe_ActivationPrecision, "activation_precision">;
+
 //===----------------------------------------------------------------------===//
 // Types
 //===----------------------------------------------------------------------===//

@@ -42,6 +42,14 @@ static bool mismatch(int64_t a, int64_t b) {
   return !ShapedType::isDynamic(a) && !ShapedType::isDynamic(b) && a != b;
 }
 
+LogicalResult GroupedFfnOp::verify() {
+  int64_t h = dimOf(getHidden(), 1), n = dimOf(getW1(), 0);
+  if (ShapedType::isDynamic(h) || ShapedType::isDynamic(n))
+    return emitOpError() << "needs a static hidden size and expert count";
+  return verifyFfnWeightStorage(*this, getWeightFormat(), getActivationPrecisionOrDefault(),
+                                getW1(), getW3(), getW2(), getScales(), n, h);
+}
+
 LogicalResult RemapExpertsOp::verify() {
   if (getInIds().getType() != getIds().getType() ||
       getInWeights().getType() != getWeights().getType())

@@ -84,29 +84,45 @@ def Moe_DispatchOp : Moe_LoweringOp<"dispatch", [Pure]> {
   let hasVerifier = 1;
 }
 
-def Moe_GroupedFfnOp : Moe_LoweringOp<"grouped_ffn", [Pure]> {
+def Moe_GroupedFfnOp : Moe_LoweringOp<"grouped_ffn", [Pure, AttrSizedOperandSegments]> {
   let summary = "a bank's FFN experts over their ragged groups of sorted rows";
   let description = [{
     For each expert n of the bank (global id first_expert + n), for each
     sorted row p in offsets[id]..offsets[id+1]: result[p] = FFN_n(x[rows[p]]).
     Other rows of `acc` pass through unchanged (destination style: the
-    lowering writes in place, so `acc` must have no other use).
+    lowering writes in place, so `acc` must have no other use). `format`,
+    `activations` and `scales` are moe.ffn_experts' (the weights' storage
+    and the activations' precision); the verifier is the same.
   }];
   let arguments = (ins Moe_ActivationAttr:$activation,
                    TensorRankOf<[F32], [2]>:$hidden,
                    TensorRankOf<[I32], [1]>:$rows,
                    TensorRankOf<[I32], [1]>:$offsets,
-                   TensorRankOf<[F32], [3]>:$w1,
-                   Optional<TensorRankOf<[F32], [3]>>:$w3,
-                   TensorRankOf<[F32], [3]>:$w2,
-                   TensorRankOf<[F32], [2]>:$acc, I64Attr:$first_expert);
+                   Moe_WeightBank:$w1,
+                   Optional<Moe_WeightBank>:$w3,
+                   Moe_WeightBank:$w2,
+                   Variadic<Moe_RowScales>:$scales,
+                   TensorRankOf<[F32], [2]>:$acc, I64Attr:$first_expert,
+                   OptionalAttr<Moe_WeightFormatAttr>:$format,
+                   OptionalAttr<Moe_ActivationPrecisionAttr>:$activation_precision);
   let results = (outs TensorRankOf<[F32], [2]>:$result);
   let assemblyFormat = [{
     `` $activation $hidden `,` $rows `,` $offsets `w1` `(` $w1 `:` type($w1) `)`
     (`w3` `(` $w3^ `:` type($w3) `)`)? `w2` `(` $w2 `:` type($w2) `)`
+    (`format` `` $format^)? (`activations` `` $activation_precision^)?
+    (`scales` `(` $scales^ `:` type($scales) `)`)?
     `into` $acc attr-dict `:` type($hidden) `,` type($rows) `,` type($offsets)
     `,` type($acc) `->` type($result)
   }];
+  let extraClassDeclaration = [{
+    ::mlir::moe::WeightFormat getWeightFormat() {
+      return getFormat().value_or(::mlir::moe::WeightFormat::f32);
+    }
+    ::mlir::moe::ActivationPrecision getActivationPrecisionOrDefault() {
+      return getActivationPrecision().value_or(::mlir::moe::ActivationPrecision::f32);
+    }
+  }];
+  let hasVerifier = 1;
 }
 
 def Moe_GroupedLoraOp : Moe_LoweringOp<"grouped_lora", [Pure, AttrSizedOperandSegments]> {

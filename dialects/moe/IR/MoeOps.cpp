@@ -8,6 +8,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "moe/IR/MoeOps.h"
+#include "moe/Support/Quant.h"
 
 #include "mlir/IR/Builders.h"
 #include "mlir/IR/DialectImplementation.h"
@@ -468,13 +469,9 @@ LogicalResult FfnExpertsOp::verify() {
   if (failed(requireStatic(*this, "w1", getW1())) ||
       failed(verifyGating(*this, getActivation(), getW3() != nullptr)))
     return failure();
-  int64_t i = dimOf(getW1(), 1), h = type.getHidden();
-  if (failed(verifyBank(*this, "w1", getW1(), type, i, "I", h, "H")) ||
-      failed(verifyBank(*this, "w2", getW2(), type, h, "H", i, "I")))
-    return failure();
-  if (getW3() && failed(verifyBank(*this, "w3", getW3(), type, i, "I", h, "H")))
-    return failure();
-  return success();
+  return verifyFfnWeightStorage(*this, getWeightFormat(), getActivationPrecisionOrDefault(),
+                                getW1(), getW3(), getW2(), getScales(), type.getCount(),
+                                type.getHidden());
 }
 
 LogicalResult LoraExpertsOp::verify() {
@@ -643,6 +640,9 @@ LogicalResult PackOp::verify() {
   if (rowStride < cols)
     return emitOpError() << "row_stride " << rowStride << " is shorter than a source row ("
                          << cols << " elements)";
+  if (packed.getElementType() != source.getElementType())
+    return emitOpError() << "result element type " << packed.getElementType()
+                         << " differs from the source's " << source.getElementType();
   if (packed.getRank() != source.getRank())
     return emitOpError() << "result rank " << packed.getRank() << " differs from the source's "
                          << source.getRank();
@@ -653,4 +653,138 @@ LogicalResult PackOp::verify() {
                          << " (the source's shape with rows of row_stride " << rowStride
                          << "), got " << packed;
   return success();
+}
+
+//===----------------------------------------------------------------------===//
+// FFN weight storage (formats)
+//===----------------------------------------------------------------------===//
+
+bool mlir::moe::isWeightType(Type type) {
+  auto tt = dyn_cast<RankedTensorType>(type);
+  if (!tt || !tt.hasStaticShape() || tt.getRank() < 1)
+    return false;
+  Type et = tt.getElementType();
+  return et.isF32() || et.isBF16() || et.isF16() || et.isInteger(8);
+}
+
+int64_t mlir::moe::storedRowElements(WeightFormat format, int64_t k) {
+  return ::moe::storedRowElements(::moe::WeightFormat(int(format)), k);
+}
+
+namespace {
+
+Type storageElementType(MLIRContext *ctx, WeightFormat format) {
+  switch (format) {
+  case WeightFormat::f32:
+    return Float32Type::get(ctx);
+  case WeightFormat::bf16:
+    return BFloat16Type::get(ctx);
+  case WeightFormat::f16:
+    return Float16Type::get(ctx);
+  default:
+    return IntegerType::get(ctx, 8);
+  }
+}
+
+/// One weight of the bank: [N, rows, stored(K)] of the format's type, K a
+/// multiple of 32 for the block formats.
+LogicalResult verifyStoredWeight(Operation *op, WeightFormat format, StringRef name, Value w,
+                                 int64_t n, int64_t rows, StringRef rowName, int64_t k,
+                                 StringRef kName) {
+  if (failed(requireStatic(op, name, w)))
+    return failure();
+  auto type = cast<RankedTensorType>(w.getType());
+  Type elem = storageElementType(op->getContext(), format);
+  if (type.getElementType() != elem)
+    return op->emitOpError() << "'" << name << "' of a " << stringifyWeightFormat(format)
+                             << " bank must hold " << elem << ", got " << type.getElementType();
+  if (::moe::isBlockFormat(::moe::WeightFormat(int(format))) && k % ::moe::kQuantBlock != 0)
+    return op->emitOpError() << stringifyWeightFormat(format) << " weights need " << kName
+                             << " (" << k << ") to be a multiple of " << ::moe::kQuantBlock
+                             << ", the block size";
+  int64_t cols = storedRowElements(format, k);
+  auto shape = type.getShape();
+  if (shape[0] != n)
+    return op->emitOpError() << "'" << name << "' holds " << shape[0]
+                             << " experts but the result type says " << n;
+  if (shape[1] == rows && shape[2] == cols)
+    return success();
+  std::string got = "[" + std::to_string(n) + ", " + std::to_string(rows) + ", " +
+                    std::to_string(cols) + "], got [" + std::to_string(shape[0]) + ", " +
+                    std::to_string(shape[1]) + ", " + std::to_string(shape[2]) + "]";
+  if (format == WeightFormat::f32)
+    return op->emitOpError() << "'" << name << "' must be [N, " << rowName << ", " << kName
+                             << "] = " << got;
+  return op->emitOpError() << "'" << name << "' of a " << stringifyWeightFormat(format)
+                           << " bank must be [N, " << rowName << ", stored(" << kName
+                           << ")] = " << got;
+}
+
+LogicalResult verifyRowScales(Operation *op, WeightFormat format, ValueRange scales, bool gated,
+                              int64_t n, int64_t inter, int64_t hidden) {
+  if (format != WeightFormat::int8) {
+    if (!scales.empty())
+      return op->emitOpError() << "scales are only for int8 weights, not "
+                               << stringifyWeightFormat(format);
+    return success();
+  }
+  SmallVector<std::pair<StringRef, int64_t>> want = {{"w1", inter}};
+  if (gated)
+    want.push_back({"w3", inter});
+  want.push_back({"w2", hidden});
+  if (scales.size() != want.size())
+    return op->emitOpError() << "int8 weights need " << want.size()
+                             << " scales (one [N, rows] f32 tensor per weight), got "
+                             << scales.size();
+  for (auto [s, w] : llvm::zip(scales, want)) {
+    auto shape = cast<ShapedType>(s.getType()).getShape();
+    if (shape[0] != n || shape[1] != w.second)
+      return op->emitOpError() << "the scales of '" << w.first << "' must be [N, rows] = [" << n
+                               << ", " << w.second << "], got [" << shape[0] << ", " << shape[1]
+                               << "]";
+  }
+  return success();
+}
+
+LogicalResult verifyActivationPrecision(Operation *op, WeightFormat format,
+                                        ActivationPrecision activations, int64_t inter,
+                                        int64_t hidden) {
+  switch (activations) {
+  case ActivationPrecision::f32:
+    return success();
+  case ActivationPrecision::bf16:
+    if (format != WeightFormat::bf16)
+      return op->emitOpError() << "bf16 activations need bf16 weights, not "
+                               << stringifyWeightFormat(format);
+    return success();
+  case ActivationPrecision::q8_0:
+    if (format != WeightFormat::int8 && format != WeightFormat::q8_0 &&
+        format != WeightFormat::q4_0)
+      return op->emitOpError() << "q8_0 activations need int8, q8_0 or q4_0 weights, not "
+                               << stringifyWeightFormat(format);
+    if (hidden % ::moe::kQuantBlock != 0 || inter % ::moe::kQuantBlock != 0)
+      return op->emitOpError() << "q8_0 activations need H (" << hidden << ") and I (" << inter
+                               << ") to be multiples of " << ::moe::kQuantBlock;
+    return success();
+  }
+  return success();
+}
+
+} // namespace
+
+LogicalResult mlir::moe::verifyFfnWeightStorage(Operation *op, WeightFormat format,
+                                                ActivationPrecision activations, Value w1,
+                                                Value w3, Value w2, ValueRange scales,
+                                                int64_t n, int64_t hidden) {
+  if (failed(requireStatic(op, "w1", w1)))
+    return failure();
+  int64_t inter = cast<ShapedType>(w1.getType()).getDimSize(1);
+  if (failed(verifyStoredWeight(op, format, "w1", w1, n, inter, "I", hidden, "H")) ||
+      failed(verifyStoredWeight(op, format, "w2", w2, n, hidden, "H", inter, "I")))
+    return failure();
+  if (w3 && failed(verifyStoredWeight(op, format, "w3", w3, n, inter, "I", hidden, "H")))
+    return failure();
+  if (failed(verifyRowScales(op, format, scales, w3 != nullptr, n, inter, hidden)))
+    return failure();
+  return verifyActivationPrecision(op, format, activations, inter, hidden);
 }

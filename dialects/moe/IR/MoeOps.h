@@ -30,6 +30,24 @@ public:
 #include "moe/IR/MoeLoweringOps.h.inc"
 
 namespace mlir::moe {
+/// The storage checks of an FFN bank's weights (moe.ffn_experts and
+/// moe.grouped_ffn): w1/w3 [N, I, stored(H)], w2 [N, H, stored(I)] in the
+/// format's element type, the int8 scales, the activation precision's
+/// format and block constraints. I is w1's dimension 1.
+LogicalResult verifyFfnWeightStorage(Operation *op, WeightFormat format,
+                                     ActivationPrecision activations, Value w1, Value w3,
+                                     Value w2, ValueRange scales, int64_t numExperts,
+                                     int64_t hidden);
+
+/// A weight: a static-shaped tensor of rank >= 1 of f32 or of a weight
+/// format's storage type (bf16, f16, i8). moe-hoist-weight-packing moves
+/// what depends only on these into _prepare; the prepared-layer API takes
+/// them once.
+bool isWeightType(Type type);
+
+/// The Quant.h numbering of `format` (the enums agree value for value).
+int64_t storedRowElements(WeightFormat format, int64_t k);
+
 /// E of the routing a value comes from, when its defining op says so (a
 /// router or capacity_drop); std::nullopt for routing from outside.
 std::optional<int64_t> getRoutingNumExperts(Value ids);

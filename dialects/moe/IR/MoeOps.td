@@ -191,19 +191,49 @@ def Moe_PathRouterOp : Moe_Op<"path_router", [Pure]> {
 // Experts: each op defines `count` consecutive entries of an expert table.
 //===----------------------------------------------------------------------===//
 
-def Moe_FfnExpertsOp : Moe_Op<"ffn_experts", [Pure]> {
+def Moe_FfnExpertsOp : Moe_Op<"ffn_experts", [Pure, AttrSizedOperandSegments]> {
   let summary = "a bank of N FFN experts with stacked weights";
   let description = [{
     Expert n maps x to w2[n] · act(w1[n] · x) (plain activations) or
     w2[n] · (act(w1[n] · x) ⊙ (w3[n] · x)) (gated: swiglu, geglu).
     w1, w3: [N, I, H]; w2: [N, H, I]. Banks of different I may share a layer.
+
+    `format` (default f32) says how the weights are stored: bf16/f16 as
+    such; int8 as i8 with `scales` (one f32 per row: [N, I] for w1 and w3,
+    [N, H] for w2, in that order); q8_0/q4_0 as the bytes of GGUF blocks of
+    32 along each row, so the last dimension is K/32 * 34 or K/32 * 18
+    (K = H for w1/w3, I for w2; K must be a multiple of 32). The weights
+    are dequantized exactly as docs/quantization.md says. `activations`
+    (default f32) says what the products see of their inputs (x for w1/w3,
+    the activation output for w2): exact, rounded to bf16 (bf16 weights
+    only), or quantized to Q8_0 blocks (int8/q8_0/q4_0 weights; K a
+    multiple of 32). Different banks of one layer may hold different
+    formats (mixed precision per expert).
+    ```mlir
+    %e = moe.ffn_experts swiglu w1(%a : tensor<8x128x36xi8>) w3(%b : tensor<8x128x36xi8>)
+        w2(%c : tensor<8x64x72xi8>) format q4_0 activations q8_0 -> !moe.experts<8, 64>
+    ```
   }];
-  let arguments = (ins Moe_ActivationAttr:$activation, Moe_Bank:$w1,
-                   Optional<Moe_Bank>:$w3, Moe_Bank:$w2);
+  let arguments = (ins Moe_ActivationAttr:$activation, Moe_WeightBank:$w1,
+                   Optional<Moe_WeightBank>:$w3, Moe_WeightBank:$w2,
+                   Variadic<Moe_RowScales>:$scales,
+                   OptionalAttr<Moe_WeightFormatAttr>:$format,
+                   OptionalAttr<Moe_ActivationPrecisionAttr>:$activation_precision);
   let results = (outs Moe_ExpertsType:$experts);
   let assemblyFormat = [{
     `` $activation `w1` `(` $w1 `:` type($w1) `)` (`w3` `(` $w3^ `:` type($w3) `)`)?
-    `w2` `(` $w2 `:` type($w2) `)` attr-dict `->` qualified(type($experts))
+    `w2` `(` $w2 `:` type($w2) `)` (`format` `` $format^)?
+    (`activations` `` $activation_precision^)?
+    (`scales` `(` $scales^ `:` type($scales) `)`)? attr-dict `->` qualified(type($experts))
+  }];
+  let extraClassDeclaration = [{
+    /// The format, f32 when not given.
+    ::mlir::moe::WeightFormat getWeightFormat() {
+      return getFormat().value_or(::mlir::moe::WeightFormat::f32);
+    }
+    ::mlir::moe::ActivationPrecision getActivationPrecisionOrDefault() {
+      return getActivationPrecision().value_or(::mlir::moe::ActivationPrecision::f32);
+    }
   }];
   let hasVerifier = 1;
 }
@@ -374,8 +404,8 @@ def Moe_PackOp : Moe_Op<"pack", [Pure]> {
     argument into the entry's `_prepare` function, so a layer packs its
     weights once, not per call. Weights have static shapes.
   }];
-  let arguments = (ins TensorRankOf<[F32], [1, 2, 3, 4]>:$source, Moe_PackLayoutAttr:$layout);
-  let results = (outs TensorRankOf<[F32], [1, 2, 3, 4]>:$packed);
+  let arguments = (ins TensorRankOf<[F32, BF16, F16, I8], [1, 2, 3, 4]>:$source, Moe_PackLayoutAttr:$layout);
+  let results = (outs TensorRankOf<[F32, BF16, F16, I8], [1, 2, 3, 4]>:$packed);
   let assemblyFormat = [{
     $source `layout` `(` qualified($layout) `)` attr-dict `:` type($source) `->` type($packed)
   }];

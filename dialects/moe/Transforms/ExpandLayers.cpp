@@ -109,7 +109,9 @@ struct ExpandLayersPass
         acc = GroupedFfnOp::create(b, loc, sortedType, ffn.getActivationAttr(),
                                    layer.getHidden(), dispatch.getRows(),
                                    dispatch.getOffsets(), ffn.getW1(), ffn.getW3(),
-                                   ffn.getW2(), acc, b.getI64IntegerAttr(first));
+                                   ffn.getW2(), ffn.getScales(), acc,
+                                   b.getI64IntegerAttr(first), ffn.getFormatAttr(),
+                                   ffn.getActivationPrecisionAttr());
       } else if (auto lora = dyn_cast_or_null<LoraExpertsOp>(def)) {
         acc = GroupedLoraOp::create(
             b, loc, sortedType, lora.getActivationAttr(), lora.getAlphaAttr(),

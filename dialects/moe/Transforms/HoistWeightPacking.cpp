@@ -28,13 +28,9 @@ using namespace mlir::moe;
 
 namespace {
 
-/// f32 elements per 64-byte cache line.
-constexpr int64_t kLineElems = 16;
+/// Bytes of a cache line.
+constexpr int64_t kLineBytes = 64;
 
-bool isWeightType(Type t) {
-  auto tt = dyn_cast<RankedTensorType>(t);
-  return tt && tt.hasStaticShape() && tt.getRank() >= 1 && tt.getElementType().isF32();
-}
 
 /// True when `use` reads its value as an FFN weight (w1/w3/w2), whose rows
 /// the expert kernels stream in register tiles.
@@ -49,7 +45,8 @@ bool isFfnWeightUse(OpOperand &use) {
 /// Rows padded to an odd number of lines: row r then starts in L1 set
 /// (r * lines) mod 64 (plus the base), all distinct for 64 consecutive rows
 /// when `lines` is odd.
-int64_t paddedStride(int64_t cols) {
+int64_t paddedStride(int64_t cols, Type elementType) {
+  const int64_t kLineElems = kLineBytes / (elementType.getIntOrFloatBitWidth() / 8);
   int64_t lines = (cols + kLineElems - 1) / kLineElems;
   if (lines % 2 == 0)
     ++lines;
@@ -131,7 +128,7 @@ void HoistWeightPackingPass::analyze(EntrySplit &s) {
     auto type = cast<RankedTensorType>(v.getType());
     int64_t cols = type.getShape().back();
     s.frontier.push_back(v);
-    s.strides.push_back(padRows && allFfn && type.getRank() >= 2 ? paddedStride(cols) : cols);
+    s.strides.push_back(padRows && allFfn && type.getRank() >= 2 ? paddedStride(cols, type.getElementType()) : cols);
   };
   for (BlockArgument arg : body.getArguments())
     if (s.isWeightArg.test(arg.getArgNumber()))
@@ -204,7 +201,8 @@ void HoistWeightPackingPass::rewriteRun(EntrySplit &s, func::FuncOp run) {
       for (int64_t d : type.getShape())
         sizes.push_back(b.getIndexAttr(d));
       logical = tensor::ExtractSliceOp::create(b, v.getLoc(), type, arg, offsets, sizes, strides);
-      paddingBytes += (stride - cols) * 4 * (type.getNumElements() / cols);
+      paddingBytes += (stride - cols) * (type.getElementTypeBitWidth() / 8) *
+                      (type.getNumElements() / cols);
       ++numPadded;
     }
     v.replaceUsesWithIf(logical, [&](OpOperand &use) {

@@ -105,6 +105,37 @@ def MoeShardExperts : Pass<"moe-shard-experts", "func::FuncOp"> {
   ];
 }
 
+def MoeQuantizeWeights : Pass<"moe-quantize-weights", "ModuleOp"> {
+  let summary = "Make FFN banks whose weights are entry arguments take them in a low-precision format";
+  let description = [{
+    The IR side of quantizing a model: for every moe.ffn_experts in FP32
+    whose w1/w3/w2 are arguments of a public function used by that op
+    alone, the arguments' types become the format's storage
+    ([N, rows, stored(K)] of bf16, f16 or i8; docs/quantization.md), the
+    op gets `format` and `activations`, and for int8 one [N, rows] f32
+    scale argument per weight is appended to the function (named by a
+    `moe.scales_of = <argument number>` argument attribute). The caller
+    then passes quantized weights (moe-quantize, moec.quantize); moe-run
+    generates them from random FP32 weights. Banks with any other weight
+    use (a shared argument, a computed weight) are left in FP32, and so
+    are banks whose K does not suit the format (a block format needs K a
+    multiple of 32): `report` names them.
+  }];
+  let options = [
+    Option<"format", "format", "std::string", "\"q8_0\"",
+           "the weight format: bf16, f16, int8, q8_0, q4_0">,
+    Option<"activations", "activations", "std::string", "\"f32\"",
+           "what the products see of the activations: f32, bf16 (bf16 weights), q8_0 "
+           "(int8/q8_0/q4_0 weights)">,
+    Option<"report", "report", "bool", "false",
+           "emit a remark per bank converted or left in FP32">,
+  ];
+  let statistics = [
+    Statistic<"numBanks", "banks-quantized", "FFN banks converted">,
+    Statistic<"numKept", "banks-kept", "FFN banks left in FP32">,
+  ];
+}
+
 def MoeHoistWeightPacking : Pass<"moe-hoist-weight-packing", "ModuleOp"> {
   let summary = "Split an entry into @<entry>_prepare (weights -> packed buffers) and a run entry";
   let description = [{

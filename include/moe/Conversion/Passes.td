@@ -190,11 +190,14 @@ def MoeLowerGroupedExperts : Pass<"moe-lower-grouped-experts", "func::FuncOp"> {
     allow, which read the weights with full-width vector loads.
     LoRA experts run per (expert, row tile) item over base projections
     computed once per token, adding their rank-r adapter products.
+    FFN banks in a low-precision format (bf16, f16, int8, q8_0, q4_0) keep
+    the two phases of work items; each item calls a micro-kernel of the
+    runtime (moe_ukernels.h) named for the format and `ukernel-isa`.
   }];
   let dependentDialects = ["bufferization::BufferizationDialect",
                            "memref::MemRefDialect", "arith::ArithDialect",
                            "scf::SCFDialect", "vector::VectorDialect",
-                           "math::MathDialect"];
+                           "math::MathDialect", "LLVM::LLVMDialect", "func::FuncDialect"];
   let options = [
     Option<"vectorWidth", "vector-width", "int64_t", "0",
            "f32 lanes per vector (0: from the host CPU's features)">,
@@ -216,9 +219,15 @@ def MoeLowerGroupedExperts : Pass<"moe-lower-grouped-experts", "func::FuncOp"> {
     Option<"packRowsOuter", "pack-rows-outer", "bool", "true",
            "FFN experts, packed kernel: loop over weight-row tiles outside the panel tiles (a "
            "weight tile stays in L1 across the group's panels) instead of inside">,
+    Option<"microKernelIsa", "ukernel-isa", "std::string", "\"\"",
+           "FFN banks in low-precision formats: the micro-kernels' ISA (generic, avx2, avx512, "
+           "avx512bf16, avx512vnni; empty: the best the host has for each format, no wider "
+           "than vector-width)">,
   ];
   let statistics = [
     Statistic<"numGroupedOps", "grouped-ops-lowered", "Grouped expert ops lowered">,
+    Statistic<"numMicroKernelBanks", "micro-kernel-banks",
+              "Grouped FFN banks in a low-precision format lowered to micro-kernel calls">,
     Statistic<"numDenseFfns", "dense-ffns-lowered", "Dense moe.ffn ops lowered">,
   ];
 }

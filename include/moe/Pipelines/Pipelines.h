@@ -37,6 +37,11 @@ struct CpuPipelineOptions : public mlir::PassPipelineOptions<CpuPipelineOptions>
                              llvm::cl::desc("FFN experts, packed kernel: weight-row tiles outside "
                                             "the panel tiles"),
                              llvm::cl::init(true)};
+  Option<std::string> microKernelIsa{
+      *this, "ukernel-isa",
+      llvm::cl::desc("FFN banks in low-precision formats: the micro-kernels' ISA (generic, avx2, "
+                     "avx512, avx512bf16, avx512vnni; empty: the host's best per format)"),
+      llvm::cl::init("")};
   Option<bool> gpuHost{*this, "gpu-host",
                        llvm::cl::desc("compile through the GPU's block/thread-mapped stage and run "
                                       "that on the host (tests the GPU mapping without a GPU)"),

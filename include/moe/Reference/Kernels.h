@@ -14,6 +14,7 @@
 #ifndef MOE_REFERENCE_KERNELS_H
 #define MOE_REFERENCE_KERNELS_H
 
+#include "moe/Support/Quant.h"
 #include "moe/Support/Tensor.h"
 
 #include <cstdint>
@@ -92,7 +93,17 @@ struct ExpertBank {
   float alpha = 1.0f;
   // Const: values [N, H].
   const Tensor *values = nullptr;
+  // Ffn: what the products see of their inputs (x for w1/w3, the
+  // activation output for w2). The weights above are already dequantized
+  // (dequantizeWeights) when the bank's format is not f32.
+  ActivationPrecision activations = ActivationPrecision::F32;
 };
+
+/// A bank's weights [N, R, stored(K)] in `format` (raw values as Tensor
+/// holds them; `scales` [N, R] for int8, else null) as f32 [N, R, K],
+/// dequantized exactly as Quant.h's dequantizeRow.
+Tensor dequantizeWeights(WeightFormat format, const Tensor &stored, const Tensor *scales,
+                         int64_t k);
 
 /// out[0..H) = expert `n` of `bank` applied to x[0..H), in double.
 void applyExpert(const ExpertBank &bank, int64_t n, const float *x,

@@ -26,7 +26,8 @@ struct NpyArray {
   std::vector<unsigned char> data;
 };
 
-/// numpy's descr of `t`: "<f4", "<i4", "<i8", "<u2" (bf16), "<f2" (f16).
+/// numpy's descr of `t`: "<f4", "<i4", "<i8", "<u2" (bf16), "<f2" (f16),
+/// "|i1" (i8).
 const char *npyDescr(DType t);
 /// The header dictionary numpy writes, without padding:
 /// "{'descr': '<f4', 'fortran_order': False, 'shape': (2,3), }".

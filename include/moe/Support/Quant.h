@@ -19,6 +19,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace moe {
 
@@ -65,6 +66,16 @@ void quantizeRows(WeightFormat f, const float *src, int64_t rows, int64_t k, voi
                   float *scales);
 /// The k values of one stored row (`scale`: the row's int8 scale, else unused).
 void dequantizeRow(WeightFormat f, const void *row, float scale, int64_t k, float *dst);
+
+/// Random weights of logical shape [..., K] stored in `f` (a Tensor of
+/// storageDType(f), last dimension storedRowElements): the documented random
+/// FP32 weights (Random.h's randomFloats) quantized, except int8, whose q
+/// are uniform in [-127, 127] (its scales come from randomRowScales).
+Tensor randomStoredWeights(WeightFormat f, const std::vector<int64_t> &logicalShape,
+                           uint64_t seed);
+/// Random int8 row scales for rows of k values: uniform in [0.5, 1) times
+/// sqrt(3 / k) / 127, so q * scale has randomFloats' magnitude.
+Tensor randomRowScales(const std::vector<int64_t> &shape, int64_t k, uint64_t seed);
 
 /// What the products see of k activations under precision `p` (F32: x).
 void roundActivations(ActivationPrecision p, const float *x, int64_t k, float *dst);

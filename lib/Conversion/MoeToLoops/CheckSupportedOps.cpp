@@ -9,6 +9,7 @@
 
 #include "moe/Conversion/Passes.h"
 #include "moe/IR/MoeDialect.h"
+#include "moe/IR/MoeOps.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Bufferization/IR/BufferizableOpInterface.h"
@@ -46,6 +47,18 @@ bool isSupported(Operation *op, bool gpu) {
   return isa<bufferization::BufferizableOpInterface>(op);
 }
 
+/// The GPU kernels read FP32 weights only (the CPU's micro-kernels hold the
+/// other formats; docs/quantization.md).
+LogicalResult checkGpuWeightFormat(Operation *op) {
+  auto ffn = dyn_cast<mlir::moe::FfnExpertsOp>(op);
+  if (!ffn || ffn.getWeightFormat() == mlir::moe::WeightFormat::f32)
+    return success();
+  mlir::emitError(op->getLoc())
+      << "expert weights in format " << mlir::moe::stringifyWeightFormat(ffn.getWeightFormat())
+      << " are not supported by the GPU pipeline (FP32 only); the CPU pipeline runs them";
+  return failure();
+}
+
 struct CheckSupportedOpsPass
     : public mlir::moe::impl::MoeCheckSupportedOpsBase<CheckSupportedOpsPass> {
   using MoeCheckSupportedOpsBase::MoeCheckSupportedOpsBase;
@@ -66,6 +79,8 @@ struct CheckSupportedOpsPass
         continue;
       }
       func.walk([&](Operation *op) {
+        if (pipeline == "GPU" && failed(checkGpuWeightFormat(op)))
+          ok = false;
         if (op == func.getOperation() || isSupported(op, pipeline == "GPU"))
           return;
         mlir::emitError(op->getLoc())

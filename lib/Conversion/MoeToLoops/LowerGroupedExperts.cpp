@@ -18,6 +18,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "BlockedFfn.h"
+#include "QuantizedFfn.h"
 #include "LoweringUtils.h"
 #include "moe/Conversion/MoeToLoops/Patterns.h"
 
@@ -398,10 +399,15 @@ struct LowerDenseFfn : ExpertPattern<mdl::FfnOp> {
 };
 
 struct LowerGroupedFfn : ExpertPattern<mdl::GroupedFfnOp> {
-  using ExpertPattern::ExpertPattern;
+  LowerGroupedFfn(MLIRContext *ctx, const BlockedFfnConfig &config, std::string microKernelIsa)
+      : ExpertPattern(ctx, config), requestedIsa(std::move(microKernelIsa)) {}
+
   /// A bank of FFN experts: the blocked kernel over the experts' ragged groups
-  /// of sorted rows, written in place into the accumulator.
+  /// of sorted rows, written in place into the accumulator; a bank in a
+  /// low-precision format calls the micro-kernels instead (QuantizedFfn.h).
   Value emit(OpBuilder &b, mdl::GroupedFfnOp op) const override {
+    if (op.getWeightFormat() != mdl::WeightFormat::f32)
+      return emitQuantized(b, op);
     Location loc = op.getLoc();
     auto buf = [&](Value v) { return v ? getBuffer(b, loc, v) : Value(); };
     BlockedFfnOperands ops;
@@ -424,6 +430,41 @@ struct LowerGroupedFfn : ExpertPattern<mdl::GroupedFfnOp> {
         [&](OpBuilder &lb, Location l, Value p) { return tokenOfRow(lb, l, rows, p); });
     return ops.out;
   }
+
+  Value emitQuantized(OpBuilder &b, mdl::GroupedFfnOp op) const {
+    Location loc = op.getLoc();
+    auto buf = [&](Value v) { return v ? getBuffer(b, loc, v) : Value(); };
+    QuantizedFfnOperands ops;
+    ops.act = op.getActivation();
+    ops.format = op.getWeightFormat();
+    ops.precision = op.getActivationPrecisionOrDefault();
+    ops.x = buf(op.getHidden());
+    ops.rows = buf(op.getRows());
+    ops.offsets = buf(op.getOffsets());
+    ops.firstExpert = op.getFirstExpert();
+    ops.out = getWritableBuffer(b, loc, op.getAcc());
+    ops.w1 = buf(op.getW1());
+    ops.w3 = buf(op.getW3());
+    ops.w2 = buf(op.getW2());
+    auto scales = op.getScales();
+    if (!scales.empty()) {
+      ops.s1 = buf(scales.front());
+      ops.s2 = buf(scales.back());
+      if (ops.w3)
+        ops.s3 = buf(scales[1]);
+    }
+    ops.numGroups = cast<ShapedType>(ops.w1.getType()).getDimSize(0);
+    ops.h = cast<ShapedType>(ops.x.getType()).getDimSize(1);
+    ops.inter = cast<ShapedType>(ops.w1.getType()).getDimSize(1);
+    QuantizedFfnConfig qc;
+    qc.isa = mlir::moe::lowering::microKernelIsa(ops.format, requestedIsa, config.width);
+    qc.blockBytes = config.blockBytes;
+    qc.parallel = config.parallel;
+    emitQuantizedFfn(b, loc, qc, ops);
+    return ops.out;
+  }
+
+  std::string requestedIsa; // empty: the host's best per format
 };
 
 struct LowerGroupedLora : ExpertPattern<mdl::GroupedLoraOp> {
@@ -497,6 +538,7 @@ struct LowerGroupedExpertsPass
     options.packTiles = packTiles;
     options.packSliceBytes = packSliceBytes;
     options.packRowsOuter = packRowsOuter;
+    options.microKernelIsa = microKernelIsa;
     RewritePatternSet set(ctx);
     mdl::populateMoeLowerGroupedExpertsPatterns(set, options);
     patterns = std::move(set);
@@ -507,6 +549,10 @@ struct LowerGroupedExpertsPass
     numDenseFfns += countOps(getOperation(), [](Operation *op) { return isa<mdl::FfnOp>(op); });
     numGroupedOps += countOps(getOperation(), [](Operation *op) {
       return isa<mdl::GroupedFfnOp, mdl::GroupedLoraOp>(op);
+    });
+    numMicroKernelBanks += countOps(getOperation(), [](Operation *op) {
+      auto ffn = dyn_cast<mdl::GroupedFfnOp>(op);
+      return ffn && ffn.getWeightFormat() != mdl::WeightFormat::f32;
     });
     if (failed(applyLoweringPatterns(getOperation(), patterns, [](Operation *op) {
           return isa<mdl::GroupedFfnOp, mdl::GroupedLoraOp, mdl::FfnOp, tensor::EmptyOp>(op);
@@ -521,6 +567,7 @@ struct LowerGroupedExpertsPass
 void mlir::moe::populateMoeLowerGroupedExpertsPatterns(
     RewritePatternSet &patterns, const MoeLowerGroupedExpertsOptions &options) {
   BlockedFfnConfig config = blockedConfig(options);
-  patterns.add<LowerDenseFfn, LowerGroupedFfn, LowerGroupedLora, LowerBankAccumulator>(
-      patterns.getContext(), config);
+  patterns.add<LowerDenseFfn, LowerGroupedLora, LowerBankAccumulator>(patterns.getContext(),
+                                                                     config);
+  patterns.add<LowerGroupedFfn>(patterns.getContext(), config, options.microKernelIsa);
 }

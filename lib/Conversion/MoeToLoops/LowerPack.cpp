@@ -22,8 +22,8 @@ using namespace mlir::moe::lowering;
 namespace mdl = mlir::moe;
 
 namespace {
-/// f32 elements per 64-byte line.
-constexpr int64_t kLine = 16;
+/// Bytes of a cache line: the vector copies move one line at a time.
+constexpr int64_t kLineBytes = 64;
 
 struct LowerPackPass : public mlir::moe::impl::MoeLowerPackBase<LowerPackPass> {
   void runOnOperation() override {
@@ -60,6 +60,7 @@ struct LowerPackPass : public mlir::moe::impl::MoeLowerPackBase<LowerPackPass> {
       if (d == rank - 1) {
         // Whole 64-byte lines as vectors, then the row's tail and the
         // padding element by element.
+        const int64_t kLine = kLineBytes / (srcType.getElementTypeBitWidth() / 8);
         const int64_t lines = cols / kLine;
         auto vecType = VectorType::get({kLine}, srcType.getElementType());
         if (lines > 0)
@@ -80,7 +81,9 @@ struct LowerPackPass : public mlir::moe::impl::MoeLowerPackBase<LowerPackPass> {
         emitFor(lb, l, cIndex(lb, l, cols), cIndex(lb, l, stride), [&](OpBuilder &cb, Location cl, Value c) {
           SmallVector<Value> at(idx);
           at.push_back(c);
-          memref::StoreOp::create(cb, cl, cF32(cb, cl, 0.0f), dst, at);
+          Type et = srcType.getElementType();
+          Value zero = arith::ConstantOp::create(cb, cl, et, cb.getZeroAttr(et));
+          memref::StoreOp::create(cb, cl, zero, dst, at);
         });
         return;
       }

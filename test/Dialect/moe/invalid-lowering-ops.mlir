@@ -107,6 +107,34 @@ func.func @dispatch_slot_rows(%ids: tensor<4x2xi32>) {
   return
 }
 
+// -----
+
+//===----------------------------------------------------------------------===//
+// moe.grouped_ffn (the weight checks are moe.ffn_experts'; invalid.mlir)
+//===----------------------------------------------------------------------===//
+
+func.func @grouped_ffn_dynamic_hidden(%x: tensor<?x?xf32>, %rows: tensor<8xi32>, %offsets: tensor<5xi32>,
+                                      %w1: tensor<4x64x36xi8>, %w2: tensor<4x64x36xi8>, %acc: tensor<8x64xf32>) {
+  // expected-error @+1 {{needs a static hidden size and expert count}}
+  %r = moe.grouped_ffn gelu %x, %rows, %offsets w1(%w1 : tensor<4x64x36xi8>) w2(%w2 : tensor<4x64x36xi8>)
+      format q4_0 into %acc {first_expert = 0 : i64}
+      : tensor<?x?xf32>, tensor<8xi32>, tensor<5xi32>, tensor<8x64xf32> -> tensor<8x64xf32>
+  return
+}
+
+// -----
+
+func.func @grouped_ffn_format(%x: tensor<8x64xf32>, %rows: tensor<8xi32>, %offsets: tensor<5xi32>,
+                              %w1: tensor<4x64x64xi8>, %w2: tensor<4x64x36xi8>, %acc: tensor<8x64xf32>) {
+  // expected-error @+1 {{'w1' of a q4_0 bank must be [N, I, stored(H)] = [4, 64, 36], got [4, 64, 64]}}
+  %r = moe.grouped_ffn gelu %x, %rows, %offsets w1(%w1 : tensor<4x64x64xi8>) w2(%w2 : tensor<4x64x36xi8>)
+      format q4_0 into %acc {first_expert = 0 : i64}
+      : tensor<8x64xf32>, tensor<8xi32>, tensor<5xi32>, tensor<8x64xf32> -> tensor<8x64xf32>
+  return
+}
+
+// -----
+
 //===----------------------------------------------------------------------===//
 // moe.combine
 //===----------------------------------------------------------------------===//

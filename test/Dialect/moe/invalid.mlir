@@ -132,7 +132,7 @@ func.func @path_router_paths_i64(%x: tensor<16x64xf32>, %gate: tensor<3x64xf32>)
 // -----
 
 func.func @ffn_experts_bank_rank2(%w1: tensor<128x64xf32>, %w2: tensor<4x64x128xf32>) {
-  // expected-error @+1 {{'moe.ffn_experts' op operand #0 must be 3D tensor of 32-bit float values, but got 'tensor<128x64xf32>'}}
+  // expected-error @+1 {{'moe.ffn_experts' op operand #0 must be 3D tensor of 32-bit float or bfloat16 type or 16-bit float or 8-bit signless integer values, but got 'tensor<128x64xf32>'}}
   %e = moe.ffn_experts gelu w1(%w1 : tensor<128x64xf32>) w2(%w2 : tensor<4x64x128xf32>)
       -> !moe.experts<4, 64>
   return
@@ -978,6 +978,92 @@ func.func @ffn_experts_w3_count_mismatch(%w1: tensor<4x128x64xf32>, %w3: tensor<
   // expected-error @+1 {{'moe.ffn_experts' op 'w3' holds 3 experts but the result type says 4}}
   %e = moe.ffn_experts geglu w1(%w1 : tensor<4x128x64xf32>) w3(%w3 : tensor<3x128x64xf32>)
       w2(%w2 : tensor<4x64x128xf32>) -> !moe.experts<4, 64>
+  return
+}
+
+// -----
+
+func.func @ffn_experts_format_element_type(%w1: tensor<4x64x64xf32>, %w2: tensor<4x64x64xf32>) {
+  // expected-error @+1 {{'moe.ffn_experts' op 'w1' of a bf16 bank must hold 'bf16', got 'f32'}}
+  %e = moe.ffn_experts gelu w1(%w1 : tensor<4x64x64xf32>) w2(%w2 : tensor<4x64x64xf32>)
+      format bf16 -> !moe.experts<4, 64>
+  return
+}
+
+// -----
+
+func.func @ffn_experts_block_format_k(%w1: tensor<4x64x18xi8>, %w2: tensor<4x48x36xi8>) {
+  // expected-error @+1 {{'moe.ffn_experts' op q4_0 weights need H (48) to be a multiple of 32, the block size}}
+  %e = moe.ffn_experts gelu w1(%w1 : tensor<4x64x18xi8>) w2(%w2 : tensor<4x48x36xi8>)
+      format q4_0 -> !moe.experts<4, 48>
+  return
+}
+
+// -----
+
+func.func @ffn_experts_block_format_shape(%w1: tensor<4x64x36xi8>, %w2: tensor<4x64x64xi8>) {
+  // expected-error @+1 {{'moe.ffn_experts' op 'w2' of a q4_0 bank must be [N, H, stored(I)] = [4, 64, 36], got [4, 64, 64]}}
+  %e = moe.ffn_experts gelu w1(%w1 : tensor<4x64x36xi8>) w2(%w2 : tensor<4x64x64xi8>)
+      format q4_0 -> !moe.experts<4, 64>
+  return
+}
+
+// -----
+
+func.func @ffn_experts_scales_not_int8(%w1: tensor<4x64x64xbf16>, %w2: tensor<4x64x64xbf16>,
+                                       %s: tensor<4x64xf32>) {
+  // expected-error @+1 {{'moe.ffn_experts' op scales are only for int8 weights, not bf16}}
+  %e = moe.ffn_experts gelu w1(%w1 : tensor<4x64x64xbf16>) w2(%w2 : tensor<4x64x64xbf16>)
+      format bf16 scales(%s, %s : tensor<4x64xf32>, tensor<4x64xf32>) -> !moe.experts<4, 64>
+  return
+}
+
+// -----
+
+func.func @ffn_experts_int8_scales_count(%w1: tensor<4x64x64xi8>, %w2: tensor<4x64x64xi8>,
+                                         %s: tensor<4x64xf32>) {
+  // expected-error @+1 {{'moe.ffn_experts' op int8 weights need 2 scales (one [N, rows] f32 tensor per weight), got 1}}
+  %e = moe.ffn_experts gelu w1(%w1 : tensor<4x64x64xi8>) w2(%w2 : tensor<4x64x64xi8>)
+      format int8 scales(%s : tensor<4x64xf32>) -> !moe.experts<4, 64>
+  return
+}
+
+// -----
+
+func.func @ffn_experts_int8_scales_shape(%w1: tensor<4x128x64xi8>, %w2: tensor<4x64x128xi8>,
+                                         %s1: tensor<4x64xf32>, %s2: tensor<4x64xf32>) {
+  // expected-error @+1 {{'moe.ffn_experts' op the scales of 'w1' must be [N, rows] = [4, 128], got [4, 64]}}
+  %e = moe.ffn_experts gelu w1(%w1 : tensor<4x128x64xi8>) w2(%w2 : tensor<4x64x128xi8>)
+      format int8 scales(%s1, %s2 : tensor<4x64xf32>, tensor<4x64xf32>) -> !moe.experts<4, 64>
+  return
+}
+
+// -----
+
+func.func @ffn_experts_bf16_activations(%w1: tensor<4x64x64xf16>, %w2: tensor<4x64x64xf16>) {
+  // expected-error @+1 {{'moe.ffn_experts' op bf16 activations need bf16 weights, not f16}}
+  %e = moe.ffn_experts gelu w1(%w1 : tensor<4x64x64xf16>) w2(%w2 : tensor<4x64x64xf16>)
+      format f16 activations bf16 -> !moe.experts<4, 64>
+  return
+}
+
+// -----
+
+func.func @ffn_experts_q8_activations_format(%w1: tensor<4x64x64xbf16>, %w2: tensor<4x64x64xbf16>) {
+  // expected-error @+1 {{'moe.ffn_experts' op q8_0 activations need int8, q8_0 or q4_0 weights, not bf16}}
+  %e = moe.ffn_experts gelu w1(%w1 : tensor<4x64x64xbf16>) w2(%w2 : tensor<4x64x64xbf16>)
+      format bf16 activations q8_0 -> !moe.experts<4, 64>
+  return
+}
+
+// -----
+
+func.func @ffn_experts_q8_activations_blocks(%w1: tensor<4x40x64xi8>, %w2: tensor<4x64x40xi8>,
+                                             %s1: tensor<4x40xf32>, %s2: tensor<4x64xf32>) {
+  // expected-error @+1 {{'moe.ffn_experts' op q8_0 activations need H (64) and I (40) to be multiples of 32}}
+  %e = moe.ffn_experts gelu w1(%w1 : tensor<4x40x64xi8>) w2(%w2 : tensor<4x64x40xi8>)
+      format int8 activations q8_0 scales(%s1, %s2 : tensor<4x40xf32>, tensor<4x64xf32>)
+      -> !moe.experts<4, 64>
   return
 }
 
@@ -1967,5 +2053,13 @@ func.func @pack_wrong_shape(%w: tensor<4x64xf32>) {
 func.func @pack_layout_stride(%w: tensor<4x64xf32>) {
   // expected-error @+1 {{pack_layout row_stride must be positive, got 0}}
   %p = moe.pack %w layout(#moe.pack_layout<row_stride = 0>) : tensor<4x64xf32> -> tensor<4x0xf32>
+  return
+}
+
+// -----
+
+func.func @pack_element_type(%w: tensor<4x64xbf16>) {
+  // expected-error @+1 {{result element type 'f32' differs from the source's 'bf16'}}
+  %p = moe.pack %w layout(#moe.pack_layout<row_stride = 64>) : tensor<4x64xbf16> -> tensor<4x64xf32>
   return
 }

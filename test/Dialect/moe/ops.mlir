@@ -552,3 +552,29 @@ func.func @pack_bank(%w: tensor<4x32x64xf32>, %g: tensor<8x64xf32>)
   %q = moe.pack %g layout(#moe.pack_layout<row_stride = 64>) : tensor<8x64xf32> -> tensor<8x64xf32>
   return %p, %q : tensor<4x32x80xf32>, tensor<8x64xf32>
 }
+
+//===----------------------------------------------------------------------===//
+// Expert weights in low-precision formats
+//===----------------------------------------------------------------------===//
+
+// CHECK-LABEL: func.func @ffn_experts_formats(
+// CHECK:         moe.ffn_experts swiglu w1(%{{.*}} : tensor<4x64x64xbf16>) w3(%{{.*}} : tensor<4x64x64xbf16>) w2(%{{.*}} : tensor<4x64x64xbf16>) format bf16 activations bf16 -> !moe.experts<4, 64>
+// CHECK:         moe.ffn_experts gelu w1(%{{.*}} : tensor<4x64x64xi8>) w2(%{{.*}} : tensor<4x64x64xi8>) format int8 scales(%{{.*}}, %{{.*}} : tensor<4x64xf32>, tensor<4x64xf32>) -> !moe.experts<4, 64>
+// CHECK:         moe.ffn_experts silu w1(%{{.*}} : tensor<4x64x36xi8>) w2(%{{.*}} : tensor<4x64x36xi8>) format q4_0 activations q8_0 -> !moe.experts<4, 64>
+// CHECK:         moe.ffn_experts relu w1(%{{.*}} : tensor<4x64x68xi8>) w2(%{{.*}} : tensor<4x64x68xi8>) format q8_0 -> !moe.experts<4, 64>
+// CHECK:         moe.ffn_experts relu w1(%{{.*}} : tensor<4x64x64xf16>) w2(%{{.*}} : tensor<4x64x64xf16>) format f16 -> !moe.experts<4, 64>
+func.func @ffn_experts_formats(%b1: tensor<4x64x64xbf16>, %i1: tensor<4x64x64xi8>,
+                               %s: tensor<4x64xf32>, %q4: tensor<4x64x36xi8>,
+                               %q8: tensor<4x64x68xi8>, %h: tensor<4x64x64xf16>) {
+  %a = moe.ffn_experts swiglu w1(%b1 : tensor<4x64x64xbf16>) w3(%b1 : tensor<4x64x64xbf16>)
+      w2(%b1 : tensor<4x64x64xbf16>) format bf16 activations bf16 -> !moe.experts<4, 64>
+  %b = moe.ffn_experts gelu w1(%i1 : tensor<4x64x64xi8>) w2(%i1 : tensor<4x64x64xi8>)
+      format int8 scales(%s, %s : tensor<4x64xf32>, tensor<4x64xf32>) -> !moe.experts<4, 64>
+  %c = moe.ffn_experts silu w1(%q4 : tensor<4x64x36xi8>) w2(%q4 : tensor<4x64x36xi8>)
+      format q4_0 activations q8_0 -> !moe.experts<4, 64>
+  %d = moe.ffn_experts relu w1(%q8 : tensor<4x64x68xi8>) w2(%q8 : tensor<4x64x68xi8>)
+      format q8_0 -> !moe.experts<4, 64>
+  %e = moe.ffn_experts relu w1(%h : tensor<4x64x64xf16>) w2(%h : tensor<4x64x64xf16>)
+      format f16 -> !moe.experts<4, 64>
+  return
+}

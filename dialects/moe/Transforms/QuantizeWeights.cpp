@@ -1,0 +1,145 @@
+//===- QuantizeWeights.cpp - FFN banks take low-precision weights ---------===//
+//
+// Why a pass and not only a data tool: a layer's weight format is part of
+// its signature (the caller passes bf16 values or GGUF blocks, not FP32),
+// so turning an FP32 model into a quantized one changes the IR. This pass
+// does it for the banks whose weights are plain entry arguments; the data
+// side is moe-quantize / moec.quantize (docs/quantization.md).
+//
+//===----------------------------------------------------------------------===//
+
+#include "moe/IR/MoeOps.h"
+#include "moe/Support/Quant.h"
+#include "moe/Transforms/Passes.h"
+
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+
+namespace mlir::moe {
+#define GEN_PASS_DEF_MOEQUANTIZEWEIGHTS
+#include "moe/Transforms/Passes.h.inc"
+} // namespace mlir::moe
+
+using namespace mlir;
+using namespace mlir::moe;
+
+namespace {
+
+Type storageType(MLIRContext *ctx, WeightFormat f) {
+  switch (f) {
+  case WeightFormat::bf16:
+    return BFloat16Type::get(ctx);
+  case WeightFormat::f16:
+    return Float16Type::get(ctx);
+  case WeightFormat::f32:
+    return Float32Type::get(ctx);
+  default:
+    return IntegerType::get(ctx, 8);
+  }
+}
+
+/// One weight of a bank to convert: its argument and its row length K.
+struct BankWeight {
+  BlockArgument arg;
+  int64_t k;
+};
+
+struct QuantizeWeightsPass
+    : public mlir::moe::impl::MoeQuantizeWeightsBase<QuantizeWeightsPass> {
+  using Base::Base;
+
+  void runOnOperation() override {
+    std::optional<WeightFormat> f = symbolizeWeightFormat(format);
+    std::optional<ActivationPrecision> p = symbolizeActivationPrecision(activations);
+    if (!f || !p) {
+      getOperation().emitError() << "moe-quantize-weights: unknown "
+                                 << (f ? "activations '" + activations + "'"
+                                       : "format '" + format + "'");
+      return signalPassFailure();
+    }
+    weightFormat = *f;
+    precision = *p;
+    for (auto func : getOperation().getOps<func::FuncOp>())
+      if (func.isPublic() && !func.isExternal())
+        convertFunction(func);
+  }
+
+  void convertFunction(func::FuncOp func) {
+    SmallVector<FfnExpertsOp> banks;
+    func.walk([&](FfnExpertsOp op) {
+      if (op.getWeightFormat() == WeightFormat::f32)
+        banks.push_back(op);
+    });
+    for (FfnExpertsOp op : banks) {
+      SmallVector<BankWeight> weights;
+      std::string why = whyKept(op, func, weights);
+      if (!why.empty()) {
+        ++numKept;
+        if (report)
+          op.emitRemark() << "left in f32: " << why;
+        continue;
+      }
+      convertBank(op, func, weights);
+      ++numBanks;
+      if (report)
+        op.emitRemark() << "weights now " << format << ", activations " << activations;
+    }
+  }
+
+  /// Empty when the bank can be converted; else the reason. Fills `weights`.
+  std::string whyKept(FfnExpertsOp op, func::FuncOp func, SmallVectorImpl<BankWeight> &weights) {
+    int64_t h = op.getExperts().getType().getHidden();
+    int64_t inter = cast<ShapedType>(op.getW1().getType()).getDimSize(1);
+    SmallVector<std::pair<Value, int64_t>> operands = {{op.getW1(), h}};
+    if (op.getW3())
+      operands.push_back({op.getW3(), h});
+    operands.push_back({op.getW2(), inter});
+    for (auto [v, k] : operands) {
+      auto arg = dyn_cast<BlockArgument>(v);
+      if (!arg || arg.getOwner() != &func.getBody().front() || !arg.hasOneUse())
+        return "a weight is not an argument used by this bank alone";
+      weights.push_back({arg, k});
+    }
+    bool blocks = ::moe::isBlockFormat(::moe::WeightFormat(int(weightFormat))) ||
+                  precision == ActivationPrecision::q8_0;
+    if (blocks && (h % ::moe::kQuantBlock || inter % ::moe::kQuantBlock))
+      return "H and I must be multiples of 32 for " + format + " weights / " + activations +
+             " activations";
+    if (precision == ActivationPrecision::bf16 && weightFormat != WeightFormat::bf16)
+      return "bf16 activations need bf16 weights";
+    if (precision == ActivationPrecision::q8_0 && weightFormat != WeightFormat::int8 &&
+        weightFormat != WeightFormat::q8_0 && weightFormat != WeightFormat::q4_0)
+      return "q8_0 activations need int8, q8_0 or q4_0 weights";
+    return "";
+  }
+
+  void convertBank(FfnExpertsOp op, func::FuncOp func, ArrayRef<BankWeight> weights) {
+    MLIRContext *ctx = op.getContext();
+    Block &entry = func.getBody().front();
+    SmallVector<Value> scales;
+    for (BankWeight w : weights) {
+      auto type = cast<RankedTensorType>(w.arg.getType());
+      int64_t n = type.getDimSize(0), rows = type.getDimSize(1);
+      w.arg.setType(RankedTensorType::get({n, rows, storedRowElements(weightFormat, w.k)},
+                                          storageType(ctx, weightFormat)));
+      if (weightFormat != WeightFormat::int8)
+        continue;
+      NamedAttrList attrs;
+      attrs.set("moe.scales_of", IntegerAttr::get(IntegerType::get(ctx, 64), w.arg.getArgNumber()));
+      (void)func.insertArgument(func.getNumArguments(),
+                                RankedTensorType::get({n, rows}, Float32Type::get(ctx)),
+                                attrs.getDictionary(ctx), w.arg.getLoc());
+      scales.push_back(entry.getArguments().back());
+    }
+    func.setType(FunctionType::get(ctx, entry.getArgumentTypes(),
+                                   func.getFunctionType().getResults()));
+    op.getScalesMutable().assign(scales);
+    op.setFormatAttr(WeightFormatAttr::get(ctx, weightFormat));
+    if (precision != ActivationPrecision::f32)
+      op.setActivationPrecisionAttr(ActivationPrecisionAttr::get(ctx, precision));
+  }
+
+  WeightFormat weightFormat = WeightFormat::f32;
+  ActivationPrecision precision = ActivationPrecision::f32;
+};
+
+} // namespace
