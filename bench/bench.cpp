@@ -22,6 +22,8 @@
 // are shared and noisy): speedup = the better FP32 baseline / ours,
 // pct_peak, pct_bandwidth; the per-format table (bench/BenchReport.h) adds
 // GB/s of touched weight bytes per format and % of each format's peak.
+// --formats runs the cases again with our weights in other formats
+// (moe-quantize-weights), each timed against oneDNN in the same format.
 //
 #include "BenchJson.h"
 #include "BenchLayers.h"
@@ -35,10 +37,13 @@
 #include "moe/ExecutionEngine/CompiledFunction.h"
 #include "moe/InitAll.h"
 #include "moe/Reference/Interpreter.h"
+#include "moe/Support/Quant.h"
 #include "moe/Support/Random.h"
 
 #include "mlir/IR/MLIRContext.h"
 #include "mlir/Parser/Parser.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Pass/PassRegistry.h"
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/Format.h"
@@ -78,8 +83,8 @@ static llvm::cl::opt<bool> contention(
 
 static llvm::cl::opt<std::string> formats(
     "formats", llvm::cl::cat(benchCategory),
-    llvm::cl::desc("weight formats of our layers (f32,bf16,f16,int8,q8_0,q4_0; only f32 is in the "
-                   "compiler yet, the others are reported as skipped)"),
+    llvm::cl::desc("weight formats of our layers, each a full set of cases (f32,bf16,f16,int8,"
+                   "q8_0,q4_0; activations bf16 for bf16, q8_0 for the 8/4-bit formats)"),
     llvm::cl::init("f32"));
 static llvm::cl::opt<std::string> dnnlFormatList(
     "onednn-formats", llvm::cl::cat(benchCategory),
@@ -141,15 +146,54 @@ std::string layerText(const Shape &s) {
          ", " + wT + " -> " + x + "\n  return %y : " + x + "\n}\n";
 }
 
-/// The layer of a case whose expert weights are in `format`: the hook for
-/// the low-precision cases (issue 26). The compiler has FP32 expert banks
-/// only today, so other formats give nullopt and are reported as skipped;
-/// once `moe.ffn_experts ... format <f>` exists, this returns that text and
-/// formatWeights (below) quantizes the case's weights to match.
-static std::optional<std::string> formatLayerText(const Shape &s, bench::WeightFormat format) {
+/// What the products of a `format` bank see of the activations in the
+/// format cases: bf16 for bf16 weights (vdpbf16ps), Q8_0 blocks for the
+/// 8- and 4-bit formats (vpdpbusd, as llama.cpp), f32 otherwise.
+static const char *caseActivations(bench::WeightFormat format) {
+  switch (format) {
+  case bench::WeightFormat::BF16:
+    return "bf16";
+  case bench::WeightFormat::Int8:
+  case bench::WeightFormat::Q8_0:
+  case bench::WeightFormat::Q4_0:
+    return "q8_0";
+  default:
+    return "f32";
+  }
+}
+
+/// The case's FP32 layer turned into one of `format` by the compiler's own
+/// moe-quantize-weights (weights become [E, rows, stored(K)] arguments;
+/// int8 appends the scales of w1, w3, w2).
+static bool quantizeLayer(mlir::ModuleOp module, bench::WeightFormat format) {
   if (format == bench::WeightFormat::F32)
-    return layerText(s);
-  return std::nullopt;
+    return true;
+  mlir::PassManager pm(module->getContext());
+  std::string pipeline = llvm::formatv("moe-quantize-weights{{format={0} activations={1}}",
+                                       weightFormatName(format), caseActivations(format))
+                             .str();
+  if (mlir::failed(mlir::parsePassPipeline(pipeline, pm)) || mlir::failed(pm.run(module))) {
+    llvm::errs() << "moe-bench: " << pipeline << " failed\n";
+    return false;
+  }
+  return true;
+}
+
+/// A bank's FP32 weights [E, rows, K] stored in `format` as Quant.h does
+/// (integers widened as Tensor holds them; int8 row scales into `scales`).
+static Tensor storedWeights(bench::WeightFormat format, const Tensor &w, Tensor *scales) {
+  int64_t e = w.shape[0], rows = w.shape[1], k = w.shape[2];
+  int64_t len = storedRowElements(format, k);
+  DType dt = storageDType(format);
+  std::vector<uint8_t> raw(size_t(e * rows * len) * dtypeSize(dt));
+  std::vector<float> rowScales(e * rows, 0.0f);
+  quantizeRows(format, w.f.data(), e * rows, k, raw.data(), rowScales.data());
+  Tensor t = Tensor::ints(dt, {e, rows, len});
+  for (int64_t i = 0; i < int64_t(t.i.size()); ++i)
+    t.i[i] = loadIntElement(dt, raw.data(), i);
+  if (scales)
+    *scales = Tensor::f32({e, rows}, rowScales);
+  return t;
 }
 
 /// Our compiled (by default prepared) layer for one case, with its
@@ -164,6 +208,7 @@ struct OursLayer {
   std::vector<const void *> argData;
   std::vector<std::vector<int64_t>> argShapes;
   std::vector<moe_tensor> weightTensors, activationTensors;
+  std::vector<std::vector<uint8_t>> rawArgs; // non-f32 arguments as stored
   std::vector<float> out;
   int64_t outShape[2] = {0, 0};
   moe_tensor outTensor{};
@@ -172,7 +217,8 @@ struct OursLayer {
 
   OursLayer() = default;
   OursLayer(const OursLayer &) = delete;
-  bool compile(mlir::MLIRContext &ctx, const Shape &s, const std::string &text);
+  bench::WeightFormat format = bench::WeightFormat::F32;
+  bool compile(mlir::MLIRContext &ctx, const Shape &s, bench::WeightFormat f);
   void bindArguments(const Shape &s, const bench::CaseInputs &in);
   bool prepareWeights();
   bool run() {
@@ -185,10 +231,11 @@ struct OursLayer {
   }
 };
 
-bool OursLayer::compile(mlir::MLIRContext &ctx, const Shape &s, const std::string &text) {
+bool OursLayer::compile(mlir::MLIRContext &ctx, const Shape &s, bench::WeightFormat f) {
   name = s.name;
-  module = mlir::parseSourceString<mlir::ModuleOp>(text, &ctx);
-  if (!module)
+  format = f;
+  module = mlir::parseSourceString<mlir::ModuleOp>(layerText(s), &ctx);
+  if (!module || !quantizeLayer(*module, f))
     return false;
   auto options = CpuPipelineOptions::createFromString(pipelineOptions);
   if (!options) {
@@ -205,15 +252,31 @@ bool OursLayer::compile(mlir::MLIRContext &ctx, const Shape &s, const std::strin
 }
 
 void OursLayer::bindArguments(const Shape &s, const bench::CaseInputs &in) {
-  args = s.zipf ? std::vector<Tensor>{in.x, in.ids, in.w, in.w1, in.w3, in.w2}
-                : std::vector<Tensor>{in.x, in.gate, in.w1, in.w3, in.w2};
-  for (const Tensor &a : args) {
-    argShapes.push_back(a.shape);
-    argData.push_back(a.dtype == DType::F32 ? static_cast<const void *>(a.f.data())
-                                            : static_cast<const void *>(nullptr));
+  args = s.zipf ? std::vector<Tensor>{in.x, in.ids, in.w} : std::vector<Tensor>{in.x, in.gate};
+  if (format == bench::WeightFormat::F32) {
+    args.insert(args.end(), {in.w1, in.w3, in.w2});
+  } else { // the same FP32 weights every baseline uses, stored in the format
+    Tensor s1, s3, s2;
+    bool int8 = format == bench::WeightFormat::Int8;
+    args.push_back(storedWeights(format, in.w1, &s1));
+    args.push_back(storedWeights(format, in.w3, &s3));
+    args.push_back(storedWeights(format, in.w2, &s2));
+    if (int8)
+      args.insert(args.end(), {s1, s3, s2});
   }
-  if (s.zipf)
-    argData[1] = in.ids32.data();
+  rawArgs.resize(args.size());
+  for (size_t a = 0; a < args.size(); ++a) {
+    const Tensor &t = args[a];
+    argShapes.push_back(t.shape);
+    if (t.dtype == DType::F32) {
+      argData.push_back(t.f.data());
+      continue;
+    }
+    rawArgs[a].resize(t.i.size() * dtypeSize(t.dtype));
+    for (size_t k = 0; k < t.i.size(); ++k)
+      storeIntElement(t.dtype, rawArgs[a].data(), int64_t(k), t.i[k]);
+    argData.push_back(rawArgs[a].data());
+  }
   out.assign(s.t * s.h, 0.0f);
   outShape[0] = s.t;
   outShape[1] = s.h;
@@ -333,6 +396,7 @@ struct DnnlResult {
 
 struct CaseResult {
   Shape shape;
+  bench::WeightFormat format = bench::WeightFormat::F32; // of our layer
   double oursUs = 0, openblasUs = 0, oursErr = 0, openblasErr = 0, compileS = 0;
   double flops = 0, probeGbps = 0;
   // The prepared layer (0 with --unprepared): packing time and bytes.
@@ -384,7 +448,8 @@ static bool setUpDnnl(const Shape &s, const bench::CaseInputs &in,
 
 /// The contenders of a case in timing order: ours, the oneDNN loops, then
 /// OpenBLAS (in the child when its environment had to be cleaned).
-static std::vector<Contender> contendersOf(const bench::CaseInputs &in, OursLayer &ours, CaseBaselines &b,
+static std::vector<Contender> contendersOf(const bench::CaseInputs &in, OursLayer &ours,
+                                           CaseBaselines &b, bool withOpenBlas,
                                            bench::OpenBlasChild *child) {
   std::vector<Contender> cs;
   // Pointers, not references, into the caller's objects (they outlive cs).
@@ -402,6 +467,8 @@ static std::vector<Contender> contendersOf(const bench::CaseInputs &in, OursLaye
                     return ok;
                   }), 100, {}});
 #endif
+  if (!withOpenBlas)
+    return cs;
   if (child)
     cs.push_back({"openblas", [child](int calls, std::vector<double> &us) {
                     std::string error;
@@ -437,13 +504,17 @@ static bool checkOpenBlas(const Shape &s, int64_t n, const std::vector<float> &w
   return true;
 }
 
-static bool runCase(mlir::MLIRContext &ctx, const Shape &s,
+/// One case with our layer's weights in `format`. The OpenBLAS loop (FP32
+/// only) is timed in the FP32 cases; `dnnlFormats` are the oneDNN loops.
+static bool runCase(mlir::MLIRContext &ctx, const Shape &s, bench::WeightFormat format,
                     llvm::ArrayRef<bench::WeightFormat> dnnlFormats, bench::OpenBlasChild *child,
                     CaseResult &res) {
   res.shape = s;
+  res.format = format;
+  bool f32 = format == bench::WeightFormat::F32;
   bench::CaseInputs in = bench::makeCaseInputs(s);
   OursLayer ours;
-  if (!ours.compile(ctx, s, *formatLayerText(s, bench::WeightFormat::F32)))
+  if (!ours.compile(ctx, s, format))
     return false;
   ours.bindArguments(s, in);
   if (!ours.prepareWeights())
@@ -462,17 +533,17 @@ static bool runCase(mlir::MLIRContext &ctx, const Shape &s,
   if (!referenceRows(ours, s, tc, want) || !ours.run())
     return false;
   res.oursErr = relError(ours.out.data(), want.data(), tc * s.h);
-  if (!checkOpenBlas(s, tc * s.h, want, b.openblasOut, child, res.openblasErr) ||
+  if ((f32 && !checkOpenBlas(s, tc * s.h, want, b.openblasOut, child, res.openblasErr)) ||
       !setUpDnnl(s, in, dnnlFormats, b.openblasOut, b, res))
     return false;
 
   // The bandwidth probe right before this case's timing.
   res.probeGbps = bench::measureReadGBps(numThreads(), int64_t(probeMiB) << 20);
-  std::vector<Contender> cs = contendersOf(in, ours, b, child);
+  std::vector<Contender> cs = contendersOf(in, ours, b, f32, child);
   if (!timeAlternating(cs, repeat > 0 ? int(repeat) : (s.decode() ? 200 : 9)))
     return false;
   res.oursUs = median(cs.front().us);
-  res.openblasUs = median(cs.back().us);
+  res.openblasUs = f32 ? median(cs.back().us) : 0;
   for (size_t i = 0; i < res.dnnl.size(); ++i)
     res.dnnl[i].us = median(cs[1 + i].us);
   // FLOPs as the issue defines them.
@@ -508,10 +579,11 @@ static std::vector<bench::FormatRow> formatRows(const CaseResult &r, const bench
     return fr;
   };
   std::vector<bench::FormatRow> rows;
-  rows.push_back(row(bench::WeightFormat::F32, "ours", r.oursUs, r.oursErr, "reference"));
+  rows.push_back(row(r.format, "ours", r.oursUs, r.oursErr, "reference"));
   rows.back().prepareMs = r.prepareMs;
   rows.back().preparedBytes = r.packedBytes;
-  rows.push_back(row(bench::WeightFormat::F32, "openblas", r.openblasUs, r.openblasErr, "reference"));
+  if (r.format == bench::WeightFormat::F32)
+    rows.push_back(row(bench::WeightFormat::F32, "openblas", r.openblasUs, r.openblasErr, "reference"));
   for (const DnnlResult &d : r.dnnl) {
     rows.push_back(row(d.format, "onednn", d.us, d.errVsEager, "f32 eager"));
     rows.back().prepareMs = d.prepareMs;
@@ -585,7 +657,10 @@ static double dnnlTolerance(bench::WeightFormat f) {
 
 static bool checkErrors(const CaseResult &r) {
   bool ok = true;
-  if (r.oursErr > 1e-4 || r.openblasErr > 1e-4) {
+  // The reference rounds the activations as the kernels do; low-precision
+  // cases accumulate in another order over rounded values: 1e-3.
+  double oursTolerance = r.format == bench::WeightFormat::F32 ? 1e-4 : 1e-3;
+  if (!(r.oursErr <= oursTolerance) || r.openblasErr > 1e-4) {
     llvm::errs() << r.shape.name << ": result differs from the reference\n";
     ok = false;
   }
@@ -673,10 +748,7 @@ int main(int argc, char **argv) {
     llvm::errs() << "moe-bench: " << error << "\n";
     return 2;
   }
-  for (bench::WeightFormat f : oursFormats)
-    if (!formatLayerText(shapes.empty() ? Shape{} : shapes[0], f))
-      llvm::errs() << "moe-bench: " << bench::formatName(f)
-                   << " expert weights are not in the compiler yet: skipped\n";
+  moe::registerAllPasses(); // moe-quantize-weights for the format cases
   std::string onednn;
 #ifdef MOE_BENCH_HAVE_DNNL
   onednn = bench::DnnlBaseline::describe();
@@ -702,19 +774,26 @@ int main(int argc, char **argv) {
                     "%peak   GB/s   %bw  err_ours err_oblas\n";
   double mixCompile = -1;
   std::vector<bench::FormatRow> rows;
-  for (const Shape &s : shapes) {
-    CaseResult r;
-    if (!runCase(ctx, s, dnnlFormats, child.get(), r)) {
-      ok = false;
-      continue;
+  for (bench::WeightFormat format : oursFormats)
+    for (const Shape &s : shapes) {
+      bool f32 = format == bench::WeightFormat::F32;
+      // FP32 cases time every oneDNN format; the others the same format.
+      std::vector<bench::WeightFormat> dnnlHere = dnnlFormats;
+      if (!f32)
+        llvm::erase_if(dnnlHere, [&](bench::WeightFormat d) { return d != format; });
+      CaseResult r;
+      if (!runCase(ctx, s, format, dnnlHere, f32 ? child.get() : nullptr, r)) {
+        ok = false;
+        continue;
+      }
+      if (s.name == "MIX-P" && f32)
+        mixCompile = r.compileS;
+      if (f32)
+        printCase(r, peaks);
+      ok &= checkErrors(r);
+      for (bench::FormatRow &fr : formatRows(r, peaks))
+        rows.push_back(std::move(fr));
     }
-    if (s.name == "MIX-P")
-      mixCompile = r.compileS;
-    printCase(r, peaks);
-    ok &= checkErrors(r);
-    for (bench::FormatRow &fr : formatRows(r, peaks))
-      rows.push_back(std::move(fr));
-  }
   if (json) {
     for (const bench::FormatRow &fr : rows)
       llvm::outs() << bench::jsonLine(bench::formatRowRecord(fr));
