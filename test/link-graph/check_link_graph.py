@@ -26,7 +26,7 @@ ALLOWED = {
     "moe_runtime": dict(ours=set(), llvm=False),
     "MoeSupport": dict(ours=set(), llvm=False),
     "MoeIR": dict(ours={"MoeSupport"}, llvm=True),
-    "MoeTransforms": dict(ours={"MoeIR"}, llvm=True),
+    "MoeTransforms": dict(ours={"MoeIR", "MoeSupport"}, llvm=True),
     "MoeToLoops": dict(ours={"MoeIR", "MoeSupport"}, llvm=True),
     "MoeToGpu": dict(ours={"MoeToLoops", "MoeIR", "MoeSupport"}, llvm=True),
     "MoePipelines": dict(ours={"MoeToGpu", "MoeToLoops", "MoeTransforms", "MoeIR",
