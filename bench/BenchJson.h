@@ -16,7 +16,9 @@
 
 namespace moe::bench {
 
-/// The figures of one case, as printed in its table row.
+/// The figures of one case, as printed in its table row. baselineUs is
+/// the OpenBLAS loop; speedup is against the better FP32 baseline
+/// (bestBaseline: "openblas" or "onednn").
 struct CaseFigures {
   std::string name;
   int64_t tokens = 0;
@@ -24,6 +26,17 @@ struct CaseFigures {
   // Decode cases only (bound by the weights they read).
   std::optional<double> gbps, pctBandwidth;
   double oursMaxRelErr = 0, baselineMaxRelErr = 0;
+  std::optional<double> onednnUs;   // the oneDNN FP32 loop, when built
+  std::string bestBaseline;         // empty in records made before it
+  std::optional<double> probeGbps;  // the read probe taken just before the case
+  std::optional<double> prepareMs, packedBytes; // our prepared layer
+};
+
+/// Machine figures beyond the FP32 peak and the bandwidth.
+struct MachineExtras {
+  std::optional<double> bf16PeakGflops, int8PeakGops, amxBf16Gflops, amxInt8Gops;
+  std::string onednn;             // "oneDNN 2.6.3, ISA ..." or "" when not built
+  std::string openblasOverrides;  // the variables the baseline child ran without
 };
 
 /// A measured number; a value that is not finite (a zero or failed time)
@@ -33,7 +46,7 @@ llvm::json::Value jsonNumber(double v);
 /// The first line: the machine's threads, FMA peak, read bandwidth and
 /// the core OpenBLAS picked.
 llvm::json::Object machineRecord(int threads, double peakGflops, double readGbps,
-                                 llvm::StringRef openblasCore);
+                                 llvm::StringRef openblasCore, const MachineExtras &extras = {});
 /// One line per case.
 llvm::json::Object caseRecord(const CaseFigures &figures);
 /// The compile time of the full pipeline on one case.

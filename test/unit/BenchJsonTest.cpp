@@ -98,6 +98,42 @@ TEST(BenchJson, NonFiniteNumbersAndQuotedNamesStayValid) {
   }
 }
 
+TEST(BenchJson, MachineLineExtras) {
+  MachineExtras extras;
+  extras.bf16PeakGflops = 600.5;
+  extras.amxBf16Gflops = 4096.25;
+  extras.onednn = "oneDNN 2.6.3, ISA avx512_core_amx";
+  extras.openblasOverrides = "OPENBLAS_CORETYPE=Haswell";
+  llvm::json::Object m = parseLine(jsonLine(machineRecord(2, 400, 20, "SkylakeX", extras)));
+  EXPECT_EQ(m.getNumber("bf16_peak_gflops"), 600.5);
+  ASSERT_NE(m.get("int8_peak_gops"), nullptr) << "an absent peak is null (n/a), not missing";
+  EXPECT_EQ(m.get("int8_peak_gops")->kind(), llvm::json::Value::Null);
+  EXPECT_EQ(m.getNumber("amx_bf16_gflops"), 4096.25);
+  EXPECT_EQ(m.get("amx_int8_gops"), nullptr);
+  EXPECT_EQ(m.getString("onednn"), "oneDNN 2.6.3, ISA avx512_core_amx");
+  EXPECT_EQ(m.getString("openblas_reexec_without"), "OPENBLAS_CORETYPE=Haswell");
+  // Without extras: no oneDNN or re-exec fields.
+  llvm::json::Object plain = parseLine(jsonLine(machineRecord(2, 400, 20, "SkylakeX")));
+  EXPECT_EQ(plain.get("onednn"), nullptr);
+  EXPECT_EQ(plain.get("openblas_reexec_without"), nullptr);
+}
+
+TEST(BenchJson, CaseBaselinesAndPrepare) {
+  CaseFigures f;
+  f.name = "MIX-P";
+  f.onednnUs = 900.5;
+  f.bestBaseline = "onednn";
+  f.probeGbps = 21.5;
+  f.prepareMs = 12.5;
+  f.packedBytes = 1048576;
+  llvm::json::Object c = parseLine(jsonLine(caseRecord(f)));
+  EXPECT_EQ(c.getNumber("onednn_us"), 900.5);
+  EXPECT_EQ(c.getString("best_baseline"), "onednn");
+  EXPECT_EQ(c.getNumber("probe_gbps"), 21.5);
+  EXPECT_EQ(c.getNumber("prepare_ms"), 12.5);
+  EXPECT_EQ(c.getNumber("packed_bytes"), 1048576.0);
+}
+
 TEST(BenchJson, CompileLine) {
   llvm::json::Object c = parseLine(jsonLine(compileRecord("MIX-P", 1.25)));
   EXPECT_EQ(c.getNumber("compile_seconds"), 1.25);
