@@ -671,9 +671,7 @@ int64_t mlir::moe::storedRowElements(WeightFormat format, int64_t k) {
   return ::moe::storedRowElements(::moe::WeightFormat(int(format)), k);
 }
 
-namespace {
-
-Type storageElementType(MLIRContext *ctx, WeightFormat format) {
+Type mlir::moe::storageElementType(MLIRContext *ctx, WeightFormat format) {
   switch (format) {
   case WeightFormat::f32:
     return Float32Type::get(ctx);
@@ -685,6 +683,8 @@ Type storageElementType(MLIRContext *ctx, WeightFormat format) {
     return IntegerType::get(ctx, 8);
   }
 }
+
+namespace {
 
 /// One weight of the bank: [N, rows, stored(K)] of the format's type, K a
 /// multiple of 32 for the block formats.

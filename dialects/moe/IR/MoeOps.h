@@ -45,6 +45,10 @@ LogicalResult verifyFfnWeightStorage(Operation *op, WeightFormat format,
 /// them once.
 bool isWeightType(Type type);
 
+/// The element type weights of `format` are stored in: f32, bf16, f16, or
+/// i8 (int8 values; the bytes of Q8_0/Q4_0 blocks).
+Type storageElementType(MLIRContext *ctx, WeightFormat format);
+
 /// The Quant.h numbering of `format` (the enums agree value for value).
 int64_t storedRowElements(WeightFormat format, int64_t k);
 

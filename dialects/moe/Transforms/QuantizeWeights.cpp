@@ -24,19 +24,6 @@ using namespace mlir::moe;
 
 namespace {
 
-Type storageType(MLIRContext *ctx, WeightFormat f) {
-  switch (f) {
-  case WeightFormat::bf16:
-    return BFloat16Type::get(ctx);
-  case WeightFormat::f16:
-    return Float16Type::get(ctx);
-  case WeightFormat::f32:
-    return Float32Type::get(ctx);
-  default:
-    return IntegerType::get(ctx, 8);
-  }
-}
-
 /// One weight of a bank to convert: its argument and its row length K.
 struct BankWeight {
   BlockArgument arg;
@@ -120,7 +107,7 @@ struct QuantizeWeightsPass
       auto type = cast<RankedTensorType>(w.arg.getType());
       int64_t n = type.getDimSize(0), rows = type.getDimSize(1);
       w.arg.setType(RankedTensorType::get({n, rows, storedRowElements(weightFormat, w.k)},
-                                          storageType(ctx, weightFormat)));
+                                          storageElementType(ctx, weightFormat)));
       if (weightFormat != WeightFormat::int8)
         continue;
       NamedAttrList attrs;

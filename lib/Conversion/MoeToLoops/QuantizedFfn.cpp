@@ -28,24 +28,6 @@ using namespace mlir::moe::lowering;
 
 namespace {
 
-const char *formatSuffix(WeightFormat f) {
-  switch (f) {
-  case WeightFormat::bf16:
-    return "bf16";
-  case WeightFormat::f16:
-    return "f16";
-  case WeightFormat::int8:
-    return "int8";
-  case WeightFormat::q8_0:
-    return "q8_0";
-  case WeightFormat::q4_0:
-    return "q4_0";
-  case WeightFormat::f32:
-    break;
-  }
-  return "f32";
-}
-
 bool hostHas(const llvm::StringMap<bool> &features, std::initializer_list<const char *> names) {
   for (const char *n : names) {
     auto it = features.find(n);
@@ -176,7 +158,8 @@ private:
   }
 
   std::string kernelName(StringRef phase) const {
-    return ("moe_uk_ffn_" + phase + "_" + formatSuffix(ops.format) + "_" + cfg.isa).str();
+    // The format's IR name is the symbols' (moe_ukernels.h).
+    return ("moe_uk_ffn_" + phase + "_" + stringifyWeightFormat(ops.format) + "_" + cfg.isa).str();
   }
 
   void emitPhaseA(OpBuilder &b, Location loc) {
