@@ -27,27 +27,11 @@ namespace mdl = mlir::moe;
 
 namespace {
 
-/// The runtime function `name`, declared in the module on first use.
-func::FuncOp runtimeFunction(Operation *inModule, StringRef name, TypeRange args) {
-  auto module = inModule->getParentOfType<ModuleOp>();
-  if (auto fn = module.lookupSymbol<func::FuncOp>(name))
-    return fn;
-  OpBuilder b(module.getBodyRegion());
-  auto fn = func::FuncOp::create(b, module.getLoc(), name,
-                                 b.getFunctionType(args, b.getI32Type()));
-  fn.setPrivate();
-  return fn;
-}
-
 /// The address of a buffer's first element (identity layout: offset 0).
 Value pointerOf(OpBuilder &b, Location loc, Value buffer) {
   Value index = memref::ExtractAlignedPointerAsIndexOp::create(b, loc, buffer);
   Value i64 = arith::IndexCastOp::create(b, loc, b.getI64Type(), index);
   return LLVM::IntToPtrOp::create(b, loc, LLVM::LLVMPointerType::get(b.getContext()), i64);
-}
-
-Value cI64(OpBuilder &b, Location loc, int64_t v) {
-  return arith::ConstantIntOp::create(b, loc, b.getI64Type(), v);
 }
 
 /// A constant module global holding `placement`, as a buffer.
@@ -68,7 +52,7 @@ Value placementBuffer(OpBuilder &b, Location loc, Operation *op, ArrayRef<int32_
 /// Calls `name(args...)` and records MOE_ERR_EXCHANGE when it fails.
 void callChecked(OpBuilder &b, Location loc, Operation *op, StringRef name,
                  ValueRange args) {
-  func::FuncOp fn = runtimeFunction(op, name, args.getTypes());
+  func::FuncOp fn = declareRuntimeFunction(op, name, args.getTypes(), b.getI32Type());
   Value status = func::CallOp::create(b, loc, fn, args).getResult(0);
   Value failed = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::ne, status,
                                        cI32(b, loc, MOE_OK));

@@ -194,6 +194,21 @@ Value cIndex(OpBuilder &b, Location loc, int64_t v) {
 Value cF32(OpBuilder &b, Location loc, float v) {
   return arith::ConstantOp::create(b, loc, b.getF32FloatAttr(v));
 }
+Value cI64(OpBuilder &b, Location loc, int64_t v) {
+  return arith::ConstantIntOp::create(b, loc, b.getI64Type(), v);
+}
+
+func::FuncOp declareRuntimeFunction(Operation *inModule, StringRef name, TypeRange args,
+                                    TypeRange results) {
+  auto module = inModule->getParentOfType<ModuleOp>();
+  if (auto fn = module.lookupSymbol<func::FuncOp>(name))
+    return fn;
+  OpBuilder b(module.getBodyRegion());
+  auto fn = func::FuncOp::create(b, module.getLoc(), name, b.getFunctionType(args, results));
+  fn.setPrivate();
+  return fn;
+}
+
 Value cI32(OpBuilder &b, Location loc, int32_t v) {
   return arith::ConstantOp::create(b, loc, b.getI32IntegerAttr(v));
 }

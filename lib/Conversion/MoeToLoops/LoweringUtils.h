@@ -101,6 +101,12 @@ bool isCallSlot(Operation *op);
 Value cIndex(OpBuilder &b, Location loc, int64_t v);
 Value cF32(OpBuilder &b, Location loc, float v);
 Value cI32(OpBuilder &b, Location loc, int32_t v);
+Value cI64(OpBuilder &b, Location loc, int64_t v);
+/// The runtime function `name(args) -> results` (a C symbol the compiled
+/// code calls: MPI exchanges, micro-kernels), declared private in the
+/// module on first use.
+func::FuncOp declareRuntimeFunction(Operation *inModule, StringRef name, TypeRange args,
+                                    TypeRange results);
 Value dimOf(OpBuilder &b, Location loc, Value buffer, int64_t d);
 Value toIndex(OpBuilder &b, Location loc, Value i32);
 Value toI32(OpBuilder &b, Location loc, Value index);

@@ -39,10 +39,6 @@ bool hostHas(const llvm::StringMap<bool> &features, std::initializer_list<const 
 
 Type ptrType(OpBuilder &b) { return LLVM::LLVMPointerType::get(b.getContext()); }
 
-Value cI64(OpBuilder &b, Location loc, int64_t v) {
-  return arith::ConstantIntOp::create(b, loc, b.getI64Type(), v);
-}
-
 Value toI64(OpBuilder &b, Location loc, Value index) {
   return arith::IndexCastOp::create(b, loc, b.getI64Type(), index);
 }
@@ -82,17 +78,6 @@ struct RawView {
     return toI64(b, loc, arith::MulIOp::create(b, loc, strides[d], cIndex(b, loc, elementBytes)));
   }
 };
-
-/// `func.func private @name(args) -> ()`, declared once per module.
-func::FuncOp declareMicroKernel(Operation *inModule, StringRef name, TypeRange args) {
-  auto module = inModule->getParentOfType<ModuleOp>();
-  if (auto fn = module.lookupSymbol<func::FuncOp>(name))
-    return fn;
-  OpBuilder b(module.getBodyRegion());
-  auto fn = func::FuncOp::create(b, module.getLoc(), name, b.getFunctionType(args, {}));
-  fn.setPrivate();
-  return fn;
-}
 
 /// Rows of `rows` weight rows of `rowBytes` each (times `mats` matrices)
 /// per item: about `blockBytes`, a multiple of 16, equal blocks.
@@ -203,7 +188,7 @@ private:
   }
 
   void call(OpBuilder &b, Location loc, StringRef name, ValueRange args) const {
-    func::FuncOp fn = declareMicroKernel(inFunc, name, args.getTypes());
+    func::FuncOp fn = declareRuntimeFunction(inFunc, name, args.getTypes(), {});
     func::CallOp::create(b, loc, fn, args);
   }
 

@@ -216,4 +216,20 @@ struct FormatF32 {
 
 } // namespace moe_uk
 
+// Defines the (fmt, isa) kernels as the (fmt, to) ones: for the formats an
+// ISA's instructions do not speed up (every (format, isa) symbol exists).
+#define MOE_UK_FORWARD(fmt, isa, to)                                                            \
+  extern "C" void moe_uk_ffn_up_##fmt##_##isa(                                                  \
+      const float *x, int64_t ldx, const int32_t *rows, int64_t m, const void *w1,              \
+      const void *w3, int64_t wRowBytes, const float *s1, const float *s3, int64_t n0,          \
+      int64_t n1, int64_t k, int32_t act, int32_t actPrec, float *mid, int64_t ldm) {           \
+    moe_uk_ffn_up_##fmt##_##to(x, ldx, rows, m, w1, w3, wRowBytes, s1, s3, n0, n1, k, act,      \
+                               actPrec, mid, ldm);                                              \
+  }                                                                                             \
+  extern "C" void moe_uk_ffn_down_##fmt##_##isa(                                                \
+      const float *a, int64_t lda, int64_t m, const void *w, int64_t wRowBytes, const float *s, \
+      int64_t n0, int64_t n1, int64_t k, int32_t actPrec, float *out, int64_t ldo) {            \
+    moe_uk_ffn_down_##fmt##_##to(a, lda, m, w, wRowBytes, s, n0, n1, k, actPrec, out, ldo);     \
+  }
+
 #endif // MOE_RUNTIME_UKERNELS_COMMON_H
