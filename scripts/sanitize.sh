@@ -15,7 +15,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 bash "$ROOT/scripts/configure-asan.sh"
-cmake --build build-asan -j "${MOE_JOBS:-2}" --target moe-unit-tests moe-opt moe-run moe-compile moe-gpu-run
+cmake --build build-asan -j "${MOE_JOBS:-2}" --target moe-unit-tests moe-lit-tools
 export ASAN_OPTIONS=detect_leaks=0:allow_user_poisoning=0
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 build-asan/bin/moe-unit-tests
