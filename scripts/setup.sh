@@ -9,11 +9,13 @@ cd "$ROOT"
 # (scripts/check-fresh.sh proves it): python3-dev for the pybind11 module,
 # libclang-rt-22-dev for the sanitizers and libFuzzer of scripts/test.sh,
 # OpenMPI for expert parallelism (moe_runtime_mpi and its mpirun tests),
-# oneDNN for moe-bench's oneDNN baseline (moe-bench builds without it).
+# oneDNN for moe-bench's oneDNN baseline (moe-bench builds without it),
+# PyTorch and matplotlib for moec.torch, its tests and the Python examples.
 PACKAGES=(libmlir-22-dev mlir-22-tools llvm-22-dev llvm-22-tools clang-22
           libclang-rt-22-dev libomp-22-dev cmake ninja-build libgtest-dev
           pybind11-dev python3-dev python3-pybind11 python3-numpy
-          libopenblas-dev libopenmpi-dev openmpi-bin libdnnl-dev)
+          libopenblas-dev libopenmpi-dev openmpi-bin libdnnl-dev
+          python3-torch python3-matplotlib)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -59,9 +59,11 @@ one array per result.
 
 from __future__ import annotations
 
+import difflib
 import numbers
 import os
 import pathlib
+import sys
 from typing import List, Optional, Tuple, Union
 
 import numpy as _np
@@ -70,6 +72,7 @@ from . import _moec
 from ._moec import CompileError, DeviceError, Module, RuntimeError  # noqa: A004 (moec.RuntimeError)
 from .builder import (ACTIVATIONS, GATED_ACTIVATIONS, SCORINGS, Experts, Layer, Routing,
                       Value)
+from .models import MoeConfig, from_config, load_layer_weights, map_layer_weights
 from .quantization import (WEIGHT_FORMATS, QuantizedWeight, SafetensorsFile, dequantize,
                            load_safetensors, quantize, save_safetensors)
 
@@ -77,7 +80,8 @@ __all__ = ["CompileError", "RuntimeError", "DeviceError", "Module", "Compiled", 
            "Layer", "Value", "Experts", "Routing", "parse", "load", "compile", "reference",
            "random_inputs", "cuda_available", "TARGETS", "ACTIVATIONS", "GATED_ACTIVATIONS",
            "SCORINGS", "WEIGHT_FORMATS", "QuantizedWeight", "SafetensorsFile", "quantize",
-           "dequantize", "load_safetensors", "save_safetensors"]
+           "dequantize", "load_safetensors", "save_safetensors", "MoeConfig", "from_config",
+           "map_layer_weights", "load_layer_weights"]
 
 # Shown as moec.CompileError / moec.RuntimeError / moec.DeviceError in tracebacks.
 CompileError.__module__ = RuntimeError.__module__ = DeviceError.__module__ = "moec"
@@ -154,17 +158,125 @@ def _entry_of(mod: Module, layer: Optional[Layer], entry: Optional[str]) -> str:
                    "is 'main': pass entry=NAME")
 
 
-def _from_dlpack(a):
-    """Any DLPack producer (torch, jax, cupy-on-host...) becomes a numpy view."""
+def _torch():
+    """The torch module when the caller has imported it (moec never imports it)."""
+    return sys.modules.get("torch")
+
+
+def _is_torch_tensor(a) -> bool:
+    torch = _torch()
+    return torch is not None and isinstance(a, torch.Tensor)
+
+
+def _torch_view(t, what: str, dtype: str):
+    """A CPU torch tensor as a numpy view of its memory: zero copy and writable
+    (``numpy.from_dlpack`` would give a read-only view: numpy 1.x marks every
+    DLPack import read-only, since the DLPack protocol before 1.0 carries no
+    read-only flag). A bfloat16 tensor is read as its uint16 bit patterns
+    where the function takes bf16 weights."""
+    torch = _torch()
+    if t.device.type != "cpu":
+        raise ValueError(f"{what}: the tensor is on {t.device}; moec runs on the CPU: pass .cpu()")
+    if t.requires_grad:
+        raise TypeError(f"{what}: the tensor requires grad and moec computes no gradients: "
+                        "pass .detach() or call under torch.no_grad()")
+    if t.dtype == torch.bfloat16:
+        if dtype == "uint16":
+            return t.view(torch.int16).numpy().view(_np.uint16)
+        raise TypeError(f"{what}: expected dtype {dtype}, got torch.bfloat16 (tensors are never "
+                        "converted; pass .float())")
+    try:
+        return t.numpy()
+    except (TypeError, RuntimeError) as e:  # e.g. a complex tensor with its conjugate bit set
+        raise TypeError(f"{what}: {e}") from None
+
+
+def _as_array(a, what: str, dtype: str = "", output: bool = False):
+    """A numpy array, a torch tensor (through _torch_view) or any other DLPack
+    producer (through numpy.from_dlpack) as a numpy view; ``what`` names the
+    argument in errors. Anything else is passed on for the C++ checks to name."""
     if isinstance(a, _np.ndarray):
         return a
+    if _is_torch_tensor(a):
+        return _torch_view(a, what, dtype)
     if hasattr(a, "__dlpack__"):
-        return _np.from_dlpack(a)
+        try:
+            view = _np.from_dlpack(a)
+        except (TypeError, RuntimeError, BufferError, ValueError) as e:
+            raise TypeError(f"{what}: cannot be read through DLPack: {e}") from None
+        if output and not view.flags.writeable:
+            raise ValueError(f"{what}: numpy {_np.__version__} imports DLPack tensors read-only, "
+                             "so it cannot be an output: pass a numpy array or a torch tensor")
+        return view
     return a
+
+
+def _label(kind: str, i: int, name: str) -> str:
+    """As the C++ checks name arguments: argument #3 ('w1')."""
+    return f"{kind} #{i}" + (f" ('{name}')" if name else "")
+
+
+def _bind_names(entry: str, names: List[str], arrays, named: dict) -> list:
+    """The positional arrays followed by those given by name, in argument
+    order: ``fn(x, **weights)``. Unknown, repeated or missing names are
+    TypeErrors that list the arguments."""
+    arrays = list(arrays)
+    if not named:
+        return arrays
+    missing = object()
+    slots = arrays + [missing] * max(0, len(names) - len(arrays))
+    for key, value in named.items():
+        if key not in names:
+            close = difflib.get_close_matches(key, names, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise TypeError(f"'{entry}' has no argument {key!r}{hint}; its arguments are "
+                            f"{', '.join(n or '#' + str(i) for i, n in enumerate(names))}")
+        i = names.index(key)
+        if i < len(arrays):
+            raise TypeError(f"argument {key!r} (#{i}) is given twice: by position and by name")
+        slots[i] = value
+    absent = [n or f"#{i}" for i, (n, s) in enumerate(zip(names, slots)) if s is missing]
+    if absent:
+        raise TypeError(f"'{entry}' is missing the arguments {', '.join(absent)}")
+    return slots
 
 
 def _results(arrays: List[_np.ndarray]):
     return arrays[0] if len(arrays) == 1 else tuple(arrays)
+
+
+def _torch_results(arrays: List[_np.ndarray]):
+    """Fresh result arrays as torch tensors sharing their memory (DLPack)."""
+    torch = _torch()
+    return _results([torch.from_dlpack(a) for a in arrays])
+
+
+def _call(fn, entry: str, names: List[str], arrays, named: dict, out):
+    """One call of a compiled or prepared function (``fn.run``): arguments by
+    position and by name, numpy arrays or DLPack producers (torch tensors in
+    give torch tensors out), ``out=`` one array or one per result."""
+    arrays = _bind_names(entry, names, arrays, named)
+    dtypes = [d for _, d in fn.signature[0]]
+    wants_torch = any(_is_torch_tensor(a) for a in arrays)
+    views = [_as_array(a, _label("argument", i, names[i] if i < len(names) else ""),
+                       dtypes[i] if i < len(dtypes) else "")
+             for i, a in enumerate(arrays)]
+    if out is None:
+        results = fn.run(views, None)
+        return _torch_results(results) if wants_torch else _results(results)
+    n = len(fn.signature[1])
+    if isinstance(out, (list, tuple)):
+        outs = list(out)
+    elif isinstance(out, _np.ndarray) or hasattr(out, "__dlpack__"):
+        # One array is the one result, never a sequence of its rows.
+        if n != 1:
+            raise TypeError(f"out= is one array but '{entry}' has {n} results: "
+                            f"pass a tuple of {n} arrays")
+        outs = [out]
+    else:
+        raise TypeError(f"out= takes an array or a tuple/list of arrays, got {type(out).__name__}")
+    fn.run(views, [_as_array(o, _label("out", i, ""), output=True) for i, o in enumerate(outs)])
+    return _results(outs)
 
 
 class _CompiledBase:
@@ -209,24 +321,12 @@ class _CompiledBase:
     def compile_seconds(self) -> float:
         return self._fn.compile_seconds
 
-    def __call__(self, *arrays, out=None):
-        """``out``: None, one array (a function with one result) or a
-        tuple/list of arrays, one per result."""
-        arrays = [_from_dlpack(a) for a in arrays]
-        if out is not None:
-            if isinstance(out, (list, tuple)):
-                out = [_from_dlpack(a) for a in out]
-            elif isinstance(out, _np.ndarray) or hasattr(out, "__dlpack__"):
-                # One array is the one result, never a sequence of its rows.
-                n = len(self.signature[1])
-                if n != 1:
-                    raise TypeError(f"out= is one array but '{self.entry}' has {n} results: "
-                                    f"pass a tuple of {n} arrays")
-                out = [_from_dlpack(out)]
-            else:
-                raise TypeError("out= takes an array or a tuple/list of arrays, got "
-                                f"{type(out).__name__}")
-        return _results(self._fn.run(arrays, out))
+    def __call__(self, *arrays, out=None, **named):
+        """One array per argument, by position or by name (``fn(x, **weights)``,
+        the names of ``argument_names``); ``out``: None, one array (a function
+        with one result) or a tuple/list of arrays, one per result. Torch
+        tensors in give torch tensors out (sharing the results' memory)."""
+        return _call(self._fn, self.entry, self.argument_names, arrays, named, out)
 
 
 class Compiled(_CompiledBase):
@@ -247,22 +347,30 @@ class Compiled(_CompiledBase):
         loops, before loops)."""
         return self._fn.stages
 
-    def prepare(self, *weights) -> "Prepared":
+    def prepare(self, *weights, **named) -> "Prepared":
         """Binds the weights once: the compiler's ``<entry>_prepare`` packs
         them into the layout the kernels read (moe-hoist-weight-packing),
         and the returned :class:`Prepared` is called with the activations
-        only. The weights are the arguments of static shape, in their order
-        (``weight_names``); the arrays are not referenced afterwards.
-        Compiles the prepared form on the first call (target="cpu" only)."""
-        return Prepared(self._fn.prepare([_from_dlpack(w) for w in weights]), self.entry)
+        only. The weights are the arguments of static shape, by position in
+        their order or by name (``weight_names``: ``fn.prepare(**weights)``);
+        numpy arrays or DLPack producers such as torch tensors; they are not
+        referenced afterwards. Compiles the prepared form on the first call
+        (target="cpu" only)."""
+        names = self.weight_names
+        weights = _bind_names(self.entry + " weights", names, weights, named)
+        dtypes = [d for _, d in self._weight_signatures()]
+        views = [_as_array(w, _label("weight", i, names[i] if i < len(names) else ""),
+                           dtypes[i] if i < len(dtypes) else "")
+                 for i, w in enumerate(weights)]
+        return Prepared(self._fn.prepare(views), self.entry)
+
+    def _weight_signatures(self):
+        return [sig for sig in self.signature[0] if _is_weight(sig)]
 
     @property
     def weight_names(self) -> List[str]:
         """The names of the weights prepare() takes (static-shaped arguments)."""
-        args = self.signature[0]
-        return [n for n, (shape, dtype) in zip(self.argument_names, args)
-                if all(d is not None for d in shape) and len(shape) >= 1
-                and dtype in ("float32", "uint16", "float16", "int8")]
+        return [n for n, sig in zip(self.argument_names, self.signature[0]) if _is_weight(sig)]
 
     def __repr__(self) -> str:
         args, results = self.signature
@@ -271,6 +379,14 @@ class Compiled(_CompiledBase):
         a = ", ".join(f"{n or '#' + str(i)}: {fmt(s)}" for i, (n, s) in enumerate(zip(names, args)))
         return (f"<moec.Compiled '{self.entry}' ({a}) -> ({', '.join(fmt(s) for s in results)}); "
                 f"stages {self.stage_names}>")
+
+
+def _is_weight(signature) -> bool:
+    """moe-hoist-weight-packing's rule: a static-shaped floating-point (or
+    low-precision storage) argument is a weight, the rest are activations."""
+    shape, dtype = signature
+    return (len(shape) >= 1 and all(d is not None for d in shape)
+            and dtype in ("float32", "uint16", "float16", "int8"))
 
 
 class Prepared:
@@ -302,7 +418,10 @@ class Prepared:
     def prepare_seconds(self) -> float:
         return self._fn.prepare_seconds
 
-    __call__ = _CompiledBase.__call__
+    def __call__(self, *arrays, out=None, **named):
+        """The activations by position or by name; ``out=`` and torch tensors
+        as for :class:`Compiled`."""
+        return _call(self._fn, self.entry, self.argument_names, arrays, named, out)
 
     def __repr__(self) -> str:
         return (f"<moec.Prepared '{self.entry}' ({', '.join(self.argument_names)}); "
@@ -427,7 +546,8 @@ def reference(module, *arrays, entry: Optional[str] = None):
     mod, layer = ((module.module, module.layer) if isinstance(module, _CompiledBase)
                   else _as_module(module))
     entry = _entry_of(mod, layer, entry)
-    return _results(_moec.reference(mod, entry, [_from_dlpack(a) for a in arrays]))
+    return _results(_moec.reference(mod, entry, [_as_array(a, _label("argument", i, ""))
+                                                   for i, a in enumerate(arrays)]))
 
 
 def random_inputs(module, tokens: int, seed: int = 0, entry: Optional[str] = None):
