@@ -13,7 +13,7 @@ readable, finite ``.npy`` results.
 Only the commands in SKIPPED do not run as written, each for the reason
 given there (and the test fails if one of them leaves the README, so the
 list cannot go stale). The Python section's commands (the quickstart and the
-in-line example) run the same way.
+in-line example) and the PyTorch example's run the same way.
 """
 
 import os
@@ -146,6 +146,22 @@ class ReadmeCommandsTest(unittest.TestCase):
             self.assertEqual(result.returncode, 0, f"README's Python example failed:\n"
                                                    f"{result.stderr[-3000:]}")
             self.assertIn("expanded", result.stdout)
+
+    def test_torch_section(self):
+        """The PyTorch example command runs and its check passes."""
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            self.skipTest("python3-torch is not installed")
+        torch_commands = commands(code_block("### PyTorch and model configurations (issue 30)", "sh"))
+        self.assertTrue(torch_commands)
+        with workdir() as cwd:
+            for command in torch_commands:
+                result = run(command, cwd)
+                self.assertEqual(result.returncode, 0, f"{command}\n{result.stdout[-3000:]}"
+                                                       f"\n{result.stderr[-3000:]}")
+                self.assertRegex(result.stdout, r"check vs torch: .*: PASS")
+                self.assertRegex(result.stdout, r"torch eager \d+ us, moec \d+ us")
 
 
 if __name__ == "__main__":

@@ -91,6 +91,21 @@ class TorchCallsTest(unittest.TestCase):
         with self.assertRaisesRegex(ValueError, r"out #0.*expected shape \[6, 32\]"):
             self.fn(self.x, **self.weights, out=torch.zeros(6, 31))
 
+    def test_bf16_tensors_for_bf16_weights(self):
+        # A bf16 bank reads torch.bfloat16 tensors as their bits: the same
+        # layer in f32 with the weights widened exactly computes the same.
+        text = moec.from_config(MIXTRAL).to_mlir()
+        for shape in ("4x64x32", "4x32x64"):  # w1, w3 and w2: nothing else has these shapes
+            text = text.replace(f"tensor<{shape}xf32>", f"tensor<{shape}xbf16>")
+        text = text.replace("-> !moe.experts<4, 32>", "format bf16 -> !moe.experts<4, 32>")
+        fn_bf16 = moec.compile(text)
+        bf16 = {n: (w.bfloat16() if n != "gate" else w) for n, w in self.weights.items()}
+        got = fn_bf16.prepare(**bf16)(self.x)
+        want = self.fn(self.x, **{n: w.float() for n, w in bf16.items()})
+        self.assertLess(rel_error(got, want), 1e-5)
+        with self.assertRaisesRegex(TypeError, r"argument #1 \('gate'\): expected dtype float32, got torch.bfloat16"):
+            fn_bf16(self.x, **{**bf16, "gate": self.weights["gate"].bfloat16()})
+
 
 def stack(experts, name):
     return torch.stack([getattr(e, name).weight for e in experts])
