@@ -54,7 +54,15 @@ int8, or uint8 read as int8).
 
 Results: a function with one result returns one array, otherwise a tuple.
 ``out=``: one array for a function with one result, or a tuple/list with
-one array per result.
+one array per result. Arguments go by position or by name
+(``fn(x, **weights)``, ``fn.prepare(**weights)``). DLPack producers (CPU
+torch tensors...) are read as writable views of their memory; torch tensors
+in give torch tensors out.
+
+Model families: ``from_config(config)`` (a Layer from a Mixtral, Qwen3-MoE,
+OLMoE, DeepSeek-V2/V3 or Switch config.json), ``map_layer_weights`` and
+``load_layer_weights`` (their checkpoints' tensors; moec.models);
+``moec.torch.MoE`` (``import moec.torch``) is the torch.nn.Module.
 """
 
 from __future__ import annotations
@@ -168,47 +176,31 @@ def _is_torch_tensor(a) -> bool:
     return torch is not None and isinstance(a, torch.Tensor)
 
 
-def _torch_view(t, what: str, dtype: str):
-    """A CPU torch tensor as a numpy view of its memory: zero copy and writable
-    (``numpy.from_dlpack`` would give a read-only view: numpy 1.x marks every
-    DLPack import read-only, since the DLPack protocol before 1.0 carries no
-    read-only flag). A bfloat16 tensor is read as its uint16 bit patterns
-    where the function takes bf16 weights."""
-    torch = _torch()
+def _check_torch(t, what: str) -> None:
+    """Torch's own refusals, said as ours (naming the argument) before DLPack."""
     if t.device.type != "cpu":
         raise ValueError(f"{what}: the tensor is on {t.device}; moec runs on the CPU: pass .cpu()")
     if t.requires_grad:
         raise TypeError(f"{what}: the tensor requires grad and moec computes no gradients: "
                         "pass .detach() or call under torch.no_grad()")
-    if t.dtype == torch.bfloat16:
-        if dtype == "uint16":
-            return t.view(torch.int16).numpy().view(_np.uint16)
-        raise TypeError(f"{what}: expected dtype {dtype}, got torch.bfloat16 (tensors are never "
-                        "converted; pass .float())")
-    try:
-        return t.numpy()
-    except (TypeError, RuntimeError) as e:  # e.g. a complex tensor with its conjugate bit set
-        raise TypeError(f"{what}: {e}") from None
 
 
-def _as_array(a, what: str, dtype: str = "", output: bool = False):
-    """A numpy array, a torch tensor (through _torch_view) or any other DLPack
-    producer (through numpy.from_dlpack) as a numpy view; ``what`` names the
-    argument in errors. Anything else is passed on for the C++ checks to name."""
-    if isinstance(a, _np.ndarray):
+def _as_array(a, what: str, dtype: str = ""):
+    """A numpy array as is; a DLPack producer (a torch tensor...) as a
+    writable numpy view of its memory, zero copy (_moec.array_from_dlpack:
+    numpy.from_dlpack would make it read-only, refusing it as out=);
+    ``what`` names the argument in errors and ``dtype`` is the numpy dtype
+    the function takes there (a bfloat16 tensor is read as its uint16 bits
+    for bf16 weights). Anything else is passed on for the C++ checks."""
+    if isinstance(a, _np.ndarray) or not hasattr(a, "__dlpack__"):
         return a
     if _is_torch_tensor(a):
-        return _torch_view(a, what, dtype)
-    if hasattr(a, "__dlpack__"):
-        try:
-            view = _np.from_dlpack(a)
-        except (TypeError, RuntimeError, BufferError, ValueError) as e:
-            raise TypeError(f"{what}: cannot be read through DLPack: {e}") from None
-        if output and not view.flags.writeable:
-            raise ValueError(f"{what}: numpy {_np.__version__} imports DLPack tensors read-only, "
-                             "so it cannot be an output: pass a numpy array or a torch tensor")
-        return view
-    return a
+        _check_torch(a, what)
+    try:
+        capsule = a.__dlpack__()
+    except (TypeError, RuntimeError, BufferError, ValueError) as e:
+        raise TypeError(f"{what}: cannot be read through DLPack: {e}") from None
+    return _moec.array_from_dlpack(capsule, what, dtype)
 
 
 def _label(kind: str, i: int, name: str) -> str:
@@ -275,7 +267,7 @@ def _call(fn, entry: str, names: List[str], arrays, named: dict, out):
         outs = [out]
     else:
         raise TypeError(f"out= takes an array or a tuple/list of arrays, got {type(out).__name__}")
-    fn.run(views, [_as_array(o, _label("out", i, ""), output=True) for i, o in enumerate(outs)])
+    fn.run(views, [_as_array(o, _label("out", i, "")) for i, o in enumerate(outs)])
     return _results(outs)
 
 

@@ -9,7 +9,7 @@ Inference only: the weights are bound once (packed by the compiler's
 prepare step, from ``nn.Parameter``s, tensors or numpy arrays); changing
 the parameters afterwards does not change the layer until ``bind`` is
 called again. ``forward`` reads ``x`` and returns a tensor sharing the
-result's memory (zero copy both ways); a wrong dtype, shape, device or a
+result's memory (zero copy both ways, through DLPack); a wrong dtype, shape, device or a
 tensor requiring grad raises TypeError/ValueError naming the argument.
 """
 

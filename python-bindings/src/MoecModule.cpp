@@ -15,6 +15,7 @@
 //
 //===----------------------------------------------------------------------===//
 
+#include "DlpackBindings.h"
 #include "QuantBindings.h"
 #include "moe/ExecutionEngine/CompiledFunction.h"
 #include "moe/ExecutionEngine/PtxCompiler.h"
@@ -922,4 +923,5 @@ PYBIND11_MODULE(_moec, m) {
   m.def("reference", &reference, py::arg("module"), py::arg("entry"), py::arg("arrays"),
         "Runs `entry` with the reference interpreter; returns the list of results.");
   bindQuantization(m);
+  bindDlpack(m);
 }

@@ -71,10 +71,28 @@ class TorchCallsTest(unittest.TestCase):
         prepared(self.x, out=out2)
         self.assertTrue(torch.equal(out, out2))
 
+    def test_any_writable_dlpack_producer_as_out(self):
+        class Producer:  # DLPack only: no buffer protocol, no torch type
+            def __init__(self, tensor):
+                self._t = tensor
+
+            def __dlpack__(self, stream=None):
+                return self._t.__dlpack__()
+
+            def __dlpack_device__(self):
+                return self._t.__dlpack_device__()
+
+        out = torch.zeros(6, 32)
+        self.fn(Producer(self.x), **self.weights, out=Producer(out))
+        self.assertLess(rel_error(out, self.want), 1e-4)
+        with self.assertRaisesRegex(TypeError, r"argument #0 \('x'\): the DLPack element type "
+                                               "complex64 has no numpy equivalent"):
+            self.fn(Producer(self.x.to(torch.complex64)), **self.weights)
+
     def test_errors_name_the_argument(self):
         before = torch.full((6, 32), 7.0)
         cases = [
-            ({"x": self.x.bfloat16()}, TypeError, r"argument #0 \('x'\): expected dtype float32, got torch.bfloat16"),
+            ({"x": self.x.bfloat16()}, TypeError, r"argument #0 \('x'\): expected dtype float32, got bfloat16"),
             ({"x": self.x.clone().requires_grad_()}, TypeError, r"argument #0 \('x'\): the tensor requires grad"),
             ({"w1": torch.nn.Parameter(self.weights["w1"].clone())}, TypeError, r"argument #2 \('w1'\): the tensor requires grad"),
             ({"w2": self.weights["w2"].double()}, TypeError, r"argument #4 \('w2'\): expected dtype float32, got float64"),
@@ -103,7 +121,7 @@ class TorchCallsTest(unittest.TestCase):
         got = fn_bf16.prepare(**bf16)(self.x)
         want = self.fn(self.x, **{n: w.float() for n, w in bf16.items()})
         self.assertLess(rel_error(got, want), 1e-5)
-        with self.assertRaisesRegex(TypeError, r"argument #1 \('gate'\): expected dtype float32, got torch.bfloat16"):
+        with self.assertRaisesRegex(TypeError, r"argument #1 \('gate'\): expected dtype float32, got bfloat16"):
             fn_bf16(self.x, **{**bf16, "gate": self.weights["gate"].bfloat16()})
 
 
