@@ -534,12 +534,14 @@ def cuda_available() -> Tuple[bool, str]:
 
 
 def reference(module, *arrays, entry: Optional[str] = None):
-    """Runs ``entry`` with the reference interpreter (C++, double accumulation)."""
+    """Runs ``entry`` with the reference interpreter (C++, double accumulation);
+    torch tensors in give torch tensors out."""
     mod, layer = ((module.module, module.layer) if isinstance(module, _CompiledBase)
                   else _as_module(module))
     entry = _entry_of(mod, layer, entry)
-    return _results(_moec.reference(mod, entry, [_as_array(a, _label("argument", i, ""))
-                                                   for i, a in enumerate(arrays)]))
+    results = _moec.reference(mod, entry, [_as_array(a, _label("argument", i, ""))
+                                           for i, a in enumerate(arrays)])
+    return _torch_results(results) if any(map(_is_torch_tensor, arrays)) else _results(results)
 
 
 def random_inputs(module, tokens: int, seed: int = 0, entry: Optional[str] = None):

@@ -44,6 +44,9 @@ SKIPPED = {
                            "its targets are machine-dependent (see the README's tables)",
     "build/bin/moe-savings": "a benchmark: interleaved timed rounds whose ratios depend on "
                              "the machine's load",
+    "build/bin/moe-bench --cases=MIX-D --formats=f32,bf16,int8,q8_0,q4_0":
+        "a benchmark like the line above (it ran past the 600 s command limit on a loaded "
+        "2-core machine)",
 }
 # Commands that need a GPU run against the runtime's CPU stand-in driver
 # (test/unit/FakeCudaDriver.cpp, loaded through MOE_LIBCUDA): everything but

@@ -42,6 +42,9 @@ class TorchCallsTest(unittest.TestCase):
         y_np = self.fn(self.x.numpy(), *(w.numpy() for w in self.weights.values()))
         self.assertIsInstance(y_np, np.ndarray)
         np.testing.assert_array_equal(y_np, y.numpy())
+        want = moec.reference(self.fn, self.x, *self.weights.values())
+        self.assertIsInstance(want, torch.Tensor)
+        np.testing.assert_array_equal(want.numpy(), self.want)
 
     def test_arguments_by_name(self):
         y = self.fn(self.x, **self.weights)
