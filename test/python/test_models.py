@@ -117,19 +117,26 @@ class ConfigTest(unittest.TestCase):
 
 
 def block_for(config, **sizes):
-    """The plain-torch block of a family, for the configuration with `sizes` overrides."""
-    spec = moec.models.moe_config(config, **sizes)
-    h, i, e, k = spec.hidden, spec.intermediate, spec.experts, spec.k
-    family = spec.family
+    """The plain-torch block of a family, read from the configuration fields
+    here (not from moec's reading of them), with `sizes` overriding fields."""
+    c = dict(config, **sizes)
+    family = c["model_type"]
+    h, k = c.get("hidden_size", c.get("d_model")), c.get("num_experts_per_tok", 1)
     if family == "deepseek_v3":
-        block = tb.DeepSeekV3(h, i, e, k, *spec.groups, spec.scaling_factor,
-                              spec.shared_intermediate // i)
+        block = tb.DeepSeekV3(h, c["moe_intermediate_size"], c["n_routed_experts"], k, c["n_group"],
+                              c["topk_group"], c["routed_scaling_factor"], c["n_shared_experts"])
+    elif family == "deepseek_v2":
+        block = tb.SoftmaxTopK(h, c["moe_intermediate_size"], c["n_routed_experts"], k,
+                               c["norm_topk_prob"], c["routed_scaling_factor"],
+                               shared=c["moe_intermediate_size"] * c["n_shared_experts"])
     elif family == "switch_transformers":
-        block = tb.SoftmaxTopK(h, i, e, 1, renormalize=False, switch=True)
-    else:
-        names = ("w1", "w3", "w2") if family == "mixtral" else None
-        block = tb.SoftmaxTopK(h, i, e, k, spec.renormalize, spec.scaling_factor, names,
-                               spec.shared_intermediate)
+        block = tb.SoftmaxTopK(h, c["d_ff"], c["num_experts"], 1, renormalize=False, switch=True)
+    elif family == "mixtral":
+        block = tb.SoftmaxTopK(h, c["intermediate_size"], c["num_local_experts"], k, True,
+                               names=("w1", "w3", "w2"))
+    else:  # qwen3_moe, olmoe
+        inter = c["moe_intermediate_size"] if family == "qwen3_moe" else c["intermediate_size"]
+        block = tb.SoftmaxTopK(h, inter, c["num_experts"], k, c["norm_topk_prob"])
     tb.randomize(block)
     if family == "deepseek_v3":
         with torch.no_grad():
@@ -144,7 +151,10 @@ FAMILY_CASES = {
     "olmoe": (OLMOE_1B_7B, 2, dict(hidden_size=32, intermediate_size=16)),
     "deepseek_v3": (DEEPSEEK_V3, 3, dict(hidden_size=32, moe_intermediate_size=8)),
     "deepseek_v2": (DEEPSEEK_V2_LITE, 1, dict(hidden_size=32, moe_intermediate_size=8,
-                                              norm_topk_prob=True)),
+                                              norm_topk_prob=True, routed_scaling_factor=16.0)),
+    # DeepSeek-V2 scales only weights it does not renormalize (V2's factor is 16).
+    "deepseek_v2_scaled": (DEEPSEEK_V2_LITE, 1, dict(hidden_size=32, moe_intermediate_size=8,
+                                                     routed_scaling_factor=16.0)),
     "switch": (SWITCH_BASE_8, 1, dict(d_model=32, d_ff=64)),
 }
 

@@ -100,6 +100,7 @@ class TorchCallsTest(unittest.TestCase):
             ({"w1": torch.nn.Parameter(self.weights["w1"].clone())}, TypeError, r"argument #2 \('w1'\): the tensor requires grad"),
             ({"w2": self.weights["w2"].double()}, TypeError, r"argument #4 \('w2'\): expected dtype float32, got float64"),
             ({"x": self.x.t().contiguous().t()}, ValueError, r"argument #0 \('x'\).*non-contiguous"),
+            ({"gate": self.weights["gate"].to("meta")}, ValueError, r"argument #1 \('gate'\): the tensor is on meta; moec runs on the CPU"),
         ]
         for change, error, message in cases:
             with self.subTest(change=list(change)):
