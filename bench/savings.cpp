@@ -7,8 +7,13 @@
 //    a fraction r of the (token, slot) pairs go to null experts;
 //  * skip block: a Mixture-of-Depths block (capacity fraction 1 - r) around
 //    a dense SwiGLU FFN; a fraction r of the tokens skip it.
-// Target (issue 5): time(r) / time(0) <= (1 - r) + 0.05. Every compiled
-// result is checked against the reference interpreter first.
+//  * skipdecode: a stack of 4 dense SwiGLU FFNs under SkipDecode exit
+//    schedules (moe.exit_layers + path_select per layer);
+//  * act-halting: the same stack as an ACT moe.halting_stack whose tokens
+//    halt after 4, 3, 2 or 1 layers.
+// Target (issues 5, 29): time(r) / time(0) <= (1 - r) + 0.05, r the
+// fraction of the work skipped. Every compiled result is checked against
+// the reference interpreter first.
 //
 //===----------------------------------------------------------------------===//
 
@@ -67,6 +72,79 @@ func.func @main(%x: tensor<?x256xf32>, %r: tensor<256xf32>, %w1: tensor<768x256x
 })mlir";
 }
 
+static constexpr int kStackLayers = 4;
+
+/// The weights of a stack of kStackLayers dense SwiGLU FFNs, as arguments.
+static std::string stackWeightArgs() {
+  std::string args;
+  for (int n = 0; n < kStackLayers; ++n)
+    args += llvm::formatv(",\n    %w1_{0}: tensor<768x256xf32>, %w3_{0}: tensor<768x256xf32>, "
+                          "%w2_{0}: tensor<256x768xf32>",
+                          n)
+                .str();
+  return args;
+}
+
+/// Layer n's residual branch (a region body) on `arg`.
+static std::string stackLayerBody(int n) {
+  return llvm::formatv(R"mlir(
+  ^bb0(%xs: tensor<?x256xf32>):
+    %f = moe.ffn swiglu %xs w1(%w1_{0} : tensor<768x256xf32>) w3(%w3_{0} : tensor<768x256xf32>)
+        w2(%w2_{0} : tensor<256x768xf32>) : tensor<?x256xf32> -> tensor<?x256xf32>
+    moe.yield %f : tensor<?x256xf32>
+  )mlir",
+                       n)
+      .str();
+}
+
+/// SkipDecode over the stack: exit layers from positions 0..T-1 falling
+/// from maxExit to minExit over T positions.
+static std::string skipDecodeStack(int maxExit, int minExit, int64_t decay) {
+  std::string text = "func.func @main(%x: tensor<?x256xf32>, %pos: tensor<?xi32>" +
+                     stackWeightArgs() + ") -> tensor<?x256xf32> {\n";
+  text += llvm::formatv("  %e = moe.exit_layers %pos {{max_exit = {0}, min_exit = {1}, "
+                        "decay_positions = {2}} : tensor<?xi32> -> tensor<?xi32>\n",
+                        maxExit, minExit, decay)
+              .str();
+  std::string h = "%x";
+  for (int n = 0; n < kStackLayers; ++n) {
+    text += llvm::formatv("  %p{0} = moe.exit_paths %e {{layer = {0}} : tensor<?xi32> -> "
+                          "tensor<?xi32>\n  %h{0} = moe.path_select {1}, %p{0} : "
+                          "tensor<?x256xf32>, tensor<?xi32> -> tensor<?x256xf32> {{",
+                          n, h)
+                .str();
+    text += stackLayerBody(n) + "}\n";
+    h = "%h" + std::to_string(n);
+  }
+  return text + "  return " + h + " : tensor<?x256xf32>\n}\n";
+}
+
+/// ACT over the stack; the halting biases decide the layer every token
+/// halts at (halt_w = 0).
+static std::string haltingStack() {
+  std::string text = "func.func @main(%x: tensor<?x256xf32>, %hw: tensor<4x256xf32>, "
+                     "%hb: tensor<4xf32>" +
+                     stackWeightArgs() +
+                     ") -> (tensor<?x256xf32>, tensor<?xi32>) {\n"
+                     "  %y, %n = moe.halting_stack %x, %hw, %hb {epsilon = 0.01 : f32} : "
+                     "tensor<?x256xf32>, tensor<4x256xf32>, tensor<4xf32> -> "
+                     "tensor<?x256xf32>, tensor<?xi32> {";
+  for (int n = 0; n < kStackLayers; ++n)
+    text += (n ? "}, {" : "") + stackLayerBody(n);
+  return text + "}\n  return %y, %n : tensor<?x256xf32>, tensor<?xi32>\n}\n";
+}
+
+/// The stack's weights (FP32, seeded).
+static std::vector<Tensor> stackWeights() {
+  std::vector<Tensor> w;
+  for (int n = 0; n < kStackLayers; ++n) {
+    w.push_back(randomFloats({I, H}, 10 + 3 * n));
+    w.push_back(randomFloats({I, H}, 11 + 3 * n));
+    w.push_back(randomFloats({H, I}, 12 + 3 * n));
+  }
+  return w;
+}
+
 /// One case: its compiled function, inputs, accuracy and timings.
 struct Case {
   std::unique_ptr<CompiledFunction> fn;
@@ -116,6 +194,52 @@ static bool timeInterleaved(std::vector<Case> &cases) {
                               std::chrono::steady_clock::now() - start)
                               .count());
     }
+  return true;
+}
+
+/// The two stack families: SkipDecode (exit schedules whose mean exit is
+/// 4, 3, 2, 1 layers of 4: (max, min) exit = (4, 4), (4, 2), (3, 1),
+/// (2, 0) over positions 0..T-1) and ACT (every token halts after 4, 3, 2
+/// or 1 layers). r is the fraction of (token, layer) work skipped, counted
+/// from the schedule.
+template <typename Report>
+static bool measureStacks(mlir::MLIRContext &ctx, int64_t t, Report report) {
+  const int exitRange[4][2] = {{4, 4}, {4, 2}, {3, 1}, {2, 0}};
+  std::vector<Case> exitCases(4), haltCases(4);
+  double exitSkipped[4], haltSkipped[4];
+  Tensor positions = Tensor::ints(DType::I32, {t});
+  for (int64_t i = 0; i < t; ++i)
+    positions.i[i] = int32_t(i);
+  for (int c = 0; c < 4; ++c) {
+    auto [maxExit, minExit] = exitRange[c];
+    double layersRun = 0;
+    for (int64_t i = 0; i < t; ++i)
+      layersRun += double(maxExit - (maxExit - minExit) * i / t);
+    exitSkipped[c] = 1.0 - layersRun / double(kStackLayers * t);
+    std::vector<Tensor> args = {randomFloats({t, H}, 1), positions};
+    for (Tensor &w : stackWeights())
+      args.push_back(std::move(w));
+    if (!prepare(ctx, skipDecodeStack(maxExit, minExit, t), std::move(args), exitCases[c]))
+      return false;
+    int haltAfter = kStackLayers - c;
+    Tensor bias = Tensor::f32({kStackLayers});
+    for (int n = 0; n < kStackLayers; ++n)
+      bias.f[n] = n + 1 < haltAfter ? -30.0f : 30.0f;
+    haltSkipped[c] = 1.0 - double(haltAfter) / kStackLayers;
+    args = {randomFloats({t, H}, 1), Tensor::f32({kStackLayers, H}), bias};
+    for (Tensor &w : stackWeights())
+      args.push_back(std::move(w));
+    if (!prepare(ctx, haltingStack(), std::move(args), haltCases[c]))
+      return false;
+  }
+  if (!timeInterleaved(exitCases) || !timeInterleaved(haltCases))
+    return false;
+  for (int c = 0; c < 4; ++c)
+    report("skipdecode", exitSkipped[c], {exitCases[c].median(), exitCases[c].relError},
+           exitCases[0].median());
+  for (int c = 0; c < 4; ++c)
+    report("act-halting", haltSkipped[c], {haltCases[c].median(), haltCases[c].relError},
+           haltCases[0].median());
   return true;
 }
 
@@ -178,6 +302,8 @@ int main(int argc, char **argv) {
     for (int c = 0; c < 4; ++c)
       report(name, rates[c], {(*cases)[c].median(), (*cases)[c].relError}, base);
   }
+  if (!measureStacks(ctx, t, report))
+    return 1;
   llvm::outs() << (allMet ? "all savings bounds met\n" : "some savings bounds NOT met\n");
   return 0;
 }

@@ -16,6 +16,7 @@
 #include "llvm/Support/raw_ostream.h"
 
 #include <memory>
+#include <numeric>
 
 using namespace mlir;
 namespace mdl = ::mlir::moe;
@@ -203,6 +204,21 @@ private:
             frame.set(o.getPaths(), std::move(paths));
           return s;
         })
+        .Case([&](mdl::ExitLayersOp o) {
+          Tensor exits;
+          Status s = exitLayers(frame.at(o.getPositions()), o.getMaxExit(), o.getMinExit(),
+                                o.getDecayPositions(), exits);
+          if (s.ok())
+            frame.set(o.getExits(), std::move(exits));
+          return s;
+        })
+        .Case([&](mdl::ExitPathsOp o) {
+          Tensor paths;
+          Status s = exitPaths(frame.at(o.getExits()), o.getLayer(), paths);
+          if (s.ok())
+            frame.set(o.getPaths(), std::move(paths));
+          return s;
+        })
         .Case([&](mdl::FfnExpertsOp o) { return runFfnExperts(o); })
         .Case([&](mdl::LoraExpertsOp o) {
           ExpertBank b = bankOf(o.getExperts(), ExpertBank::Kind::Lora);
@@ -258,6 +274,7 @@ private:
         })
         .Case([&](mdl::SkipBlockOp o) { return runSkipBlock(o); })
         .Case([&](mdl::PathSelectOp o) { return runPathSelect(o); })
+        .Case([&](mdl::HaltingStackOp o) { return runHaltingStack(o); })
         .Case([&](arith::ConstantOp o) { return runConstant(o); })
         .Default([&](Operation *other) {
           return Status::failure("the reference interpreter does not execute '" +
@@ -349,6 +366,33 @@ private:
       if (!(s = runBranch(region, x, groups[idx + 1], {}, y)).ok())
         return s;
     frame.set(o.getResult(), std::move(y));
+    return Status::success();
+  }
+
+  /// Each layer runs on the tokens that have not halted; the state keeps
+  /// every token's latest hidden state (f32, like the path_select rule).
+  Status runHaltingStack(mdl::HaltingStackOp o) {
+    Tensor state = frame.at(o.getHidden());
+    int64_t t = state.dim(0), h = state.dim(1);
+    HaltingState halting(t, h);
+    std::vector<int64_t> active(t);
+    std::iota(active.begin(), active.end(), 0);
+    int64_t layers = o.getLayers().size();
+    for (auto [index, region] : llvm::enumerate(o.getLayers())) {
+      Tensor input = state;
+      Status s = runBranch(region, input, active, {}, state);
+      if (s.ok())
+        s = haltingUpdate(state, frame.at(o.getHaltWeights()), frame.at(o.getHaltBias()),
+                          index, int64_t(index) == layers - 1,
+                          o.getEpsilon().convertToFloat(), active, halting);
+      if (!s.ok())
+        return s;
+    }
+    Tensor y = Tensor::f32({t, h});
+    for (int64_t i = 0; i < t * h; ++i)
+      y.f[i] = float(halting.out[i]);
+    frame.set(o.getResult(), std::move(y));
+    frame.set(o.getSteps(), std::move(halting.steps));
     return Status::success();
   }
 

@@ -409,6 +409,30 @@ Status pathRouter(const Tensor &x, const Tensor &gate, Tensor &paths) {
   return Status::success();
 }
 
+Status exitLayers(const Tensor &positions, int64_t maxExit, int64_t minExit,
+                  int64_t decayPositions, Tensor &exits) {
+  int64_t t = positions.dim(0);
+  Tensor e = Tensor::ints(DType::I32, {t});
+  for (int64_t i = 0; i < t; ++i) {
+    int64_t p = positions.i[i];
+    if (p < 0)
+      return Status::failure("position " + std::to_string(p) + " of token " + std::to_string(i) +
+                             " is negative (moe.exit_layers)");
+    e.i[i] = maxExit - (maxExit - minExit) * std::min(p, decayPositions) / decayPositions;
+  }
+  exits = std::move(e);
+  return Status::success();
+}
+
+Status exitPaths(const Tensor &exits, int64_t layer, Tensor &paths) {
+  int64_t t = exits.dim(0);
+  Tensor p = Tensor::ints(DType::I32, {t});
+  for (int64_t i = 0; i < t; ++i)
+    p.i[i] = layer < exits.i[i] ? 1 : 0;
+  paths = std::move(p);
+  return Status::success();
+}
+
 //===----------------------------------------------------------------------===//
 // Experts and layer
 //===----------------------------------------------------------------------===//
@@ -656,6 +680,38 @@ Status addRows(Tensor &y, const std::vector<int64_t> &tokens, const Tensor &f,
       y.f[tokens[j] * h + c] =
           float(double(y.f[tokens[j] * h + c]) + double(g) * double(f.f[j * h + c]));
   }
+  return Status::success();
+}
+
+HaltingState::HaltingState(int64_t t, int64_t h)
+    : cumulative(t, 0.0f), out(t * h, 0.0), steps(Tensor::ints(DType::I32, {t})) {}
+
+Status haltingUpdate(const Tensor &s, const Tensor &haltWeights, const Tensor &haltBias,
+                     int64_t layer, bool lastLayer, float epsilon,
+                     std::vector<int64_t> &active, HaltingState &state) {
+  int64_t h = s.dim(1);
+  const float threshold = float(1.0 - double(epsilon));
+  std::vector<int64_t> running;
+  for (int64_t t : active) {
+    double acc = double(haltBias.f[layer]);
+    for (int64_t c = 0; c < h; ++c)
+      acc += double(s.f[t * h + c]) * double(haltWeights.f[layer * h + c]);
+    float logit = float(acc);
+    if (!std::isfinite(logit))
+      return Status::failure("halting logit of token " + std::to_string(t) + " after layer " +
+                             std::to_string(layer) + " is not finite: the input holds NaN or Inf");
+    float p = float(sigmoid(logit));
+    float before = state.cumulative[t], after = before + p; // f32 addition
+    bool halts = lastLayer || after >= threshold;
+    double weight = halts ? double(1.0f - before) : double(p);
+    for (int64_t c = 0; c < h; ++c)
+      state.out[t * h + c] += weight * double(s.f[t * h + c]);
+    state.cumulative[t] = after;
+    state.steps.i[t] = layer + 1;
+    if (!halts)
+      running.push_back(t);
+  }
+  active = std::move(running);
   return Status::success();
 }
 

@@ -379,6 +379,34 @@ class _Builder:
                    f": {x.type}, {gate.type} -> {out.type}")
         return out
 
+    def exit_layers(self, positions: Value, max_exit: int, min_exit: int,
+                    decay_positions: int, name: Optional[str] = None) -> Value:
+        """``moe.exit_layers`` (SkipDecode): each token's exit layer from its
+        position, max_exit at position 0 falling linearly to min_exit at
+        ``decay_positions`` and after."""
+        positions = self._tensor(positions, "positions", "i32", 1)
+        max_exit = _int(max_exit, "max_exit", 0)
+        min_exit = _int(min_exit, "min_exit", 0)
+        if min_exit > max_exit:
+            raise ValueError(f"min_exit ({min_exit}) must not exceed max_exit ({max_exit})")
+        decay = _int(decay_positions, "decay_positions", 1)
+        out = Value(self._fresh(name or "exits"), positions.shape, "i32", self._root)
+        self._emit(f"{out.ref} = moe.exit_layers {positions.ref} "
+                   f"{{max_exit = {max_exit}, min_exit = {min_exit}, decay_positions = {decay}}}",
+                   f": {positions.type} -> {out.type}")
+        return out
+
+    def exit_paths(self, exits: Value, layer: int, name: Optional[str] = None) -> Value:
+        """``moe.exit_paths``: path 1 (run layer ``layer``) for tokens whose
+        exit layer is above it, 0 (skip) otherwise; feeds a one-branch
+        ``path_select``."""
+        exits = self._tensor(exits, "exits", "i32", 1)
+        layer = _int(layer, "layer", 0)
+        out = Value(self._fresh(name or "paths"), exits.shape, "i32", self._root)
+        self._emit(f"{out.ref} = moe.exit_paths {exits.ref} {{layer = {layer}}} "
+                   f": {exits.type} -> {out.type}")
+        return out
+
     # -- expert banks -------------------------------------------------------
 
     def ffn_experts(self, activation: str, w1: Value, w2: Value, w3: Optional[Value] = None,
@@ -548,6 +576,40 @@ class _Builder:
             self._region(branch, x, "xs", f"path_select branch #{p + 1}")
         self._emit("}")
         return y
+
+    def halting_stack(self, x: Value, halt_weights: Value, halt_bias: Value,
+                      layers: Sequence[Callable], epsilon: float = 0.01,
+                      name: Optional[str] = None) -> Tuple[Value, Value]:
+        """``moe.halting_stack`` (ACT): ``layers`` are residual branches
+        ``layer(r, xs)`` run in turn on the tokens that have not halted; after
+        layer l a token's halting probability is sigmoid(halt_weights[l]·s +
+        halt_bias[l]) and it halts once the running sum reaches 1 - epsilon
+        (or at the last layer, with the remainder). Returns (y, steps): the
+        halting-weighted mixture of each token's states and how many layers
+        it ran."""
+        x = self._hidden_value(x)
+        layers = list(layers)
+        if not layers:
+            raise ValueError("halting_stack needs at least one layer")
+        hw = self._weight_value(halt_weights, "halt_weights", 2)
+        hbias = self._weight_value(halt_bias, "halt_bias", 1)
+        if hw.shape != (len(layers), x.shape[1]) or hbias.shape != (len(layers),):
+            raise ValueError(f"{len(layers)} layers need halt_weights [{len(layers)}, "
+                             f"{x.shape[1]}] and halt_bias [{len(layers)}], got {hw.type} and "
+                             f"{hbias.type}")
+        if not 0.0 <= float(epsilon) < 1.0:
+            raise ValueError(f"epsilon must be in [0, 1), got {epsilon!r}")
+        y = Value(self._fresh(name or "y"), x.shape, "f32", self._root)
+        steps = Value(self._fresh("steps"), (x.shape[0],), "i32", self._root)
+        self._emit(f"{y.ref}, {steps.ref} = moe.halting_stack {x.ref}, {hw.ref}, {hbias.ref} "
+                   f"{{epsilon = {_f32(epsilon, 'epsilon')}}}",
+                   f": {x.type}, {hw.type}, {hbias.type} -> {y.type}, {steps.type} {{")
+        for n, layer in enumerate(layers):
+            if n:
+                self._emit("}, {")
+            self._region(layer, x, "xs", f"halting_stack layer #{n}")
+        self._emit("}")
+        return y, steps
 
     def _region(self, body: Callable, x: Value, arg_hint: str, what: str) -> None:
         if not callable(body):

@@ -30,6 +30,8 @@ enum moe_status {
   /* Expert parallelism (moe_runtime_mpi): an all-to-all exchange failed or
    * timed out, or the ranks disagree (layer signature, expert count). */
   MOE_ERR_EXCHANGE = 8,
+  /* A token position given to moe.exit_layers (early exit) is negative. */
+  MOE_ERR_POSITION = 9,
 };
 
 #endif /* MOE_STATUS_CODES_H */

@@ -44,6 +44,8 @@ std::string failureMessage(int status, const ErrorDetail &detail) {
   }
   if (status == MOE_ERR_PATH_ID)
     return message + "; first bad path: " + id + " of token " + token + ", P = " + bound;
+  if (status == MOE_ERR_POSITION)
+    return message + "; first bad position: " + id + " of token " + token;
   return message;
 }
 
@@ -252,6 +254,8 @@ const char *moe_status_message(int status) {
   case MOE_ERR_EXCHANGE:
     return "an expert-parallel exchange between ranks failed or timed out, or the "
            "ranks disagree (moe_runtime_mpi: moe_mpi_last_error() says which)";
+  case MOE_ERR_POSITION:
+    return "a token position given to moe.exit_layers is negative";
   default:
     return "unknown status code";
   }

@@ -212,10 +212,46 @@ def stack(H=32, I=64):
     return L
 
 
+def skipdecode(H=64, E=4, I=64, layers=4, max_exit=4, min_exit=1, decay_positions=64):
+    L = moec.Layer(hidden=H)
+    x = L.hidden("x")
+    pos = L.input("positions", (None,), "i32", random_range=(0, 128))
+    params = [(L.weight(f"g{n}", (E, H)), L.ffn_weights(I, "swiglu", experts=E, prefix=f"l{n}_"))
+              for n in range(layers)]
+    exits = L.exit_layers(pos, max_exit=max_exit, min_exit=min_exit,
+                          decay_positions=decay_positions, name="exits")
+    h = x
+    for n, (gate, w) in enumerate(params):
+        def block(rb, xs, gate=gate, w=w):
+            routing = rb.topk_router(xs, gate, k=2, renormalize=True, name="r")
+            return rb.layer(xs, routing, rb.ffn_experts("swiglu", **w, name="e"), name="f")
+        h = L.path_select(h, L.exit_paths(exits, n, name="p"), [block], name="h")
+    L.output(h)
+    return L
+
+
+def act(H=64, E=4, I=64, layers=4, epsilon=0.01):
+    L = moec.Layer(hidden=H)
+    x = L.hidden("x")
+    hw = L.weight("halt_w", (layers, H))
+    hb = L.weight("halt_b", (layers,))
+    params = [(L.weight(f"g{n}", (E, H)), L.ffn_weights(I, "swiglu", experts=E, prefix=f"l{n}_"))
+              for n in range(layers)]
+
+    def block(rb, xs, gate, w):
+        routing = rb.topk_router(xs, gate, k=2, renormalize=True, name="r")
+        return rb.layer(xs, routing, rb.ffn_experts("swiglu", **w, name="e"), name="f")
+    y, steps = L.halting_stack(x, hw, hb, [lambda rb, xs, p=p: block(rb, xs, *p) for p in params],
+                               epsilon=epsilon)
+    L.output(y, steps)
+    return L
+
+
 #: example file stem -> builder function
 EXAMPLES = {
     "mixtral": mixtral, "deepseek": deepseek, "moepp": moepp, "adamoe": adamoe,
     "remoe": remoe, "expert_choice": expert_choice, "hash": hash_layer,
     "switch_capacity": switch_capacity, "mixlora": mixlora, "mod": mod,
     "threshold_skip": threshold_skip, "duo": duo, "oracle": oracle, "stack": stack,
+    "skipdecode": skipdecode, "act": act,
 }

@@ -598,6 +598,10 @@ LogicalResult PathSelectOp::verify() {
     return failure();
   if (getBranches().empty())
     return emitOpError() << "needs at least one branch region besides skip";
+  // exit_paths gives 0 (skip) or 1 (run): one branch, the layer.
+  if (getPaths().getDefiningOp<ExitPathsOp>() && getBranches().size() != 1)
+    return emitOpError() << "'paths' come from moe.exit_paths (0 = skip, 1 = run) but the op has "
+                         << getBranches().size() << " branch regions; it needs exactly one";
   // A path_router over P paths picks 0..P-1: P must be 1 (skip) + branches.
   if (auto router = getPaths().getDefiningOp<PathRouterOp>()) {
     int64_t p = dimOf(router.getGate(), 0);
@@ -615,6 +619,58 @@ LogicalResult PathSelectOp::verifyRegions() {
   for (auto [idx, region] : llvm::enumerate(getBranches()))
     if (failed(verifyBranchRegion(*this, region, dimOf(getHidden(), 1),
                                   ("branch #" + Twine(idx + 1)).str())))
+      return failure();
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// Early exit
+//===----------------------------------------------------------------------===//
+
+LogicalResult ExitLayersOp::verify() {
+  int64_t maxExit = getMaxExit(), minExit = getMinExit();
+  if (minExit < 0 || minExit > maxExit)
+    return emitOpError() << "needs 0 <= 'min_exit' <= 'max_exit', got min_exit = " << minExit
+                         << ", max_exit = " << maxExit;
+  if (int64_t d = getDecayPositions(); d < 1)
+    return emitOpError() << "'decay_positions' must be positive, got " << d;
+  return agreeResult(*this, dim("positions", "T", getPositions(), 0),
+                     dim("exits", "T", getExits(), 0));
+}
+
+LogicalResult ExitPathsOp::verify() {
+  if (int64_t layer = getLayer(); layer < 0)
+    return emitOpError() << "'layer' must be non-negative, got " << layer;
+  return agreeResult(*this, dim("exits", "T", getExits(), 0), dim("paths", "T", getPaths(), 0));
+}
+
+LogicalResult HaltingStackOp::verify() {
+  if (failed(verifyHidden(*this, getHidden())) ||
+      failed(verifySameShape(*this, getHidden(), "hidden", getResult(), "result")) ||
+      failed(agreeResult(*this, dim("hidden", "T", getHidden(), 0),
+                         dim("steps", "T", getSteps(), 0))) ||
+      failed(requireStatic(*this, "halt_weights", getHaltWeights())) ||
+      failed(requireStatic(*this, "halt_bias", getHaltBias())) ||
+      failed(agree(*this, dim("hidden", "H", getHidden(), 1),
+                   dim("halt_weights", "H", getHaltWeights(), 1))))
+    return failure();
+  int64_t layers = getLayers().size();
+  if (layers == 0)
+    return emitOpError() << "needs at least one layer region";
+  if (dimOf(getHaltWeights(), 0) != layers || dimOf(getHaltBias(), 0) != layers)
+    return emitOpError() << "has " << layers << " layer regions, so 'halt_weights' must be ["
+                         << layers << ", H] and 'halt_bias' [" << layers << "], got "
+                         << getHaltWeights().getType() << " and " << getHaltBias().getType();
+  float eps = getEpsilon().convertToFloat();
+  if (!(eps >= 0.0f && eps < 1.0f))
+    return emitOpError() << "'epsilon' must be in [0, 1), got " << eps;
+  return success();
+}
+
+LogicalResult HaltingStackOp::verifyRegions() {
+  for (auto [idx, region] : llvm::enumerate(getLayers()))
+    if (failed(verifyBranchRegion(*this, region, dimOf(getHidden(), 1),
+                                  ("layer #" + Twine(idx)).str())))
       return failure();
   return success();
 }

@@ -334,7 +334,7 @@ def Moe_FfnOp : Moe_Op<"ffn", [Pure]> {
 //===----------------------------------------------------------------------===//
 
 def Moe_YieldOp : Moe_Op<"yield", [Pure, Terminator, ReturnLike,
-    ParentOneOf<["SkipBlockOp", "PathSelectOp"]>]> {
+    ParentOneOf<["SkipBlockOp", "PathSelectOp", "HaltingStackOp"]>]> {
   let summary = "yields a region's [T', H] branch output";
   let arguments = (ins Moe_Hidden:$value);
   let assemblyFormat = "$value attr-dict `:` type($value)";
@@ -386,6 +386,69 @@ def Moe_PathSelectOp : Moe_Op<"path_select", [RecursiveMemoryEffects]> {
   let hasRegionVerifier = 1;
 }
 
+
+//===----------------------------------------------------------------------===//
+// Early exit (SkipDecode): a stack of layers, each a moe.path_select whose
+// paths come from moe.exit_paths.
+//===----------------------------------------------------------------------===//
+
+def Moe_ExitLayersOp : Moe_Op<"exit_layers", [Pure]> {
+  let summary = "SkipDecode's exit layer per token from its position (linear schedule)";
+  let description = [{
+    exits[t] = max_exit - floor((max_exit - min_exit) * min(p, decay_positions)
+    / decay_positions) with p = positions[t]: max_exit at position 0, falling
+    linearly to min_exit at decay_positions and after, so the exit layer is
+    shared by every token at one position and non-increasing in the
+    position (SkipDecode). A negative position is a run-time error.
+  }];
+  let arguments = (ins Moe_PathIds:$positions, I64Attr:$max_exit, I64Attr:$min_exit,
+                   I64Attr:$decay_positions);
+  let results = (outs Moe_PathIds:$exits);
+  let assemblyFormat = [{
+    $positions attr-dict `:` type($positions) `->` type($exits)
+  }];
+  let hasVerifier = 1;
+}
+
+def Moe_ExitPathsOp : Moe_Op<"exit_paths", [Pure]> {
+  let summary = "path 1 (run) for the tokens whose exit layer is above `layer`, 0 (skip) otherwise";
+  let description = [{
+    paths[t] = layer < exits[t] ? 1 : 0. The paths of layer `layer` of an
+    early-exit stack, for a moe.path_select with one region: a token runs
+    layers 0 .. exits[t] - 1 and passes its hidden state through the rest.
+  }];
+  let arguments = (ins Moe_PathIds:$exits, I64Attr:$layer);
+  let results = (outs Moe_PathIds:$paths);
+  let assemblyFormat = [{
+    $exits attr-dict `:` type($exits) `->` type($paths)
+  }];
+  let hasVerifier = 1;
+}
+
+def Moe_HaltingStackOp : Moe_Op<"halting_stack", [RecursiveMemoryEffects]> {
+  let summary = "adaptive computation time (ACT): a stack of layers each token leaves once it halts";
+  let description = [{
+    L regions, one per layer, each a residual branch on the tokens still
+    running (compacted, ascending token order): s[t] += f[j]. After layer l
+    a token's halting probability is h = sigmoid(halt_weights[l] · s[t] +
+    halt_bias[l]); it halts at the first layer where its cumulative
+    halting reaches 1 - epsilon, or at the last layer, taking the remainder
+    R = 1 - (cumulative before that layer) as that layer's weight. result[t]
+    = sum over the layers it ran of weight * s[t] after that layer; steps[t]
+    = the number of layers it ran (the ponder count). Halted tokens are not
+    given to later layers. docs/dialect.md §4.22 has the exact rounding.
+  }];
+  let arguments = (ins Moe_Hidden:$hidden, Moe_Matrix:$halt_weights, Moe_Vector:$halt_bias,
+                   F32Attr:$epsilon);
+  let results = (outs Moe_Hidden:$result, Moe_PathIds:$steps);
+  let regions = (region VariadicRegion<SizedRegion<1>>:$layers);
+  let assemblyFormat = [{
+    $hidden `,` $halt_weights `,` $halt_bias attr-dict `:` type($hidden) `,`
+    type($halt_weights) `,` type($halt_bias) `->` type($result) `,` type($steps) $layers
+  }];
+  let hasVerifier = 1;
+  let hasRegionVerifier = 1;
+}
 
 //===----------------------------------------------------------------------===//
 // Prepared weights

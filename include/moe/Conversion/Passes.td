@@ -88,12 +88,13 @@ def MoeBufferAbi : Pass<"moe-buffer-abi", "ModuleOp"> {
 }
 
 def MoeLowerSkips : Pass<"moe-lower-skips", "func::FuncOp"> {
-  let summary = "Compact skipped tokens out of skip_block/path_select regions";
+  let summary = "Compact skipped tokens out of skip_block/path_select/halting_stack regions";
   let description = [{
     Scores and selects the tokens that run a region, gathers them into a
     compact buffer (ascending token order), inlines the region on it and
     scatter-adds its output into a copy of the input. Skipped tokens cost
-    only the copy.
+    only the copy. A halting_stack (ACT) does this per layer on the tokens
+    that have not halted yet.
   }];
   let dependentDialects = ["bufferization::BufferizationDialect",
                            "memref::MemRefDialect", "arith::ArithDialect",
@@ -108,6 +109,7 @@ def MoeLowerSkips : Pass<"moe-lower-skips", "func::FuncOp"> {
   let statistics = [
     Statistic<"numSkipBlocks", "skip-blocks-lowered", "skip_block ops lowered">,
     Statistic<"numPathSelects", "path-selects-lowered", "path_select ops lowered">,
+    Statistic<"numHaltingStacks", "halting-stacks-lowered", "halting_stack ops lowered">,
   ];
 }
 

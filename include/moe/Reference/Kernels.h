@@ -72,6 +72,12 @@ int64_t capacityLimit(float capacityFactor, int64_t tokens, int64_t slots,
                       int64_t numExperts);
 /// paths: [T] i32, argmax of gate · x (ties: lower path).
 Status pathRouter(const Tensor &x, const Tensor &gate, Tensor &paths);
+/// SkipDecode's linear schedule: exits [T] i32 from positions [T]
+/// (docs/dialect.md, moe.exit_layers). A negative position is an error.
+Status exitLayers(const Tensor &positions, int64_t maxExit, int64_t minExit,
+                  int64_t decayPositions, Tensor &exits);
+/// paths[t] = layer < exits[t] ? 1 : 0.
+Status exitPaths(const Tensor &exits, int64_t layer, Tensor &paths);
 
 //===----------------------------------------------------------------------===//
 // Experts and layer
@@ -134,6 +140,21 @@ Tensor gatherRows(const Tensor &x, const std::vector<int64_t> &tokens);
 /// y[tokens[j]] += scale[j] * f[j] (scale empty = 1). Checks f's shape.
 Status addRows(Tensor &y, const std::vector<int64_t> &tokens, const Tensor &f,
                const std::vector<float> &scale);
+/// ACT (moe.halting_stack) across the layers: the cumulative halting and
+/// the weighted output of each token, and how many layers it ran.
+struct HaltingState {
+  std::vector<float> cumulative; // [T], f32 as an implementation keeps it
+  std::vector<double> out;       // [T * H], the halting-weighted states
+  Tensor steps;                  // [T] i32
+  explicit HaltingState(int64_t t, int64_t h);
+};
+/// After layer `layer` ran on `active` (the state `s` holds its output):
+/// each active token's halting probability, its weight (h, or the
+/// remainder when it halts), and the tokens still running afterwards
+/// (ascending). docs/dialect.md §4.22.
+Status haltingUpdate(const Tensor &s, const Tensor &haltWeights, const Tensor &haltBias,
+                     int64_t layer, bool lastLayer, float epsilon,
+                     std::vector<int64_t> &active, HaltingState &state);
 /// Tokens whose path is p, per p in 0..numPaths-1; fails on a path outside.
 Status groupByPath(const Tensor &paths, int64_t numPaths,
                    std::vector<std::vector<int64_t>> &groups);

@@ -453,6 +453,64 @@ struct LowerPathRouter : RouterPattern<mdl::PathRouterOp> {
   }
 };
 
+/// A [T] i32 buffer like `op`'s result, T taken from `like` ([T] buffer).
+Value tokenIntsBuffer(OpBuilder &b, Location loc, Value result, Value t) {
+  return allocFor(b, loc, result.getType(),
+                  cast<ShapedType>(result.getType()).isDynamicDim(0) ? ValueRange{t} : ValueRange{});
+}
+
+/// moe.exit_layers: max_exit - (max_exit - min_exit) * min(p, D) / D per
+/// token, in i64 (no overflow for any i32 position); a negative position
+/// records MOE_ERR_POSITION.
+struct LowerExitLayers : RouterPattern<mdl::ExitLayersOp> {
+  using RouterPattern::RouterPattern;
+  SmallVector<Value> emit(RouterEmitter &em, mdl::ExitLayersOp op) const override {
+    OpBuilder &b = em.b;
+    Location loc = em.loc;
+    Value pos = getBuffer(b, loc, op.getPositions());
+    Value t = dimOf(b, loc, pos, 0);
+    Value exits = tokenIntsBuffer(b, loc, op.getExits(), t);
+    int64_t maxExit = op.getMaxExit(), span = maxExit - op.getMinExit(),
+            decay = op.getDecayPositions();
+    em.tokenLoop(emitFor(b, loc, em.c0(), t, [&](OpBuilder &lb, Location l, Value i) {
+      Value p = memref::LoadOp::create(lb, l, pos, ValueRange{i});
+      Value negative = arith::CmpIOp::create(lb, l, arith::CmpIPredicate::slt, p, cI32(lb, l, 0));
+      recordError(lb, l, op, negative, MOE_ERR_POSITION,
+                  {i, cIndex(lb, l, -1), p, cIndex(lb, l, -1)});
+      Value p64 = arith::ExtSIOp::create(lb, l, lb.getI64Type(), p);
+      Value clamped = arith::MinSIOp::create(
+          lb, l, arith::MaxSIOp::create(lb, l, p64, cI64(lb, l, 0)), cI64(lb, l, decay));
+      Value drop = arith::DivSIOp::create(
+          lb, l, arith::MulIOp::create(lb, l, clamped, cI64(lb, l, span)), cI64(lb, l, decay));
+      Value e = arith::SubIOp::create(lb, l, cI64(lb, l, maxExit), drop);
+      memref::StoreOp::create(lb, l, arith::TruncIOp::create(lb, l, lb.getI32Type(), e), exits,
+                              ValueRange{i});
+    }));
+    return {exits};
+  }
+};
+
+/// moe.exit_paths: 1 where layer < exits[t], else 0.
+struct LowerExitPaths : RouterPattern<mdl::ExitPathsOp> {
+  using RouterPattern::RouterPattern;
+  SmallVector<Value> emit(RouterEmitter &em, mdl::ExitPathsOp op) const override {
+    OpBuilder &b = em.b;
+    Location loc = em.loc;
+    Value exits = getBuffer(b, loc, op.getExits());
+    Value t = dimOf(b, loc, exits, 0);
+    Value paths = tokenIntsBuffer(b, loc, op.getPaths(), t);
+    // Exit layers are i32: a layer index beyond i32 is above every exit.
+    int64_t layer = std::min<int64_t>(op.getLayer(), std::numeric_limits<int32_t>::max());
+    em.tokenLoop(emitFor(b, loc, em.c0(), t, [&](OpBuilder &lb, Location l, Value i) {
+      Value e = memref::LoadOp::create(lb, l, exits, ValueRange{i});
+      Value run = arith::CmpIOp::create(lb, l, arith::CmpIPredicate::slt, cI32(lb, l, layer), e);
+      memref::StoreOp::create(lb, l, arith::ExtUIOp::create(lb, l, lb.getI32Type(), run), paths,
+                              ValueRange{i});
+    }));
+    return {paths};
+  }
+};
+
 /// moe.expert_choice_router: scores S [T, E], then each expert takes its
 /// top-min(capacity, T) tokens; a token's slots list its experts in order.
 struct LowerExpertChoiceRouter : RouterPattern<mdl::ExpertChoiceRouterOp> {
@@ -687,7 +745,7 @@ struct LowerRoutersPass : public mlir::moe::impl::MoeLowerRoutersBase<LowerRoute
   static bool isRouter(Operation *op) {
     return isa<mdl::TopKRouterOp, mdl::GroupedTopKRouterOp, mdl::TopPRouterOp, mdl::ReluRouterOp,
                mdl::ExpertChoiceRouterOp, mdl::HashRouterOp, mdl::CapacityDropOp,
-               mdl::PathRouterOp>(op);
+               mdl::PathRouterOp, mdl::ExitLayersOp, mdl::ExitPathsOp>(op);
   }
 
   FrozenRewritePatternSet patterns;
@@ -698,6 +756,7 @@ void mlir::moe::populateMoeLowerRoutersPatterns(RewritePatternSet &patterns,
                                                 const MoeLowerRoutersOptions &options) {
   RouterConfig config{resolveVectorWidth(options.vectorWidth), options.tokenChunk};
   patterns.add<LowerTopKRouter, LowerGroupedTopKRouter, LowerTopPRouter, LowerReluRouter,
-               LowerExpertChoiceRouter, LowerHashRouter, LowerCapacityDrop, LowerPathRouter>(
+               LowerExpertChoiceRouter, LowerHashRouter, LowerCapacityDrop, LowerPathRouter,
+               LowerExitLayers, LowerExitPaths>(
       patterns.getContext(), config);
 }

@@ -175,7 +175,7 @@ struct SkipConfig {
 /// compacted rows in a later walk (outermost first).
 LogicalResult outermost(Operation *op, PatternRewriter &rewriter) {
   for (Operation *p = op->getParentOp(); p; p = p->getParentOp())
-    if (isa<mdl::SkipBlockOp, mdl::PathSelectOp>(p))
+    if (isa<mdl::SkipBlockOp, mdl::PathSelectOp, mdl::HaltingStackOp>(p))
       return rewriter.notifyMatchFailure(op, "inside a skip region: lowered once it is inlined");
   return success();
 }
@@ -302,6 +302,146 @@ struct LowerPathSelect : OpRewritePattern<mdl::PathSelectOp> {
   SkipConfig config;
 };
 
+/// A zero-filled buffer of a [T] or [T, H] type (T dynamic or not).
+Value zeroBuffer(OpBuilder &b, Location loc, Type type, Value t) {
+  auto shaped = cast<ShapedType>(type);
+  Value buf = allocFor(b, loc, type, shaped.isDynamicDim(0) ? ValueRange{t} : ValueRange{});
+  Value zero = arith::ConstantOp::create(b, loc, b.getZeroAttr(shaped.getElementType()));
+  markParallel(emitFor(b, loc, cIndex(b, loc, 0), t, [&](OpBuilder &lb, Location l, Value i) {
+    if (shaped.getRank() == 1) {
+      memref::StoreOp::create(lb, l, zero, buf, ValueRange{i});
+      return;
+    }
+    emitFor(lb, l, cIndex(lb, l, 0), cIndex(lb, l, shaped.getDimSize(1)),
+            [&](OpBuilder &b2, Location l2, Value c) {
+              memref::StoreOp::create(b2, l2, zero, buf, ValueRange{i, c});
+            });
+  }));
+  return buf;
+}
+
+/// sigmoid(v) in the two-sided form of docs/dialect.md §2 (exp never
+/// overflows).
+Value emitSigmoid(OpBuilder &b, Location loc, Value v) {
+  Value e = math::ExpOp::create(b, loc, arith::NegFOp::create(b, loc, math::AbsFOp::create(b, loc, v)));
+  Value onePlus = arith::AddFOp::create(b, loc, cF32(b, loc, 1.0f), e);
+  Value nonNegative = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OGE, v, cF32(b, loc, 0.0f));
+  return arith::SelectOp::create(b, loc, nonNegative,
+                                 arith::DivFOp::create(b, loc, cF32(b, loc, 1.0f), onePlus),
+                                 arith::DivFOp::create(b, loc, e, onePlus));
+}
+
+/// The buffers ACT keeps across the layers of one moe.halting_stack.
+struct HaltingBuffers {
+  Value state, out, cumulative, steps, running, keep, haltWeights, haltBias;
+  int64_t h;
+};
+
+/// After layer `layer` ran on running[0..n): each token's halting
+/// probability, its weight in the output (the probability, or the
+/// remainder when it halts: at the first layer where its cumulative
+/// halting reaches 1 - epsilon, or at the last layer), and keep[j] for the
+/// tokens that go on. Tokens are distinct, so the loop is parallel.
+void emitHaltingStep(OpBuilder &b, Location loc, Operation *op, const HaltingBuffers &hb,
+                     Value n, int64_t layer, bool lastLayer, float epsilon, int64_t width) {
+  float threshold = float(1.0 - double(epsilon));
+  markParallel(emitFor(b, loc, cIndex(b, loc, 0), n, [&](OpBuilder &lb, Location l, Value j) {
+    Value t = toIndex(lb, l, memref::LoadOp::create(lb, l, hb.running, ValueRange{j}));
+    Value layerIndex = cIndex(lb, l, layer);
+    Value logit = arith::AddFOp::create(
+        lb, l, emitDot(lb, l, hb.state, ValueRange{t}, hb.haltWeights, ValueRange{layerIndex}, hb.h, width),
+        memref::LoadOp::create(lb, l, hb.haltBias, ValueRange{layerIndex}));
+    Value finite = arith::CmpFOp::create(lb, l, arith::CmpFPredicate::OLT, math::AbsFOp::create(lb, l, logit),
+                                         cF32(lb, l, std::numeric_limits<float>::infinity()));
+    recordError(lb, l, op,
+                arith::XOrIOp::create(lb, l, finite, arith::ConstantOp::create(lb, l, lb.getBoolAttr(true))),
+                MOE_ERR_NONFINITE_SCORE);
+    Value p = emitSigmoid(lb, l, logit);
+    Value before = memref::LoadOp::create(lb, l, hb.cumulative, ValueRange{t});
+    Value after = arith::AddFOp::create(lb, l, before, p);
+    Value halts = lastLayer ? Value(arith::ConstantOp::create(lb, l, lb.getBoolAttr(true)))
+                            : Value(arith::CmpFOp::create(lb, l, arith::CmpFPredicate::OGE, after,
+                                                          cF32(lb, l, threshold)));
+    Value remainder = arith::SubFOp::create(lb, l, cF32(lb, l, 1.0f), before);
+    Value weight = arith::SelectOp::create(lb, l, halts, remainder, p);
+    emitAxpy(lb, l, hb.out, t, hb.state, t, weight, hb.h, width);
+    memref::StoreOp::create(lb, l, after, hb.cumulative, ValueRange{t});
+    memref::StoreOp::create(lb, l, cI32(lb, l, int32_t(layer + 1)), hb.steps, ValueRange{t});
+    Value keep = arith::XOrIOp::create(lb, l, halts, arith::ConstantOp::create(lb, l, lb.getBoolAttr(true)));
+    memref::StoreOp::create(lb, l, keep, hb.keep, ValueRange{j});
+  }));
+}
+
+/// running[0..n) loses the tokens whose keep[j] is false (order kept);
+/// returns the new count.
+Value compactRunning(OpBuilder &b, Location loc, const HaltingBuffers &hb, Value n) {
+  Value zero = cIndex(b, loc, 0);
+  return emitForWithArgs(b, loc, zero, n, ValueRange{zero},
+                         [&](OpBuilder &lb, Location l, Value j, ValueRange acc) -> SmallVector<Value> {
+                           Value keep = memref::LoadOp::create(lb, l, hb.keep, ValueRange{j});
+                           Value t = memref::LoadOp::create(lb, l, hb.running, ValueRange{j});
+                           return {appendIf(lb, l, keep, hb.running, acc[0], toIndex(lb, l, t))};
+                         })[0];
+}
+
+/// moe.halting_stack (ACT): per layer, the running tokens' states are
+/// gathered, the layer's region inlined on them and its output added to
+/// their states; then the halting step weighs each state into the output
+/// and drops the halted tokens from the running list, so later layers see
+/// only the tokens still running.
+struct LowerHaltingStack : OpRewritePattern<mdl::HaltingStackOp> {
+  LowerHaltingStack(MLIRContext *ctx, SkipConfig config) : OpRewritePattern(ctx), config(config) {}
+
+  LogicalResult matchAndRewrite(mdl::HaltingStackOp op, PatternRewriter &rewriter) const override {
+    if (failed(outermost(op, rewriter)))
+      return failure();
+    if (config.report)
+      op.emitRemark() << "runs each of its " << op.getLayers().size()
+                      << " layers on the tokens that have not halted, compacted; halted tokens "
+                         "cost nothing in later layers";
+    rewriter.setInsertionPoint(op);
+    OpBuilder &b = rewriter;
+    Location loc = op.getLoc();
+    Value x = getBuffer(b, loc, op.getHidden());
+    Value t = dimOf(b, loc, x, 0);
+    HaltingBuffers hb;
+    hb.h = cast<ShapedType>(x.getType()).getDimSize(1);
+    hb.haltWeights = getBuffer(b, loc, op.getHaltWeights());
+    hb.haltBias = getBuffer(b, loc, op.getHaltBias());
+    hb.state = allocLike(b, loc, x, t);
+    memref::CopyOp::create(b, loc, x, hb.state);
+    hb.out = zeroBuffer(b, loc, op.getResult().getType(), t);
+    hb.steps = zeroBuffer(b, loc, op.getSteps().getType(), t);
+    auto tokens = [&](Type element) {
+      return memref::AllocOp::create(b, loc, MemRefType::get({ShapedType::kDynamic}, element),
+                                     ValueRange{t}, b.getI64IntegerAttr(64));
+    };
+    hb.cumulative = tokens(b.getF32Type());
+    hb.running = tokens(b.getI32Type());
+    hb.keep = tokens(b.getI1Type());
+    markParallel(emitFor(b, loc, cIndex(b, loc, 0), t, [&](OpBuilder &lb, Location l, Value i) {
+      memref::StoreOp::create(lb, l, cF32(lb, l, 0.0f), hb.cumulative, ValueRange{i});
+      memref::StoreOp::create(lb, l, toI32(lb, l, i), hb.running, ValueRange{i});
+    }));
+    Value n = t;
+    int64_t layers = op.getLayers().size();
+    float epsilon = op.getEpsilon().convertToFloat();
+    for (auto [index, region] : llvm::enumerate(op.getLayers())) {
+      Value xs = gather(b, loc, hb.state, hb.running, n, hb.h);
+      Value f = inlineRegion(rewriter, loc, region, xs, op);
+      scatterAdd(b, loc, hb.state, f, hb.running, n, Value(), hb.h, config.width);
+      bool last = int64_t(index) == layers - 1;
+      emitHaltingStep(b, loc, op, hb, n, index, last, epsilon, config.width);
+      if (!last)
+        n = compactRunning(b, loc, hb, n);
+    }
+    replaceOpWithBuffers(rewriter, op, {hb.out, hb.steps});
+    return success();
+  }
+
+  SkipConfig config;
+};
+
 struct LowerSkipsPass : public mlir::moe::impl::MoeLowerSkipsBase<LowerSkipsPass> {
   using Base::Base;
 
@@ -318,9 +458,13 @@ struct LowerSkipsPass : public mlir::moe::impl::MoeLowerSkipsBase<LowerSkipsPass
   void runOnOperation() override {
     auto isSkipBlock = [](Operation *op) { return isa<mdl::SkipBlockOp>(op); };
     auto isPathSelect = [](Operation *op) { return isa<mdl::PathSelectOp>(op); };
-    auto isSkip = [](Operation *op) { return isa<mdl::SkipBlockOp, mdl::PathSelectOp>(op); };
+    auto isHaltingStack = [](Operation *op) { return isa<mdl::HaltingStackOp>(op); };
+    auto isSkip = [](Operation *op) {
+      return isa<mdl::SkipBlockOp, mdl::PathSelectOp, mdl::HaltingStackOp>(op);
+    };
     numSkipBlocks += countOps(getOperation(), isSkipBlock);
     numPathSelects += countOps(getOperation(), isPathSelect);
+    numHaltingStacks += countOps(getOperation(), isHaltingStack);
     // One walk per nesting level: each walk lowers the outermost skip ops,
     // whose inlined regions expose the next level. Stops when a walk
     // lowers nothing (then what is left is reported).
@@ -343,5 +487,5 @@ struct LowerSkipsPass : public mlir::moe::impl::MoeLowerSkipsBase<LowerSkipsPass
 void mlir::moe::populateMoeLowerSkipsPatterns(RewritePatternSet &patterns,
                                               const MoeLowerSkipsOptions &options) {
   SkipConfig config{resolveVectorWidth(options.vectorWidth), options.report};
-  patterns.add<LowerSkipBlock, LowerPathSelect>(patterns.getContext(), config);
+  patterns.add<LowerSkipBlock, LowerPathSelect, LowerHaltingStack>(patterns.getContext(), config);
 }

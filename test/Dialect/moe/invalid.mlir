@@ -212,7 +212,7 @@ func.func @unknown_activation(%w1: tensor<4x128x64xf32>, %w2: tensor<4x64x128xf3
 // -----
 
 func.func @yield_outside_skip(%x: tensor<16x64xf32>) {
-  // expected-error @+1 {{'moe.yield' op expects parent op to be one of 'moe.skip_block, moe.path_select'}}
+  // expected-error @+1 {{'moe.yield' op expects parent op to be one of 'moe.skip_block, moe.path_select, moe.halting_stack'}}
   moe.yield %x : tensor<16x64xf32>
 }
 
@@ -2061,5 +2061,152 @@ func.func @pack_layout_stride(%w: tensor<4x64xf32>) {
 func.func @pack_element_type(%w: tensor<4x64xbf16>) {
   // expected-error @+1 {{result element type 'f32' differs from the source's 'bf16'}}
   %p = moe.pack %w layout(#moe.pack_layout<row_stride = 64>) : tensor<4x64xbf16> -> tensor<4x64xf32>
+  return
+}
+
+// -----
+
+// moe.exit_layers / moe.exit_paths (SkipDecode)
+
+func.func @exit_layers_min_above_max(%p: tensor<?xi32>) {
+  // expected-error @+1 {{'moe.exit_layers' op needs 0 <= 'min_exit' <= 'max_exit', got min_exit = 3, max_exit = 2}}
+  %e = moe.exit_layers %p {max_exit = 2, min_exit = 3, decay_positions = 8} : tensor<?xi32> -> tensor<?xi32>
+  return
+}
+
+// -----
+
+func.func @exit_layers_negative_min(%p: tensor<?xi32>) {
+  // expected-error @+1 {{'moe.exit_layers' op needs 0 <= 'min_exit' <= 'max_exit', got min_exit = -1, max_exit = 2}}
+  %e = moe.exit_layers %p {max_exit = 2, min_exit = -1, decay_positions = 8} : tensor<?xi32> -> tensor<?xi32>
+  return
+}
+
+// -----
+
+func.func @exit_layers_zero_decay(%p: tensor<?xi32>) {
+  // expected-error @+1 {{'moe.exit_layers' op 'decay_positions' must be positive, got 0}}
+  %e = moe.exit_layers %p {max_exit = 4, min_exit = 2, decay_positions = 0} : tensor<?xi32> -> tensor<?xi32>
+  return
+}
+
+// -----
+
+func.func @exit_layers_static_result(%p: tensor<?xi32>) {
+  // expected-error @+1 {{'moe.exit_layers' op T of result 'exits' must be dynamic like 'positions' (T = ?)}}
+  %e = moe.exit_layers %p {max_exit = 4, min_exit = 2, decay_positions = 8} : tensor<?xi32> -> tensor<8xi32>
+  return
+}
+
+// -----
+
+func.func @exit_layers_positions_i64(%p: tensor<?xi64>) {
+  // expected-error @+1 {{'moe.exit_layers' op operand #0 must be 1D tensor of 32-bit signless integer values, but got 'tensor<?xi64>'}}
+  %e = moe.exit_layers %p {max_exit = 4, min_exit = 2, decay_positions = 8} : tensor<?xi64> -> tensor<?xi32>
+  return
+}
+
+// -----
+
+func.func @exit_paths_negative_layer(%e: tensor<?xi32>) {
+  // expected-error @+1 {{'moe.exit_paths' op 'layer' must be non-negative, got -1}}
+  %p = moe.exit_paths %e {layer = -1} : tensor<?xi32> -> tensor<?xi32>
+  return
+}
+
+// -----
+
+func.func @exit_paths_token_mismatch(%e: tensor<8xi32>) {
+  // expected-error @+1 {{'moe.exit_paths' op T mismatch: 'exits' has T = 8 but 'paths' has T = 4}}
+  %p = moe.exit_paths %e {layer = 0} : tensor<8xi32> -> tensor<4xi32>
+  return
+}
+
+// -----
+
+func.func @exit_paths_two_branches(%x: tensor<?x64xf32>, %e: tensor<?xi32>) {
+  %p = moe.exit_paths %e {layer = 0} : tensor<?xi32> -> tensor<?xi32>
+  // expected-error @+1 {{'moe.path_select' op 'paths' come from moe.exit_paths (0 = skip, 1 = run) but the op has 2 branch regions; it needs exactly one}}
+  %y = moe.path_select %x, %p : tensor<?x64xf32>, tensor<?xi32> -> tensor<?x64xf32> {
+  ^bb0(%xs: tensor<?x64xf32>):
+    moe.yield %xs : tensor<?x64xf32>
+  }, {
+  ^bb0(%xb: tensor<?x64xf32>):
+    moe.yield %xb : tensor<?x64xf32>
+  }
+  return
+}
+
+// -----
+
+// moe.halting_stack (ACT)
+
+func.func @halting_no_layers(%x: tensor<?x64xf32>, %w: tensor<0x64xf32>, %b: tensor<0xf32>) {
+  // expected-error @+1 {{'moe.halting_stack' op needs at least one layer region}}
+  %y, %n = moe.halting_stack %x, %w, %b {epsilon = 0.01 : f32}
+      : tensor<?x64xf32>, tensor<0x64xf32>, tensor<0xf32> -> tensor<?x64xf32>, tensor<?xi32>
+  return
+}
+
+// -----
+
+func.func @halting_weights_per_layer(%x: tensor<?x64xf32>, %w: tensor<3x64xf32>, %b: tensor<3xf32>) {
+  // expected-error @+1 {{'moe.halting_stack' op has 2 layer regions, so 'halt_weights' must be [2, H] and 'halt_bias' [2], got 'tensor<3x64xf32>' and 'tensor<3xf32>'}}
+  %y, %n = moe.halting_stack %x, %w, %b {epsilon = 0.01 : f32}
+      : tensor<?x64xf32>, tensor<3x64xf32>, tensor<3xf32> -> tensor<?x64xf32>, tensor<?xi32> {
+  ^bb0(%xs: tensor<?x64xf32>):
+    moe.yield %xs : tensor<?x64xf32>
+  }, {
+  ^bb0(%xb: tensor<?x64xf32>):
+    moe.yield %xb : tensor<?x64xf32>
+  }
+  return
+}
+
+// -----
+
+func.func @halting_epsilon_one(%x: tensor<?x64xf32>, %w: tensor<1x64xf32>, %b: tensor<1xf32>) {
+  // expected-error @+1 {{'moe.halting_stack' op 'epsilon' must be in [0, 1), got 1}}
+  %y, %n = moe.halting_stack %x, %w, %b {epsilon = 1.0 : f32}
+      : tensor<?x64xf32>, tensor<1x64xf32>, tensor<1xf32> -> tensor<?x64xf32>, tensor<?xi32> {
+  ^bb0(%xs: tensor<?x64xf32>):
+    moe.yield %xs : tensor<?x64xf32>
+  }
+  return
+}
+
+// -----
+
+func.func @halting_hidden_mismatch(%x: tensor<?x64xf32>, %w: tensor<1x32xf32>, %b: tensor<1xf32>) {
+  // expected-error @+1 {{'moe.halting_stack' op H mismatch: 'hidden' has H = 64 but 'halt_weights' has H = 32}}
+  %y, %n = moe.halting_stack %x, %w, %b {epsilon = 0.01 : f32}
+      : tensor<?x64xf32>, tensor<1x32xf32>, tensor<1xf32> -> tensor<?x64xf32>, tensor<?xi32> {
+  ^bb0(%xs: tensor<?x64xf32>):
+    moe.yield %xs : tensor<?x64xf32>
+  }
+  return
+}
+
+// -----
+
+func.func @halting_steps_static(%x: tensor<?x64xf32>, %w: tensor<1x64xf32>, %b: tensor<1xf32>) {
+  // expected-error @+1 {{'moe.halting_stack' op T of result 'steps' must be dynamic like 'hidden' (T = ?)}}
+  %y, %n = moe.halting_stack %x, %w, %b {epsilon = 0.01 : f32}
+      : tensor<?x64xf32>, tensor<1x64xf32>, tensor<1xf32> -> tensor<?x64xf32>, tensor<4xi32> {
+  ^bb0(%xs: tensor<?x64xf32>):
+    moe.yield %xs : tensor<?x64xf32>
+  }
+  return
+}
+
+// -----
+
+func.func @halting_layer_argument(%x: tensor<?x64xf32>, %w: tensor<1x64xf32>, %b: tensor<1xf32>) {
+  // expected-error @+1 {{'moe.halting_stack' op layer #0 argument must be tensor<?x64xf32> (the selected tokens, count known at run time), got 'tensor<?x32xf32>'}}
+  %y, %n = moe.halting_stack %x, %w, %b {epsilon = 0.01 : f32}
+      : tensor<?x64xf32>, tensor<1x64xf32>, tensor<1xf32> -> tensor<?x64xf32>, tensor<?xi32> {
+  ^bb0(%xs: tensor<?x32xf32>):
+    moe.yield %xs : tensor<?x32xf32>
+  }
   return
 }

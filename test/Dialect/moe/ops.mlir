@@ -578,3 +578,47 @@ func.func @ffn_experts_formats(%b1: tensor<4x64x64xbf16>, %i1: tensor<4x64x64xi8
       format f16 -> !moe.experts<4, 64>
   return
 }
+
+// SkipDecode: the exit layer of each token from its position, the paths of
+// layer 1 from it.
+// CHECK-LABEL: func.func @early_exit_layer(
+// CHECK:         %[[E:.*]] = moe.exit_layers %{{.*}} {decay_positions = 64 : i64, max_exit = 4 : i64, min_exit = 2 : i64} : tensor<?xi32> -> tensor<?xi32>
+// CHECK:         %[[P:.*]] = moe.exit_paths %[[E]] {layer = 1 : i64} : tensor<?xi32> -> tensor<?xi32>
+// CHECK:         moe.path_select %{{.*}}, %[[P]] : tensor<?x64xf32>, tensor<?xi32> -> tensor<?x64xf32> {
+func.func @early_exit_layer(%x: tensor<?x64xf32>, %pos: tensor<?xi32>,
+                            %w1: tensor<32x64xf32>, %w2: tensor<64x32xf32>)
+    -> tensor<?x64xf32> {
+  %e = moe.exit_layers %pos {max_exit = 4, min_exit = 2, decay_positions = 64}
+      : tensor<?xi32> -> tensor<?xi32>
+  %p = moe.exit_paths %e {layer = 1} : tensor<?xi32> -> tensor<?xi32>
+  %y = moe.path_select %x, %p : tensor<?x64xf32>, tensor<?xi32> -> tensor<?x64xf32> {
+  ^bb0(%xs: tensor<?x64xf32>):
+    %f = moe.ffn gelu %xs w1(%w1 : tensor<32x64xf32>) w2(%w2 : tensor<64x32xf32>)
+        : tensor<?x64xf32> -> tensor<?x64xf32>
+    moe.yield %f : tensor<?x64xf32>
+  }
+  return %y : tensor<?x64xf32>
+}
+
+// ACT: two layers, each a dense FFN residual branch, with halting units.
+// CHECK-LABEL: func.func @halting_stack_two_layers(
+// CHECK:         %{{.*}}, %{{.*}} = moe.halting_stack %{{.*}}, %{{.*}}, %{{.*}} {epsilon = 0.00999999977 : f32} : tensor<?x64xf32>, tensor<2x64xf32>, tensor<2xf32> -> tensor<?x64xf32>, tensor<?xi32> {
+// CHECK:         moe.yield
+// CHECK:         }, {
+func.func @halting_stack_two_layers(%x: tensor<?x64xf32>, %hw: tensor<2x64xf32>, %hb: tensor<2xf32>,
+                                    %w1: tensor<32x64xf32>, %w2: tensor<64x32xf32>)
+    -> (tensor<?x64xf32>, tensor<?xi32>) {
+  %y, %n = moe.halting_stack %x, %hw, %hb {epsilon = 0.01 : f32}
+      : tensor<?x64xf32>, tensor<2x64xf32>, tensor<2xf32> -> tensor<?x64xf32>, tensor<?xi32> {
+  ^bb0(%xs: tensor<?x64xf32>):
+    %f = moe.ffn gelu %xs w1(%w1 : tensor<32x64xf32>) w2(%w2 : tensor<64x32xf32>)
+        : tensor<?x64xf32> -> tensor<?x64xf32>
+    moe.yield %f : tensor<?x64xf32>
+  }, {
+  ^bb0(%xb: tensor<?x64xf32>):
+    %f = moe.ffn gelu %xb w1(%w1 : tensor<32x64xf32>) w2(%w2 : tensor<64x32xf32>)
+        : tensor<?x64xf32> -> tensor<?x64xf32>
+    moe.yield %f : tensor<?x64xf32>
+  }
+  return %y, %n : tensor<?x64xf32>, tensor<?xi32>
+}

@@ -27,7 +27,8 @@ void populateMoeLowerSkipsPatterns(RewritePatternSet &patterns,
 
 /// One pattern per router kind: moe.topk_router, moe.grouped_topk_router,
 /// moe.topp_router, moe.relu_router, moe.expert_choice_router,
-/// moe.hash_router, moe.path_router, and moe.capacity_drop.
+/// moe.hash_router, moe.path_router, moe.capacity_drop, moe.exit_layers and
+/// moe.exit_paths.
 void populateMoeLowerRoutersPatterns(RewritePatternSet &patterns,
                                      const MoeLowerRoutersOptions &options);
 
