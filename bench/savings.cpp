@@ -6,7 +6,11 @@
 //  * null experts: 8 SwiGLU experts + 8 null experts, oracle routing, k = 2;
 //    a fraction r of the (token, slot) pairs go to null experts;
 //  * skip block: a Mixture-of-Depths block (capacity fraction 1 - r) around
-//    a dense SwiGLU FFN; a fraction r of the tokens skip it.
+//    a dense SwiGLU FFN; a fraction r of the tokens skip it;
+//  * capacity: the null-experts layer's 8 SwiGLU experts under Zipf-skewed
+//    oracle routing (k = 2), dropless vs moe.capacity_drop vs
+//    moe.capacity_reroute (cf = 1); r is the fraction of pairs dropped, and
+//    the expert loads' max/mean is printed before and after.
 // Target (issue 5): time(r) / time(0) <= (1 - r) + 0.05. Every compiled
 // result is checked against the reference interpreter first.
 //
