@@ -2,11 +2,15 @@
 //
 //   moe-savings [--tokens=T] [--repeat=N]
 //
-// Two families, each timed against its own r = 0 case in the same run:
+// Five families, each timed against its own r = 0 case in the same run:
 //  * null experts: 8 SwiGLU experts + 8 null experts, oracle routing, k = 2;
 //    a fraction r of the (token, slot) pairs go to null experts;
 //  * skip block: a Mixture-of-Depths block (capacity fraction 1 - r) around
-//    a dense SwiGLU FFN; a fraction r of the tokens skip it.
+//    a dense SwiGLU FFN; a fraction r of the tokens skip it;
+//  * capacity: the null-experts layer's 8 SwiGLU experts under Zipf-skewed
+//    oracle routing (k = 2), dropless vs moe.capacity_drop vs
+//    moe.capacity_reroute (cf = 1); r is the fraction of pairs dropped, and
+//    the expert loads' max/mean is printed before and after;
 //  * skipdecode: a stack of 4 dense SwiGLU FFNs under SkipDecode exit
 //    schedules (moe.exit_layers + path_select per layer);
 //  * act-halting: the same stack as an ACT moe.halting_stack whose tokens
@@ -20,6 +24,7 @@
 #include "moe/ExecutionEngine/CompiledFunction.h"
 #include "moe/InitAll.h"
 #include "moe/Reference/Interpreter.h"
+#include "moe/Reference/Kernels.h"
 #include "moe/Support/Random.h"
 
 #include "mlir/IR/MLIRContext.h"
@@ -143,6 +148,77 @@ static std::vector<Tensor> stackWeights() {
     w.push_back(randomFloats({H, I}, 12 + 3 * n));
   }
   return w;
+/// The capacity family's layer: `capacityOp` ("" for dropless) between the
+/// oracle routing and the layer.
+static std::string capacityLayer(const std::string &capacityOp) {
+  std::string routing = "%ids0, %w0";
+  if (capacityOp == "drop")
+    routing = R"mlir(%ids, %w = moe.capacity_drop %ids0, %w0 {num_experts = 8, capacity_factor = 1.0 : f32}
+      : tensor<?x2xi32>, tensor<?x2xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  )mlir";
+  else if (capacityOp == "reroute")
+    routing = R"mlir(%ids, %w = moe.capacity_reroute %ids0, %w0, %scores {capacity_factor = 1.0 : f32}
+      : tensor<?x2xi32>, tensor<?x2xf32>, tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  )mlir";
+  std::string use = capacityOp.empty() ? "%ids0, %w0" : "%ids, %w";
+  return R"mlir(
+func.func @main(%x: tensor<?x256xf32>, %ids0: tensor<?x2xi32>, %w0: tensor<?x2xf32>,
+                %scores: tensor<?x8xf32>, %w1: tensor<8x768x256xf32>,
+                %w3: tensor<8x768x256xf32>, %w2: tensor<8x256x768xf32>) -> tensor<?x256xf32> {
+  )mlir" + (capacityOp.empty() ? std::string() : routing) +
+         R"mlir(%ffn = moe.ffn_experts swiglu w1(%w1 : tensor<8x768x256xf32>) w3(%w3 : tensor<8x768x256xf32>)
+      w2(%w2 : tensor<8x256x768xf32>) -> !moe.experts<8, 256>
+  %y = moe.layer %x, )mlir" +
+         use + R"mlir( experts(%ffn : !moe.experts<8, 256>)
+      : tensor<?x256xf32>, tensor<?x2xi32>, tensor<?x2xf32> -> tensor<?x256xf32>
+  return %y : tensor<?x256xf32>
+})mlir";
+}
+
+/// Zipf-skewed top-2 routing over 8 experts: scores = softmax(log prior +
+/// Gumbel noise) with prior(e) ∝ 1 / (e + 1)^1.2, ids the top 2, weights
+/// their scores.
+static ref::Routing zipfRouting(int64_t t, Tensor &scores) {
+  const int64_t e = 8, k = 2;
+  Rng rng(7);
+  ref::Routing r{Tensor::ints(DType::I32, {t, k}), Tensor::f32({t, k})};
+  scores = Tensor::f32({t, e});
+  for (int64_t i = 0; i < t; ++i) {
+    std::vector<double> z(e);
+    double mx = -1e300, sum = 0;
+    for (int64_t j = 0; j < e; ++j) {
+      double u = std::max(double(rng.uniform(0.0f, 1.0f)), 1e-12);
+      z[j] = -1.2 * std::log(double(j + 1)) - std::log(-std::log(u));
+      mx = std::max(mx, z[j]);
+    }
+    for (double &v : z)
+      sum += (v = std::exp(v - mx));
+    std::vector<int64_t> order(e);
+    for (int64_t j = 0; j < e; ++j) {
+      scores.f[i * e + j] = float(z[j] / sum);
+      order[j] = j;
+    }
+    std::stable_sort(order.begin(), order.end(),
+                     [&](int64_t a, int64_t b) { return z[a] > z[b]; });
+    for (int64_t s = 0; s < k; ++s) {
+      r.ids.i[i * k + s] = order[s];
+      r.weights.f[i * k + s] = scores.f[i * e + order[s]];
+    }
+  }
+  return r;
+}
+
+/// max / mean of the per-expert pair counts, and the pairs used.
+static std::pair<double, int64_t> loadImbalance(const Tensor &ids, int64_t e) {
+  std::vector<int64_t> load(e, 0);
+  int64_t used = 0;
+  for (int64_t id : ids.i)
+    if (id >= 0) {
+      ++load[id];
+      ++used;
+    }
+  double mean = double(used) / double(e);
+  return {mean > 0 ? double(*std::max_element(load.begin(), load.end())) / mean : 0.0, used};
 }
 
 /// One case: its compiled function, inputs, accuracy and timings.
@@ -294,7 +370,26 @@ int main(int argc, char **argv) {
                  skipCases[c]))
       return 1;
   }
-  if (!timeInterleaved(nullCases) || !timeInterleaved(skipCases))
+  // Capacity: dropless, drop, reroute on one Zipf-skewed routing.
+  const char *capacityNames[] = {"dropless", "cap-drop", "cap-reroute"};
+  const char *capacityOps[] = {"", "drop", "reroute"};
+  std::vector<Case> capacityCases(3);
+  Tensor scores;
+  ref::Routing zipf = zipfRouting(t, scores);
+  ref::Routing dropped, rerouted;
+  if (!ref::capacityDrop(zipf, 8, 1.0f, dropped).ok() ||
+      !ref::capacityReroute(zipf, scores, 1.0f, rerouted).ok())
+    return 1;
+  const Tensor *capacityIds[] = {&zipf.ids, &dropped.ids, &rerouted.ids};
+  for (int c = 0; c < 3; ++c)
+    if (!prepare(ctx, capacityLayer(capacityOps[c]),
+                 {randomFloats({t, H}, 1), zipf.ids, zipf.weights, scores,
+                  randomFloats({8, I, H}, 3), randomFloats({8, I, H}, 4),
+                  randomFloats({8, H, I}, 5)},
+                 capacityCases[c]))
+      return 1;
+  if (!timeInterleaved(nullCases) || !timeInterleaved(skipCases) ||
+      !timeInterleaved(capacityCases))
     return 1;
   for (auto [name, cases] : {std::make_pair("null-experts", &nullCases),
                              std::make_pair("skip-block", &skipCases)}) {
@@ -304,6 +399,17 @@ int main(int argc, char **argv) {
   }
   if (!measureStacks(ctx, t, report))
     return 1;
+  // r = the fraction of the dropless routing's pairs a capacity op drops.
+  int64_t allPairs = loadImbalance(zipf.ids, 8).second;
+  for (int c = 0; c < 3; ++c) {
+    auto [imbalance, used] = loadImbalance(*capacityIds[c], 8);
+    double r = 1.0 - double(used) / double(allPairs);
+    report(capacityNames[c], r, {capacityCases[c].median(), capacityCases[c].relError},
+           capacityCases[0].median());
+    llvm::outs() << llvm::format("  %-12s expert load max/mean %.2f, pairs %lld of %lld\n",
+                                 capacityNames[c], imbalance, (long long)used,
+                                 (long long)allPairs);
+  }
   llvm::outs() << (allMet ? "all savings bounds met\n" : "some savings bounds NOT met\n");
   return 0;
 }

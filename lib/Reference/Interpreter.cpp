@@ -197,6 +197,20 @@ private:
                                             o.getCapacityFactor().convertToFloat(), r),
                             r);
         })
+        .Case([&](mdl::RouterScoresOp o) {
+          Tensor scores;
+          Status s = routerScores(frame.at(o.getHidden()), frame.at(o.getGate()),
+                                  toRef(o.getScoring()), scores);
+          if (s.ok())
+            frame.set(o.getScores(), std::move(scores));
+          return s;
+        })
+        .Case([&](mdl::CapacityRerouteOp o) {
+          Routing in{frame.at(o.getInIds()), frame.at(o.getInWeights())};
+          return setRouting(o, capacityReroute(in, frame.at(o.getScores()),
+                                               o.getCapacityFactor().convertToFloat(), r),
+                            r);
+        })
         .Case([&](mdl::PathRouterOp o) {
           Tensor paths;
           Status s = pathRouter(frame.at(o.getHidden()), frame.at(o.getGate()), paths);

@@ -396,6 +396,100 @@ Status capacityDrop(const Routing &in, int64_t numExperts, float capacityFactor,
   return Status::success();
 }
 
+Status routerScores(const Tensor &x, const Tensor &gate, Scoring scoring, Tensor &scores) {
+  std::vector<std::vector<double>> logits;
+  Status s = computeLogits(x, gate, logits);
+  if (!s.ok())
+    return s;
+  int64_t t = x.dim(0), e = gate.dim(0);
+  Tensor out = Tensor::f32({t, e});
+  for (int64_t i = 0; i < t; ++i) {
+    std::vector<double> row = score(logits[i], scoring);
+    for (int64_t j = 0; j < e; ++j)
+      out.f[i * e + j] = float(row[j]);
+  }
+  scores = std::move(out);
+  return Status::success();
+}
+
+namespace {
+/// Checks scores [T, E] against a routing of T tokens: shape, finite values.
+Status checkScores(const Tensor &scores, int64_t tokens) {
+  Status s = checkShape(scores, "scores", 2, DType::F32);
+  if (!s.ok())
+    return s;
+  if (scores.dim(0) != tokens || scores.dim(1) < 1)
+    return Status::failure("'scores' " + scores.describe() + " must be [T, E] with T = " +
+                           std::to_string(tokens) + " and E >= 1");
+  int64_t e = scores.dim(1);
+  for (int64_t n = 0; n < scores.numel(); ++n)
+    if (!std::isfinite(scores.f[n]))
+      return Status::failure("score at scores[" + std::to_string(n / e) + ", " +
+                             std::to_string(n % e) + "] is not finite (" +
+                             std::to_string(scores.f[n]) + ")");
+  return Status::success();
+}
+} // namespace
+
+Status capacityReroute(const Routing &in, const Tensor &scores, float capacityFactor,
+                       Routing &out) {
+  Status s = checkShape(in.ids, "ids", 2, DType::I32);
+  if (!s.ok() || !(s = checkScores(scores, in.ids.dim(0))).ok())
+    return s;
+  int64_t e = scores.dim(1);
+  if (!(s = checkRouting(in, e)).ok())
+    return s;
+  if (!(capacityFactor > 0.0f) || !std::isfinite(capacityFactor))
+    return Status::failure("'capacity_factor' must be positive and finite");
+  int64_t t = in.ids.dim(0), k = in.ids.dim(1);
+  int64_t limit = capacityLimit(capacityFactor, t, k, e);
+  auto score = [&](int64_t pair, int64_t expert) { return scores.f[(pair / k) * e + expert]; };
+  // Used pairs (index t * K + s) in descending score; the stable sort keeps
+  // ties in (token, slot) order.
+  std::vector<int64_t> order;
+  for (int64_t n = 0; n < t * k; ++n)
+    if (in.ids.i[n] >= 0)
+      order.push_back(n);
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
+    return score(a, in.ids.i[a]) > score(b, in.ids.i[b]);
+  });
+  Routing r = in;
+  std::vector<int64_t> load(e, 0), dropped;
+  for (int64_t n : order) {
+    int64_t id = in.ids.i[n];
+    if (load[id] < limit) {
+      ++load[id];
+      continue;
+    }
+    r.ids.i[n] = -1;
+    r.weights.f[n] = 0.0f;
+    dropped.push_back(n);
+  }
+  // Re-routing, in the same order: the best expert with room that the token
+  // does not hold in another slot (ties: lower id).
+  for (int64_t n : dropped) {
+    float old = score(n, in.ids.i[n]);
+    if (old == 0.0f)
+      continue; // no weight-to-score ratio to carry over: stays dropped
+    int64_t tok = n / k, best = -1;
+    for (int64_t j = 0; j < e; ++j) {
+      bool held = false;
+      for (int64_t q = 0; q < k; ++q)
+        held |= r.ids.i[tok * k + q] == j;
+      if (load[j] < limit && !held && (best < 0 || score(n, j) > score(n, best)))
+        best = j;
+    }
+    if (best < 0)
+      continue;
+    ++load[best];
+    r.ids.i[n] = best;
+    float ratio = score(n, best) / old;
+    r.weights.f[n] = in.weights.f[n] * ratio;
+  }
+  out = std::move(r);
+  return Status::success();
+}
+
 Status pathRouter(const Tensor &x, const Tensor &gate, Tensor &paths) {
   std::vector<std::vector<double>> logits;
   Status s = computeLogits(x, gate, logits);

@@ -370,6 +370,35 @@ class _Builder:
                    f": {r.ids.type}, {r.weights.type} -> {out.ids.type}, {out.weights.type}")
         return out
 
+    def router_scores(self, x: Value, gate: Value, scoring: str = "softmax",
+                      name: Optional[str] = None) -> Value:
+        """``moe.router_scores``: every expert's score [T, E] (softmax/sigmoid of gate · x)."""
+        x = self._hidden_value(x)
+        gate = self._weight_value(gate, "gate", 2)
+        out = Value(self._fresh(name or "scores"), (x.shape[0], gate.shape[0]), "f32", self._root)
+        self._emit(f"{out.ref} = moe.router_scores {self._scoring(scoring)} {x.ref}, {gate.ref} "
+                   f": {x.type}, {gate.type} -> {out.type}")
+        return out
+
+    def capacity_reroute(self, routing, scores: Value, capacity_factor: float,
+                         name: Optional[str] = None) -> Routing:
+        """``moe.capacity_reroute``: each expert keeps its ceil(cf·T·K/E) best-scoring
+        pairs; a dropped pair moves to its token's next-best expert with room
+        (``scores`` [T, E], e.g. from :meth:`router_scores`)."""
+        r = self._routing(routing)
+        scores = self._tensor(scores, "scores", ("f32",), 2)
+        if scores.shape[1] is None:
+            raise ValueError("scores must have a static expert count E")
+        if not float(capacity_factor) > 0:
+            raise ValueError(f"capacity_factor must be positive, got {capacity_factor!r}")
+        out = self._router_results(name, r.ids.shape[0], r.ids.shape[1])
+        self._emit(f"{out.ids.ref}, {out.weights.ref} = moe.capacity_reroute {r.ids.ref}, "
+                   f"{r.weights.ref}, {scores.ref} "
+                   f"{{capacity_factor = {_f32(capacity_factor, 'capacity_factor')}}}",
+                   f": {r.ids.type}, {r.weights.type}, {scores.type} -> {out.ids.type}, "
+                   f"{out.weights.type}")
+        return out
+
     def path_router(self, x: Value, gate: Value, name: Optional[str] = None) -> Value:
         """``moe.path_router``: per-token argmax over the rows of ``gate`` (row 0 = skip)."""
         x = self._hidden_value(x)

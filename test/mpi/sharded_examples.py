@@ -27,7 +27,7 @@ NP, MPIEXEC = int(sys.argv[3]), sys.argv[4]
 MOE_RUN = os.path.join(BUILD, "bin", "moe-run")
 EXAMPLES = pathlib.Path(SOURCE) / "examples"
 MPIRUN = [MPIEXEC, "--allow-run-as-root", "--oversubscribe"]
-BATCH_WIDE = re.compile(r"capacity_drop|expert_choice_router|capacity_fraction")
+BATCH_WIDE = re.compile(r"capacity_drop|capacity_reroute|expert_choice_router|capacity_fraction")
 failures = []
 
 

@@ -108,6 +108,19 @@ def switch_capacity(H=64, E=8, I=128, capacity_factor=1.0, k=1):
     return L
 
 
+def capacity_reroute(H=64, E=8, I=128, capacity_factor=1.0, k=2):
+    L = moec.Layer(hidden=H)
+    x = L.hidden("x")
+    gate = L.weight("gate", (E, H))
+    w = L.ffn_weights(I, "swiglu", experts=E)
+    routing0 = L.topk_router(x, gate, k=k, renormalize=True, name="ids0")
+    scores = L.router_scores(x, gate)
+    routing = L.capacity_reroute(routing0, scores, capacity_factor=capacity_factor)
+    experts = L.ffn_experts("swiglu", **w)
+    L.output(L.layer(x, routing, experts))
+    return L
+
+
 def mixlora(H=64, E=4, I=128, r=8, alpha=16.0, k=2):
     L = moec.Layer(hidden=H)
     x = L.hidden("x")
@@ -251,7 +264,8 @@ def act(H=64, E=4, I=64, layers=4, epsilon=0.01):
 EXAMPLES = {
     "mixtral": mixtral, "deepseek": deepseek, "moepp": moepp, "adamoe": adamoe,
     "remoe": remoe, "expert_choice": expert_choice, "hash": hash_layer,
-    "switch_capacity": switch_capacity, "mixlora": mixlora, "mod": mod,
+    "switch_capacity": switch_capacity, "capacity_reroute": capacity_reroute,
+    "mixlora": mixlora, "mod": mod,
     "threshold_skip": threshold_skip, "duo": duo, "oracle": oracle, "stack": stack,
     "skipdecode": skipdecode, "act": act,
 }

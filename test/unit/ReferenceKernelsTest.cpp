@@ -641,6 +641,94 @@ TEST(CapacityDrop, RejectsIdOutsideRangeAndBadFactor) {
 }
 
 //===----------------------------------------------------------------------===//
+// routerScores / capacityReroute
+//===----------------------------------------------------------------------===//
+
+TEST(RouterScores, AreTheScoresTopKRanks) {
+  Tensor x = Tensor::f32({2, 2}, {1.0f, 0.0f, 0.0f, -2.0f});
+  Tensor gate = Tensor::f32({3, 2}, {1.0f, 0.0f, 0.0f, 1.0f, 0.5f, 0.5f});
+  Tensor scores;
+  Status s = routerScores(x, gate, Scoring::Softmax, scores);
+  ASSERT_TRUE(s.ok()) << s.error;
+  ASSERT_EQ(scores.shape, (std::vector<int64_t>{2, 3}));
+  Routing r;
+  ASSERT_TRUE(topkRouter(x, gate, nullptr, Scoring::Softmax, 3, false, 1.0f, r).ok());
+  for (int64_t t = 0; t < 2; ++t)
+    for (int64_t j = 0; j < 3; ++j)
+      EXPECT_EQ(scores.f[t * 3 + r.ids.i[t * 3 + j]], r.weights.f[t * 3 + j]);
+  Tensor sig;
+  ASSERT_TRUE(routerScores(x, gate, Scoring::Sigmoid, sig).ok());
+  EXPECT_NEAR(sig.f[0], 1.0 / (1.0 + std::exp(-1.0)), 1e-7);
+}
+
+TEST(CapacityReroute, DocExample) {
+  // docs/dialect.md §4.7.2: T = 4, K = 1, E = 2, cf = 0.5, so C = 1.
+  Routing in;
+  in.ids = i32({4, 1}, {0, 0, 0, 0});
+  in.weights = Tensor::f32({4, 1}, {0.9f, 0.6f, 0.8f, 0.7f});
+  Tensor scores = Tensor::f32({4, 2}, {0.9f, 0.1f, 0.6f, 0.4f, 0.8f, 0.2f, 0.7f, 0.3f});
+  Routing out;
+  Status s = capacityReroute(in, scores, 0.5f, out);
+  ASSERT_TRUE(s.ok()) << s.error;
+  expectIds(out, {4, 1}, {0, -1, 1, -1});
+  EXPECT_FLOAT_EQ(out.weights.f[0], 0.9f);
+  EXPECT_FLOAT_EQ(out.weights.f[1], 0.0f);
+  EXPECT_FLOAT_EQ(out.weights.f[2], 0.8f * (0.2f / 0.8f));
+  EXPECT_FLOAT_EQ(out.weights.f[3], 0.0f);
+}
+
+TEST(CapacityReroute, KeepsTheTokensExpertsAndBreaksTiesByTokenThenSlot) {
+  // T = 2, K = 2, E = 3, cf = 0.75: C = ceil(0.75 * 2 * 2 / 3) = 1. Every
+  // score ties at 0.5 except expert 2's. Admission order (ties: token,
+  // slot): (0,0)->0 kept, (0,1)->1 kept, (1,0)->0 dropped, (1,1)->1
+  // dropped. Re-routing: (1,0) takes expert 2 (the only one with room);
+  // (1,1) finds none.
+  Routing in;
+  in.ids = i32({2, 2}, {0, 1, 0, 1});
+  in.weights = Tensor::f32({2, 2}, {0.5f, 0.5f, 1.0f, 1.0f});
+  Tensor scores = Tensor::f32({2, 3}, {0.5f, 0.5f, 0.25f, 0.5f, 0.5f, 0.25f});
+  Routing out;
+  ASSERT_TRUE(capacityReroute(in, scores, 0.75f, out).ok());
+  expectIds(out, {2, 2}, {0, 1, 2, -1});
+  expectFloats(out.weights.f, {0.5, 0.5, 0.5, 0.0});
+}
+
+TEST(CapacityReroute, NeverTakesAnExpertTheTokenHolds) {
+  // T = 3, K = 2, E = 3, cf = 1: C = 2. Token 2 is admitted last (lowest
+  // scores) and loses expert 0; expert 2 is full, expert 1 it holds: dropped.
+  Routing in;
+  in.ids = i32({3, 2}, {0, 2, 0, 2, 0, 1});
+  in.weights = Tensor::f32({3, 2}, {1, 1, 1, 1, 1, 1});
+  Tensor scores = Tensor::f32({3, 3}, {0.9f, 0.0f, 0.8f, 0.9f, 0.0f, 0.8f, 0.3f, 0.2f, 0.1f});
+  Routing out;
+  ASSERT_TRUE(capacityReroute(in, scores, 1.0f, out).ok());
+  expectIds(out, {3, 2}, {0, 2, 0, 2, -1, 1});
+}
+
+TEST(CapacityReroute, RejectsBadIdsScoresAndFactor) {
+  Routing in;
+  in.ids = i32({2, 1}, {0, 2});
+  in.weights = Tensor::f32({2, 1}, {1, 1});
+  Tensor scores = Tensor::f32({2, 2}, {0.5f, 0.5f, 0.5f, 0.5f});
+  Routing out = sentinelRouting();
+  Status s = capacityReroute(in, scores, 1.0f, out);
+  ASSERT_FALSE(s.ok());
+  EXPECT_TRUE(contains(s.error, "expert id 2")) << s.error;
+  in.ids.i = {0, 1};
+  scores.f[3] = std::nanf("");
+  s = capacityReroute(in, scores, 1.0f, out);
+  ASSERT_FALSE(s.ok());
+  EXPECT_TRUE(contains(s.error, "scores[1, 1]")) << s.error;
+  scores.f[3] = 0.5f;
+  s = capacityReroute(in, Tensor::f32({3, 2}), 1.0f, out);
+  EXPECT_FALSE(s.ok());
+  s = capacityReroute(in, scores, 0.0f, out);
+  EXPECT_FALSE(s.ok());
+  EXPECT_TRUE(contains(s.error, "capacity_factor")) << s.error;
+  expectSentinel(out);
+}
+
+//===----------------------------------------------------------------------===//
 // pathRouter
 //===----------------------------------------------------------------------===//
 

@@ -334,7 +334,7 @@ std::optional<int64_t> mlir::moe::getRoutingNumExperts(Value ids) {
   std::optional<int64_t> e =
       TypeSwitch<Operation *, std::optional<int64_t>>(def)
           .Case<TopKRouterOp, GroupedTopKRouterOp, TopPRouterOp, ReluRouterOp,
-                ExpertChoiceRouterOp, HashRouterOp, CapacityDropOp>(
+                ExpertChoiceRouterOp, HashRouterOp, CapacityDropOp, CapacityRerouteOp>(
               [](auto op) -> std::optional<int64_t> {
                 return op.getNumExperts();
               })
@@ -446,6 +446,42 @@ LogicalResult CapacityDropOp::verify() {
       e && *e != static_cast<int64_t>(getNumExperts()))
     return emitOpError() << "'num_experts' = " << getNumExperts()
                          << " but the incoming routing chooses among " << *e
+                         << " experts";
+  return success();
+}
+
+LogicalResult RouterScoresOp::verify() {
+  if (failed(verifyHidden(*this, getHidden())) ||
+      failed(requireStatic(*this, "gate", getGate())) ||
+      failed(requirePositive(*this, dim("gate", "E", getGate(), 0), "expert")) ||
+      failed(agree(*this, dim("hidden", "H", getHidden(), 1), dim("gate", "H", getGate(), 1))) ||
+      failed(agreeResult(*this, dim("hidden", "T", getHidden(), 0),
+                         dim("scores", "T", getScores(), 0))) ||
+      failed(agree(*this, dim("gate", "E", getGate(), 0), dim("scores", "E", getScores(), 1))))
+    return failure();
+  return success();
+}
+
+int64_t CapacityRerouteOp::getNumExperts() { return dimOf(getScores(), 1); }
+
+LogicalResult CapacityRerouteOp::verify() {
+  if (failed(verifyPositiveFinite(*this, "capacity_factor",
+                                  getCapacityFactor().convertToFloat())) ||
+      failed(verifyRoutingPair(*this, getInIds(), getInWeights(), "in_ids",
+                               "in_weights")) ||
+      failed(verifyRoutingPair(*this, getIds(), getWeights(), "ids", "weights")) ||
+      failed(agreeResult(*this, dim("in_ids", "T", getInIds(), 0), dim("ids", "T", getIds(), 0))) ||
+      failed(agree(*this, dim("in_ids", "K", getInIds(), 1), dim("ids", "K", getIds(), 1))) ||
+      failed(agree(*this, dim("in_ids", "T", getInIds(), 0), dim("scores", "T", getScores(), 0))))
+    return failure();
+  int64_t e = getNumExperts();
+  if (!isStatic(e))
+    return emitOpError() << "expert count E of 'scores' must be static";
+  if (failed(requirePositive(*this, dim("scores", "E", getScores(), 1), "expert")))
+    return failure();
+  if (auto incoming = getRoutingNumExperts(getInIds()); incoming && *incoming != e)
+    return emitOpError() << "'scores' has E = " << e
+                         << " but the incoming routing chooses among " << *incoming
                          << " experts";
   return success();
 }

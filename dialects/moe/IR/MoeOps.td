@@ -174,6 +174,58 @@ def Moe_CapacityDropOp : Moe_RouterOp<"capacity_drop"> {
   
 }
 
+//===----------------------------------------------------------------------===//
+// Capacity-aware inference (issue 29): the full router scores and re-routing
+// of the pairs an over-full expert cannot take.
+//===----------------------------------------------------------------------===//
+
+def Moe_RouterScoresOp : Moe_Op<"router_scores", [Pure]> {
+  let summary = "the full [T, E] router scores: softmax/sigmoid of gate · x";
+  let description = [{
+    scores[t, e] = softmax over e (or sigmoid) of the logits gate[e] · x[t],
+    exactly the scores `moe.topk_router` ranks (docs/dialect.md §4.7.1).
+    They feed `moe.capacity_reroute`, which needs every expert's score.
+
+    ```mlir
+    %s = moe.router_scores softmax %x, %gate
+        : tensor<?x64xf32>, tensor<8x64xf32> -> tensor<?x8xf32>
+    ```
+  }];
+  let arguments = (ins Moe_ScoringAttr:$scoring, Moe_Hidden:$hidden, Moe_Matrix:$gate);
+  let results = (outs Moe_Matrix:$scores);
+  let assemblyFormat = [{
+    `` $scoring $hidden `,` $gate attr-dict `:` type($hidden) `,` type($gate) `->`
+    type($scores)
+  }];
+  let hasVerifier = 1;
+}
+
+def Moe_CapacityRerouteOp : Moe_RouterOp<"capacity_reroute"> {
+  let summary = "per-expert capacity: over-full pairs move to the token's next-best expert";
+  let description = [{
+    C = ceil(capacity_factor * T * K / E), E the column count of `scores`
+    [T, E]. The used (token, slot) pairs are visited in descending score
+    scores[t, in_ids[t, s]] (ties: lower token, then lower slot); each
+    expert keeps its first C. Then the dropped pairs, in the same order,
+    each move to the token's best-scoring expert that has room and that the
+    token does not hold in another slot (ties: lower id), with weight
+    in_weight * (score of the new expert / score of the old one); a pair
+    that finds no room is dropped (id -1, weight 0).
+
+    ```mlir
+    %ids, %w = moe.capacity_reroute %ids0, %w0, %scores {capacity_factor = 1.0 : f32}
+        : tensor<?x2xi32>, tensor<?x2xf32>, tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+    ```
+  }];
+  let arguments = (ins Moe_RoutingIds:$in_ids, Moe_RoutingWeights:$in_weights,
+                   Moe_Matrix:$scores, F32Attr:$capacity_factor);
+  let assemblyFormat = [{
+    $in_ids `,` $in_weights `,` $scores attr-dict `:` type($in_ids) `,` type($in_weights)
+    `,` type($scores) `->` type($ids) `,` type($weights)
+  }];
+  let extraClassDeclaration = routerDecls;
+}
+
 def Moe_PathRouterOp : Moe_Op<"path_router", [Pure]> {
   let summary = "per-token argmax over P path logits (Duo-LLM learned router)";
   let description = [{

@@ -29,6 +29,8 @@ namespace {
 StringRef batchWideReason(Operation *op) {
   if (isa<CapacityDropOp>(op))
     return "drops slots over a capacity counted over the whole batch";
+  if (isa<CapacityRerouteOp>(op))
+    return "re-routes slots over a capacity counted over the whole batch";
   if (isa<ExpertChoiceRouterOp>(op))
     return "lets each expert choose among the whole batch's tokens";
   if (auto skip = dyn_cast<SkipBlockOp>(op))

@@ -70,6 +70,13 @@ Status capacityDrop(const Routing &in, int64_t numExperts, float capacityFactor,
 /// C = ceil(capacity_factor * T * K / E).
 int64_t capacityLimit(float capacityFactor, int64_t tokens, int64_t slots,
                       int64_t numExperts);
+/// scores [T, E] f32: softmax/sigmoid of gate · x, the scores topkRouter ranks.
+Status routerScores(const Tensor &x, const Tensor &gate, Scoring scoring, Tensor &scores);
+/// Capacity with re-routing (docs/dialect.md, moe.capacity_reroute): E is
+/// the column count of scores [T, E]; over-full pairs move to the token's
+/// next-best expert with room, or are dropped.
+Status capacityReroute(const Routing &in, const Tensor &scores, float capacityFactor,
+                       Routing &out);
 /// paths: [T] i32, argmax of gate · x (ties: lower path).
 Status pathRouter(const Tensor &x, const Tensor &gate, Tensor &paths);
 /// SkipDecode's linear schedule: exits [T] i32 from positions [T]

@@ -361,7 +361,7 @@ struct LowerCapacityDrop : RouterPattern<mdl::CapacityDropOp> {
   using RouterPattern::RouterPattern;
 
   /// C = ceil(cf * T * K / E) as an i64.
-  static Value emitCapacity(OpBuilder &b, Location loc, mdl::CapacityDropOp cap, Value t,
+  static Value emitCapacity(OpBuilder &b, Location loc, float capacityFactor, Value t,
                             int64_t k, int64_t e) {
     // In double and in the reference's order ((cf * T) * K) / E: folding
     // cf * K / E into one constant rounds differently (e.g. cf 1, K 3,
@@ -372,7 +372,7 @@ struct LowerCapacityDrop : RouterPattern<mdl::CapacityDropOp> {
     Value tF = arith::UIToFPOp::create(b, loc, b.getF64Type(),
                                        arith::IndexCastOp::create(b, loc, b.getI64Type(), t));
     Value scaled = arith::MulFOp::create(
-        b, loc, f64(double(cap.getCapacityFactor().convertToFloat())), tF);
+        b, loc, f64(double(capacityFactor)), tF);
     scaled = arith::MulFOp::create(b, loc, scaled, f64(double(k)));
     Value cF = math::CeilOp::create(
         b, loc, arith::DivFOp::create(b, loc, scaled, f64(double(e))));
@@ -396,7 +396,7 @@ struct LowerCapacityDrop : RouterPattern<mdl::CapacityDropOp> {
       memref::StoreOp::create(lb, l, arith::ConstantOp::create(lb, l, lb.getI64IntegerAttr(0)),
                               load, ValueRange{j});
     }));
-    Value limit = emitCapacity(b, loc, cap, t, k, e);
+    Value limit = emitCapacity(b, loc, cap.getCapacityFactor().convertToFloat(), t, k, e);
     emitFor(b, loc, em.c0(), cIndex(b, loc, k), [&](OpBuilder &lb, Location l, Value s) {
       emitFor(lb, l, cIndex(lb, l, 0), t, [&](OpBuilder &b2, Location l2, Value i) {
         Value id = memref::LoadOp::create(b2, l2, ids, ValueRange{i, s});
@@ -431,6 +431,276 @@ struct LowerCapacityDrop : RouterPattern<mdl::CapacityDropOp> {
       });
     });
     return {ids, w};
+  }
+};
+
+/// moe.router_scores: per token, the logits and their scores into [T, E].
+struct LowerRouterScores : RouterPattern<mdl::RouterScoresOp> {
+  using RouterPattern::RouterPattern;
+  SmallVector<Value> emit(RouterEmitter &em, mdl::RouterScoresOp op) const override {
+    OpBuilder &b = em.b;
+    Location loc = em.loc;
+    GateOperands g = gateOperands(em);
+    Value scores = allocFor(b, loc, op.getType(),
+                            cast<ShapedType>(op.getType()).isDynamicDim(0) ? ValueRange{g.t}
+                                                                           : ValueRange{});
+    em.tokenLoop(emitFor(b, loc, em.c0(), g.t, [&](OpBuilder &lb, Location l, Value i) {
+      em.emitLogits(lb, l, g.x, g.gate, i, g.logits, g.e, g.h);
+      em.emitScores(lb, l, g.logits, g.e, op.getScoring());
+      emitFor(lb, l, cIndex(lb, l, 0), cIndex(lb, l, g.e), [&](OpBuilder &b2, Location l2, Value j) {
+        memref::StoreOp::create(b2, l2, memref::LoadOp::create(b2, l2, g.logits, ValueRange{j}),
+                                scores, ValueRange{i, j});
+      });
+    }));
+    return {scores};
+  }
+};
+
+/// moe.capacity_reroute (docs/dialect.md): the used pairs sorted by
+/// descending score (an LSD radix sort of 4 byte digits: stable, so ties keep
+/// (token, slot) order; unused pairs last), first-come admission up to C per expert in that
+/// order, then each dropped pair, in the same order, takes its token's best
+/// expert with room that the token does not hold. Serial loops: the order
+/// is global (on the GPU they run as single-thread kernels).
+struct LowerCapacityReroute : RouterPattern<mdl::CapacityRerouteOp> {
+  using RouterPattern::RouterPattern;
+
+  /// The operands' buffers and sizes, and the sort's buffers.
+  struct Buffers {
+    Value inIds, inW, scores, ids, w, load, limit, t, keys[2], pairs[2], hist;
+    int64_t k, e;
+  };
+
+  /// An i32 whose unsigned order is the descending order of the f32 `v`
+  /// (-0 counted as +0, as a float comparison does).
+  static Value descendingKey(OpBuilder &b, Location l, Value v) {
+    Value zero = cF32(b, l, 0.0f);
+    Value isZero = arith::CmpFOp::create(b, l, arith::CmpFPredicate::OEQ, v, zero);
+    Value bits = arith::BitcastOp::create(b, l, b.getI32Type(),
+                                          arith::SelectOp::create(b, l, isZero, zero, v));
+    Value negative = arith::CmpIOp::create(b, l, arith::CmpIPredicate::slt, bits, cI32(b, l, 0));
+    Value flipped = arith::XOrIOp::create(b, l, bits, cI32(b, l, 0x7FFFFFFF));
+    return arith::SelectOp::create(b, l, negative, bits, flipped);
+  }
+
+  /// Checks ids and scores, and writes every pair's (key, index t * K + s)
+  /// into keys[0], pairs[0]: unused pairs (and invalid ids) get the key
+  /// 0xFFFFFFFF, above every finite score's, so they sort last and the
+  /// passes below skip them. (Every pair, not a compacted list: a count
+  /// computed on the device could not bound the GPU's later loops.)
+  static void emitCollect(RouterEmitter &em, Operation *op, Buffers &bu) {
+    OpBuilder &b = em.b;
+    Location loc = em.loc;
+    markParallel(emitFor(b, loc, em.c0(), bu.t, [&](OpBuilder &lb, Location l, Value i) {
+      emitFor(lb, l, cIndex(lb, l, 0), cIndex(lb, l, bu.e), [&](OpBuilder &b2, Location l2, Value j) {
+        Value v = memref::LoadOp::create(b2, l2, bu.scores, ValueRange{i, j});
+        Value abs = math::AbsFOp::create(b2, l2, v);
+        Value bad = arith::CmpFOp::create(b2, l2, arith::CmpFPredicate::UGE, abs,
+                                          cF32(b2, l2, std::numeric_limits<float>::infinity()));
+        recordError(b2, l2, op, bad, MOE_ERR_NONFINITE_SCORE);
+      });
+      for (int64_t s = 0; s < bu.k; ++s) {
+        Value sIdx = cIndex(lb, l, s);
+        Value id = memref::LoadOp::create(lb, l, bu.inIds, ValueRange{i, sIdx});
+        Value bad = arith::OrIOp::create(
+            lb, l, arith::CmpIOp::create(lb, l, arith::CmpIPredicate::slt, id, cI32(lb, l, -1)),
+            arith::CmpIOp::create(lb, l, arith::CmpIPredicate::sge, id, cI32(lb, l, bu.e)));
+        recordError(lb, l, op, bad, MOE_ERR_EXPERT_ID, {i, sIdx, id, cIndex(lb, l, bu.e)});
+        Value valid = arith::AndIOp::create(
+            lb, l, arith::CmpIOp::create(lb, l, arith::CmpIPredicate::sge, id, cI32(lb, l, 0)),
+            arith::CmpIOp::create(lb, l, arith::CmpIPredicate::slt, id, cI32(lb, l, bu.e)));
+        Value pair = arith::AddIOp::create(
+            lb, l, arith::MulIOp::create(lb, l, i, cIndex(lb, l, bu.k)), sIdx);
+        Value key = emitIfElse(
+            lb, l, TypeRange{lb.getI32Type()}, valid,
+            [&](OpBuilder &tb, Location tl) -> SmallVector<Value> {
+              Value v = memref::LoadOp::create(tb, tl, bu.scores, ValueRange{i, toIndex(tb, tl, id)});
+              return {descendingKey(tb, tl, v)};
+            },
+            [&](OpBuilder &eb, Location el) -> SmallVector<Value> { return {cI32(eb, el, -1)}; })[0];
+        memref::StoreOp::create(lb, l, key, bu.keys[0], ValueRange{pair});
+        memref::StoreOp::create(lb, l, toI32(lb, l, pair), bu.pairs[0], ValueRange{pair});
+      }
+    }));
+  }
+
+  /// The pair (token, slot) at position n of the sorted list, and whether
+  /// it is used with a valid id (the others sorted last: skip them).
+  static std::tuple<Value, Value, Value> emitSortedPair(OpBuilder &b, Location l, Buffers &bu,
+                                                        Value n) {
+    Value pair = toIndex(b, l, memref::LoadOp::create(b, l, bu.pairs[0], ValueRange{n}));
+    Value tok = arith::DivUIOp::create(b, l, pair, cIndex(b, l, bu.k));
+    Value s = arith::RemUIOp::create(b, l, pair, cIndex(b, l, bu.k));
+    Value key = memref::LoadOp::create(b, l, bu.keys[0], ValueRange{n});
+    Value used = arith::CmpIOp::create(b, l, arith::CmpIPredicate::ne, key, cI32(b, l, -1));
+    return {tok, s, used};
+  }
+
+  /// One stable counting-sort pass on the byte at `shift` of the keys:
+  /// keys/pairs[from] -> keys/pairs[1 - from].
+  static void emitRadixPass(OpBuilder &b, Location loc, Buffers &bu, Value count, int shift,
+                            int from) {
+    Value zero = cIndex(b, loc, 0), buckets = cIndex(b, loc, 256);
+    auto digit = [&](OpBuilder &lb, Location l, Value key) {
+      Value d = arith::AndIOp::create(
+          lb, l, arith::ShRUIOp::create(lb, l, key, cI32(lb, l, shift)), cI32(lb, l, 255));
+      return toIndex(lb, l, d);
+    };
+    emitFor(b, loc, zero, buckets, [&](OpBuilder &lb, Location l, Value d) {
+      memref::StoreOp::create(lb, l, cI64(lb, l, 0), bu.hist, ValueRange{d});
+    });
+    emitFor(b, loc, zero, count, [&](OpBuilder &lb, Location l, Value i) {
+      Value d = digit(lb, l, memref::LoadOp::create(lb, l, bu.keys[from], ValueRange{i}));
+      Value c = memref::LoadOp::create(lb, l, bu.hist, ValueRange{d});
+      memref::StoreOp::create(lb, l, arith::AddIOp::create(lb, l, c, cI64(lb, l, 1)), bu.hist,
+                              ValueRange{d});
+    });
+    // The running sum lives in hist[256], not in a loop result: a loop
+    // result would be device data the GPU's host would have to wait for.
+    memref::StoreOp::create(b, loc, cI64(b, loc, 0), bu.hist, ValueRange{buckets});
+    emitFor(b, loc, zero, buckets, [&](OpBuilder &lb, Location l, Value d) {
+      Value sum = memref::LoadOp::create(lb, l, bu.hist, ValueRange{cIndex(lb, l, 256)});
+      Value c = memref::LoadOp::create(lb, l, bu.hist, ValueRange{d});
+      memref::StoreOp::create(lb, l, sum, bu.hist, ValueRange{d});
+      memref::StoreOp::create(lb, l, arith::AddIOp::create(lb, l, sum, c), bu.hist,
+                              ValueRange{cIndex(lb, l, 256)});
+    });
+    emitFor(b, loc, zero, count, [&](OpBuilder &lb, Location l, Value i) {
+      Value key = memref::LoadOp::create(lb, l, bu.keys[from], ValueRange{i});
+      Value pair = memref::LoadOp::create(lb, l, bu.pairs[from], ValueRange{i});
+      Value d = digit(lb, l, key);
+      Value pos = memref::LoadOp::create(lb, l, bu.hist, ValueRange{d});
+      memref::StoreOp::create(lb, l, arith::AddIOp::create(lb, l, pos, cI64(lb, l, 1)), bu.hist,
+                              ValueRange{d});
+      Value at = arith::IndexCastOp::create(lb, l, lb.getIndexType(), pos);
+      memref::StoreOp::create(lb, l, key, bu.keys[1 - from], ValueRange{at});
+      memref::StoreOp::create(lb, l, pair, bu.pairs[1 - from], ValueRange{at});
+    });
+  }
+
+  /// load[e] += 1.
+  static void emitBump(OpBuilder &b, Location l, Value load, Value expert) {
+    Value cur = memref::LoadOp::create(b, l, load, ValueRange{expert});
+    memref::StoreOp::create(b, l, arith::AddIOp::create(b, l, cur, cI64(b, l, 1)), load,
+                            ValueRange{expert});
+  }
+
+  /// Admission in sorted order: each expert keeps its first C pairs, the
+  /// others become unused in ids/w.
+  static void emitAdmit(OpBuilder &b, Location loc, Buffers &bu, Value count) {
+    emitFor(b, loc, cIndex(b, loc, 0), count, [&](OpBuilder &lb, Location l, Value n) {
+      auto [tok, s, used] = emitSortedPair(lb, l, bu, n);
+      scf::IfOp::create(lb, l, used, [&](OpBuilder &ub, Location ul) {
+        Value j = toIndex(ub, ul, memref::LoadOp::create(ub, ul, bu.inIds, ValueRange{tok, s}));
+        Value cur = memref::LoadOp::create(ub, ul, bu.load, ValueRange{j});
+        Value room = arith::CmpIOp::create(ub, ul, arith::CmpIPredicate::slt, cur, bu.limit);
+        emitIfThenElse(
+            ub, ul, room, [&](OpBuilder &tb, Location tl) { emitBump(tb, tl, bu.load, j); },
+            [&](OpBuilder &eb, Location el) {
+              memref::StoreOp::create(eb, el, cI32(eb, el, -1), bu.ids, ValueRange{tok, s});
+              memref::StoreOp::create(eb, el, cF32(eb, el, 0.0f), bu.w, ValueRange{tok, s});
+            });
+        scf::YieldOp::create(ub, ul);
+      });
+    });
+  }
+
+  /// The best expert (index; -1 if none) for token `tok`: room left, not
+  /// held in any of its slots, highest score, ties to the lower id.
+  static Value emitBestWithRoom(OpBuilder &b, Location loc, Buffers &bu, Value tok) {
+    Value negInf = cF32(b, loc, -std::numeric_limits<float>::infinity());
+    return emitForWithArgs(
+        b, loc, cIndex(b, loc, 0), cIndex(b, loc, bu.e), ValueRange{cIndex(b, loc, -1), negInf},
+        [&](OpBuilder &lb, Location l, Value j, ValueRange acc) -> SmallVector<Value> {
+          Value room = arith::CmpIOp::create(lb, l, arith::CmpIPredicate::slt,
+                                             memref::LoadOp::create(lb, l, bu.load, ValueRange{j}),
+                                             bu.limit);
+          Value jId = toI32(lb, l, j);
+          for (int64_t q = 0; q < bu.k; ++q) {
+            Value held = memref::LoadOp::create(lb, l, bu.ids, ValueRange{tok, cIndex(lb, l, q)});
+            room = arith::AndIOp::create(
+                lb, l, room, arith::CmpIOp::create(lb, l, arith::CmpIPredicate::ne, held, jId));
+          }
+          Value v = memref::LoadOp::create(lb, l, bu.scores, ValueRange{tok, j});
+          Value better = arith::OrIOp::create(
+              lb, l, arith::CmpFOp::create(lb, l, arith::CmpFPredicate::OGT, v, acc[1]),
+              arith::CmpIOp::create(lb, l, arith::CmpIPredicate::slt, acc[0], cIndex(lb, l, 0)));
+          Value take = arith::AndIOp::create(lb, l, room, better);
+          return {arith::SelectOp::create(lb, l, take, j, acc[0]),
+                  arith::SelectOp::create(lb, l, take, v, acc[1])};
+        })[0];
+  }
+
+  /// Re-routing in sorted order: a pair dropped by emitAdmit (still unused)
+  /// whose score is not 0 moves to emitBestWithRoom, weight scaled by the
+  /// ratio of the new expert's score to the old one's.
+  static void emitReroute(OpBuilder &b, Location loc, Buffers &bu, Value count) {
+    emitFor(b, loc, cIndex(b, loc, 0), count, [&](OpBuilder &b0, Location l, Value n) {
+      auto [tok, s, used] = emitSortedPair(b0, l, bu, n);
+      auto usedIf = scf::IfOp::create(b0, l, used, /*withElseRegion=*/false);
+      OpBuilder lb = usedIf.getThenBodyBuilder();
+      Value old = toIndex(lb, l, memref::LoadOp::create(lb, l, bu.inIds, ValueRange{tok, s}));
+      Value oldScore = memref::LoadOp::create(lb, l, bu.scores, ValueRange{tok, old});
+      Value dropped = arith::AndIOp::create(
+          lb, l,
+          arith::CmpIOp::create(lb, l, arith::CmpIPredicate::eq,
+                                memref::LoadOp::create(lb, l, bu.ids, ValueRange{tok, s}),
+                                cI32(lb, l, -1)),
+          arith::CmpFOp::create(lb, l, arith::CmpFPredicate::UNE, oldScore, cF32(lb, l, 0.0f)));
+      scf::IfOp::create(lb, l, dropped, [&](OpBuilder &tb, Location tl) {
+        Value best = emitBestWithRoom(tb, tl, bu, tok);
+        Value found = arith::CmpIOp::create(tb, tl, arith::CmpIPredicate::sge, best,
+                                            cIndex(tb, tl, 0));
+        scf::IfOp::create(tb, tl, found, [&](OpBuilder &fb, Location fl) {
+          emitBump(fb, fl, bu.load, best);
+          memref::StoreOp::create(fb, fl, toI32(fb, fl, best), bu.ids, ValueRange{tok, s});
+          Value ratio = arith::DivFOp::create(
+              fb, fl, memref::LoadOp::create(fb, fl, bu.scores, ValueRange{tok, best}), oldScore);
+          Value weight = arith::MulFOp::create(
+              fb, fl, memref::LoadOp::create(fb, fl, bu.inW, ValueRange{tok, s}), ratio);
+          memref::StoreOp::create(fb, fl, weight, bu.w, ValueRange{tok, s});
+          scf::YieldOp::create(fb, fl);
+        });
+        scf::YieldOp::create(tb, tl);
+      });
+    });
+  }
+
+  SmallVector<Value> emit(RouterEmitter &em, mdl::CapacityRerouteOp op) const override {
+    OpBuilder &b = em.b;
+    Location loc = em.loc;
+    Buffers bu;
+    bu.inIds = getBuffer(b, loc, op.getInIds());
+    bu.inW = getBuffer(b, loc, op.getInWeights());
+    bu.scores = getBuffer(b, loc, op.getScores());
+    bu.t = dimOf(b, loc, bu.inIds, 0);
+    bu.k = cast<ShapedType>(bu.inIds.getType()).getDimSize(1);
+    bu.e = op.getNumExperts();
+    std::tie(bu.ids, bu.w) = em.routingBuffers(bu.t, /*fillsAllSlots=*/false);
+    memref::CopyOp::create(b, loc, bu.inIds, bu.ids);
+    memref::CopyOp::create(b, loc, bu.inW, bu.w);
+    bu.load = em.scratch(bu.e, b.getI64Type());
+    // 256 buckets + the prefix sum's total; i64, not index: a GPU device
+    // buffer needs an element type with a byte size.
+    bu.hist = em.scratch(257, b.getI64Type());
+    markParallel(emitFor(b, loc, em.c0(), cIndex(b, loc, bu.e), [&](OpBuilder &lb, Location l, Value j) {
+      memref::StoreOp::create(lb, l, cI64(lb, l, 0), bu.load, ValueRange{j});
+    }));
+    bu.limit = LowerCapacityDrop::emitCapacity(b, loc, op.getCapacityFactor().convertToFloat(),
+                                               bu.t, bu.k, bu.e);
+    Value pairs = arith::MulIOp::create(b, loc, bu.t, cIndex(b, loc, bu.k));
+    auto vector = RankedTensorType::get({ShapedType::kDynamic}, b.getI32Type());
+    for (int i = 0; i < 2; ++i) {
+      bu.keys[i] = allocFor(b, loc, vector, {pairs});
+      bu.pairs[i] = allocFor(b, loc, vector, {pairs});
+    }
+    emitCollect(em, op, bu);
+    Value count = pairs;
+    for (int pass = 0; pass < 4; ++pass)
+      emitRadixPass(b, loc, bu, count, 8 * pass, pass % 2);
+    emitAdmit(b, loc, bu, count);
+    emitReroute(b, loc, bu, count);
+    return {bu.ids, bu.w};
   }
 };
 
@@ -745,7 +1015,8 @@ struct LowerRoutersPass : public mlir::moe::impl::MoeLowerRoutersBase<LowerRoute
   static bool isRouter(Operation *op) {
     return isa<mdl::TopKRouterOp, mdl::GroupedTopKRouterOp, mdl::TopPRouterOp, mdl::ReluRouterOp,
                mdl::ExpertChoiceRouterOp, mdl::HashRouterOp, mdl::CapacityDropOp,
-               mdl::PathRouterOp, mdl::ExitLayersOp, mdl::ExitPathsOp>(op);
+               mdl::RouterScoresOp, mdl::CapacityRerouteOp, mdl::PathRouterOp,
+               mdl::ExitLayersOp, mdl::ExitPathsOp>(op);
   }
 
   FrozenRewritePatternSet patterns;
@@ -756,7 +1027,7 @@ void mlir::moe::populateMoeLowerRoutersPatterns(RewritePatternSet &patterns,
                                                 const MoeLowerRoutersOptions &options) {
   RouterConfig config{resolveVectorWidth(options.vectorWidth), options.tokenChunk};
   patterns.add<LowerTopKRouter, LowerGroupedTopKRouter, LowerTopPRouter, LowerReluRouter,
-               LowerExpertChoiceRouter, LowerHashRouter, LowerCapacityDrop, LowerPathRouter,
-               LowerExitLayers, LowerExitPaths>(
+               LowerExpertChoiceRouter, LowerHashRouter, LowerCapacityDrop, LowerRouterScores,
+               LowerCapacityReroute, LowerPathRouter, LowerExitLayers, LowerExitPaths>(
       patterns.getContext(), config);
 }

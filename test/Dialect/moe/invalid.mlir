@@ -837,6 +837,195 @@ func.func @capacity_drop_experts_vs_hash(%tok: tensor<16xi64>) {
 
 // -----
 
+//===----------------------------------------------------------------------===//
+// moe.router_scores
+//===----------------------------------------------------------------------===//
+
+// -----
+
+func.func @router_scores_dynamic_h(%x: tensor<16x?xf32>, %gate: tensor<8x64xf32>) {
+  // expected-error @+1 {{'moe.router_scores' op hidden size H of 'hidden' must be static}}
+  %s = moe.router_scores softmax %x, %gate : tensor<16x?xf32>, tensor<8x64xf32> -> tensor<16x8xf32>
+  return
+}
+
+// -----
+
+func.func @router_scores_dynamic_gate(%x: tensor<16x64xf32>, %gate: tensor<?x64xf32>) {
+  // expected-error @+1 {{'moe.router_scores' op 'gate' must have a static shape (weights are model properties), got 'tensor<?x64xf32>'}}
+  %s = moe.router_scores softmax %x, %gate : tensor<16x64xf32>, tensor<?x64xf32> -> tensor<16x8xf32>
+  return
+}
+
+// -----
+
+func.func @router_scores_no_experts(%x: tensor<16x64xf32>, %gate: tensor<0x64xf32>) {
+  // expected-error @+1 {{'moe.router_scores' op 'gate' must hold at least one expert (E >= 1), got E = 0}}
+  %s = moe.router_scores softmax %x, %gate : tensor<16x64xf32>, tensor<0x64xf32> -> tensor<16x0xf32>
+  return
+}
+
+// -----
+
+func.func @router_scores_hidden_mismatch(%x: tensor<16x32xf32>, %gate: tensor<8x64xf32>) {
+  // expected-error @+1 {{'moe.router_scores' op H mismatch: 'hidden' has H = 32 but 'gate' has H = 64}}
+  %s = moe.router_scores softmax %x, %gate : tensor<16x32xf32>, tensor<8x64xf32> -> tensor<16x8xf32>
+  return
+}
+
+// -----
+
+func.func @router_scores_tokens(%x: tensor<16x64xf32>, %gate: tensor<8x64xf32>) {
+  // expected-error @+1 {{'moe.router_scores' op T mismatch: 'hidden' has T = 16 but 'scores' has T = 8}}
+  %s = moe.router_scores softmax %x, %gate : tensor<16x64xf32>, tensor<8x64xf32> -> tensor<8x8xf32>
+  return
+}
+
+// -----
+
+func.func @router_scores_static_tokens_over_dynamic(%x: tensor<?x64xf32>, %gate: tensor<8x64xf32>) {
+  // expected-error @+1 {{'moe.router_scores' op T of result 'scores' must be dynamic like 'hidden' (T = ?)}}
+  %s = moe.router_scores softmax %x, %gate : tensor<?x64xf32>, tensor<8x64xf32> -> tensor<4x8xf32>
+  return
+}
+
+// -----
+
+func.func @router_scores_experts(%x: tensor<16x64xf32>, %gate: tensor<8x64xf32>) {
+  // expected-error @+1 {{'moe.router_scores' op E mismatch: 'gate' has E = 8 but 'scores' has E = 4}}
+  %s = moe.router_scores softmax %x, %gate : tensor<16x64xf32>, tensor<8x64xf32> -> tensor<16x4xf32>
+  return
+}
+
+// -----
+
+func.func @router_scores_i32(%x: tensor<16x64xf32>, %gate: tensor<8x64xf32>) {
+  // expected-error @+1 {{'moe.router_scores' op result #0 must be 2D tensor of 32-bit float values, but got 'tensor<16x8xi32>'}}
+  %s = moe.router_scores softmax %x, %gate : tensor<16x64xf32>, tensor<8x64xf32> -> tensor<16x8xi32>
+  return
+}
+
+// -----
+
+//===----------------------------------------------------------------------===//
+// moe.capacity_reroute
+//===----------------------------------------------------------------------===//
+
+// -----
+
+func.func @capacity_reroute_factor_zero(%ids0: tensor<16x2xi32>, %w0: tensor<16x2xf32>, %s: tensor<16x8xf32>) {
+  // expected-error @+1 {{'moe.capacity_reroute' op 'capacity_factor' must be positive and finite, got 0.000000e+00}}
+  %ids, %w = moe.capacity_reroute %ids0, %w0, %s {capacity_factor = 0.0 : f32}
+      : tensor<16x2xi32>, tensor<16x2xf32>, tensor<16x8xf32> -> tensor<16x2xi32>, tensor<16x2xf32>
+  return
+}
+
+// -----
+
+func.func @capacity_reroute_factor_nan(%ids0: tensor<16x2xi32>, %w0: tensor<16x2xf32>, %s: tensor<16x8xf32>) {
+  // expected-error @+1 {{'moe.capacity_reroute' op 'capacity_factor' must be positive and finite, got nan}}
+  %ids, %w = moe.capacity_reroute %ids0, %w0, %s {capacity_factor = 0x7FC00000 : f32}
+      : tensor<16x2xi32>, tensor<16x2xf32>, tensor<16x8xf32> -> tensor<16x2xi32>, tensor<16x2xf32>
+  return
+}
+
+// -----
+
+func.func @capacity_reroute_in_routing_slots(%ids0: tensor<16x2xi32>, %w0: tensor<16x1xf32>, %s: tensor<16x8xf32>) {
+  // expected-error @+1 {{'moe.capacity_reroute' op K mismatch: 'in_ids' has K = 2 but 'in_weights' has K = 1}}
+  %ids, %w = moe.capacity_reroute %ids0, %w0, %s {capacity_factor = 1.0 : f32}
+      : tensor<16x2xi32>, tensor<16x1xf32>, tensor<16x8xf32> -> tensor<16x2xi32>, tensor<16x2xf32>
+  return
+}
+
+// -----
+
+func.func @capacity_reroute_dynamic_slots(%ids0: tensor<16x?xi32>, %w0: tensor<16x?xf32>, %s: tensor<16x8xf32>) {
+  // expected-error @+1 {{'moe.capacity_reroute' op slot count K of 'in_ids' must be static}}
+  %ids, %w = moe.capacity_reroute %ids0, %w0, %s {capacity_factor = 1.0 : f32}
+      : tensor<16x?xi32>, tensor<16x?xf32>, tensor<16x8xf32> -> tensor<16x2xi32>, tensor<16x2xf32>
+  return
+}
+
+// -----
+
+func.func @capacity_reroute_out_slots(%ids0: tensor<16x2xi32>, %w0: tensor<16x2xf32>, %s: tensor<16x8xf32>) {
+  // expected-error @+1 {{'moe.capacity_reroute' op K mismatch: 'in_ids' has K = 2 but 'ids' has K = 1}}
+  %ids, %w = moe.capacity_reroute %ids0, %w0, %s {capacity_factor = 1.0 : f32}
+      : tensor<16x2xi32>, tensor<16x2xf32>, tensor<16x8xf32> -> tensor<16x1xi32>, tensor<16x1xf32>
+  return
+}
+
+// -----
+
+func.func @capacity_reroute_out_tokens(%ids0: tensor<?x2xi32>, %w0: tensor<?x2xf32>, %s: tensor<?x8xf32>) {
+  // expected-error @+1 {{'moe.capacity_reroute' op T of result 'ids' must be dynamic like 'in_ids' (T = ?)}}
+  %ids, %w = moe.capacity_reroute %ids0, %w0, %s {capacity_factor = 1.0 : f32}
+      : tensor<?x2xi32>, tensor<?x2xf32>, tensor<?x8xf32> -> tensor<16x2xi32>, tensor<16x2xf32>
+  return
+}
+
+// -----
+
+func.func @capacity_reroute_score_tokens(%ids0: tensor<16x2xi32>, %w0: tensor<16x2xf32>, %s: tensor<8x8xf32>) {
+  // expected-error @+1 {{'moe.capacity_reroute' op T mismatch: 'in_ids' has T = 16 but 'scores' has T = 8}}
+  %ids, %w = moe.capacity_reroute %ids0, %w0, %s {capacity_factor = 1.0 : f32}
+      : tensor<16x2xi32>, tensor<16x2xf32>, tensor<8x8xf32> -> tensor<16x2xi32>, tensor<16x2xf32>
+  return
+}
+
+// -----
+
+func.func @capacity_reroute_dynamic_experts(%ids0: tensor<16x2xi32>, %w0: tensor<16x2xf32>, %s: tensor<16x?xf32>) {
+  // expected-error @+1 {{'moe.capacity_reroute' op expert count E of 'scores' must be static}}
+  %ids, %w = moe.capacity_reroute %ids0, %w0, %s {capacity_factor = 1.0 : f32}
+      : tensor<16x2xi32>, tensor<16x2xf32>, tensor<16x?xf32> -> tensor<16x2xi32>, tensor<16x2xf32>
+  return
+}
+
+// -----
+
+func.func @capacity_reroute_no_experts(%ids0: tensor<16x2xi32>, %w0: tensor<16x2xf32>, %s: tensor<16x0xf32>) {
+  // expected-error @+1 {{'moe.capacity_reroute' op 'scores' must hold at least one expert (E >= 1), got E = 0}}
+  %ids, %w = moe.capacity_reroute %ids0, %w0, %s {capacity_factor = 1.0 : f32}
+      : tensor<16x2xi32>, tensor<16x2xf32>, tensor<16x0xf32> -> tensor<16x2xi32>, tensor<16x2xf32>
+  return
+}
+
+// -----
+
+func.func @capacity_reroute_experts_vs_router(%x: tensor<16x64xf32>, %gate: tensor<8x64xf32>, %s: tensor<16x4xf32>) {
+  %ids0, %w0 = moe.topk_router softmax %x, %gate {k = 2}
+      : tensor<16x64xf32>, tensor<8x64xf32> -> tensor<16x2xi32>, tensor<16x2xf32>
+  // expected-error @+1 {{'moe.capacity_reroute' op 'scores' has E = 4 but the incoming routing chooses among 8 experts}}
+  %ids, %w = moe.capacity_reroute %ids0, %w0, %s {capacity_factor = 1.0 : f32}
+      : tensor<16x2xi32>, tensor<16x2xf32>, tensor<16x4xf32> -> tensor<16x2xi32>, tensor<16x2xf32>
+  return
+}
+
+// -----
+
+func.func @capacity_reroute_scores_i32(%ids0: tensor<16x2xi32>, %w0: tensor<16x2xf32>, %s: tensor<16x8xi32>) {
+  // expected-error @+1 {{'moe.capacity_reroute' op operand #2 must be 2D tensor of 32-bit float values, but got 'tensor<16x8xi32>'}}
+  %ids, %w = moe.capacity_reroute %ids0, %w0, %s {capacity_factor = 1.0 : f32}
+      : tensor<16x2xi32>, tensor<16x2xf32>, tensor<16x8xi32> -> tensor<16x2xi32>, tensor<16x2xf32>
+  return
+}
+
+// -----
+
+func.func @layer_capacity_reroute_experts_mismatch(%x: tensor<16x64xf32>, %ids0: tensor<16x1xi32>,
+    %w0: tensor<16x1xf32>, %s: tensor<16x8xf32>, %e: !moe.experts<4, 64>) {
+  %ids, %w = moe.capacity_reroute %ids0, %w0, %s {capacity_factor = 1.0 : f32}
+      : tensor<16x1xi32>, tensor<16x1xf32>, tensor<16x8xf32> -> tensor<16x1xi32>, tensor<16x1xf32>
+  // expected-error @+1 {{'moe.layer' op routing chooses among 8 experts but the expert table holds 4}}
+  %y = moe.layer %x, %ids, %w experts(%e : !moe.experts<4, 64>)
+      : tensor<16x64xf32>, tensor<16x1xi32>, tensor<16x1xf32> -> tensor<16x64xf32>
+  return
+}
+
+// -----
+
 func.func @path_router_dynamic_hidden_size(%x: tensor<16x?xf32>, %gate: tensor<3x64xf32>) {
   // expected-error @+1 {{'moe.path_router' op hidden size H of 'hidden' must be static}}
   %p = moe.path_router %x, %gate : tensor<16x?xf32>, tensor<3x64xf32> -> tensor<16xi32>

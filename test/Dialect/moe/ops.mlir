@@ -176,6 +176,30 @@ func.func @capacity_drop_dynamic(%ids0: tensor<?x1xi32>, %w0: tensor<?x1xf32>)
   return %ids, %w : tensor<?x1xi32>, tensor<?x1xf32>
 }
 
+// CHECK-LABEL: func.func @capacity_reroute(
+// CHECK:         %[[IDS:.*]], %[[W:.*]] = moe.topk_router softmax
+// CHECK:         %[[S:.*]] = moe.router_scores sigmoid %{{.*}}, %{{.*}} : tensor<?x64xf32>, tensor<8x64xf32> -> tensor<?x8xf32>
+// CHECK:         moe.capacity_reroute %[[IDS]], %[[W]], %[[S]] {capacity_factor = 1.250000e+00 : f32} : tensor<?x2xi32>, tensor<?x2xf32>, tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+func.func @capacity_reroute(%x: tensor<?x64xf32>, %gate: tensor<8x64xf32>)
+    -> (tensor<?x2xi32>, tensor<?x2xf32>) {
+  %ids0, %w0 = moe.topk_router softmax %x, %gate {k = 2}
+      : tensor<?x64xf32>, tensor<8x64xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  %s = moe.router_scores sigmoid %x, %gate : tensor<?x64xf32>, tensor<8x64xf32> -> tensor<?x8xf32>
+  %ids, %w = moe.capacity_reroute %ids0, %w0, %s {capacity_factor = 1.25 : f32}
+      : tensor<?x2xi32>, tensor<?x2xf32>, tensor<?x8xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  return %ids, %w : tensor<?x2xi32>, tensor<?x2xf32>
+}
+
+// Routing and scores from outside, static T.
+// CHECK-LABEL: func.func @capacity_reroute_oracle(
+// CHECK:         moe.capacity_reroute %{{.*}}, %{{.*}}, %{{.*}} {capacity_factor = 5.000000e-01 : f32} : tensor<16x1xi32>, tensor<16x1xf32>, tensor<16x4xf32> -> tensor<16x1xi32>, tensor<16x1xf32>
+func.func @capacity_reroute_oracle(%ids0: tensor<16x1xi32>, %w0: tensor<16x1xf32>,
+                                   %s: tensor<16x4xf32>) -> (tensor<16x1xi32>, tensor<16x1xf32>) {
+  %ids, %w = moe.capacity_reroute %ids0, %w0, %s {capacity_factor = 0.5 : f32}
+      : tensor<16x1xi32>, tensor<16x1xf32>, tensor<16x4xf32> -> tensor<16x1xi32>, tensor<16x1xf32>
+  return %ids, %w : tensor<16x1xi32>, tensor<16x1xf32>
+}
+
 // CHECK-LABEL: func.func @path_router(
 // CHECK:         moe.path_router %{{.*}}, %{{.*}} : tensor<16x64xf32>, tensor<3x64xf32> -> tensor<16xi32>
 // CHECK:         moe.path_router %{{.*}}, %{{.*}} : tensor<?x64xf32>, tensor<3x64xf32> -> tensor<?xi32>
