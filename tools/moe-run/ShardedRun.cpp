@@ -24,6 +24,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <cmath>
 
 using namespace mlir;
@@ -166,6 +167,38 @@ std::vector<float> medianTiming(const std::vector<CallTiming> &calls) {
           median([](const CallTiming &c) { return c.stats.bytes_local / 1024.0; })};
 }
 
+/// Rank 0 receives the whole [tokens, ...] result from every rank's rows.
+/// i32 results (ponder counts, paths) travel as their 4-byte patterns in
+/// the f32 gather.
+Status gatherResult(const Tensor &local, int64_t tokens, Tensor &all) {
+  all = local;
+  all.shape[0] = tokens;
+  int64_t row = 1;
+  for (size_t d = 1; d < local.shape.size(); ++d)
+    row *= local.shape[d];
+  size_t total = rank() == 0 ? size_t(tokens * row) : 0;
+  if (local.isFloat()) {
+    all.f.assign(total, 0.0f);
+    if (moe_mpi_gather_rows(local.f.data(), local.shape[0], row, all.f.data()) != MOE_OK)
+      return Status::failure(moe_mpi_last_error());
+    return Status::success();
+  }
+  std::vector<float> bits(local.i.size()), allBits(total);
+  for (size_t k = 0; k < bits.size(); ++k) {
+    int32_t v = int32_t(local.i[k]);
+    std::memcpy(&bits[k], &v, sizeof v);
+  }
+  if (moe_mpi_gather_rows(bits.data(), local.shape[0], row, allBits.data()) != MOE_OK)
+    return Status::failure(moe_mpi_last_error());
+  all.i.assign(total, 0);
+  for (size_t k = 0; k < total; ++k) {
+    int32_t v;
+    std::memcpy(&v, &allBits[k], sizeof v);
+    all.i[k] = v;
+  }
+  return Status::success();
+}
+
 } // namespace
 
 int runSharded(const ShardedRunRequest &request) {
@@ -211,8 +244,8 @@ int runSharded(const ShardedRunRequest &request) {
   for (auto type : func.getResultTypes()) {
     auto ranked = dyn_cast<RankedTensorType>(type);
     if (!ranked || ranked.getRank() == 0 || !ranked.isDynamicDim(0) ||
-        !ranked.getElementType().isF32())
-      return failHere("sharded runs gather f32 results with a dynamic token dimension; '" +
+        !(ranked.getElementType().isF32() || ranked.getElementType().isInteger(32)))
+      return failHere("sharded runs gather f32 or i32 results with a dynamic token dimension; '" +
                       request.entry + "' returns another kind");
   }
 
@@ -242,14 +275,9 @@ int runSharded(const ShardedRunRequest &request) {
 
   std::vector<Tensor> whole;
   for (const Tensor &r : results) {
-    Tensor all = r;
-    all.shape[0] = tokens;
-    int64_t row = 1;
-    for (size_t d = 1; d < r.shape.size(); ++d)
-      row *= r.shape[d];
-    all.f.assign(rank() == 0 ? size_t(tokens * row) : 0, 0.0f);
-    if (moe_mpi_gather_rows(r.f.data(), r.shape[0], row, all.f.data()) != MOE_OK)
-      return failHere(moe_mpi_last_error());
+    Tensor all;
+    if (Status s = gatherResult(r, tokens, all); !s.ok())
+      return failHere(s.error);
     whole.push_back(std::move(all));
   }
 

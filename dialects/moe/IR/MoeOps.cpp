@@ -431,16 +431,23 @@ LogicalResult HashRouterOp::verify() {
   return verifySlots(*this, getIds(), 1, "1 (one expert per token)");
 }
 
+/// A routing in (in_ids, in_weights) and a routing out (ids, weights) of
+/// the same [T, K] shape: capacity_drop, capacity_reroute.
+static LogicalResult verifyRoutingTransform(Operation *op, Value inIds, Value inWeights,
+                                            Value ids, Value weights) {
+  if (failed(verifyRoutingPair(op, inIds, inWeights, "in_ids", "in_weights")) ||
+      failed(verifyRoutingPair(op, ids, weights, "ids", "weights")) ||
+      failed(agreeResult(op, dim("in_ids", "T", inIds, 0), dim("ids", "T", ids, 0))))
+    return failure();
+  return agree(op, dim("in_ids", "K", inIds, 1), dim("ids", "K", ids, 1));
+}
+
 LogicalResult CapacityDropOp::verify() {
   if (int64_t e = getNumExperts(); e < 1)
     return emitOpError() << "'num_experts' must be positive, got " << e;
   if (failed(verifyPositiveFinite(*this, "capacity_factor",
                                   getCapacityFactor().convertToFloat())) ||
-      failed(verifyRoutingPair(*this, getInIds(), getInWeights(), "in_ids",
-                               "in_weights")) ||
-      failed(verifyRoutingPair(*this, getIds(), getWeights(), "ids", "weights")) ||
-      failed(agreeResult(*this, dim("in_ids", "T", getInIds(), 0), dim("ids", "T", getIds(), 0))) ||
-      failed(agree(*this, dim("in_ids", "K", getInIds(), 1), dim("ids", "K", getIds(), 1))))
+      failed(verifyRoutingTransform(*this, getInIds(), getInWeights(), getIds(), getWeights())))
     return failure();
   if (auto e = getRoutingNumExperts(getInIds());
       e && *e != static_cast<int64_t>(getNumExperts()))
@@ -467,11 +474,7 @@ int64_t CapacityRerouteOp::getNumExperts() { return dimOf(getScores(), 1); }
 LogicalResult CapacityRerouteOp::verify() {
   if (failed(verifyPositiveFinite(*this, "capacity_factor",
                                   getCapacityFactor().convertToFloat())) ||
-      failed(verifyRoutingPair(*this, getInIds(), getInWeights(), "in_ids",
-                               "in_weights")) ||
-      failed(verifyRoutingPair(*this, getIds(), getWeights(), "ids", "weights")) ||
-      failed(agreeResult(*this, dim("in_ids", "T", getInIds(), 0), dim("ids", "T", getIds(), 0))) ||
-      failed(agree(*this, dim("in_ids", "K", getInIds(), 1), dim("ids", "K", getIds(), 1))) ||
+      failed(verifyRoutingTransform(*this, getInIds(), getInWeights(), getIds(), getWeights())) ||
       failed(agree(*this, dim("in_ids", "T", getInIds(), 0), dim("scores", "T", getScores(), 0))))
     return failure();
   int64_t e = getNumExperts();

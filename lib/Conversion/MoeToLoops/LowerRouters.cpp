@@ -434,6 +434,12 @@ struct LowerCapacityDrop : RouterPattern<mdl::CapacityDropOp> {
   }
 };
 
+/// A buffer for `result` ([T] or [T, E]), its dynamic T given by `t`.
+Value tokenMajorBuffer(OpBuilder &b, Location loc, Value result, Value t) {
+  return allocFor(b, loc, result.getType(),
+                  cast<ShapedType>(result.getType()).isDynamicDim(0) ? ValueRange{t} : ValueRange{});
+}
+
 /// moe.router_scores: per token, the logits and their scores into [T, E].
 struct LowerRouterScores : RouterPattern<mdl::RouterScoresOp> {
   using RouterPattern::RouterPattern;
@@ -441,9 +447,7 @@ struct LowerRouterScores : RouterPattern<mdl::RouterScoresOp> {
     OpBuilder &b = em.b;
     Location loc = em.loc;
     GateOperands g = gateOperands(em);
-    Value scores = allocFor(b, loc, op.getType(),
-                            cast<ShapedType>(op.getType()).isDynamicDim(0) ? ValueRange{g.t}
-                                                                           : ValueRange{});
+    Value scores = tokenMajorBuffer(b, loc, op.getResult(), g.t);
     em.tokenLoop(emitFor(b, loc, em.c0(), g.t, [&](OpBuilder &lb, Location l, Value i) {
       em.emitLogits(lb, l, g.x, g.gate, i, g.logits, g.e, g.h);
       em.emitScores(lb, l, g.logits, g.e, op.getScoring());
@@ -711,9 +715,7 @@ struct LowerPathRouter : RouterPattern<mdl::PathRouterOp> {
     OpBuilder &b = em.b;
     Location loc = em.loc;
     GateOperands g = gateOperands(em);
-    Value paths = allocFor(b, loc, op.getType(),
-                           cast<ShapedType>(op.getType()).isDynamicDim(0) ? ValueRange{g.t}
-                                                                          : ValueRange{});
+    Value paths = tokenMajorBuffer(b, loc, op.getResult(), g.t);
     em.tokenLoop(emitFor(b, loc, em.c0(), g.t, [&](OpBuilder &lb, Location l, Value i) {
       em.emitLogits(lb, l, g.x, g.gate, i, g.logits, g.e, g.h);
       Value j = emitArgmax(lb, l, g.logits, Value(), g.e).first;
@@ -722,12 +724,6 @@ struct LowerPathRouter : RouterPattern<mdl::PathRouterOp> {
     return {paths};
   }
 };
-
-/// A [T] i32 buffer like `op`'s result, T taken from `like` ([T] buffer).
-Value tokenIntsBuffer(OpBuilder &b, Location loc, Value result, Value t) {
-  return allocFor(b, loc, result.getType(),
-                  cast<ShapedType>(result.getType()).isDynamicDim(0) ? ValueRange{t} : ValueRange{});
-}
 
 /// moe.exit_layers: max_exit - (max_exit - min_exit) * min(p, D) / D per
 /// token, in i64 (no overflow for any i32 position); a negative position
@@ -739,7 +735,7 @@ struct LowerExitLayers : RouterPattern<mdl::ExitLayersOp> {
     Location loc = em.loc;
     Value pos = getBuffer(b, loc, op.getPositions());
     Value t = dimOf(b, loc, pos, 0);
-    Value exits = tokenIntsBuffer(b, loc, op.getExits(), t);
+    Value exits = tokenMajorBuffer(b, loc, op.getExits(), t);
     int64_t maxExit = op.getMaxExit(), span = maxExit - op.getMinExit(),
             decay = op.getDecayPositions();
     em.tokenLoop(emitFor(b, loc, em.c0(), t, [&](OpBuilder &lb, Location l, Value i) {
@@ -768,7 +764,7 @@ struct LowerExitPaths : RouterPattern<mdl::ExitPathsOp> {
     Location loc = em.loc;
     Value exits = getBuffer(b, loc, op.getExits());
     Value t = dimOf(b, loc, exits, 0);
-    Value paths = tokenIntsBuffer(b, loc, op.getPaths(), t);
+    Value paths = tokenMajorBuffer(b, loc, op.getPaths(), t);
     // Exit layers are i32: a layer index beyond i32 is above every exit.
     int64_t layer = std::min<int64_t>(op.getLayer(), std::numeric_limits<int32_t>::max());
     em.tokenLoop(emitFor(b, loc, em.c0(), t, [&](OpBuilder &lb, Location l, Value i) {
