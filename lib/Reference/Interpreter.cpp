@@ -393,8 +393,9 @@ private:
     std::iota(active.begin(), active.end(), 0);
     int64_t layers = o.getLayers().size();
     for (auto [index, region] : llvm::enumerate(o.getLayers())) {
-      Tensor input = state;
-      Status s = runBranch(region, input, active, {}, state);
+      // runBranch gathers the running rows before it adds to them, so the
+      // state can be both its input and its output (no copy per layer).
+      Status s = runBranch(region, state, active, {}, state);
       if (s.ok())
         s = haltingUpdate(state, frame.at(o.getHaltWeights()), frame.at(o.getHaltBias()),
                           index, int64_t(index) == layers - 1,
