@@ -16,6 +16,10 @@
 |*                       are rounded to BF16; else as avx512)               *|
 |*           avx512vnni  avx512 + AVX512_VNNI (vpdpbusd when activations    *|
 |*                       are quantized to Q8_0 blocks; else as avx512)      *|
+|*           amx         avx512bf16 + avx512vnni + AMX-BF16 tiles           *|
+|*                       (tdpbf16ps for bf16 weights with BF16 activations  *|
+|*                       when an expert has >= 16 rows: "packed mid" below; *|
+|*                       else as avx512bf16, other formats as avx512vnni)   *|
 |* Every (format, isa) symbol exists; calling one on a CPU without its ISA  *|
 |* is undefined (moe_uk_isa_supported says which the host has).             *|
 |*                                                                          *|
@@ -130,11 +134,26 @@ MOE_UK_DECLARE_ISA(avx2)
 MOE_UK_DECLARE_ISA(avx512)
 MOE_UK_DECLARE_ISA(avx512bf16)
 MOE_UK_DECLARE_ISA(avx512vnni)
+MOE_UK_DECLARE_ISA(amx)
 #undef MOE_UK_DECLARE_ISA
 #undef MOE_UK_DECLARE
 
+/* Packed mid (isa amx, bf16 weights): when act_prec is BF16, m >= 16, ldm
+ * (the up kernel's) = k (the down kernel's) = inter is a multiple of 32 and
+ * the OS grants the tile state, the up kernel does not write FP32 mid rows:
+ * it writes the down kernel's AMX operand, the bf16 values (rounded to
+ * nearest even, as act_prec BF16 rounds them anyway) in groups of 16 rows:
+ * for row r and column n, the uint16 at index
+ *   ((r / 16) * (inter / 2) + n / 2) * 32 + (r % 16) * 2 + n % 2
+ * from `mid`, and rows m.. of the last group hold act(0)-derived zeros.
+ * That is ceil(m / 16) * 16 * inter * 2 bytes, within the m * inter * 4 of
+ * the FP32 rows for m >= 15. The down kernel of the same expert (same m,
+ * act_prec, k = inter) reads `a` in that form. The up items must start and
+ * end at even n (the compiler's blocks are multiples of 16). */
+
 /* 1 when this CPU can run the kernels of `isa` ("generic", "avx2",
- * "avx512", "avx512bf16", "avx512vnni"), else 0 (also for unknown names). */
+ * "avx512", "avx512bf16", "avx512vnni", "amx"), else 0 (also for unknown
+ * names). For "amx" this asks Linux for the tile state (once). */
 int moe_uk_isa_supported(const char *isa);
 
 #ifdef __cplusplus

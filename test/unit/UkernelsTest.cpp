@@ -32,11 +32,14 @@ struct KernelPair {
    {moe_uk_ffn_up_##fmt##_avx2, moe_uk_ffn_down_##fmt##_avx2},                               \
    {moe_uk_ffn_up_##fmt##_avx512, moe_uk_ffn_down_##fmt##_avx512},                           \
    {moe_uk_ffn_up_##fmt##_avx512bf16, moe_uk_ffn_down_##fmt##_avx512bf16},                   \
-   {moe_uk_ffn_up_##fmt##_avx512vnni, moe_uk_ffn_down_##fmt##_avx512vnni}}
-const KernelPair kKernels[5][5] = {KERNELS_OF(bf16), KERNELS_OF(f16), KERNELS_OF(int8),
+   {moe_uk_ffn_up_##fmt##_avx512vnni, moe_uk_ffn_down_##fmt##_avx512vnni},                   \
+   {moe_uk_ffn_up_##fmt##_amx, moe_uk_ffn_down_##fmt##_amx}}
+constexpr int kNumIsas = 6;
+const KernelPair kKernels[5][kNumIsas] = {KERNELS_OF(bf16), KERNELS_OF(f16), KERNELS_OF(int8),
                                    KERNELS_OF(q8_0), KERNELS_OF(q4_0)};
 #undef KERNELS_OF
-const char *const kIsaNames[5] = {"generic", "avx2", "avx512", "avx512bf16", "avx512vnni"};
+const char *const kIsaNames[kNumIsas] = {"generic",    "avx2",       "avx512",
+                                         "avx512bf16", "avx512vnni", "amx"};
 const char *const kFormatNames[5] = {"bf16", "f16", "int8", "q8_0", "q4_0"};
 const moe_weight_format kFormats[5] = {MOE_WF_BF16, MOE_WF_F16, MOE_WF_INT8, MOE_WF_Q8_0,
                                        MOE_WF_Q4_0};
@@ -311,12 +314,30 @@ void checkUp(const KernelPair &kp, const Case &c, int32_t act, std::mt19937 &rng
   }
 }
 
-void checkDown(const KernelPair &kp, const Case &c, std::mt19937 &rng) {
+// An expert's mid rows in the amx kernels' packed form (moe_ukernels.h,
+// "packed mid"), written from the header's formula: the FP32 rows a (lda
+// apart) of k = inter values, rounded to bf16.
+std::vector<float> packedMidOf(const std::vector<float> &a, int64_t lda, int64_t m, int64_t k) {
+  std::vector<float> packed(size_t(m * k), kSentinel);
+  auto *h = reinterpret_cast<uint16_t *>(packed.data());
+  for (int64_t r = 0; r < (m + 15) / 16 * 16; ++r)
+    for (int64_t n = 0; n < k; ++n) {
+      float v = r < m ? roundBf16(a[r * lda + n]) : 0.0f;
+      uint32_t u;
+      std::memcpy(&u, &v, 4);
+      h[((r / 16) * (k / 2) + n / 2) * 32 + (r % 16) * 2 + n % 2] = uint16_t(u >> 16);
+    }
+  return packed;
+}
+
+// packed: the down kernel reads its activations in packed-mid form.
+void checkDown(const KernelPair &kp, const Case &c, std::mt19937 &rng, bool packed = false) {
   int64_t lda = c.k + 3, ldo = c.n1 + 4;
   std::vector<float> a = makeActivations(c.m, lda, rng);
   Weights w = makeWeights(c.fmt, c.n1 + 2, c.k, rng);
   std::vector<float> out(size_t(c.m * ldo), kSentinel);
-  kp.down(a.data(), lda, c.m, w.bytes.data(), w.rowBytes,
+  std::vector<float> packedA = packed ? packedMidOf(a, lda, c.m, c.k) : std::vector<float>();
+  kp.down(packed ? packedA.data() : a.data(), lda, c.m, w.bytes.data(), w.rowBytes,
           c.fmt == MOE_WF_INT8 ? w.scales.data() : nullptr, c.n0, c.n1, c.k, c.actPrec,
           out.data(), ldo);
   std::string what = describe(c, "down");
@@ -361,12 +382,17 @@ TEST_P(UkernelsTest, MatchesDoubleReference) {
         Case c{fmt, m, k, 3, 3 + (m == 37 ? 6 : 19), actPrec};
         for (int32_t act : {MOE_UK_SWIGLU, MOE_UK_GEGLU, MOE_UK_GELU, MOE_UK_RELU, MOE_UK_SILU})
           checkUp(kp, c, act, rng);
-        checkDown(kp, c, rng);
+        // The amx kernels exchange mid in packed form on experts of >= 16
+        // rows with bf16 activations and inter % 32 == 0 (the up kernel's
+        // ldm here never is; the down kernel's k may be).
+        bool packedMid = std::string(kIsaNames[isaIndex]) == "amx" && fmt == MOE_WF_BF16 &&
+                         actPrec == MOE_UK_ACT_BF16 && m >= 16 && k % 32 == 0;
+        checkDown(kp, c, rng, packedMid);
       }
 }
 
 INSTANTIATE_TEST_SUITE_P(AllFormatsAndIsas, UkernelsTest,
-                         ::testing::Combine(::testing::Range(0, 5), ::testing::Range(0, 5)),
+                         ::testing::Combine(::testing::Range(0, 5), ::testing::Range(0, kNumIsas)),
                          [](const ::testing::TestParamInfo<std::tuple<int, int>> &info) {
                            return std::string(kFormatNames[std::get<0>(info.param)]) + "_" +
                                   kIsaNames[std::get<1>(info.param)];
@@ -401,6 +427,110 @@ TEST(UkernelsActivations, TailsMatchReference) {
   }
 }
 
+// The amx pair on experts that exchange mid in packed form: the up kernel's
+// items (blocks of rows that are not multiples of 16 or 32 included, so
+// staged partial tiles run) write mid, which is decoded with the header's
+// formula and checked against a double reference (one bf16 step: mid is
+// rounded to bf16); the down kernel's items then read that mid, checked
+// against the double dot products of the decoded values.
+struct PackedCase {
+  int64_t m, h, inter;
+  std::vector<int64_t> upCuts, downCuts; // item boundaries inside (0, inter) / (0, h)
+};
+
+std::vector<int64_t> itemBounds(int64_t total, const std::vector<int64_t> &cuts) {
+  std::vector<int64_t> b = {0};
+  b.insert(b.end(), cuts.begin(), cuts.end());
+  b.push_back(total);
+  return b;
+}
+
+void checkPackedPair(const PackedCase &c, int32_t act, std::mt19937 &rng) {
+  bool gated = act == MOE_UK_SWIGLU || act == MOE_UK_GEGLU;
+  int64_t xRows = c.m + 3, ldx = c.h + 5, ldo = c.h + 7;
+  std::vector<float> x = makeActivations(xRows, ldx, rng);
+  std::vector<int32_t> rows(xRows);
+  for (int64_t i = 0; i < xRows; ++i)
+    rows[i] = int32_t(i);
+  std::shuffle(rows.begin(), rows.end(), rng);
+  Weights w1 = makeWeights(MOE_WF_BF16, c.inter, c.h, rng);
+  Weights w3 = makeWeights(MOE_WF_BF16, c.inter, c.h, rng);
+  Weights w2 = makeWeights(MOE_WF_BF16, c.h, c.inter, rng);
+  // Room for the FP32 rows plus a guard the packed form must not reach.
+  std::vector<float> mid(size_t(c.m * c.inter + 64), kSentinel);
+  std::vector<int64_t> up = itemBounds(c.inter, c.upCuts);
+  for (size_t i = 0; i + 1 < up.size(); ++i)
+    moe_uk_ffn_up_bf16_amx(x.data(), ldx, rows.data(), c.m, w1.bytes.data(),
+                           gated ? w3.bytes.data() : nullptr, w1.rowBytes, nullptr, nullptr, up[i],
+                           up[i + 1], c.h, act, MOE_UK_ACT_BF16, mid.data(), c.inter);
+  std::string what = "packed m=" + std::to_string(c.m) + " h=" + std::to_string(c.h) +
+                     " inter=" + std::to_string(c.inter) + " act=" + std::to_string(act);
+  for (size_t i = size_t(c.m * c.inter); i < mid.size(); ++i)
+    ASSERT_EQ(mid[i], kSentinel) << what << ": wrote past the expert's mid rows";
+  const auto *h = reinterpret_cast<const uint16_t *>(mid.data());
+  std::vector<double> midValues(size_t(c.m * c.inter));
+  int failures = 0;
+  for (int64_t r = 0; r < c.m; ++r) {
+    std::vector<double> xr = roundActivations(x.data() + rows[r] * ldx, c.h, MOE_UK_ACT_BF16);
+    for (int64_t n = 0; n < c.inter; ++n) {
+      double got =
+          bf16ToDouble(h[((r / 16) * (c.inter / 2) + n / 2) * 32 + (r % 16) * 2 + n % 2]);
+      midValues[r * c.inter + n] = got;
+      RefDot a = refDot(MOE_WF_BF16, xr, w1, n, c.h);
+      double want = activation(act, a.dot), bound = a.magnitude * 1.2;
+      if (gated) {
+        RefDot b = refDot(MOE_WF_BF16, xr, w3, n, c.h);
+        bound = bound * std::fabs(b.dot) + std::fabs(want) * b.magnitude;
+        want *= b.dot;
+      }
+      // The FP32 sums' error, then one rounding to bf16 (2^-8 relative).
+      double tol = (kRelTol * std::fabs(want) + kSumTol * bound) * 1.01 +
+                   std::ldexp(std::fabs(want) + kSumTol * bound, -8) + 1e-30;
+      if (!(std::fabs(got - want) <= tol) && failures++ < 5)
+        ADD_FAILURE() << what << ": mid row " << r << " n " << n << " got " << got << " want "
+                      << want;
+    }
+  }
+  std::vector<float> out(size_t(c.m * ldo), kSentinel);
+  std::vector<int64_t> down = itemBounds(c.h, c.downCuts);
+  for (size_t i = 0; i + 1 < down.size(); ++i)
+    moe_uk_ffn_down_bf16_amx(mid.data(), c.inter, c.m, w2.bytes.data(), w2.rowBytes, nullptr,
+                             down[i], down[i + 1], c.inter, MOE_UK_ACT_BF16, out.data(), ldo);
+  for (int64_t r = 0; r < c.m; ++r) {
+    std::vector<double> ar(midValues.begin() + r * c.inter, midValues.begin() + (r + 1) * c.inter);
+    for (int64_t n = 0; n < ldo; ++n) {
+      float got = out[r * ldo + n];
+      if (n >= c.h) {
+        if (got != kSentinel && failures++ < 5)
+          ADD_FAILURE() << what << ": down wrote past h at row " << r << " n " << n;
+        continue;
+      }
+      RefDot d = refDot(MOE_WF_BF16, ar, w2, n, c.inter);
+      double tol = kRelTol * std::fabs(d.dot) + kSumTol * d.magnitude + 1e-30;
+      if (!(std::fabs(got - d.dot) <= tol) && failures++ < 5)
+        ADD_FAILURE() << what << ": out row " << r << " n " << n << " got " << got << " want "
+                      << d.dot;
+    }
+  }
+}
+
+TEST(UkernelsAmx, PackedMidPairMatchesDoubleReference) {
+  if (!moe_uk_isa_supported("amx"))
+    GTEST_SKIP() << "this CPU (or OS) has no AMX-BF16";
+  std::mt19937 rng(77);
+  // m: one group, a partial second group, an even number of groups.
+  // h = 100: a K tail for up and a partial 16-row block for down.
+  std::vector<PackedCase> cases = {
+      {16, 32, 32, {}, {}},
+      {37, 100, 96, {40}, {24, 56}},
+      {64, 1024, 128, {16, 48}, {512}},
+      {50, 64, 64, {}, {8, 40}},
+  };
+  for (const PackedCase &c : cases)
+    for (int32_t act : {MOE_UK_SWIGLU, MOE_UK_GEGLU, MOE_UK_GELU, MOE_UK_RELU, MOE_UK_SILU})
+      checkPackedPair(c, act, rng);
+}
+
 TEST(UkernelsIsa, NamesAreChecked) {
   EXPECT_EQ(moe_uk_isa_supported("generic"), 1);
   EXPECT_EQ(moe_uk_isa_supported("avx1024"), 0);
@@ -410,6 +540,10 @@ TEST(UkernelsIsa, NamesAreChecked) {
     EXPECT_EQ(moe_uk_isa_supported("avx512"), 1);
   if (moe_uk_isa_supported("avx512"))
     EXPECT_EQ(moe_uk_isa_supported("avx2"), 1);
+  if (moe_uk_isa_supported("amx")) {
+    EXPECT_EQ(moe_uk_isa_supported("avx512bf16"), 1);
+    EXPECT_EQ(moe_uk_isa_supported("avx512vnni"), 1);
+  }
 }
 
 } // namespace

@@ -223,7 +223,7 @@ def MoeLowerGroupedExperts : Pass<"moe-lower-grouped-experts", "func::FuncOp"> {
            "weight tile stays in L1 across the group's panels) instead of inside">,
     Option<"microKernelIsa", "ukernel-isa", "std::string", "\"\"",
            "FFN banks in low-precision formats: the micro-kernels' ISA (generic, avx2, avx512, "
-           "avx512bf16, avx512vnni; empty: the best the host has for each format, no wider "
+           "avx512bf16, avx512vnni, amx; empty: the best the host has for each format, no wider "
            "than vector-width)">,
   ];
   let statistics = [

@@ -40,7 +40,7 @@ struct CpuPipelineOptions : public mlir::PassPipelineOptions<CpuPipelineOptions>
   Option<std::string> microKernelIsa{
       *this, "ukernel-isa",
       llvm::cl::desc("FFN banks in low-precision formats: the micro-kernels' ISA (generic, avx2, "
-                     "avx512, avx512bf16, avx512vnni; empty: the host's best per format)"),
+                     "avx512, avx512bf16, avx512vnni, amx; empty: the host's best per format)"),
       llvm::cl::init("")};
   Option<bool> gpuHost{*this, "gpu-host",
                        llvm::cl::desc("compile through the GPU's block/thread-mapped stage and run "

@@ -206,6 +206,11 @@ std::string mlir::moe::lowering::microKernelIsa(WeightFormat format, StringRef r
     return requested.str();
   llvm::StringMap<bool> f = llvm::sys::getHostCPUFeatures();
   if (vectorWidth >= 16 && hostHas(f, {"avx512f", "avx512bw", "avx512vl", "avx512dq"})) {
+    // AMX tiles for bf16 where the CPU has them: the kernels themselves fall
+    // back to vdpbf16ps for experts of few rows and when the OS refuses the
+    // tile state (moe_ukernels.h, isa amx).
+    if (format == WeightFormat::bf16 && hostHas(f, {"avx512bf16", "avx512vnni", "amx-tile", "amx-bf16"}))
+      return "amx";
     if (format == WeightFormat::bf16 && hostHas(f, {"avx512bf16"}))
       return "avx512bf16";
     if ((format == WeightFormat::int8 || format == WeightFormat::q8_0 ||

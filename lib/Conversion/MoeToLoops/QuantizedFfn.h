@@ -18,7 +18,7 @@ namespace mlir::moe::lowering {
 
 struct QuantizedFfnConfig {
   /// The micro-kernels' ISA suffix: generic, avx2, avx512, avx512bf16,
-  /// avx512vnni (microKernelIsa).
+  /// avx512vnni, amx (microKernelIsa).
   std::string isa;
   /// Weight bytes of one work item (sized for L2).
   int64_t blockBytes = 256 * 1024;

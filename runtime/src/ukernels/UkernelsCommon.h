@@ -161,6 +161,10 @@ private:
 Scratch &activationScratch();
 Scratch &dotScratch();
 
+// Whether this CPU has AMX-BF16 (with AVX512_BF16) and the OS granted this
+// process the tile state (asked once, on the first call).
+bool amxUsable();
+
 // Scalar weight value j of a packed row (Q formats include d; int8 is the
 // raw integer, the per-row scale is applied to the dot product).
 inline float weightValue(moe_weight_format fmt, const uint8_t *row, int64_t j) {

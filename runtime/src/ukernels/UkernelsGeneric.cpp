@@ -146,5 +146,7 @@ extern "C" int moe_uk_isa_supported(const char *isa) {
     return avx512 && __builtin_cpu_supports("avx512bf16");
   if (!std::strcmp(isa, "avx512vnni"))
     return avx512 && __builtin_cpu_supports("avx512vnni");
+  if (!std::strcmp(isa, "amx"))
+    return avx512 && __builtin_cpu_supports("avx512vnni") && moe_uk::amxUsable();
   return 0;
 }
