@@ -63,7 +63,9 @@ std::optional<double> formatPeak(WeightFormat format, const ComputePeaks &peaks)
   case WeightFormat::F16:
     return peaks.fp32Gflops;
   case WeightFormat::BF16:
-    return peaks.bf16Gflops;
+    // Our bf16 layers run on AMX tiles wherever the probe could use them
+    // (the compiler picks the amx micro-kernels on such CPUs).
+    return peaks.amxBf16Gflops ? peaks.amxBf16Gflops : peaks.bf16Gflops;
   case WeightFormat::Int8:
   case WeightFormat::Q8_0:
   case WeightFormat::Q4_0:

@@ -54,13 +54,15 @@ struct ComputePeaks {
   double fp32Gflops = 0;
   std::optional<double> bf16Gflops; // vdpbf16ps; absent without avx512bf16
   std::optional<double> int8Gops;   // vpdpbusd; absent without avx512vnni
-  // AMX tiles, for reading oneDNN's BF16/INT8 rows (not a format's peak).
+  // AMX tiles: the bf16 format's peak where present (our amx kernels);
+  // INT8 tiles are only for reading oneDNN's INT8 rows.
   std::optional<double> amxBf16Gflops, amxInt8Gops;
 };
 
 /// The peak a kernel of `format` is measured against: FP32 FMAs for f32
-/// and f16 (converted in registers), vdpbf16ps for bf16, vpdpbusd for the
-/// 8- and 4-bit formats (activations quantized to 8 bits).
+/// and f16 (converted in registers), AMX-BF16 tiles for bf16 where the CPU
+/// has them (else vdpbf16ps), vpdpbusd for the 8- and 4-bit formats
+/// (activations quantized to 8 bits).
 std::optional<double> formatPeak(WeightFormat format, const ComputePeaks &peaks);
 
 /// One row of the per-format table.

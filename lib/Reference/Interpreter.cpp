@@ -277,15 +277,7 @@ private:
             frame.set(o.getResult(), std::move(y));
           return s;
         })
-        .Case([&](mdl::FfnOp o) {
-          Tensor y;
-          Status s = ffn(frame.at(o.getHidden()), toRef(o.getActivation()),
-                         frame.at(o.getW1()), frame.opt(o.getW3()),
-                         frame.at(o.getW2()), y);
-          if (s.ok())
-            frame.set(o.getResult(), std::move(y));
-          return s;
-        })
+        .Case([&](mdl::FfnOp o) { return runFfn(o); })
         .Case([&](mdl::SkipBlockOp o) { return runSkipBlock(o); })
         .Case([&](mdl::PathSelectOp o) { return runPathSelect(o); })
         .Case([&](mdl::HaltingStackOp o) { return runHaltingStack(o); })
@@ -329,6 +321,30 @@ private:
     }
     frame.setBank(o.getExperts(), b);
     return Status::success();
+  }
+
+  /// A dense FFN; weights in another format than f32 are dequantized here
+  /// as a bank's are.
+  Status runFfn(mdl::FfnOp o) {
+    const Tensor *w1 = &frame.at(o.getW1()), *w3 = frame.opt(o.getW3()), *w2 = &frame.at(o.getW2());
+    auto format = WeightFormat(int(o.getWeightFormat()));
+    if (format != WeightFormat::F32) {
+      int64_t h = cast<ShapedType>(o.getHidden().getType()).getDimSize(1);
+      int64_t inter = cast<ShapedType>(o.getW1().getType()).getDimSize(0);
+      auto scales = o.getScales();
+      unsigned next = 0;
+      auto scaleOf = [&]() { return scales.empty() ? nullptr : &frame.at(scales[next++]); };
+      w1 = frame.own(dequantizeWeights(format, *w1, scaleOf(), h));
+      if (w3)
+        w3 = frame.own(dequantizeWeights(format, *w3, scaleOf(), h));
+      w2 = frame.own(dequantizeWeights(format, *w2, scaleOf(), inter));
+    }
+    Tensor y;
+    Status s = ffn(frame.at(o.getHidden()), toRef(o.getActivation()), *w1, w3, *w2, y,
+                   ActivationPrecision(int(o.getActivationPrecisionOrDefault())));
+    if (s.ok())
+      frame.set(o.getResult(), std::move(y));
+    return s;
   }
 
   /// Runs a branch region on the rows `tokens` of x and adds its output,

@@ -593,9 +593,11 @@ std::vector<double> ffnRow(Activation act, int64_t h, int64_t inter,
 
 Tensor dequantizeWeights(WeightFormat format, const Tensor &stored, const Tensor *scales,
                          int64_t k) {
-  int64_t rows = stored.dim(0) * stored.dim(1), cols = stored.dim(2);
+  int64_t cols = stored.shape.back(), rows = cols ? stored.numel() / cols : 0;
   DType dtype = storageDType(format);
-  Tensor out = Tensor::f32({stored.dim(0), stored.dim(1), k});
+  std::vector<int64_t> shape = stored.shape;
+  shape.back() = k;
+  Tensor out = Tensor::f32(shape);
   std::vector<unsigned char> row(size_t(cols) * dtypeSize(dtype));
   for (int64_t r = 0; r < rows; ++r) {
     for (int64_t c = 0; c < cols; ++c)
@@ -687,7 +689,7 @@ Status layer(const Tensor &x, const Routing &routing,
 }
 
 Status ffn(const Tensor &x, Activation act, const Tensor &w1, const Tensor *w3,
-           const Tensor &w2, Tensor &y) {
+           const Tensor &w2, Tensor &y, ActivationPrecision precision) {
   Status s = checkShape(x, "hidden", 2, DType::F32);
   if (!s.ok())
     return s;
@@ -698,7 +700,7 @@ Status ffn(const Tensor &x, Activation act, const Tensor &w1, const Tensor *w3,
     std::vector<double> out =
         ffnRow(act, h, inter, w1.f.data(), w3 ? w3->f.data() : nullptr,
                w2.f.data(), v, nullptr, nullptr, nullptr, nullptr, nullptr,
-               nullptr, 0, 0.0);
+               nullptr, 0, 0.0, precision);
     for (int64_t c = 0; c < h; ++c)
       result.f[i * h + c] = float(out[c]);
   }

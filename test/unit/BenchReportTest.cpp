@@ -65,6 +65,12 @@ TEST(BenchReport, FormatPeaks) {
   EXPECT_EQ(formatPeak(WeightFormat::F16, p), 400.0);
   EXPECT_EQ(formatPeak(WeightFormat::BF16, p), std::nullopt) << "no avx512bf16: n/a";
   EXPECT_EQ(formatPeak(WeightFormat::Q4_0, p), 1600.0);
+  p.bf16Gflops = 200;
+  EXPECT_EQ(formatPeak(WeightFormat::BF16, p), 200.0);
+  p.amxBf16Gflops = 6000;
+  p.amxInt8Gops = 12000;
+  EXPECT_EQ(formatPeak(WeightFormat::BF16, p), 6000.0) << "bf16 layers run on AMX tiles";
+  EXPECT_EQ(formatPeak(WeightFormat::Q4_0, p), 1600.0) << "8/4-bit layers do not (yet)";
 }
 
 FormatRow row(const char *caseName, WeightFormat f, const char *impl, double us) {

@@ -129,10 +129,24 @@ static int fail(const std::string &msg) {
 }
 
 /// Generates argument `index` of type `type` from `seed`.
-/// The format and row length K of an FFN bank weight (or int8 scales)
-/// argument: what moe.ffn_experts says of it.
+/// The format and row length K of an FFN weight (or int8 scales) argument:
+/// what the moe.ffn_experts or dense moe.ffn using it says of it.
 static std::optional<std::pair<::moe::WeightFormat, int64_t>> bankWeightOf(BlockArgument arg) {
   for (OpOperand &use : arg.getUses()) {
+    if (auto dense = dyn_cast<mlir::moe::FfnOp>(use.getOwner())) {
+      if (use.get() == dense.getHidden())
+        continue;
+      auto format = ::moe::WeightFormat(int(dense.getWeightFormat()));
+      int64_t h = cast<ShapedType>(dense.getHidden().getType()).getDimSize(1);
+      int64_t inter = cast<ShapedType>(dense.getW1().getType()).getDimSize(0);
+      if (use.get() == dense.getW2())
+        return std::make_pair(format, inter);
+      if (use.get() == dense.getW1() || use.get() == dense.getW3())
+        return std::make_pair(format, h);
+      // Scales [rows]: rows = I for w1/w3 (K = H), H for w2 (K = I).
+      int64_t rows = cast<ShapedType>(arg.getType()).getDimSize(0);
+      return std::make_pair(format, rows == inter ? h : inter);
+    }
     auto op = dyn_cast<mlir::moe::FfnExpertsOp>(use.getOwner());
     if (!op)
       continue;

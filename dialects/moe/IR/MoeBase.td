@@ -109,6 +109,8 @@ def Moe_ActivationPrecision : I32EnumAttr<"ActivationPrecision",
 // FFN bank weights in any #moe.weight_format: [N, rows, stored cols].
 def Moe_WeightBank : TensorRankOf<[F32, BF16, F16, I8], [3]>;
 def Moe_RowScales : TensorRankOf<[F32], [2]>;  // int8: [N, rows]
+def Moe_WeightMatrix : TensorRankOf<[F32, BF16, F16, I8], [2]>; // dense FFN: [rows, stored(K)]
+def Moe_MatrixRowScales : TensorRankOf<[F32], [1]>;  // dense int8: [rows]
 
 def Moe_ActivationPrecisionAttr
     : EnumAttr<Moe_Dialect, Moe_ActivationPrecision, "activation_precision">;

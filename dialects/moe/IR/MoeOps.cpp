@@ -592,13 +592,11 @@ LogicalResult FfnOp::verify() {
       failed(requireStatic(*this, "w1", getW1())) ||
       failed(verifyGating(*this, getActivation(), getW3() != nullptr)))
     return failure();
-  int64_t i = dimOf(getW1(), 0), h = dimOf(getHidden(), 1);
-  if (failed(verifyMatrix(*this, "w1", getW1(), i, "I", h, "H")) ||
-      failed(verifyMatrix(*this, "w2", getW2(), h, "H", i, "I")))
-    return failure();
-  if (getW3() && failed(verifyMatrix(*this, "w3", getW3(), i, "I", h, "H")))
-    return failure();
-  return success();
+  // A dense FFN's weights follow the banks' storage rules without the
+  // expert dimension (n = -1).
+  return verifyFfnWeightStorage(*this, getWeightFormat(), getActivationPrecisionOrDefault(),
+                                getW1(), getW3(), getW2(), getScales(), /*n=*/-1,
+                                dimOf(getHidden(), 1));
 }
 
 //===----------------------------------------------------------------------===//
@@ -781,40 +779,53 @@ Type mlir::moe::storageElementType(MLIRContext *ctx, WeightFormat format) {
 
 namespace {
 
-/// One weight of the bank: [N, rows, stored(K)] of the format's type, K a
-/// multiple of 32 for the block formats.
+/// One weight: [N, rows, stored(K)] of the format's type for a bank, or
+/// [rows, stored(K)] for a dense FFN (n < 0); K a multiple of 32 for the
+/// block formats.
 LogicalResult verifyStoredWeight(Operation *op, WeightFormat format, StringRef name, Value w,
                                  int64_t n, int64_t rows, StringRef rowName, int64_t k,
                                  StringRef kName) {
   if (failed(requireStatic(op, name, w)))
     return failure();
+  bool dense = n < 0;
+  StringRef holder = dense ? "ffn" : "bank";
   auto type = cast<RankedTensorType>(w.getType());
   Type elem = storageElementType(op->getContext(), format);
   if (type.getElementType() != elem)
-    return op->emitOpError() << "'" << name << "' of a " << stringifyWeightFormat(format)
-                             << " bank must hold " << elem << ", got " << type.getElementType();
+    return op->emitOpError() << "'" << name << "' of a " << stringifyWeightFormat(format) << " "
+                             << holder << " must hold " << elem << ", got "
+                             << type.getElementType();
   if (::moe::isBlockFormat(::moe::WeightFormat(int(format))) && k % ::moe::kQuantBlock != 0)
     return op->emitOpError() << stringifyWeightFormat(format) << " weights need " << kName
                              << " (" << k << ") to be a multiple of " << ::moe::kQuantBlock
                              << ", the block size";
-  int64_t cols = storedRowElements(format, k);
-  auto shape = type.getShape();
-  if (shape[0] != n)
+  SmallVector<int64_t> want = {rows, storedRowElements(format, k)};
+  if (!dense)
+    want.insert(want.begin(), n);
+  ArrayRef<int64_t> shape = type.getShape();
+  if (!dense && shape[0] != n)
     return op->emitOpError() << "'" << name << "' holds " << shape[0]
                              << " experts but the result type says " << n;
-  if (shape[1] == rows && shape[2] == cols)
+  if (shape == ArrayRef<int64_t>(want))
     return success();
-  std::string got = "[" + std::to_string(n) + ", " + std::to_string(rows) + ", " +
-                    std::to_string(cols) + "], got [" + std::to_string(shape[0]) + ", " +
-                    std::to_string(shape[1]) + ", " + std::to_string(shape[2]) + "]";
+  auto list = [](ArrayRef<int64_t> v) {
+    std::string out = "[";
+    for (auto [i, d] : llvm::enumerate(v))
+      out += (i ? ", " : "") + std::to_string(d);
+    return out + "]";
+  };
+  std::string got = list(want) + ", got " + list(shape);
+  std::string lead = dense ? "[" : "[N, ";
   if (format == WeightFormat::f32)
-    return op->emitOpError() << "'" << name << "' must be [N, " << rowName << ", " << kName
+    return op->emitOpError() << "'" << name << "' must be " << lead << rowName << ", " << kName
                              << "] = " << got;
-  return op->emitOpError() << "'" << name << "' of a " << stringifyWeightFormat(format)
-                           << " bank must be [N, " << rowName << ", stored(" << kName
+  return op->emitOpError() << "'" << name << "' of a " << stringifyWeightFormat(format) << " "
+                           << holder << " must be " << lead << rowName << ", stored(" << kName
                            << ")] = " << got;
 }
 
+/// int8 row scales: one f32 per row of each weight, [N, rows] for a bank,
+/// [rows] for a dense FFN (n < 0).
 LogicalResult verifyRowScales(Operation *op, WeightFormat format, ValueRange scales, bool gated,
                               int64_t n, int64_t inter, int64_t hidden) {
   if (format != WeightFormat::int8) {
@@ -823,17 +834,21 @@ LogicalResult verifyRowScales(Operation *op, WeightFormat format, ValueRange sca
                                << stringifyWeightFormat(format);
     return success();
   }
+  bool dense = n < 0;
   SmallVector<std::pair<StringRef, int64_t>> want = {{"w1", inter}};
   if (gated)
     want.push_back({"w3", inter});
   want.push_back({"w2", hidden});
   if (scales.size() != want.size())
-    return op->emitOpError() << "int8 weights need " << want.size()
-                             << " scales (one [N, rows] f32 tensor per weight), got "
-                             << scales.size();
+    return op->emitOpError() << "int8 weights need " << want.size() << " scales (one "
+                             << (dense ? "[rows]" : "[N, rows]")
+                             << " f32 tensor per weight), got " << scales.size();
   for (auto [s, w] : llvm::zip(scales, want)) {
     auto shape = cast<ShapedType>(s.getType()).getShape();
-    if (shape[0] != n || shape[1] != w.second)
+    if (dense && shape[0] != w.second)
+      return op->emitOpError() << "the scales of '" << w.first << "' must be [rows] = ["
+                               << w.second << "], got [" << shape[0] << "]";
+    if (!dense && (shape[0] != n || shape[1] != w.second))
       return op->emitOpError() << "the scales of '" << w.first << "' must be [N, rows] = [" << n
                                << ", " << w.second << "], got [" << shape[0] << ", " << shape[1]
                                << "]";
@@ -873,7 +888,7 @@ LogicalResult mlir::moe::verifyFfnWeightStorage(Operation *op, WeightFormat form
                                                 int64_t n, int64_t hidden) {
   if (failed(requireStatic(op, "w1", w1)))
     return failure();
-  int64_t inter = cast<ShapedType>(w1.getType()).getDimSize(1);
+  int64_t inter = cast<ShapedType>(w1.getType()).getDimSize(n < 0 ? 0 : 1);
   if (failed(verifyStoredWeight(op, format, "w1", w1, n, inter, "I", hidden, "H")) ||
       failed(verifyStoredWeight(op, format, "w2", w2, n, hidden, "H", inter, "I")))
     return failure();

@@ -33,7 +33,8 @@ namespace mlir::moe {
 /// The storage checks of an FFN bank's weights (moe.ffn_experts and
 /// moe.grouped_ffn): w1/w3 [N, I, stored(H)], w2 [N, H, stored(I)] in the
 /// format's element type, the int8 scales, the activation precision's
-/// format and block constraints. I is w1's dimension 1.
+/// format and block constraints. I is w1's dimension 1. With n < 0 those of
+/// a dense moe.ffn: the same without the expert dimension.
 LogicalResult verifyFfnWeightStorage(Operation *op, WeightFormat format,
                                      ActivationPrecision activations, Value w1, Value w3,
                                      Value w2, ValueRange scales, int64_t numExperts,

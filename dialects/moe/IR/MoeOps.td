@@ -365,18 +365,41 @@ def Moe_LayerOp : Moe_Op<"layer", [Pure, AttrSizedOperandSegments]> {
   }];
 }
 
-def Moe_FfnOp : Moe_Op<"ffn", [Pure]> {
+def Moe_FfnOp : Moe_Op<"ffn", [Pure, AttrSizedOperandSegments]> {
   let summary = "a dense FFN applied to every token";
   let description = [{
     y[t] = w2 · act(w1 · x[t]) or w2 · (act(w1 · x[t]) ⊙ (w3 · x[t])).
     w1, w3: [I, H]; w2: [H, I].
+
+    `format`, `activations` and `scales` as for `moe.ffn_experts`, without
+    the expert dimension: weights [rows, stored(K)] in the format's storage
+    type, int8 scales [rows] (w1, w3, w2 in that order).
+    ```mlir
+    %y = moe.ffn swiglu %x w1(%a : tensor<128x68xi8>) w3(%b : tensor<128x68xi8>)
+        w2(%c : tensor<64x136xi8>) format q8_0 activations q8_0
+        : tensor<?x64xf32> -> tensor<?x64xf32>
+    ```
   }];
   let arguments = (ins Moe_ActivationAttr:$activation, Moe_Hidden:$hidden,
-                   Moe_Matrix:$w1, Optional<Moe_Matrix>:$w3, Moe_Matrix:$w2);
+                   Moe_WeightMatrix:$w1, Optional<Moe_WeightMatrix>:$w3, Moe_WeightMatrix:$w2,
+                   Variadic<Moe_MatrixRowScales>:$scales,
+                   OptionalAttr<Moe_WeightFormatAttr>:$format,
+                   OptionalAttr<Moe_ActivationPrecisionAttr>:$activation_precision);
   let results = (outs Moe_Hidden:$result);
   let assemblyFormat = [{
     `` $activation $hidden `w1` `(` $w1 `:` type($w1) `)` (`w3` `(` $w3^ `:` type($w3) `)`)?
-    `w2` `(` $w2 `:` type($w2) `)` attr-dict `:` type($hidden) `->` type($result)
+    `w2` `(` $w2 `:` type($w2) `)` (`format` `` $format^)?
+    (`activations` `` $activation_precision^)?
+    (`scales` `(` $scales^ `:` type($scales) `)`)? attr-dict `:` type($hidden) `->` type($result)
+  }];
+  let extraClassDeclaration = [{
+    /// The format, f32 when not given.
+    ::mlir::moe::WeightFormat getWeightFormat() {
+      return getFormat().value_or(::mlir::moe::WeightFormat::f32);
+    }
+    ::mlir::moe::ActivationPrecision getActivationPrecisionOrDefault() {
+      return getActivationPrecision().value_or(::mlir::moe::ActivationPrecision::f32);
+    }
   }];
   let hasVerifier = 1;
 }

@@ -36,10 +36,12 @@ constexpr int64_t kLineBytes = 64;
 /// the expert kernels stream in register tiles.
 bool isFfnWeightUse(OpOperand &use) {
   Operation *user = use.getOwner();
-  if (isa<FfnExpertsOp>(user))
-    return true; // w1, w3, w2 are its only operands
+  Value v = use.get();
+  // Not the int8 row scales (nor a dense FFN's hidden state).
+  if (auto bank = dyn_cast<FfnExpertsOp>(user))
+    return v == bank.getW1() || v == bank.getW3() || v == bank.getW2();
   auto ffn = dyn_cast<FfnOp>(user);
-  return ffn && use.get() != ffn.getHidden();
+  return ffn && (v == ffn.getW1() || v == ffn.getW3() || v == ffn.getW2());
 }
 
 /// Rows padded to an odd number of lines: row r then starts in L1 set

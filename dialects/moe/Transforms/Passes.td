@@ -108,12 +108,13 @@ def MoeShardExperts : Pass<"moe-shard-experts", "func::FuncOp"> {
 def MoeQuantizeWeights : Pass<"moe-quantize-weights", "ModuleOp"> {
   let summary = "Make FFN banks whose weights are entry arguments take them in a low-precision format";
   let description = [{
-    The IR side of quantizing a model: for every moe.ffn_experts in FP32
-    whose w1/w3/w2 are arguments of a public function used by that op
-    alone, the arguments' types become the format's storage
-    ([N, rows, stored(K)] of bf16, f16 or i8; docs/quantization.md), the
-    op gets `format` and `activations`, and for int8 one [N, rows] f32
-    scale argument per weight is appended to the function (named by a
+    The IR side of quantizing a model: for every moe.ffn_experts and dense
+    moe.ffn in FP32 whose w1/w3/w2 are arguments of a public function used
+    by that op alone, the arguments' types become the format's storage
+    ([N, rows, stored(K)], or [rows, stored(K)] for moe.ffn, of bf16, f16
+    or i8; docs/quantization.md), the op gets `format` and `activations`,
+    and for int8 one [N, rows] (or [rows]) f32 scale argument per weight
+    is appended to the function (named by a
     `moe.scales_of = <argument number>` argument attribute). The caller
     then passes quantized weights (moe-quantize, moec.quantize); moe-run
     generates them from random FP32 weights. Banks with any other weight

@@ -51,35 +51,57 @@ struct QuantizeWeightsPass
   }
 
   void convertFunction(func::FuncOp func) {
-    SmallVector<FfnExpertsOp> banks;
-    func.walk([&](FfnExpertsOp op) {
-      if (op.getWeightFormat() == WeightFormat::f32)
-        banks.push_back(op);
+    // Banks and dense FFNs alike (a dense FFN's weights lack the expert
+    // dimension).
+    SmallVector<Operation *> ffns;
+    func.walk([&](Operation *op) {
+      if (auto bank = dyn_cast<FfnExpertsOp>(op); bank && bank.getWeightFormat() == WeightFormat::f32)
+        ffns.push_back(op);
+      if (auto dense = dyn_cast<FfnOp>(op); dense && dense.getWeightFormat() == WeightFormat::f32)
+        ffns.push_back(op);
     });
-    for (FfnExpertsOp op : banks) {
+    for (Operation *op : ffns) {
+      auto bank = dyn_cast<FfnExpertsOp>(op);
+      auto dense = dyn_cast<FfnOp>(op);
+      FfnWeights w = bank ? FfnWeights{bank.getW1(), bank.getW3(), bank.getW2(),
+                                       bank.getExperts().getType().getHidden(),
+                                       cast<ShapedType>(bank.getW1().getType()).getDimSize(1)}
+                          : FfnWeights{dense.getW1(), dense.getW3(), dense.getW2(),
+                                       cast<ShapedType>(dense.getHidden().getType()).getDimSize(1),
+                                       cast<ShapedType>(dense.getW1().getType()).getDimSize(0)};
       SmallVector<BankWeight> weights;
-      std::string why = whyKept(op, func, weights);
+      std::string why = whyKept(w, func, weights);
       if (!why.empty()) {
         ++numKept;
         if (report)
-          op.emitRemark() << "left in f32: " << why;
+          op->emitRemark() << "left in f32: " << why;
         continue;
       }
-      convertBank(op, func, weights);
+      SmallVector<Value> scales = convertArguments(func, weights);
+      if (bank)
+        setFormat(bank, scales);
+      else
+        setFormat(dense, scales);
       ++numBanks;
       if (report)
-        op.emitRemark() << "weights now " << format << ", activations " << activations;
+        op->emitRemark() << "weights now " << format << ", activations " << activations;
     }
   }
 
-  /// Empty when the bank can be converted; else the reason. Fills `weights`.
-  std::string whyKept(FfnExpertsOp op, func::FuncOp func, SmallVectorImpl<BankWeight> &weights) {
-    int64_t h = op.getExperts().getType().getHidden();
-    int64_t inter = cast<ShapedType>(op.getW1().getType()).getDimSize(1);
-    SmallVector<std::pair<Value, int64_t>> operands = {{op.getW1(), h}};
-    if (op.getW3())
-      operands.push_back({op.getW3(), h});
-    operands.push_back({op.getW2(), inter});
+  /// The FFN weights of a bank or a dense FFN, and its H and I.
+  struct FfnWeights {
+    Value w1, w3, w2;
+    int64_t h, inter;
+  };
+
+  /// Empty when the weights can be converted; else the reason. Fills `weights`.
+  std::string whyKept(const FfnWeights &ffn, func::FuncOp func,
+                      SmallVectorImpl<BankWeight> &weights) {
+    int64_t h = ffn.h, inter = ffn.inter;
+    SmallVector<std::pair<Value, int64_t>> operands = {{ffn.w1, h}};
+    if (ffn.w3)
+      operands.push_back({ffn.w3, h});
+    operands.push_back({ffn.w2, inter});
     for (auto [v, k] : operands) {
       auto arg = dyn_cast<BlockArgument>(v);
       if (!arg || arg.getOwner() != &func.getBody().front() || !arg.hasOneUse())
@@ -99,26 +121,35 @@ struct QuantizeWeightsPass
     return "";
   }
 
-  void convertBank(FfnExpertsOp op, func::FuncOp func, ArrayRef<BankWeight> weights) {
-    MLIRContext *ctx = op.getContext();
+  /// Retypes the weight arguments to the format's storage ([..., rows,
+  /// stored(K)]) and, for int8, appends one [..., rows] scales argument per
+  /// weight; returns those.
+  SmallVector<Value> convertArguments(func::FuncOp func, ArrayRef<BankWeight> weights) {
+    MLIRContext *ctx = func.getContext();
     Block &entry = func.getBody().front();
     SmallVector<Value> scales;
     for (BankWeight w : weights) {
       auto type = cast<RankedTensorType>(w.arg.getType());
-      int64_t n = type.getDimSize(0), rows = type.getDimSize(1);
-      w.arg.setType(RankedTensorType::get({n, rows, storedRowElements(weightFormat, w.k)},
-                                          storageElementType(ctx, weightFormat)));
+      SmallVector<int64_t> shape(type.getShape());
+      shape.back() = storedRowElements(weightFormat, w.k);
+      w.arg.setType(RankedTensorType::get(shape, storageElementType(ctx, weightFormat)));
       if (weightFormat != WeightFormat::int8)
         continue;
       NamedAttrList attrs;
       attrs.set("moe.scales_of", IntegerAttr::get(IntegerType::get(ctx, 64), w.arg.getArgNumber()));
+      shape.pop_back();
       (void)func.insertArgument(func.getNumArguments(),
-                                RankedTensorType::get({n, rows}, Float32Type::get(ctx)),
+                                RankedTensorType::get(shape, Float32Type::get(ctx)),
                                 attrs.getDictionary(ctx), w.arg.getLoc());
       scales.push_back(entry.getArguments().back());
     }
     func.setType(FunctionType::get(ctx, entry.getArgumentTypes(),
                                    func.getFunctionType().getResults()));
+    return scales;
+  }
+
+  template <typename OpT> void setFormat(OpT op, ArrayRef<Value> scales) {
+    MLIRContext *ctx = op.getContext();
     op.getScalesMutable().assign(scales);
     op.setFormatAttr(WeightFormatAttr::get(ctx, weightFormat));
     if (precision != ActivationPrecision::f32)

@@ -112,9 +112,10 @@ struct ExpertBank {
   ActivationPrecision activations = ActivationPrecision::F32;
 };
 
-/// A bank's weights [N, R, stored(K)] in `format` (raw values as Tensor
-/// holds them; `scales` [N, R] for int8, else null) as f32 [N, R, K],
-/// dequantized exactly as Quant.h's dequantizeRow.
+/// A bank's weights [N, R, stored(K)] (or a dense FFN's [R, stored(K)]) in
+/// `format` (raw values as Tensor holds them; `scales` [N, R] or [R] for
+/// int8, else null) as f32 [N, R, K] (or [R, K]), dequantized exactly as
+/// Quant.h's dequantizeRow.
 Tensor dequantizeWeights(WeightFormat format, const Tensor &stored, const Tensor *scales,
                          int64_t k);
 
@@ -128,9 +129,12 @@ Status layer(const Tensor &x, const Routing &routing,
              const std::vector<ExpertBank> &experts,
              const std::vector<ExpertBank> &shared, Tensor &y);
 
-/// Dense FFN on every token: w1, w3 [I, H], w2 [H, I]; w3 null for plain.
+/// Dense FFN on every token: w1, w3 [I, H], w2 [H, I] (f32, dequantized
+/// when stored in another format); w3 null for plain. `precision`: what the
+/// products see of their inputs, as for a bank.
 Status ffn(const Tensor &x, Activation act, const Tensor &w1, const Tensor *w3,
-           const Tensor &w2, Tensor &y);
+           const Tensor &w2, Tensor &y,
+           ActivationPrecision precision = ActivationPrecision::F32);
 
 //===----------------------------------------------------------------------===//
 // Per-token skips: selection, compaction and the residual merge.

@@ -50,11 +50,16 @@ bool isSupported(Operation *op, bool gpu) {
 /// The GPU kernels read FP32 weights only (the CPU's micro-kernels hold the
 /// other formats; docs/quantization.md).
 LogicalResult checkGpuWeightFormat(Operation *op) {
-  auto ffn = dyn_cast<mlir::moe::FfnExpertsOp>(op);
-  if (!ffn || ffn.getWeightFormat() == mlir::moe::WeightFormat::f32)
+  std::optional<mlir::moe::WeightFormat> format;
+  if (auto bank = dyn_cast<mlir::moe::FfnExpertsOp>(op))
+    format = bank.getWeightFormat();
+  else if (auto dense = dyn_cast<mlir::moe::FfnOp>(op))
+    format = dense.getWeightFormat();
+  if (!format || *format == mlir::moe::WeightFormat::f32)
     return success();
   mlir::emitError(op->getLoc())
-      << "expert weights in format " << mlir::moe::stringifyWeightFormat(ffn.getWeightFormat())
+      << (isa<mlir::moe::FfnOp>(op) ? "FFN" : "expert") << " weights in format "
+      << mlir::moe::stringifyWeightFormat(*format)
       << " are not supported by the GPU pipeline (FP32 only); the CPU pipeline runs them";
   return failure();
 }

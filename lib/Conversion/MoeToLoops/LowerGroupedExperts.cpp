@@ -365,9 +365,47 @@ struct ExpertPattern : OpRewritePattern<OpT> {
   BlockedFfnConfig config;
 };
 
+/// The micro-kernel operands every FFN in a low-precision format shares
+/// (a bank's grouped_ffn or a dense ffn): activation, format, precision,
+/// the weights and int8 scales as buffers; I is w1's second-to-last
+/// dimension.
+template <typename OpT>
+QuantizedFfnOperands quantizedWeights(OpBuilder &b, Location loc, OpT op) {
+  auto buf = [&](Value v) { return v ? getBuffer(b, loc, v) : Value(); };
+  QuantizedFfnOperands ops;
+  ops.act = op.getActivation();
+  ops.format = op.getWeightFormat();
+  ops.precision = op.getActivationPrecisionOrDefault();
+  ops.w1 = buf(op.getW1());
+  ops.w3 = buf(op.getW3());
+  ops.w2 = buf(op.getW2());
+  auto scales = op.getScales();
+  if (!scales.empty()) {
+    ops.s1 = buf(scales.front());
+    ops.s2 = buf(scales.back());
+    if (ops.w3)
+      ops.s3 = buf(scales[1]);
+  }
+  auto w1Type = cast<ShapedType>(ops.w1.getType());
+  ops.inter = w1Type.getDimSize(w1Type.getRank() - 2);
+  return ops;
+}
+
+QuantizedFfnConfig quantizedConfig(const BlockedFfnConfig &config, mdl::WeightFormat format,
+                                   StringRef requestedIsa) {
+  QuantizedFfnConfig qc;
+  qc.isa = mlir::moe::lowering::microKernelIsa(format, requestedIsa, config.width);
+  qc.blockBytes = config.blockBytes;
+  qc.parallel = config.parallel;
+  return qc;
+}
+
 struct LowerDenseFfn : ExpertPattern<mdl::FfnOp> {
-  using ExpertPattern::ExpertPattern;
-  /// A dense FFN: the blocked kernel with one group, the tokens 0..T in order.
+  LowerDenseFfn(MLIRContext *ctx, const BlockedFfnConfig &config, std::string microKernelIsa)
+      : ExpertPattern(ctx, config), requestedIsa(std::move(microKernelIsa)) {}
+
+  /// A dense FFN: the blocked kernel with one group, the tokens 0..T in
+  /// order; in a low-precision format the micro-kernels with one group.
   Value emit(OpBuilder &b, mdl::FfnOp ffn) const override {
     Location loc = ffn.getLoc();
     auto buf = [&](Value v) { return v ? getBuffer(b, loc, v) : Value(); };
@@ -377,6 +415,8 @@ struct LowerDenseFfn : ExpertPattern<mdl::FfnOp> {
     if (cast<ShapedType>(ffn.getType()).isDynamicDim(0))
       dyn.push_back(t);
     Value out = allocFor(b, loc, ffn.getType(), dyn);
+    if (ffn.getWeightFormat() != mdl::WeightFormat::f32)
+      return emitQuantized(b, ffn, x, out);
     BlockedFfnOperands ops;
     ops.act = ffn.getActivation();
     ops.x = x;
@@ -396,6 +436,18 @@ struct LowerDenseFfn : ExpertPattern<mdl::FfnOp> {
         [](OpBuilder &, Location, Value p) { return p; });
     return out;
   }
+
+  Value emitQuantized(OpBuilder &b, mdl::FfnOp ffn, Value x, Value out) const {
+    QuantizedFfnOperands ops = quantizedWeights(b, ffn.getLoc(), ffn);
+    ops.x = x;
+    ops.out = out;
+    ops.numGroups = 1;
+    ops.h = cast<ShapedType>(x.getType()).getDimSize(1);
+    emitQuantizedFfn(b, ffn.getLoc(), quantizedConfig(config, ops.format, requestedIsa), ops);
+    return out;
+  }
+
+  std::string requestedIsa; // empty: the host's best per format
 };
 
 struct LowerGroupedFfn : ExpertPattern<mdl::GroupedFfnOp> {
@@ -433,34 +485,15 @@ struct LowerGroupedFfn : ExpertPattern<mdl::GroupedFfnOp> {
 
   Value emitQuantized(OpBuilder &b, mdl::GroupedFfnOp op) const {
     Location loc = op.getLoc();
-    auto buf = [&](Value v) { return v ? getBuffer(b, loc, v) : Value(); };
-    QuantizedFfnOperands ops;
-    ops.act = op.getActivation();
-    ops.format = op.getWeightFormat();
-    ops.precision = op.getActivationPrecisionOrDefault();
-    ops.x = buf(op.getHidden());
-    ops.rows = buf(op.getRows());
-    ops.offsets = buf(op.getOffsets());
+    QuantizedFfnOperands ops = quantizedWeights(b, loc, op);
+    ops.x = getBuffer(b, loc, op.getHidden());
+    ops.rows = getBuffer(b, loc, op.getRows());
+    ops.offsets = getBuffer(b, loc, op.getOffsets());
     ops.firstExpert = op.getFirstExpert();
     ops.out = getWritableBuffer(b, loc, op.getAcc());
-    ops.w1 = buf(op.getW1());
-    ops.w3 = buf(op.getW3());
-    ops.w2 = buf(op.getW2());
-    auto scales = op.getScales();
-    if (!scales.empty()) {
-      ops.s1 = buf(scales.front());
-      ops.s2 = buf(scales.back());
-      if (ops.w3)
-        ops.s3 = buf(scales[1]);
-    }
     ops.numGroups = cast<ShapedType>(ops.w1.getType()).getDimSize(0);
     ops.h = cast<ShapedType>(ops.x.getType()).getDimSize(1);
-    ops.inter = cast<ShapedType>(ops.w1.getType()).getDimSize(1);
-    QuantizedFfnConfig qc;
-    qc.isa = mlir::moe::lowering::microKernelIsa(ops.format, requestedIsa, config.width);
-    qc.blockBytes = config.blockBytes;
-    qc.parallel = config.parallel;
-    emitQuantizedFfn(b, loc, qc, ops);
+    emitQuantizedFfn(b, loc, quantizedConfig(config, ops.format, requestedIsa), ops);
     return ops.out;
   }
 
@@ -567,7 +600,7 @@ struct LowerGroupedExpertsPass
 void mlir::moe::populateMoeLowerGroupedExpertsPatterns(
     RewritePatternSet &patterns, const MoeLowerGroupedExpertsOptions &options) {
   BlockedFfnConfig config = blockedConfig(options);
-  patterns.add<LowerDenseFfn, LowerGroupedLora, LowerBankAccumulator>(patterns.getContext(),
-                                                                     config);
-  patterns.add<LowerGroupedFfn>(patterns.getContext(), config, options.microKernelIsa);
+  patterns.add<LowerGroupedLora, LowerBankAccumulator>(patterns.getContext(), config);
+  patterns.add<LowerDenseFfn, LowerGroupedFfn>(patterns.getContext(), config,
+                                               options.microKernelIsa);
 }

@@ -73,6 +73,11 @@ struct RawView {
   Value addressOfSlice(OpBuilder &b, Location loc, Value i) const {
     return address(b, loc, arith::MulIOp::create(b, loc, i, strides[0]));
   }
+  /// The byte stride between the rows of a weight ([N, rows, K] or a
+  /// dense [rows, K]), as i64.
+  Value rowByteStride(OpBuilder &b, Location loc) const {
+    return byteStride(b, loc, unsigned(strides.size() - 2));
+  }
   /// The byte stride of dimension d, as i64.
   Value byteStride(OpBuilder &b, Location loc, unsigned d) const {
     return toI64(b, loc, arith::MulIOp::create(b, loc, strides[d], cIndex(b, loc, elementBytes)));
@@ -88,6 +93,16 @@ int64_t weightRowBlock(int64_t rows, int64_t rowBytes, int64_t mats, int64_t blo
   return std::min(rows, block);
 }
 
+/// Rows of an amx up item: a quarter of the expert's. The amx up kernel
+/// packs its m tokens into tiles once per item (m x H values, as much work
+/// as the products of a few dozen weight rows), so L2-sized items (64 rows
+/// of H = 1024) would repeat that packing inter / 64 times per expert; its
+/// tile loop reuses weights per 16 rows whatever the item's size.
+int64_t amxUpRowBlock(int64_t inter) {
+  int64_t quarter = ((inter + 3) / 4 + 15) / 16 * 16;
+  return std::min(inter, quarter);
+}
+
 class QuantizedFfnEmitter {
 public:
   QuantizedFfnEmitter(const QuantizedFfnConfig &cfg, const QuantizedFfnOperands &ops)
@@ -95,7 +110,7 @@ public:
 
   void emit(OpBuilder &b, Location loc) {
     inFunc = b.getInsertionBlock()->getParentOp();
-    Value numRows = dimOf(b, loc, ops.rows, 0);
+    Value numRows = dimOf(b, loc, dense() ? ops.x : ops.rows, 0);
     auto midType = MemRefType::get({ShapedType::kDynamic, ops.inter}, b.getF32Type());
     mid = memref::AllocOp::create(b, loc, midType, ValueRange{numRows}, b.getI64IntegerAttr(64));
     emitPhaseA(b, loc);
@@ -128,7 +143,12 @@ private:
                    });
   }
 
+  /// A dense FFN: one group, the tokens 0..T in order (no rows/offsets).
+  bool dense() const { return !ops.rows; }
+
   std::pair<Value, Value> groupRange(OpBuilder &b, Location loc, Value g) const {
+    if (dense())
+      return {cIndex(b, loc, 0), dimOf(b, loc, ops.x, 0)};
     Value id = arith::AddIOp::create(b, loc, g, cIndex(b, loc, ops.firstExpert));
     Value next = arith::AddIOp::create(b, loc, id, cIndex(b, loc, 1));
     return {toIndex(b, loc, memref::LoadOp::create(b, loc, ops.offsets, ValueRange{id})),
@@ -150,16 +170,20 @@ private:
   void emitPhaseA(OpBuilder &b, Location loc) {
     int64_t mats = ops.w3 ? 2 : 1;
     int64_t block = weightRowBlock(ops.inter, storedRowBytes(ops.h), mats, cfg.blockBytes);
+    if (cfg.isa == "amx" && ops.format == WeightFormat::bf16)
+      block = std::max(block, amxUpRowBlock(ops.inter));
     emitItems(b, loc, ops.inter, block,
               [&](OpBuilder &ib, Location l, Value g, Value n0, Value n1, Value r0, Value m) {
-                RawView x = RawView::of(ib, l, ops.x), rows = RawView::of(ib, l, ops.rows);
-                RawView w1 = RawView::of(ib, l, ops.w1), md = RawView::of(ib, l, mid);
+                RawView x = RawView::of(ib, l, ops.x), w1 = RawView::of(ib, l, ops.w1);
+                RawView md = RawView::of(ib, l, mid);
+                Value rows = dense() ? LLVM::ZeroOp::create(ib, l, ptrType(ib)).getResult()
+                                     : RawView::of(ib, l, ops.rows).address(ib, l, r0);
                 Value w3 = ops.w3 ? RawView::of(ib, l, ops.w3).addressOfSlice(ib, l, g)
                                   : LLVM::ZeroOp::create(ib, l, ptrType(ib)).getResult();
                 SmallVector<Value> args = {
                     x.address(ib, l, cIndex(ib, l, 0)), x.byteStride(ib, l, 0),
-                    rows.address(ib, l, r0), toI64(ib, l, m), w1.addressOfSlice(ib, l, g), w3,
-                    w1.byteStride(ib, l, 1), scalesOf(ib, l, ops.s1, g),
+                    rows, toI64(ib, l, m), w1.addressOfSlice(ib, l, g), w3,
+                    w1.rowByteStride(ib, l), scalesOf(ib, l, ops.s1, g),
                     scalesOf(ib, l, ops.s3, g), toI64(ib, l, n0), toI64(ib, l, n1),
                     cI64(ib, l, ops.h), cI32(ib, l, int32_t(ops.act)),
                     cI32(ib, l, int32_t(ops.precision)), md.addressOfSlice(ib, l, r0),
@@ -178,7 +202,7 @@ private:
                 RawView out = RawView::of(ib, l, ops.out);
                 SmallVector<Value> args = {
                     md.addressOfSlice(ib, l, r0), cI64(ib, l, ops.inter), toI64(ib, l, m),
-                    w2.addressOfSlice(ib, l, g), w2.byteStride(ib, l, 1),
+                    w2.addressOfSlice(ib, l, g), w2.rowByteStride(ib, l),
                     scalesOf(ib, l, ops.s2, g), toI64(ib, l, n0), toI64(ib, l, n1),
                     cI64(ib, l, ops.inter), cI32(ib, l, int32_t(ops.precision)),
                     out.addressOfSlice(ib, l, r0),

@@ -36,11 +36,13 @@ struct QuantizedFfnOperands {
   WeightFormat format;
   ActivationPrecision precision;
   Value x;                  // [T, H] f32
-  Value rows, offsets;      // the dispatch's sorted rows and group offsets
+  Value rows, offsets;      // the dispatch's sorted rows and group offsets;
+                            // null for a dense FFN (one group: tokens 0..T)
   int64_t firstExpert = 0;  // the bank's first global expert id
   Value w1, w3, w2;         // [N, I, stored(H)], w3 null when not gated, [N, H, stored(I)]
-  Value s1, s3, s2;         // int8 row scales [N, I], [N, I], [N, H]; else null
-  Value out;                // [P, H] f32, row p of the sorted order
+                            // (dense: [I, stored(H)], [H, stored(I)], N = 1)
+  Value s1, s3, s2;         // int8 row scales [N, I], [N, I], [N, H] (dense: [I], [H]); else null
+  Value out;                // [P, H] f32, row p of the sorted order (dense: token p)
   int64_t numGroups = 0, h = 0, inter = 0;
 };
 

@@ -1,6 +1,7 @@
 // RUN: moe-opt %s --moe-call-slots "--moe-lower-grouped-experts=ukernel-isa=avx512vnni block-bytes=4096" %bufferize | FileCheck %s
 // RUN: moe-opt %s --moe-call-slots "--moe-lower-grouped-experts=ukernel-isa=generic parallel=false" %bufferize | FileCheck %s --check-prefix=SEQ
 // RUN: moe-opt %s --moe-call-slots "--moe-lower-grouped-experts=vector-width=8" %bufferize | FileCheck %s --check-prefix=ISA8
+// RUN: moe-opt %s --moe-call-slots "--moe-lower-grouped-experts=ukernel-isa=amx block-bytes=4096" %bufferize | FileCheck %s --check-prefix=AMX
 // RUN: %if moe-pass-stats %{ moe-opt %s --moe-call-slots "--moe-lower-grouped-experts=ukernel-isa=avx2" -mlir-pass-statistics -o /dev/null 2>&1 | FileCheck %s --check-prefix=STATS %}
 
 // A bank in a low-precision format (here GGUF Q4_0: [N, rows, K/32 * 18]
@@ -66,6 +67,28 @@ func.func @grouped_int8(%x: tensor<16x64xf32>, %rows: tensor<32xi32>, %offsets: 
   %r = moe.grouped_ffn relu %x, %rows, %offsets w1(%w1 : tensor<2x32x64xi8>)
       w2(%w2 : tensor<2x64x32xi8>) format int8
       scales(%s1, %s2 : tensor<2x32xf32>, tensor<2x64xf32>)
+      into %acc {first_expert = 0 : i64}
+      : tensor<16x64xf32>, tensor<32xi32>, tensor<9xi32>, tensor<32x64xf32> -> tensor<32x64xf32>
+  return %r : tensor<32x64xf32>
+}
+
+// bf16 on AMX tiles: the up kernel packs its tokens once per item, so its
+// items are a quarter of an expert's rows (I = 256: 64 rows, 4 items per
+// expert, 12 in all) where 4096-byte items would be 16 rows (48 items);
+// the down items keep the byte budget (w2 rows of 512 bytes: 16 rows, 4
+// blocks per expert).
+// AMX-LABEL: func.func @grouped_bf16(
+// AMX:         scf.for %{{.*}} = %{{.*}} to %c12{{(_[0-9]+)?}} step
+// AMX:             func.call @moe_uk_ffn_up_bf16_amx(
+// AMX:         } {moe.parallel}
+// AMX:         scf.for %{{.*}} = %{{.*}} to %c12{{(_[0-9]+)?}} step
+// AMX:             func.call @moe_uk_ffn_down_bf16_amx(
+// AMX:         } {moe.parallel}
+func.func @grouped_bf16(%x: tensor<16x64xf32>, %rows: tensor<32xi32>, %offsets: tensor<9xi32>,
+                        %w1: tensor<3x256x64xbf16>, %w3: tensor<3x256x64xbf16>,
+                        %w2: tensor<3x64x256xbf16>, %acc: tensor<32x64xf32>) -> tensor<32x64xf32> {
+  %r = moe.grouped_ffn swiglu %x, %rows, %offsets w1(%w1 : tensor<3x256x64xbf16>)
+      w3(%w3 : tensor<3x256x64xbf16>) w2(%w2 : tensor<3x64x256xbf16>) format bf16 activations bf16
       into %acc {first_expert = 0 : i64}
       : tensor<16x64xf32>, tensor<32xi32>, tensor<9xi32>, tensor<32x64xf32> -> tensor<32x64xf32>
   return %r : tensor<32x64xf32>

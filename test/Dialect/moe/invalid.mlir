@@ -141,7 +141,7 @@ func.func @ffn_experts_bank_rank2(%w1: tensor<128x64xf32>, %w2: tensor<4x64x128x
 // -----
 
 func.func @ffn_weight_rank3(%x: tensor<16x64xf32>, %w1: tensor<1x128x64xf32>, %w2: tensor<64x128xf32>) {
-  // expected-error @+1 {{'moe.ffn' op operand #1 must be 2D tensor of 32-bit float values, but got 'tensor<1x128x64xf32>'}}
+  // expected-error @+1 {{'moe.ffn' op operand #1 must be 2D tensor of 32-bit float or bfloat16 type or 16-bit float or 8-bit signless integer values, but got 'tensor<1x128x64xf32>'}}
   %y = moe.ffn gelu %x w1(%w1 : tensor<1x128x64xf32>) w2(%w2 : tensor<64x128xf32>)
       : tensor<16x64xf32> -> tensor<16x64xf32>
   return
@@ -1254,6 +1254,61 @@ func.func @ffn_experts_q8_activations_blocks(%w1: tensor<4x40x64xi8>, %w2: tenso
       format int8 activations q8_0 scales(%s1, %s2 : tensor<4x40xf32>, tensor<4x64xf32>)
       -> !moe.experts<4, 64>
   return
+}
+
+// -----
+
+// A dense moe.ffn in a low-precision format: the banks' rules without the
+// expert dimension.
+func.func @ffn_dense_format_element_type(%x: tensor<?x64xf32>, %w1: tensor<64x64xf32>,
+                                         %w2: tensor<64x64xf32>) -> tensor<?x64xf32> {
+  // expected-error @+1 {{'moe.ffn' op 'w1' of a bf16 ffn must hold 'bf16', got 'f32'}}
+  %y = moe.ffn gelu %x w1(%w1 : tensor<64x64xf32>) w2(%w2 : tensor<64x64xf32>) format bf16
+      : tensor<?x64xf32> -> tensor<?x64xf32>
+  return %y : tensor<?x64xf32>
+}
+
+// -----
+
+func.func @ffn_dense_block_format_shape(%x: tensor<?x64xf32>, %w1: tensor<128x36xi8>,
+                                        %w2: tensor<64x64xi8>) -> tensor<?x64xf32> {
+  // expected-error @+1 {{'moe.ffn' op 'w2' of a q4_0 ffn must be [H, stored(I)] = [64, 72], got [64, 64]}}
+  %y = moe.ffn gelu %x w1(%w1 : tensor<128x36xi8>) w2(%w2 : tensor<64x64xi8>) format q4_0
+      : tensor<?x64xf32> -> tensor<?x64xf32>
+  return %y : tensor<?x64xf32>
+}
+
+// -----
+
+func.func @ffn_dense_int8_scales_count(%x: tensor<?x64xf32>, %w1: tensor<128x64xi8>,
+                                       %w3: tensor<128x64xi8>, %w2: tensor<64x128xi8>,
+                                       %s: tensor<128xf32>) -> tensor<?x64xf32> {
+  // expected-error @+1 {{'moe.ffn' op int8 weights need 3 scales (one [rows] f32 tensor per weight), got 2}}
+  %y = moe.ffn swiglu %x w1(%w1 : tensor<128x64xi8>) w3(%w3 : tensor<128x64xi8>)
+      w2(%w2 : tensor<64x128xi8>) format int8 scales(%s, %s : tensor<128xf32>, tensor<128xf32>)
+      : tensor<?x64xf32> -> tensor<?x64xf32>
+  return %y : tensor<?x64xf32>
+}
+
+// -----
+
+func.func @ffn_dense_int8_scales_shape(%x: tensor<?x64xf32>, %w1: tensor<128x64xi8>,
+                                       %w2: tensor<64x128xi8>, %s1: tensor<64xf32>,
+                                       %s2: tensor<64xf32>) -> tensor<?x64xf32> {
+  // expected-error @+1 {{'moe.ffn' op the scales of 'w1' must be [rows] = [128], got [64]}}
+  %y = moe.ffn gelu %x w1(%w1 : tensor<128x64xi8>) w2(%w2 : tensor<64x128xi8>) format int8
+      scales(%s1, %s2 : tensor<64xf32>, tensor<64xf32>) : tensor<?x64xf32> -> tensor<?x64xf32>
+  return %y : tensor<?x64xf32>
+}
+
+// -----
+
+func.func @ffn_dense_q8_activations_format(%x: tensor<?x64xf32>, %w1: tensor<64x64xf16>,
+                                           %w2: tensor<64x64xf16>) -> tensor<?x64xf32> {
+  // expected-error @+1 {{'moe.ffn' op q8_0 activations need int8, q8_0 or q4_0 weights, not f16}}
+  %y = moe.ffn gelu %x w1(%w1 : tensor<64x64xf16>) w2(%w2 : tensor<64x64xf16>) format f16
+      activations q8_0 : tensor<?x64xf32> -> tensor<?x64xf32>
+  return %y : tensor<?x64xf32>
 }
 
 //===----------------------------------------------------------------------===//

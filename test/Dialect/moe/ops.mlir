@@ -413,6 +413,26 @@ func.func @ffn(%x: tensor<16x64xf32>, %xd: tensor<?x64xf32>, %w1: tensor<128x64x
   return
 }
 
+// A dense FFN in low-precision formats round-trips its format, activation
+// precision and int8 scales.
+// CHECK-LABEL: func.func @ffn_formats(
+// CHECK:         moe.ffn swiglu %{{.*}} w1(%{{.*}} : tensor<128x36xi8>) w3(%{{.*}} : tensor<128x36xi8>) w2(%{{.*}} : tensor<64x72xi8>) format q4_0 activations q8_0 : tensor<?x64xf32> -> tensor<?x64xf32>
+// CHECK:         moe.ffn relu %{{.*}} w1(%{{.*}} : tensor<128x64xi8>) w2(%{{.*}} : tensor<64x128xi8>) format int8 scales(%{{.*}}, %{{.*}} : tensor<128xf32>, tensor<64xf32>) : tensor<?x64xf32> -> tensor<?x64xf32>
+// CHECK:         moe.ffn gelu %{{.*}} w1(%{{.*}} : tensor<128x64xbf16>) w2(%{{.*}} : tensor<64x128xbf16>) format bf16 activations bf16 : tensor<?x64xf32> -> tensor<?x64xf32>
+func.func @ffn_formats(%x: tensor<?x64xf32>, %q1: tensor<128x36xi8>, %q3: tensor<128x36xi8>,
+                       %q2: tensor<64x72xi8>, %i1: tensor<128x64xi8>, %i2: tensor<64x128xi8>,
+                       %s1: tensor<128xf32>, %s2: tensor<64xf32>, %b1: tensor<128x64xbf16>,
+                       %b2: tensor<64x128xbf16>) {
+  %a = moe.ffn swiglu %x w1(%q1 : tensor<128x36xi8>) w3(%q3 : tensor<128x36xi8>)
+      w2(%q2 : tensor<64x72xi8>) format q4_0 activations q8_0
+      : tensor<?x64xf32> -> tensor<?x64xf32>
+  %b = moe.ffn relu %x w1(%i1 : tensor<128x64xi8>) w2(%i2 : tensor<64x128xi8>) format int8
+      scales(%s1, %s2 : tensor<128xf32>, tensor<64xf32>) : tensor<?x64xf32> -> tensor<?x64xf32>
+  %c = moe.ffn gelu %x w1(%b1 : tensor<128x64xbf16>) w2(%b2 : tensor<64x128xbf16>) format bf16
+      activations bf16 : tensor<?x64xf32> -> tensor<?x64xf32>
+  return
+}
+
 //===----------------------------------------------------------------------===//
 // Skips
 //===----------------------------------------------------------------------===//
