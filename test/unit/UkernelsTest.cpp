@@ -232,6 +232,15 @@ std::vector<float> makeActivations(int64_t rows, int64_t ld, std::mt19937 &rng) 
   return x;
 }
 
+// 0..n-1 in random order: the rows an expert's tokens come from.
+std::vector<int32_t> shuffledRows(int64_t n, std::mt19937 &rng) {
+  std::vector<int32_t> rows(n);
+  for (int64_t i = 0; i < n; ++i)
+    rows[i] = int32_t(i);
+  std::shuffle(rows.begin(), rows.end(), rng);
+  return rows;
+}
+
 // <x, w_n> * scale and sum |x| |w_n| * scale, in double.
 struct RefDot {
   double dot = 0, magnitude = 0;
@@ -276,10 +285,7 @@ void checkUp(const KernelPair &kp, const Case &c, int32_t act, std::mt19937 &rng
   bool gated = act == MOE_UK_SWIGLU || act == MOE_UK_GEGLU;
   int64_t xRows = c.m + 5, ldx = c.k + 3, ldm = c.n1 + 4;
   std::vector<float> x = makeActivations(xRows, ldx, rng);
-  std::vector<int32_t> rows(xRows);
-  for (int64_t i = 0; i < xRows; ++i)
-    rows[i] = int32_t(i);
-  std::shuffle(rows.begin(), rows.end(), rng);
+  std::vector<int32_t> rows = shuffledRows(xRows, rng);
   Weights w1 = makeWeights(c.fmt, c.n1 + 2, c.k, rng);
   Weights w3 = makeWeights(c.fmt, c.n1 + 2, c.k, rng);
   bool int8 = c.fmt == MOE_WF_INT8;
@@ -449,10 +455,7 @@ void checkPackedPair(const PackedCase &c, int32_t act, std::mt19937 &rng) {
   bool gated = act == MOE_UK_SWIGLU || act == MOE_UK_GEGLU;
   int64_t xRows = c.m + 3, ldx = c.h + 5, ldo = c.h + 7;
   std::vector<float> x = makeActivations(xRows, ldx, rng);
-  std::vector<int32_t> rows(xRows);
-  for (int64_t i = 0; i < xRows; ++i)
-    rows[i] = int32_t(i);
-  std::shuffle(rows.begin(), rows.end(), rng);
+  std::vector<int32_t> rows = shuffledRows(xRows, rng);
   Weights w1 = makeWeights(MOE_WF_BF16, c.inter, c.h, rng);
   Weights w3 = makeWeights(MOE_WF_BF16, c.inter, c.h, rng);
   Weights w2 = makeWeights(MOE_WF_BF16, c.h, c.inter, rng);

@@ -129,6 +129,22 @@ static int fail(const std::string &msg) {
 }
 
 /// Generates argument `index` of type `type` from `seed`.
+/// The format and row length K of the FFN weight (or int8 scales) `use`
+/// of an op with weights w1/w3 [.., I, stored(H)], w2 [.., H, stored(I)]
+/// and scales [.., rows].
+static std::pair<::moe::WeightFormat, int64_t>
+ffnWeightOf(OpOperand &use, mlir::moe::WeightFormat format, Value w1, Value w3, Value w2,
+            int64_t h, int64_t inter) {
+  auto f = ::moe::WeightFormat(int(format));
+  if (use.get() == w2)
+    return {f, inter};
+  if (use.get() == w1 || use.get() == w3)
+    return {f, h};
+  // Scales: rows = I for w1/w3 (K = H), H for w2 (K = I).
+  int64_t rows = cast<ShapedType>(use.get().getType()).getShape().back();
+  return {f, rows == inter ? h : inter};
+}
+
 /// The format and row length K of an FFN weight (or int8 scales) argument:
 /// what the moe.ffn_experts or dense moe.ffn using it says of it.
 static std::optional<std::pair<::moe::WeightFormat, int64_t>> bankWeightOf(BlockArgument arg) {
@@ -136,30 +152,15 @@ static std::optional<std::pair<::moe::WeightFormat, int64_t>> bankWeightOf(Block
     if (auto dense = dyn_cast<mlir::moe::FfnOp>(use.getOwner())) {
       if (use.get() == dense.getHidden())
         continue;
-      auto format = ::moe::WeightFormat(int(dense.getWeightFormat()));
-      int64_t h = cast<ShapedType>(dense.getHidden().getType()).getDimSize(1);
-      int64_t inter = cast<ShapedType>(dense.getW1().getType()).getDimSize(0);
-      if (use.get() == dense.getW2())
-        return std::make_pair(format, inter);
-      if (use.get() == dense.getW1() || use.get() == dense.getW3())
-        return std::make_pair(format, h);
-      // Scales [rows]: rows = I for w1/w3 (K = H), H for w2 (K = I).
-      int64_t rows = cast<ShapedType>(arg.getType()).getDimSize(0);
-      return std::make_pair(format, rows == inter ? h : inter);
+      return ffnWeightOf(use, dense.getWeightFormat(), dense.getW1(), dense.getW3(),
+                         dense.getW2(),
+                         cast<ShapedType>(dense.getHidden().getType()).getDimSize(1),
+                         cast<ShapedType>(dense.getW1().getType()).getDimSize(0));
     }
-    auto op = dyn_cast<mlir::moe::FfnExpertsOp>(use.getOwner());
-    if (!op)
-      continue;
-    auto format = ::moe::WeightFormat(int(op.getWeightFormat()));
-    int64_t h = op.getExperts().getType().getHidden();
-    int64_t inter = cast<ShapedType>(op.getW1().getType()).getDimSize(1);
-    if (use.get() == op.getW2())
-      return std::make_pair(format, inter);
-    if (use.get() == op.getW1() || use.get() == op.getW3())
-      return std::make_pair(format, h);
-    // Scales [N, rows]: rows = I for w1/w3 (K = H), H for w2 (K = I).
-    int64_t rows = cast<ShapedType>(arg.getType()).getDimSize(1);
-    return std::make_pair(format, rows == inter ? h : inter);
+    if (auto bank = dyn_cast<mlir::moe::FfnExpertsOp>(use.getOwner()))
+      return ffnWeightOf(use, bank.getWeightFormat(), bank.getW1(), bank.getW3(), bank.getW2(),
+                         bank.getExperts().getType().getHidden(),
+                         cast<ShapedType>(bank.getW1().getType()).getDimSize(1));
   }
   return std::nullopt;
 }
