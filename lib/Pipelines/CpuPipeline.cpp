@@ -29,6 +29,9 @@ void buildMoeToLoopsPipeline(mlir::OpPassManager &pm, const CpuPipelineOptions &
   if (!addOptionsCheck(pm, checkOptions(options)))
     return;
   pm.addPass(mlir::moe::createMoeCheckSupportedOps({"CPU"}));
+  // Before the folding: the counts are against each layer's own table.
+  if (options.stats)
+    pm.addPass(mlir::moe::createMoeRecordRoutingStats());
   pm.addNestedPass<mlir::func::FuncOp>(mlir::moe::createMoeFoldTrivialExperts());
   pm.addNestedPass<mlir::func::FuncOp>(mlir::moe::createMoeExpandLayers());
   if (options.ranks > 0) {

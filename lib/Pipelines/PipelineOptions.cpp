@@ -78,6 +78,10 @@ std::string checkOptions(const CpuPipelineOptions &options) {
   std::string error = checkRanges(ranges);
   if (error.empty() && !options.placement.empty() && options.ranks == 0)
     error = "placement needs ranks (expert parallelism)";
+  if (error.empty() && options.stats && options.gpuHost)
+    error = "stats: routing statistics are recorded by the CPU pipeline only, not with gpu-host";
+  if (error.empty() && options.stats && options.ranks > 0)
+    error = "stats: routing statistics are not recorded by sharded (ranks > 0) layers";
   if (error.empty() && options.gpuHost && options.ranks > 0)
     error = "ranks (expert parallelism) is not supported with gpu-host";
   return error;

@@ -71,12 +71,14 @@ import difflib
 import numbers
 import os
 import pathlib
+import re
 import sys
 from typing import List, Optional, Tuple, Union
 
 import numpy as _np
 
 from . import _moec
+from . import stats as _stats
 from ._moec import CompileError, DeviceError, Module, RuntimeError  # noqa: A004 (moec.RuntimeError)
 from .builder import (ACTIVATIONS, GATED_ACTIVATIONS, SCORINGS, Experts, Layer, Routing,
                       Value)
@@ -243,6 +245,23 @@ def _torch_results(arrays: List[_np.ndarray]):
     return _results([torch.from_dlpack(a) for a in arrays])
 
 
+def _call_recording(owner, *arrays, out=None, stats: bool = False, **named):
+    """A call of ``owner`` (Compiled or Prepared) that keeps the routing
+    statistics it recorded as ``owner.last_stats`` (compiled with stats);
+    with ``stats=True`` returns (result, statistics)."""
+    if not isinstance(stats, bool):
+        raise TypeError(f"stats must be a bool, got {type(stats).__name__}")
+    if stats and not owner._records_stats:
+        raise ValueError(f"'{owner.entry}' was compiled without routing statistics: compile it "
+                         f"with moec.compile(..., stats=True) to get them")
+    result = _call(owner._fn, owner.entry, owner.argument_names, arrays, named, out)
+    if owner._records_stats:
+        # Read on this thread, right after the call: the runtime keeps the
+        # statistics per thread, until that thread's next layer call.
+        owner.last_stats = _stats.collect(_moec)
+    return (result, owner.last_stats) if stats else result
+
+
 def _call(fn, entry: str, names: List[str], arrays, named: dict, out):
     """One call of a compiled or prepared function (``fn.run``): arguments by
     position and by name, numpy arrays or DLPack producers (torch tensors in
@@ -275,10 +294,14 @@ class _CompiledBase:
     """What Compiled and CompiledPtx answer alike: both wrap a _moec function
     that carries the entry, the stages, the signature and run()."""
 
-    def __init__(self, fn, module: Module, layer: Optional[Layer]):
+    def __init__(self, fn, module: Module, layer: Optional[Layer], records_stats: bool = False):
         self._fn = fn
         self.module = module
         self.layer = layer
+        self._records_stats = records_stats
+        #: The routing statistics of the last call (compiled with stats=True):
+        #: a list of moec.stats.LayerStats, one per moe.layer; None before a call.
+        self.last_stats: Optional[List[_stats.LayerStats]] = None
 
     @property
     def entry(self) -> str:
@@ -313,12 +336,14 @@ class _CompiledBase:
     def compile_seconds(self) -> float:
         return self._fn.compile_seconds
 
-    def __call__(self, *arrays, out=None, **named):
+    def __call__(self, *arrays, out=None, stats: bool = False, **named):
         """One array per argument, by position or by name (``fn(x, **weights)``,
         the names of ``argument_names``); ``out``: None, one array (a function
         with one result) or a tuple/list of arrays, one per result. Torch
-        tensors in give torch tensors out (sharing the results' memory)."""
-        return _call(self._fn, self.entry, self.argument_names, arrays, named, out)
+        tensors in give torch tensors out (sharing the results' memory).
+        ``stats=True`` (compiled with stats=True) returns (result, the
+        call's routing statistics: ``last_stats``)."""
+        return _call_recording(self, *arrays, out=out, stats=stats, **named)
 
 
 class Compiled(_CompiledBase):
@@ -354,7 +379,7 @@ class Compiled(_CompiledBase):
         views = [_as_array(w, _label("weight", i, names[i] if i < len(names) else ""),
                            dtypes[i] if i < len(dtypes) else "")
                  for i, w in enumerate(weights)]
-        return Prepared(self._fn.prepare(views), self.entry)
+        return Prepared(self._fn.prepare(views), self.entry, self._records_stats)
 
     def _weight_signatures(self):
         return [sig for sig in self.signature[0] if _is_weight(sig)]
@@ -387,9 +412,12 @@ class Prepared:
     their order): ``y = prepared(x)``; ``out=`` as for ``Compiled``. Calls
     from several threads may run at once."""
 
-    def __init__(self, impl, entry: str):
+    def __init__(self, impl, entry: str, records_stats: bool = False):
         self._fn = impl
         self.entry = entry
+        self._records_stats = records_stats
+        #: As Compiled.last_stats.
+        self.last_stats: Optional[List[_stats.LayerStats]] = None
 
     @property
     def argument_names(self) -> List[str]:
@@ -410,10 +438,10 @@ class Prepared:
     def prepare_seconds(self) -> float:
         return self._fn.prepare_seconds
 
-    def __call__(self, *arrays, out=None, **named):
-        """The activations by position or by name; ``out=`` and torch tensors
-        as for :class:`Compiled`."""
-        return _call(self._fn, self.entry, self.argument_names, arrays, named, out)
+    def __call__(self, *arrays, out=None, stats: bool = False, **named):
+        """The activations by position or by name; ``out=``, ``stats=`` and
+        torch tensors as for :class:`Compiled`."""
+        return _call_recording(self, *arrays, out=out, stats=stats, **named)
 
     def __repr__(self) -> str:
         return (f"<moec.Prepared '{self.entry}' ({', '.join(self.argument_names)}); "
@@ -497,7 +525,7 @@ def _pipeline_options(target: str, pipeline_options: str, vector_width, row_tile
 def compile(module, target: str = "cpu", entry: Optional[str] = None, *,
             pipeline_options: str = "", vector_width: Optional[int] = None,
             row_tile: Optional[int] = None, chip: Optional[str] = None,
-            block_size: Optional[int] = None) -> Union[Compiled, CompiledPtx]:
+            block_size: Optional[int] = None, stats: bool = False) -> Union[Compiled, CompiledPtx]:
     """Compiles ``entry`` of ``module`` (a Layer, MLIR text, Module, or the
     path of an .mlir file as str or Path). ``entry`` defaults to the Layer's
     name, else the module's only function, else ``main``.
@@ -512,19 +540,30 @@ def compile(module, target: str = "cpu", entry: Optional[str] = None, *,
     ``vector_width`` (f32 lanes per vector), ``row_tile`` (rows per expert
     GEMM tile; "cpu"/"gpu-host"), ``chip`` and ``block_size`` ("nvptx").
     Nothing given means the pipeline's own defaults, as in the tools (e.g.
-    the vector width and row tile from the host CPU). Raises CompileError,
-    ValueError for an unknown target, option or chip."""
+    the vector width and row tile from the host CPU). ``stats=True``
+    ("cpu" only; the pipeline option ``stats``) records each call's routing
+    statistics per layer (``fn.last_stats``, ``fn(..., stats=True)``;
+    :mod:`moec.stats`). Raises CompileError, ValueError for an unknown
+    target, option or chip."""
     if target not in TARGETS:
         raise ValueError(f"unknown target {target!r}; the targets are {TARGETS}")
     if chip is not None and target != "nvptx":
         raise ValueError(f"chip={chip!r} is for target='nvptx', not target={target!r}")
+    if not isinstance(stats, bool):
+        raise TypeError(f"stats must be a bool, got {type(stats).__name__}")
+    if stats and target != "cpu":
+        raise ValueError(f"stats=True records routing statistics with target='cpu' only, "
+                         f"not target={target!r}")
     options = _pipeline_options(target, pipeline_options, vector_width, row_tile, chip,
                                 block_size)
+    records = stats or bool(re.search(r"(^|\s)stats(=(true|1))?(\s|$)", pipeline_options))
+    if stats:
+        options = (options + " stats=true").strip()
     mod, layer = _as_module(module)
     entry = _entry_of(mod, layer, entry)
     if target == "nvptx":
         return CompiledPtx(_moec.compile_ptx(mod, entry, options), mod, layer)
-    return Compiled(_moec.compile(mod, entry, options), mod, layer)
+    return Compiled(_moec.compile(mod, entry, options), mod, layer, records)
 
 
 def cuda_available() -> Tuple[bool, str]:

@@ -29,7 +29,9 @@ class MoE(torch.nn.Module):
     the CPU, with its weights bound by :meth:`bind`. ``forward(x, *rest)``
     takes the activations (``x`` [..., H] float32; leading dimensions are
     flattened into tokens) and returns the result in ``x``'s shape (a layer
-    with several results: their tuple, tokens flattened)."""
+    with several results: their tuple, tokens flattened). ``stats=True``
+    (a compile option) keeps each forward's routing statistics as
+    ``last_stats``."""
 
     def __init__(self, layer, weights: Optional[Mapping] = None, **compile_options):
         super().__init__()
@@ -73,6 +75,12 @@ class MoE(torch.nn.Module):
         tokens = x.reshape(-1, self.hidden_size)
         y = self.prepared(tokens, *activations)
         return y if isinstance(y, tuple) else y.reshape(x.shape)
+
+    @property
+    def last_stats(self):
+        """The routing statistics of the last forward (a list of
+        moec.stats.LayerStats), when built with ``stats=True``; else None."""
+        return None if self.prepared is None else self.prepared.last_stats
 
     def extra_repr(self) -> str:
         return f"'{self.compiled.entry}', hidden_size={self.hidden_size}, " \

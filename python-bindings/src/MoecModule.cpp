@@ -920,6 +920,43 @@ PYBIND11_MODULE(_moec, m) {
         return py::make_tuple(ok, ok ? std::string() : std::string(moe_last_error()));
       },
       "(True, '') when the CUDA driver loads and has a device, else (False, why).");
+  m.def(
+      "last_stats",
+      [] {
+        // The runtime's copy for this thread: the call just made from Python.
+        py::list layers;
+        for (int i = 0, n = moe_last_stats_count(); i < n; ++i) {
+          moe_layer_stats s;
+          if (moe_last_stats(i, &s) != MOE_OK)
+            throw std::runtime_error(moe_last_error());
+          auto ints = [](const int64_t *v, int64_t count) {
+            py::array_t<int64_t> a(count);
+            std::copy(v, v + count, a.mutable_data());
+            return a;
+          };
+          py::dict d;
+          d["layer"] = s.layer;
+          d["line"] = s.line;
+          d["num_experts"] = s.num_experts;
+          d["k"] = s.k;
+          d["tokens"] = s.tokens;
+          d["tokens_routed"] = s.tokens_routed;
+          d["tokens_skipped"] = s.tokens_skipped;
+          d["routed_pairs"] = s.routed_pairs;
+          d["dropped_pairs"] = s.dropped_pairs;
+          d["tokens_per_expert"] = ints(s.tokens_per_expert, s.num_experts);
+          d["slots_per_token"] = ints(s.slots_per_token, int64_t(s.k) + 1);
+          d["expert_flops"] = ints(s.expert_flops, s.num_experts);
+          d["shared_flops"] = s.shared_flops;
+          d["flops"] = s.flops;
+          d["flops_full"] = s.flops_full;
+          d["flops_saved_fraction"] = s.flops_saved_fraction;
+          layers.append(d);
+        }
+        return layers;
+      },
+      "The routing statistics the last compiled call on this thread recorded (one dict per "
+      "moe.layer; empty without the stats pipeline option).");
   m.def("reference", &reference, py::arg("module"), py::arg("entry"), py::arg("arrays"),
         "Runs `entry` with the reference interpreter; returns the list of results.");
   bindQuantization(m);

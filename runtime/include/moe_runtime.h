@@ -119,6 +119,41 @@ int moe_prepare_packed(moe_packed_fn prepare, const moe_signature *prepare_sig,
                        moe_packed_fn run, const moe_signature *run_sig, const char *name,
                        const moe_tensor *weights, int num_weights, moe_prepared **out);
 
+/* Routing statistics (docs/routing-stats.md). A layer compiled with the
+ * CPU pipeline's `stats` option (moe-compile --stats, moe-run --stats,
+ * moec.compile(..., stats=True)) counts, in every call, what each of its
+ * moe.layer ops did; after a successful call (moe_layer_run,
+ * moe_prepared_run, the JIT path) moe_last_stats_count() says how many
+ * layers that call recorded on this thread (0: compiled without stats, or
+ * the last call failed) and moe_last_stats(i, &s) fills s for layer i (in
+ * the function's pre-order). The arrays point into this thread's copy,
+ * valid until its next layer call. */
+typedef struct moe_layer_stats {
+  int32_t layer;                    /* its index among the function's moe.layer ops */
+  int32_t line;                     /* its source line (0: unknown) */
+  int32_t num_experts;              /* E: the routed experts of its table */
+  int32_t k;                        /* K: slots per token */
+  int64_t tokens;                   /* T of the call (before any skip) */
+  int64_t tokens_routed;            /* tokens the layer ran on */
+  int64_t tokens_skipped;           /* tokens - tokens_routed */
+  int64_t routed_pairs;             /* (token, slot) pairs with a valid expert id */
+  int64_t dropped_pairs;            /* pairs its capacity op dropped; -1: no capacity op */
+  const int64_t *tokens_per_expert; /* [num_experts]: rows routed to each expert */
+  const int64_t *slots_per_token;   /* [k + 1]: tokens that ran j = 0..k valid slots */
+  const int64_t *expert_flops;      /* [num_experts]: FLOPs of one row through each */
+  int64_t shared_flops;             /* FLOPs of one token through the shared experts */
+  double flops;                     /* expert FLOPs of this call */
+  double flops_full;                /* the same with every token of the call in all K
+                                       slots of its most expensive expert */
+  double flops_saved_fraction;      /* 1 - flops / flops_full (0 when flops_full is 0) */
+} moe_layer_stats;
+int moe_last_stats_count(void);
+int moe_last_stats(int index, moe_layer_stats *out);
+/* Called by compiled code (moe-record-routing-stats) before it returns, on
+ * the caller's thread: keeps a copy of the `count` int64 counters at
+ * `address` for moe_last_stats. */
+void moe_rt_record_stats(int64_t address, int64_t count);
+
 /* The thread pool compiled layers run their parallel loops on, the calling
  * thread included: MOE_NUM_THREADS threads when set, else as many as the
  * CPUs this process may use (its affinity mask, capped by the cgroup CPU

@@ -346,10 +346,13 @@ int moe::rt::callPacked(moe_packed_fn fn, const std::string &fname, const moe_te
     packed.push_back(&p);
   packed.push_back(&status);
   moe::rt::lastDetail = {};
+  moe::rt::clearStats();
   fn(packed.data());
-  if (status != MOE_OK)
+  if (status != MOE_OK) {
+    moe::rt::clearStats();
     return fail(status, "compiled '" + fname + "' failed: " +
                             failureMessage(status, moe::rt::lastDetail));
+  }
   return MOE_OK;
 }
 

@@ -75,6 +75,9 @@ int64_t numElements(const moe_tensor &t);
 
 /// Calls a packed entry point on checked tensors (arguments, then results,
 /// then the status) and turns a failed status into the message.
+/// Forgets this thread's routing statistics (Stats.cpp): every call starts
+/// without any, and a failed call leaves none.
+void clearStats();
 int callPacked(moe_packed_fn fn, const std::string &name, const moe_tensor *args, int num_args,
                const moe_tensor *results, int num_results);
 

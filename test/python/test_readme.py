@@ -166,6 +166,23 @@ class ReadmeCommandsTest(unittest.TestCase):
                 self.assertRegex(result.stdout, r"check vs torch: .*: PASS")
                 self.assertRegex(result.stdout, r"torch eager \d+ us, moec \d+ us")
 
+    def test_routing_stats_section(self):
+        """The routing statistics commands run: moe-run prints them, the report writes a PNG."""
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            self.skipTest("python3-matplotlib is not installed")
+        stats_commands = commands(code_block("### Routing statistics (issue 30)", "sh"))
+        self.assertEqual(len(stats_commands), 2)
+        with workdir() as cwd:
+            for command in stats_commands:
+                result = run(command, cwd, dict(os.environ, MPLBACKEND="Agg"))
+                self.assertEqual(result.returncode, 0, f"{command}\n{result.stdout[-3000:]}"
+                                                       f"\n{result.stderr[-3000:]}")
+                self.assertIn("tokens per expert", result.stdout)
+            png = pathlib.Path(cwd, "report.png").read_bytes()
+            self.assertEqual(png[:8], b"\x89PNG\r\n\x1a\n")
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -1,7 +1,7 @@
 //===- moe-compile.cpp - ahead-of-time compilation of moe functions -------===//
 //
 //   moe-compile layer.mlir -o layer.so [--entry=NAME] [--emit=so|obj|llvm]
-//               [--vector-width=N] [--row-tile=N]
+//               [--vector-width=N] [--row-tile=N] [--rpath=DIR]
 //   moe-compile layer.mlir --target=nvptx [--chip=sm_90] -o layer.ptx
 //
 // --target=nvptx runs the GPU pipeline (moe-to-ptx, through
@@ -14,7 +14,9 @@
 //
 // Runs the CPU pipeline, translates to LLVM IR, optimizes for the host CPU,
 // and writes a shared object (linked with the system's clang) that the
-// runtime loads with moe_layer_open(path, entry). The object exports:
+// runtime loads with moe_layer_open(path, entry). It needs libmoe_runtime.so
+// and records no absolute path to it (RUNPATH $ORIGIN, plus --rpath=DIR):
+// see docs/install.md for where the loader finds it. The object exports:
 //   int32_t _mlir_ciface_<entry>(memref descriptors..., out descriptors...)
 //   void _mlir__mlir_ciface_<entry>(void **args)   packed form (runtime calls it)
 //   const char *moe_signature_<entry>              argument/result signature
@@ -46,6 +48,7 @@
 #include "llvm/Support/CommandLine.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/Path.h"
 #include "llvm/Support/Program.h"
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/TargetSelect.h"
@@ -98,6 +101,11 @@ static llvm::cl::opt<bool> noPrepared(
     llvm::cl::desc("do not export the prepared entries <entry>_prepare and <entry>_run"),
     llvm::cl::init(false), llvm::cl::cat(compileCategory));
 
+static llvm::cl::list<std::string> extraRpaths(
+    "rpath",
+    llvm::cl::desc("add DIR to the shared object's RUNPATH (after $ORIGIN), where a host that "
+                   "does not load libmoe_runtime.so itself should find it"),
+    llvm::cl::value_desc("DIR"), llvm::cl::cat(compileCategory));
 static llvm::cl::opt<std::string> target("target", llvm::cl::desc("cpu | nvptx"),
                                          llvm::cl::init("cpu"), llvm::cl::cat(compileCategory));
 static llvm::cl::opt<std::string> chip("chip", llvm::cl::desc("NVIDIA architecture for --target=nvptx"),
@@ -128,6 +136,23 @@ static void addPackedWrapper(llvm::Module &m, llvm::Function *fn) {
       b.CreateLoad(ptrTy, b.CreateConstGEP1_64(ptrTy, args, fn->arg_size()));
   b.CreateStore(result, resultSlot);
   b.CreateRetVoid();
+}
+
+/// The directory of the libmoe_runtime.so to link against: lib/ beside this
+/// executable's bin/ (<build>/lib in the build tree, <prefix>/lib in an
+/// install), else the build tree's directory recorded at configure time.
+static std::string runtimeLibraryDir(const char *argv0) {
+  std::string exe =
+      llvm::sys::fs::getMainExecutable(argv0, reinterpret_cast<void *>(&runtimeLibraryDir));
+  if (!exe.empty()) {
+    llvm::SmallString<256> dir(llvm::sys::path::parent_path(llvm::sys::path::parent_path(exe)));
+    llvm::sys::path::append(dir, "lib");
+    llvm::SmallString<256> lib(dir);
+    llvm::sys::path::append(lib, "libmoe_runtime.so");
+    if (llvm::sys::fs::exists(lib))
+      return std::string(dir);
+  }
+  return MOE_RUNTIME_LIBRARY_DIR;
 }
 
 static std::string findLinker() {
@@ -289,11 +314,19 @@ int main(int argc, char **argv) {
   if (linker.empty())
     return fail("no C compiler found to link the shared object (install clang-22)");
   // The scratch allocator and the rest of the runtime come from
-  // libmoe_runtime.so, found through the rpath.
-  std::string runtimeDir = MOE_RUNTIME_LIBRARY_DIR;
+  // libmoe_runtime.so (NEEDED by its soname). At load time the dynamic
+  // loader finds it (docs/install.md): already loaded by the host, which
+  // calls moe_layer_open from it (the usual case; it matches by soname);
+  // else next to the layer ($ORIGIN: ship the two together); else
+  // through --rpath directories, LD_LIBRARY_PATH and the system's paths.
+  // No path into the build tree or an install prefix is recorded, so the
+  // object stays valid when either moves.
+  std::string runtimeDir = runtimeLibraryDir(argv[0]);
   std::vector<std::string> argvStore = {linker, "-shared", "-o", outputFile, objPath,
                                         "-L" + runtimeDir, "-lmoe_runtime",
-                                        "-Wl,-rpath," + runtimeDir, "-lm"};
+                                        "-Wl,-rpath,$ORIGIN", "-lm"};
+  for (const std::string &dir : extraRpaths)
+    argvStore.push_back("-Wl,-rpath," + dir);
   if (sharded)
     argvStore.push_back("-lmoe_runtime_mpi"); // next to libmoe_runtime
   std::vector<llvm::StringRef> linkArgs(argvStore.begin(), argvStore.end());

@@ -112,6 +112,16 @@ static llvm::cl::opt<std::string> pipelineOptions(
     llvm::cl::desc("options of the CPU pipeline, as for --moe-to-cpu (e.g. \"row-tile=3 block-bytes=4096\")"),
     llvm::cl::init(""), llvm::cl::cat(runCategory));
 
+// Spelled --stats on the command line: main() maps it here, because LLVM
+// registers its own -stats (pass statistics, which Debian's LLVM compiles
+// out) in every tool.
+static llvm::cl::opt<bool> printStats(
+    "routing-stats",
+    llvm::cl::desc("(--stats) compile with routing statistics and print, per moe.layer, what the last "
+                   "compiled call routed: tokens per expert, slots per token, dropped pairs, "
+                   "skipped tokens, FLOPs saved (docs/routing-stats.md)"),
+    llvm::cl::init(false), llvm::cl::cat(runCategory));
+
 // Expert parallelism (ShardedRun.cpp): run under `mpirun -np R`.
 static llvm::cl::opt<int64_t> ranks(
     "ranks",
@@ -126,6 +136,38 @@ static llvm::cl::list<int64_t> rankTokens(
 static int fail(const std::string &msg) {
   llvm::errs() << "moe-run: error: " << msg << "\n";
   return 1;
+}
+
+/// Prints what moe_last_stats holds for the last compiled call on this
+/// thread, one block per moe.layer.
+static void printRoutingStats() {
+  int count = moe_last_stats_count();
+  llvm::outs() << "routing stats of the last call: " << count << " layer"
+               << (count == 1 ? "" : "s") << "\n";
+  auto list = [](const int64_t *v, int n) {
+    std::string s;
+    for (int i = 0; i < n; ++i)
+      s += (i ? " " : "") + std::to_string(v[i]);
+    return s;
+  };
+  for (int i = 0; i < count; ++i) {
+    moe_layer_stats s;
+    if (moe_last_stats(i, &s) != MOE_OK)
+      continue;
+    llvm::outs() << llvm::formatv("layer {0} (line {1}): E = {2}, K = {3}\n", s.layer, s.line,
+                                  s.num_experts, s.k);
+    llvm::outs() << llvm::formatv("  tokens {0}, routed {1}, skipped {2}\n", s.tokens,
+                                  s.tokens_routed, s.tokens_skipped);
+    llvm::outs() << "  pairs routed " << s.routed_pairs << ", dropped "
+                 << (s.dropped_pairs < 0 ? std::string("- (no capacity op)")
+                                         : std::to_string(s.dropped_pairs))
+                 << "\n";
+    llvm::outs() << "  tokens per expert: " << list(s.tokens_per_expert, s.num_experts) << "\n";
+    llvm::outs() << "  slots per token (tokens with 0.." << s.k
+                 << " slots): " << list(s.slots_per_token, s.k + 1) << "\n";
+    llvm::outs() << llvm::format("  expert FLOPs %.6g of %.6g: saved fraction %.4f\n", s.flops,
+                                 s.flops_full, s.flops_saved_fraction);
+  }
 }
 
 /// Generates argument `index` of type `type` from `seed`.
@@ -274,7 +316,12 @@ static Status runPrepared(ModuleOp module, const ::moe::CpuPipelineOptions &opti
 int main(int argc, char **argv) {
   llvm::InitLLVM init(argc, argv);
   llvm::cl::HideUnrelatedOptions(runCategory);
-  llvm::cl::ParseCommandLineOptions(argc, argv, "moe-run: execute a moe function\n");
+  std::vector<const char *> arguments(argv, argv + argc);
+  for (const char *&a : arguments)
+    if (llvm::StringRef(a) == "--stats" || llvm::StringRef(a) == "-stats")
+      a = "--routing-stats";
+  llvm::cl::ParseCommandLineOptions(int(arguments.size()), arguments.data(),
+                                    "moe-run: execute a moe function\n");
 
   if (mode != "reference" && mode != "compiled" && mode != "both")
     return fail("--mode must be reference, compiled or both, got '" + mode + "'");
@@ -284,6 +331,12 @@ int main(int argc, char **argv) {
     return fail("--tokens=" + std::to_string(dynamicSize) +
                 " is invalid: the token count must be in [0, " + std::to_string(kMaxTokens) +
                 "]");
+  if (printStats && mode == "reference")
+    return fail("--stats reports what compiled code routed: use --mode=compiled or --mode=both");
+  if (printStats && target != "cpu")
+    return fail("--stats needs --target=cpu (the gpu-host pipeline does not record statistics)");
+  if (printStats && ranks != 0)
+    return fail("--stats is not supported with --ranks");
   // Before any work: a directory that cannot be made should not cost a run.
   if (!outputDir.empty())
     if (std::error_code ec = llvm::sys::fs::create_directories(outputDir))
@@ -376,6 +429,7 @@ int main(int argc, char **argv) {
     if (!options)
       return fail("bad --pipeline-options '" + pipelineOptions + "'");
     options->gpuHost = target == "gpu-host";
+    options->stats = options->stats || printStats;
     if (!unprepared && target == "cpu") {
       Status s = runPrepared(*module, *options, args, compiledResults, compiledMicros, timed);
       if (!s.ok())
@@ -394,6 +448,8 @@ int main(int argc, char **argv) {
     }
   }
 
+  if (printStats)
+    printRoutingStats();
   const std::vector<Tensor> &shown = mode == "reference" ? refResults : compiledResults;
   llvm::outs() << "ran '" << entry << "' ("
                << (mode == "both" ? "compiled and reference" : mode.getValue()) << ")\n";

@@ -57,6 +57,25 @@ def MoeCallSlots : Pass<"moe-call-slots", "ModuleOp"> {
   ];
 }
 
+def MoeRecordRoutingStats : Pass<"moe-record-routing-stats", "ModuleOp"> {
+  let summary = "Count each layer's routing per call and hand it to the runtime";
+  let description = [{
+    Runs on `moe` IR before moe-fold-trivial-experts (the CPU pipeline's
+    `stats` option). Every public function with moe.layer ops gets an i64
+    stack buffer of one record per layer (pre-order): tokens per expert,
+    valid slots per token, valid pairs before a capacity op, tokens that
+    ran the layer and the call's token count, plus each expert's FLOPs per
+    row; counting loops before each layer fill it, and before each return
+    the function calls `moe_rt_record_stats(address, length)`, which keeps
+    a copy for `moe_last_stats` (runtime/include/moe_runtime.h). Layout:
+    lib/Conversion/MoeToLoops/RecordRoutingStats.cpp; definitions:
+    docs/routing-stats.md.
+  }];
+  let dependentDialects = ["memref::MemRefDialect", "arith::ArithDialect",
+                           "scf::SCFDialect", "func::FuncDialect",
+                           "tensor::TensorDialect"];
+}
+
 def MoeOneShotBufferize : Pass<"moe-one-shot-bufferize", "ModuleOp"> {
   let summary = "One-Shot Bufferize the tensor ops left after the moe lowerings";
   let description = [{

@@ -46,6 +46,12 @@ struct CpuPipelineOptions : public mlir::PassPipelineOptions<CpuPipelineOptions>
                        llvm::cl::desc("compile through the GPU's block/thread-mapped stage and run "
                                       "that on the host (tests the GPU mapping without a GPU)"),
                        llvm::cl::init(false)};
+  // Routing statistics (moe-record-routing-stats): each call hands its
+  // per-layer counts to the runtime (moe_last_stats; docs/routing-stats.md).
+  Option<bool> stats{*this, "stats",
+                     llvm::cl::desc("record per-layer routing statistics of every call "
+                                    "(moe_last_stats; CPU pipeline only)"),
+                     llvm::cl::init(false)};
   // Expert parallelism (moe-shard-experts, docs/dialect.md 4.19): the
   // compiled function is the per-rank program of a job of `ranks` MPI ranks
   // and calls libmoe_runtime_mpi; 0 keeps the single-process pipeline.
