@@ -2,7 +2,7 @@
 //
 //   moe-savings [--tokens=T] [--repeat=N]
 //
-// Five families, each timed against its own r = 0 case in the same run:
+// Six families, each timed against its own r = 0 case in the same run:
 //  * null experts: 8 SwiGLU experts + 8 null experts, oracle routing, k = 2;
 //    a fraction r of the (token, slot) pairs go to null experts;
 //  * skip block: a Mixture-of-Depths block (capacity fraction 1 - r) around
@@ -11,6 +11,9 @@
 //    oracle routing (k = 2), dropless vs moe.capacity_drop vs
 //    moe.capacity_reroute (cf = 1); r is the fraction of pairs dropped, and
 //    the expert loads' max/mean is printed before and after;
+//  * compressed: 8 SwiGLU experts (I = 768) + their 8 compressed stand-ins
+//    (I = 192), oracle routing k = 2, moe.compress_slots keep = 2, 1, 0; r
+//    is 1 - the FFN work kept, (keep * I + (2 - keep) * 192) / (2 * I);
 //  * skipdecode: a stack of 4 dense SwiGLU FFNs under SkipDecode exit
 //    schedules (moe.exit_layers + path_select per layer);
 //  * act-halting: the same stack as an ACT moe.halting_stack whose tokens
@@ -223,6 +226,29 @@ static std::pair<double, int64_t> loadImbalance(const Tensor &ids, int64_t e) {
   return {mean > 0 ? double(*std::max_element(load.begin(), load.end())) / mean : 0.0, used};
 }
 
+static constexpr int64_t ICompressed = 192;
+
+/// The compressed family's layer: slots beyond the top `keep` run the
+/// stand-ins (ids 8 + e).
+static std::string compressedLayer(int keep) {
+  return R"mlir(
+func.func @main(%x: tensor<?x256xf32>, %ids0: tensor<?x2xi32>, %w0: tensor<?x2xf32>,
+                %w1: tensor<8x768x256xf32>, %w3: tensor<8x768x256xf32>,
+                %w2: tensor<8x256x768xf32>, %c1: tensor<8x192x256xf32>,
+                %c3: tensor<8x192x256xf32>, %c2: tensor<8x256x192xf32>) -> tensor<?x256xf32> {
+  %ids, %w = moe.compress_slots %ids0, %w0 {keep = )mlir" +
+         std::to_string(keep) + R"mlir(, compressed = array<i64: 0, 1, 2, 3, 4, 5, 6, 7>}
+      : tensor<?x2xi32>, tensor<?x2xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  %full = moe.ffn_experts swiglu w1(%w1 : tensor<8x768x256xf32>) w3(%w3 : tensor<8x768x256xf32>)
+      w2(%w2 : tensor<8x256x768xf32>) -> !moe.experts<8, 256>
+  %small = moe.ffn_experts swiglu w1(%c1 : tensor<8x192x256xf32>) w3(%c3 : tensor<8x192x256xf32>)
+      w2(%c2 : tensor<8x256x192xf32>) -> !moe.experts<8, 256>
+  %y = moe.layer %x, %ids, %w experts(%full, %small : !moe.experts<8, 256>, !moe.experts<8, 256>)
+      : tensor<?x256xf32>, tensor<?x2xi32>, tensor<?x2xf32> -> tensor<?x256xf32>
+  return %y : tensor<?x256xf32>
+})mlir";
+}
+
 /// One case: its compiled function, inputs, accuracy and timings.
 struct Case {
   std::unique_ptr<CompiledFunction> fn;
@@ -321,6 +347,37 @@ static bool measureStacks(mlir::MLIRContext &ctx, int64_t t, Report report) {
   return true;
 }
 
+/// The compressed family: keep = 2 (every slot in full), 1, 0 on one
+/// oracle routing whose two slots name different experts. r is 1 - the FFN
+/// work kept per token, (keep * I + (2 - keep) * ICompressed) / (2 * I).
+template <typename Report>
+static bool measureCompressed(mlir::MLIRContext &ctx, int64_t t, Report report) {
+  std::vector<Case> cases(3);
+  Tensor ids = Tensor::ints(DType::I32, {t, 2});
+  Rng rng(11);
+  for (int64_t i = 0; i < t; ++i) {
+    ids.i[2 * i] = rng.integer(0, 8);
+    ids.i[2 * i + 1] = (ids.i[2 * i] + 1 + rng.integer(0, 7)) % 8; // another expert
+  }
+  for (int c = 0; c < 3; ++c)
+    if (!prepare(ctx, compressedLayer(2 - c),
+                 {randomFloats({t, H}, 1), ids, randomFloats({t, 2}, 2),
+                  randomFloats({8, I, H}, 3), randomFloats({8, I, H}, 4),
+                  randomFloats({8, H, I}, 5), randomFloats({8, ICompressed, H}, 6),
+                  randomFloats({8, ICompressed, H}, 7), randomFloats({8, H, ICompressed}, 8)},
+                 cases[c]))
+      return false;
+  if (!timeInterleaved(cases))
+    return false;
+  for (int c = 0; c < 3; ++c) {
+    int keep = 2 - c;
+    double kept = double(keep * I + (2 - keep) * ICompressed) / double(2 * I);
+    std::string name = "compress-k" + std::to_string(keep);
+    report(name.c_str(), 1.0 - kept, {cases[c].median(), cases[c].relError}, cases[0].median());
+  }
+  return true;
+}
+
 int main(int argc, char **argv) {
   llvm::cl::ParseCommandLineOptions(argc, argv, "moe-savings\n");
   mlir::DialectRegistry registry;
@@ -410,7 +467,7 @@ int main(int argc, char **argv) {
                                  capacityNames[c], imbalance, (long long)used,
                                  (long long)allPairs);
   }
-  if (!measureStacks(ctx, t, report))
+  if (!measureCompressed(ctx, t, report) || !measureStacks(ctx, t, report))
     return 1;
   llvm::outs() << (allMet ? "all savings bounds met\n" : "some savings bounds NOT met\n");
   return 0;
