@@ -1,6 +1,6 @@
 //===- savings.cpp - do skipped decisions save their work? ----------------===//
 //
-//   moe-savings [--tokens=T] [--repeat=N]
+//   moe-savings [--tokens=T] [--repeat=N] [--family=all|null-skip|capacity|compressed|stacks]
 //
 // Six families, each timed against its own r = 0 case in the same run:
 //  * null experts: 8 SwiGLU experts + 8 null experts, oracle routing, k = 2;
@@ -47,6 +47,9 @@ using moe::Tensor;
 
 static llvm::cl::opt<int64_t> tokens("tokens", llvm::cl::init(512));
 static llvm::cl::opt<int> repeat("repeat", llvm::cl::init(15));
+static llvm::cl::opt<std::string>
+    family("family", llvm::cl::init("all"),
+           llvm::cl::desc("all, null-skip, capacity, compressed or stacks"));
 static constexpr int64_t H = 256, I = 768;
 
 static std::string nullLayer() {
@@ -378,31 +381,11 @@ static bool measureCompressed(mlir::MLIRContext &ctx, int64_t t, Report report) 
   return true;
 }
 
-int main(int argc, char **argv) {
-  llvm::cl::ParseCommandLineOptions(argc, argv, "moe-savings\n");
-  mlir::DialectRegistry registry;
-  moe::registerAllDialects(registry);
-  mlir::MLIRContext ctx(registry);
-  const int64_t t = tokens;
+/// The null-experts and skip-block families: a fraction r in {0, 0.25,
+/// 0.5, 0.75} of the slots on null experts, of the tokens skipping the block.
+template <typename Report>
+static bool measureNullAndSkip(mlir::MLIRContext &ctx, int64_t t, Report report) {
   const double rates[] = {0.0, 0.25, 0.5, 0.75};
-  bool allMet = true;
-
-  llvm::outs() << llvm::format("moe-savings: T = %lld, H = %lld, I = %lld, %d threads, "
-                               "median of %d runs\n",
-                               (long long)t, (long long)H, (long long)I, moe_get_num_threads(),
-                               int(repeat));
-  llvm::outs() << "case          r     time_us   rel_to_r0   bound   met   max_rel_err\n";
-  struct Measured {
-    double micros, relError;
-  };
-  auto report = [&](const char *name, double r, const Measured &m, double base) {
-    double rel = m.micros / base, bound = (1.0 - r) + 0.05;
-    bool met = rel <= bound;
-    allMet &= met;
-    llvm::outs() << llvm::format("%-12s %5.2f %11.1f %11.3f %7.2f   %-4s  %.2g\n", name, r,
-                                 m.micros, rel, bound, met ? "yes" : "NO", m.relError);
-  };
-
   // Null experts: fraction r of the slots routed to experts 8..15 (null).
   std::vector<Case> nullCases(4), skipCases(4);
   for (int c = 0; c < 4; ++c) {
@@ -421,14 +404,29 @@ int main(int argc, char **argv) {
                  {randomFloats({t, H}, 1), ids, randomFloats({t, 2}, 2), randomFloats({8, I, H}, 3),
                   randomFloats({8, I, H}, 4), randomFloats({8, H, I}, 5)},
                  nullCases[c]))
-      return 1;
+      return false;
     // Skip block: capacity fraction 1 - r.
     if (!prepare(ctx, skipBlock(1.0 - r),
                  {randomFloats({t, H}, 1), randomFloats({H}, 2), randomFloats({I, H}, 3),
                   randomFloats({I, H}, 4), randomFloats({H, I}, 5)},
                  skipCases[c]))
-      return 1;
+      return false;
   }
+  if (!timeInterleaved(nullCases) || !timeInterleaved(skipCases))
+    return false;
+  for (auto [name, cases] : {std::make_pair("null-experts", &nullCases),
+                             std::make_pair("skip-block", &skipCases)}) {
+    double base = (*cases)[0].median();
+    for (int c = 0; c < 4; ++c)
+      report(name, rates[c], {(*cases)[c].median(), (*cases)[c].relError}, base);
+  }
+  return true;
+}
+
+/// The capacity family: dropless, capacity_drop and capacity_reroute (cf =
+/// 1) on one Zipf-skewed routing, with the expert loads' max/mean.
+template <typename Report>
+static bool measureCapacity(mlir::MLIRContext &ctx, int64_t t, Report report) {
   // Capacity: dropless, drop, reroute on one Zipf-skewed routing.
   const char *capacityNames[] = {"dropless", "cap-drop", "cap-reroute"};
   const char *capacityOps[] = {"", "drop", "reroute"};
@@ -438,7 +436,7 @@ int main(int argc, char **argv) {
   ref::Routing dropped, rerouted;
   if (!ref::capacityDrop(zipf, 8, 1.0f, dropped).ok() ||
       !ref::capacityReroute(zipf, scores, 1.0f, rerouted).ok())
-    return 1;
+    return false;
   const Tensor *capacityIds[] = {&zipf.ids, &dropped.ids, &rerouted.ids};
   for (int c = 0; c < 3; ++c)
     if (!prepare(ctx, capacityLayer(capacityOps[c]),
@@ -446,16 +444,9 @@ int main(int argc, char **argv) {
                   randomFloats({8, I, H}, 3), randomFloats({8, I, H}, 4),
                   randomFloats({8, H, I}, 5)},
                  capacityCases[c]))
-      return 1;
-  if (!timeInterleaved(nullCases) || !timeInterleaved(skipCases) ||
-      !timeInterleaved(capacityCases))
-    return 1;
-  for (auto [name, cases] : {std::make_pair("null-experts", &nullCases),
-                             std::make_pair("skip-block", &skipCases)}) {
-    double base = (*cases)[0].median();
-    for (int c = 0; c < 4; ++c)
-      report(name, rates[c], {(*cases)[c].median(), (*cases)[c].relError}, base);
-  }
+      return false;
+  if (!timeInterleaved(capacityCases))
+    return false;
   // r = the fraction of the dropless routing's pairs a capacity op drops.
   int64_t allPairs = loadImbalance(zipf.ids, 8).second;
   for (int c = 0; c < 3; ++c) {
@@ -467,7 +458,46 @@ int main(int argc, char **argv) {
                                  capacityNames[c], imbalance, (long long)used,
                                  (long long)allPairs);
   }
-  if (!measureCompressed(ctx, t, report) || !measureStacks(ctx, t, report))
+  return true;
+}
+
+int main(int argc, char **argv) {
+  llvm::cl::ParseCommandLineOptions(argc, argv, "moe-savings\n");
+  mlir::DialectRegistry registry;
+  moe::registerAllDialects(registry);
+  mlir::MLIRContext ctx(registry);
+  const int64_t t = tokens;
+  bool allMet = true;
+  if (!llvm::is_contained({"all", "null-skip", "capacity", "compressed", "stacks"},
+                          llvm::StringRef(family))) {
+    llvm::errs() << "moe-savings: --family must be all, null-skip, capacity, compressed or "
+                    "stacks, got '"
+                 << family << "'\n";
+    return 1;
+  }
+
+  llvm::outs() << llvm::format("moe-savings: T = %lld, H = %lld, I = %lld, %d threads, "
+                               "median of %d runs\n",
+                               (long long)t, (long long)H, (long long)I, moe_get_num_threads(),
+                               int(repeat));
+  llvm::outs() << "case          r     time_us   rel_to_r0   bound   met   max_rel_err\n";
+  struct Measured {
+    double micros, relError;
+  };
+  auto report = [&](const char *name, double r, const Measured &m, double base) {
+    double rel = m.micros / base, bound = (1.0 - r) + 0.05;
+    bool met = rel <= bound;
+    allMet &= met;
+    llvm::outs() << llvm::format("%-12s %5.2f %11.1f %11.3f %7.2f   %-4s  %.2g\n", name, r,
+                                 m.micros, rel, bound, met ? "yes" : "NO", m.relError);
+  };
+
+  // --family: one family's rows only (a shorter run next to other load).
+  auto wanted = [&](llvm::StringRef name) { return family == "all" || family == name; };
+  if ((wanted("null-skip") && !measureNullAndSkip(ctx, t, report)) ||
+      (wanted("capacity") && !measureCapacity(ctx, t, report)) ||
+      (wanted("compressed") && !measureCompressed(ctx, t, report)) ||
+      (wanted("stacks") && !measureStacks(ctx, t, report)))
     return 1;
   llvm::outs() << (allMet ? "all savings bounds met\n" : "some savings bounds NOT met\n");
   return 0;
