@@ -1,8 +1,8 @@
 //===- savings.cpp - do skipped decisions save their work? ----------------===//
 //
-//   moe-savings [--tokens=T] [--repeat=N]
+//   moe-savings [--tokens=T] [--repeat=N] [--family=all|null-skip|capacity|compressed|stacks]
 //
-// Five families, each timed against its own r = 0 case in the same run:
+// Six families, each timed against its own r = 0 case in the same run:
 //  * null experts: 8 SwiGLU experts + 8 null experts, oracle routing, k = 2;
 //    a fraction r of the (token, slot) pairs go to null experts;
 //  * skip block: a Mixture-of-Depths block (capacity fraction 1 - r) around
@@ -11,6 +11,9 @@
 //    oracle routing (k = 2), dropless vs moe.capacity_drop vs
 //    moe.capacity_reroute (cf = 1); r is the fraction of pairs dropped, and
 //    the expert loads' max/mean is printed before and after;
+//  * compressed: 8 SwiGLU experts (I = 768) + their 8 compressed stand-ins
+//    (I = 192), oracle routing k = 2, moe.compress_slots keep = 2, 1, 0; r
+//    is 1 - the FFN work kept, (keep * I + (2 - keep) * 192) / (2 * I);
 //  * skipdecode: a stack of 4 dense SwiGLU FFNs under SkipDecode exit
 //    schedules (moe.exit_layers + path_select per layer);
 //  * act-halting: the same stack as an ACT moe.halting_stack whose tokens
@@ -44,6 +47,9 @@ using moe::Tensor;
 
 static llvm::cl::opt<int64_t> tokens("tokens", llvm::cl::init(512));
 static llvm::cl::opt<int> repeat("repeat", llvm::cl::init(15));
+static llvm::cl::opt<std::string>
+    family("family", llvm::cl::init("all"),
+           llvm::cl::desc("all, null-skip, capacity, compressed or stacks"));
 static constexpr int64_t H = 256, I = 768;
 
 static std::string nullLayer() {
@@ -223,6 +229,29 @@ static std::pair<double, int64_t> loadImbalance(const Tensor &ids, int64_t e) {
   return {mean > 0 ? double(*std::max_element(load.begin(), load.end())) / mean : 0.0, used};
 }
 
+static constexpr int64_t ICompressed = 192;
+
+/// The compressed family's layer: slots beyond the top `keep` run the
+/// stand-ins (ids 8 + e).
+static std::string compressedLayer(int keep) {
+  return R"mlir(
+func.func @main(%x: tensor<?x256xf32>, %ids0: tensor<?x2xi32>, %w0: tensor<?x2xf32>,
+                %w1: tensor<8x768x256xf32>, %w3: tensor<8x768x256xf32>,
+                %w2: tensor<8x256x768xf32>, %c1: tensor<8x192x256xf32>,
+                %c3: tensor<8x192x256xf32>, %c2: tensor<8x256x192xf32>) -> tensor<?x256xf32> {
+  %ids, %w = moe.compress_slots %ids0, %w0 {keep = )mlir" +
+         std::to_string(keep) + R"mlir(, compressed = array<i64: 0, 1, 2, 3, 4, 5, 6, 7>}
+      : tensor<?x2xi32>, tensor<?x2xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  %full = moe.ffn_experts swiglu w1(%w1 : tensor<8x768x256xf32>) w3(%w3 : tensor<8x768x256xf32>)
+      w2(%w2 : tensor<8x256x768xf32>) -> !moe.experts<8, 256>
+  %small = moe.ffn_experts swiglu w1(%c1 : tensor<8x192x256xf32>) w3(%c3 : tensor<8x192x256xf32>)
+      w2(%c2 : tensor<8x256x192xf32>) -> !moe.experts<8, 256>
+  %y = moe.layer %x, %ids, %w experts(%full, %small : !moe.experts<8, 256>, !moe.experts<8, 256>)
+      : tensor<?x256xf32>, tensor<?x2xi32>, tensor<?x2xf32> -> tensor<?x256xf32>
+  return %y : tensor<?x256xf32>
+})mlir";
+}
+
 /// One case: its compiled function, inputs, accuracy and timings.
 struct Case {
   std::unique_ptr<CompiledFunction> fn;
@@ -321,31 +350,42 @@ static bool measureStacks(mlir::MLIRContext &ctx, int64_t t, Report report) {
   return true;
 }
 
-int main(int argc, char **argv) {
-  llvm::cl::ParseCommandLineOptions(argc, argv, "moe-savings\n");
-  mlir::DialectRegistry registry;
-  moe::registerAllDialects(registry);
-  mlir::MLIRContext ctx(registry);
-  const int64_t t = tokens;
+/// The compressed family: keep = 2 (every slot in full), 1, 0 on one
+/// oracle routing whose two slots name different experts. r is 1 - the FFN
+/// work kept per token, (keep * I + (2 - keep) * ICompressed) / (2 * I).
+template <typename Report>
+static bool measureCompressed(mlir::MLIRContext &ctx, int64_t t, Report report) {
+  std::vector<Case> cases(3);
+  Tensor ids = Tensor::ints(DType::I32, {t, 2});
+  Rng rng(11);
+  for (int64_t i = 0; i < t; ++i) {
+    ids.i[2 * i] = rng.integer(0, 8);
+    ids.i[2 * i + 1] = (ids.i[2 * i] + 1 + rng.integer(0, 7)) % 8; // another expert
+  }
+  for (int c = 0; c < 3; ++c)
+    if (!prepare(ctx, compressedLayer(2 - c),
+                 {randomFloats({t, H}, 1), ids, randomFloats({t, 2}, 2),
+                  randomFloats({8, I, H}, 3), randomFloats({8, I, H}, 4),
+                  randomFloats({8, H, I}, 5), randomFloats({8, ICompressed, H}, 6),
+                  randomFloats({8, ICompressed, H}, 7), randomFloats({8, H, ICompressed}, 8)},
+                 cases[c]))
+      return false;
+  if (!timeInterleaved(cases))
+    return false;
+  for (int c = 0; c < 3; ++c) {
+    int keep = 2 - c;
+    double kept = double(keep * I + (2 - keep) * ICompressed) / double(2 * I);
+    std::string name = "compress-k" + std::to_string(keep);
+    report(name.c_str(), 1.0 - kept, {cases[c].median(), cases[c].relError}, cases[0].median());
+  }
+  return true;
+}
+
+/// The null-experts and skip-block families: a fraction r in {0, 0.25,
+/// 0.5, 0.75} of the slots on null experts, of the tokens skipping the block.
+template <typename Report>
+static bool measureNullAndSkip(mlir::MLIRContext &ctx, int64_t t, Report report) {
   const double rates[] = {0.0, 0.25, 0.5, 0.75};
-  bool allMet = true;
-
-  llvm::outs() << llvm::format("moe-savings: T = %lld, H = %lld, I = %lld, %d threads, "
-                               "median of %d runs\n",
-                               (long long)t, (long long)H, (long long)I, moe_get_num_threads(),
-                               int(repeat));
-  llvm::outs() << "case          r     time_us   rel_to_r0   bound   met   max_rel_err\n";
-  struct Measured {
-    double micros, relError;
-  };
-  auto report = [&](const char *name, double r, const Measured &m, double base) {
-    double rel = m.micros / base, bound = (1.0 - r) + 0.05;
-    bool met = rel <= bound;
-    allMet &= met;
-    llvm::outs() << llvm::format("%-12s %5.2f %11.1f %11.3f %7.2f   %-4s  %.2g\n", name, r,
-                                 m.micros, rel, bound, met ? "yes" : "NO", m.relError);
-  };
-
   // Null experts: fraction r of the slots routed to experts 8..15 (null).
   std::vector<Case> nullCases(4), skipCases(4);
   for (int c = 0; c < 4; ++c) {
@@ -364,14 +404,29 @@ int main(int argc, char **argv) {
                  {randomFloats({t, H}, 1), ids, randomFloats({t, 2}, 2), randomFloats({8, I, H}, 3),
                   randomFloats({8, I, H}, 4), randomFloats({8, H, I}, 5)},
                  nullCases[c]))
-      return 1;
+      return false;
     // Skip block: capacity fraction 1 - r.
     if (!prepare(ctx, skipBlock(1.0 - r),
                  {randomFloats({t, H}, 1), randomFloats({H}, 2), randomFloats({I, H}, 3),
                   randomFloats({I, H}, 4), randomFloats({H, I}, 5)},
                  skipCases[c]))
-      return 1;
+      return false;
   }
+  if (!timeInterleaved(nullCases) || !timeInterleaved(skipCases))
+    return false;
+  for (auto [name, cases] : {std::make_pair("null-experts", &nullCases),
+                             std::make_pair("skip-block", &skipCases)}) {
+    double base = (*cases)[0].median();
+    for (int c = 0; c < 4; ++c)
+      report(name, rates[c], {(*cases)[c].median(), (*cases)[c].relError}, base);
+  }
+  return true;
+}
+
+/// The capacity family: dropless, capacity_drop and capacity_reroute (cf =
+/// 1) on one Zipf-skewed routing, with the expert loads' max/mean.
+template <typename Report>
+static bool measureCapacity(mlir::MLIRContext &ctx, int64_t t, Report report) {
   // Capacity: dropless, drop, reroute on one Zipf-skewed routing.
   const char *capacityNames[] = {"dropless", "cap-drop", "cap-reroute"};
   const char *capacityOps[] = {"", "drop", "reroute"};
@@ -381,7 +436,7 @@ int main(int argc, char **argv) {
   ref::Routing dropped, rerouted;
   if (!ref::capacityDrop(zipf, 8, 1.0f, dropped).ok() ||
       !ref::capacityReroute(zipf, scores, 1.0f, rerouted).ok())
-    return 1;
+    return false;
   const Tensor *capacityIds[] = {&zipf.ids, &dropped.ids, &rerouted.ids};
   for (int c = 0; c < 3; ++c)
     if (!prepare(ctx, capacityLayer(capacityOps[c]),
@@ -389,16 +444,9 @@ int main(int argc, char **argv) {
                   randomFloats({8, I, H}, 3), randomFloats({8, I, H}, 4),
                   randomFloats({8, H, I}, 5)},
                  capacityCases[c]))
-      return 1;
-  if (!timeInterleaved(nullCases) || !timeInterleaved(skipCases) ||
-      !timeInterleaved(capacityCases))
-    return 1;
-  for (auto [name, cases] : {std::make_pair("null-experts", &nullCases),
-                             std::make_pair("skip-block", &skipCases)}) {
-    double base = (*cases)[0].median();
-    for (int c = 0; c < 4; ++c)
-      report(name, rates[c], {(*cases)[c].median(), (*cases)[c].relError}, base);
-  }
+      return false;
+  if (!timeInterleaved(capacityCases))
+    return false;
   // r = the fraction of the dropless routing's pairs a capacity op drops.
   int64_t allPairs = loadImbalance(zipf.ids, 8).second;
   for (int c = 0; c < 3; ++c) {
@@ -410,7 +458,46 @@ int main(int argc, char **argv) {
                                  capacityNames[c], imbalance, (long long)used,
                                  (long long)allPairs);
   }
-  if (!measureStacks(ctx, t, report))
+  return true;
+}
+
+int main(int argc, char **argv) {
+  llvm::cl::ParseCommandLineOptions(argc, argv, "moe-savings\n");
+  mlir::DialectRegistry registry;
+  moe::registerAllDialects(registry);
+  mlir::MLIRContext ctx(registry);
+  const int64_t t = tokens;
+  bool allMet = true;
+  if (!llvm::is_contained({"all", "null-skip", "capacity", "compressed", "stacks"},
+                          llvm::StringRef(family))) {
+    llvm::errs() << "moe-savings: --family must be all, null-skip, capacity, compressed or "
+                    "stacks, got '"
+                 << family << "'\n";
+    return 1;
+  }
+
+  llvm::outs() << llvm::format("moe-savings: T = %lld, H = %lld, I = %lld, %d threads, "
+                               "median of %d runs\n",
+                               (long long)t, (long long)H, (long long)I, moe_get_num_threads(),
+                               int(repeat));
+  llvm::outs() << "case          r     time_us   rel_to_r0   bound   met   max_rel_err\n";
+  struct Measured {
+    double micros, relError;
+  };
+  auto report = [&](const char *name, double r, const Measured &m, double base) {
+    double rel = m.micros / base, bound = (1.0 - r) + 0.05;
+    bool met = rel <= bound;
+    allMet &= met;
+    llvm::outs() << llvm::format("%-12s %5.2f %11.1f %11.3f %7.2f   %-4s  %.2g\n", name, r,
+                                 m.micros, rel, bound, met ? "yes" : "NO", m.relError);
+  };
+
+  // --family: one family's rows only (a shorter run next to other load).
+  auto wanted = [&](llvm::StringRef name) { return family == "all" || family == name; };
+  if ((wanted("null-skip") && !measureNullAndSkip(ctx, t, report)) ||
+      (wanted("capacity") && !measureCapacity(ctx, t, report)) ||
+      (wanted("compressed") && !measureCompressed(ctx, t, report)) ||
+      (wanted("stacks") && !measureStacks(ctx, t, report)))
     return 1;
   llvm::outs() << (allMet ? "all savings bounds met\n" : "some savings bounds NOT met\n");
   return 0;

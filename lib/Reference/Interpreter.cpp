@@ -211,6 +211,11 @@ private:
                                                o.getCapacityFactor().convertToFloat(), r),
                             r);
         })
+        .Case([&](mdl::CompressSlotsOp o) {
+          Routing in{frame.at(o.getInIds()), frame.at(o.getInWeights())};
+          std::vector<int64_t> map(o.getCompressed().begin(), o.getCompressed().end());
+          return setRouting(o, compressSlots(in, map, o.getKeep(), r), r);
+        })
         .Case([&](mdl::PathRouterOp o) {
           Tensor paths;
           Status s = pathRouter(frame.at(o.getHidden()), frame.at(o.getGate()), paths);

@@ -490,6 +490,37 @@ Status capacityReroute(const Routing &in, const Tensor &scores, float capacityFa
   return Status::success();
 }
 
+Status compressSlots(const Routing &in, const std::vector<int64_t> &compressed, int64_t keep,
+                     Routing &out) {
+  int64_t e = int64_t(compressed.size());
+  Status s = checkRouting(in, e);
+  if (!s.ok())
+    return s;
+  int64_t t = in.ids.dim(0), k = in.ids.dim(1);
+  if (keep < 0 || keep > k)
+    return Status::failure("'keep' must be in [0, K]");
+  Routing r = in;
+  for (int64_t i = 0; i < t; ++i)
+    for (int64_t slot = 0; slot < k; ++slot) {
+      int64_t n = i * k + slot, id = in.ids.i[n];
+      if (id < 0)
+        continue;
+      // rank = the used slots before this one in descending weight, ties
+      // to the lower slot (a count, so that NaN weights rank the same way
+      // in every implementation).
+      float w = in.weights.f[n];
+      int64_t rank = 0;
+      for (int64_t q = 0; q < k; ++q) {
+        float v = in.weights.f[i * k + q];
+        rank += in.ids.i[i * k + q] >= 0 && (v > w || (v == w && q < slot));
+      }
+      if (rank >= keep)
+        r.ids.i[n] = e + compressed[id];
+    }
+  out = std::move(r);
+  return Status::success();
+}
+
 Status pathRouter(const Tensor &x, const Tensor &gate, Tensor &paths) {
   std::vector<std::vector<double>> logits;
   Status s = computeLogits(x, gate, logits);

@@ -399,6 +399,26 @@ class _Builder:
                    f"{out.weights.type}")
         return out
 
+    def compress_slots(self, routing, keep: int, compressed: Sequence[int],
+                       name: Optional[str] = None) -> Routing:
+        """``moe.compress_slots``: per token, the slots beyond the top ``keep`` by
+        weight move from full expert e to its compressed stand-in
+        ``E + compressed[e]`` (E = len(compressed); the compressed banks follow
+        the full ones in the layer's expert list)."""
+        r = self._routing(routing)
+        keep = _int(keep, "keep", 0)
+        if keep > r.ids.shape[1]:
+            raise ValueError(f"keep must be in [0, K] with K = {r.ids.shape[1]}, got {keep}")
+        compressed = [_int(c, "compressed entry", 0) for c in compressed]
+        if not compressed:
+            raise ValueError("compressed must map at least one full expert")
+        out = self._router_results(name, r.ids.shape[0], r.ids.shape[1])
+        self._emit(f"{out.ids.ref}, {out.weights.ref} = moe.compress_slots {r.ids.ref}, "
+                   f"{r.weights.ref} {{keep = {keep}, compressed = array<i64: "
+                   f"{', '.join(str(c) for c in compressed)}>}}",
+                   f": {r.ids.type}, {r.weights.type} -> {out.ids.type}, {out.weights.type}")
+        return out
+
     def path_router(self, x: Value, gate: Value, name: Optional[str] = None) -> Value:
         """``moe.path_router``: per-token argmax over the rows of ``gate`` (row 0 = skip)."""
         x = self._hidden_value(x)

@@ -121,6 +121,20 @@ def capacity_reroute(H=64, E=8, I=128, capacity_factor=1.0, k=2):
     return L
 
 
+def compressed_experts(H=64, E=8, I=128, IC=16, keep=1, k=2):
+    L = moec.Layer(hidden=H)
+    x = L.hidden("x")
+    gate = L.weight("gate", (E, H))
+    w = L.ffn_weights(I, "swiglu", experts=E)
+    c = L.ffn_weights(IC, "swiglu", experts=E, prefix="c")
+    routing0 = L.topk_router(x, gate, k=k, renormalize=True, name="ids0")
+    routing = L.compress_slots(routing0, keep=keep, compressed=list(range(E)))
+    full = L.ffn_experts("swiglu", **w, name="full")
+    small = L.ffn_experts("swiglu", **c, name="small")
+    L.output(L.layer(x, routing, [full, small]))
+    return L
+
+
 def mixlora(H=64, E=4, I=128, r=8, alpha=16.0, k=2):
     L = moec.Layer(hidden=H)
     x = L.hidden("x")
@@ -265,6 +279,7 @@ EXAMPLES = {
     "mixtral": mixtral, "deepseek": deepseek, "moepp": moepp, "adamoe": adamoe,
     "remoe": remoe, "expert_choice": expert_choice, "hash": hash_layer,
     "switch_capacity": switch_capacity, "capacity_reroute": capacity_reroute,
+    "compressed_experts": compressed_experts,
     "mixlora": mixlora, "mod": mod,
     "threshold_skip": threshold_skip, "duo": duo, "oracle": oracle, "stack": stack,
     "skipdecode": skipdecode, "act": act,

@@ -729,6 +729,44 @@ TEST(CapacityReroute, RejectsBadIdsScoresAndFactor) {
 }
 
 //===----------------------------------------------------------------------===//
+// compressSlots
+//===----------------------------------------------------------------------===//
+
+TEST(CompressSlots, DocExample) {
+  // docs/dialect.md §4.7.3: E = 4, compressed = [0, 0, 1, 1], keep = 1.
+  Routing in;
+  in.ids = i32({3, 3}, {2, 0, 3, 1, -1, 3, 0, 1, 2});
+  in.weights = Tensor::f32({3, 3}, {0.5f, 0.3f, 0.2f, 0.4f, 0.0f, 0.6f, 0.3f, 0.3f, 0.4f});
+  Routing out;
+  Status s = compressSlots(in, {0, 0, 1, 1}, 1, out);
+  ASSERT_TRUE(s.ok()) << s.error;
+  expectIds(out, {3, 3}, {2, 4, 5, 4, -1, 3, 4, 4, 2});
+  expectFloats(out.weights.f, {0.5, 0.3, 0.2, 0.4, 0.0, 0.6, 0.3, 0.3, 0.4});
+}
+
+TEST(CompressSlots, KeepZeroAndKeepK) {
+  Routing in;
+  in.ids = i32({1, 2}, {1, 0});
+  in.weights = Tensor::f32({1, 2}, {0.25f, 0.75f});
+  Routing out;
+  ASSERT_TRUE(compressSlots(in, {1, 0}, 0, out).ok());
+  expectIds(out, {1, 2}, {2, 3});
+  ASSERT_TRUE(compressSlots(in, {1, 0}, 2, out).ok());
+  expectIds(out, {1, 2}, {1, 0});
+}
+
+TEST(CompressSlots, RejectsIdOutsideRange) {
+  Routing in;
+  in.ids = i32({1, 2}, {0, 2});
+  in.weights = Tensor::f32({1, 2}, {1, 1});
+  Routing out = sentinelRouting();
+  Status s = compressSlots(in, {0, 0}, 1, out);
+  ASSERT_FALSE(s.ok());
+  EXPECT_TRUE(contains(s.error, "expert id 2")) << s.error;
+  expectSentinel(out);
+}
+
+//===----------------------------------------------------------------------===//
 // pathRouter
 //===----------------------------------------------------------------------===//
 

@@ -15,6 +15,7 @@
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/ADT/TypeSwitch.h"
 #include <cmath>
+#include <limits>
 
 using namespace mlir;
 using namespace mlir::moe;
@@ -334,7 +335,8 @@ std::optional<int64_t> mlir::moe::getRoutingNumExperts(Value ids) {
   std::optional<int64_t> e =
       TypeSwitch<Operation *, std::optional<int64_t>>(def)
           .Case<TopKRouterOp, GroupedTopKRouterOp, TopPRouterOp, ReluRouterOp,
-                ExpertChoiceRouterOp, HashRouterOp, CapacityDropOp, CapacityRerouteOp>(
+                ExpertChoiceRouterOp, HashRouterOp, CapacityDropOp, CapacityRerouteOp,
+                CompressSlotsOp>(
               [](auto op) -> std::optional<int64_t> {
                 return op.getNumExperts();
               })
@@ -486,6 +488,46 @@ LogicalResult CapacityRerouteOp::verify() {
     return emitOpError() << "'scores' has E = " << e
                          << " but the incoming routing chooses among " << *incoming
                          << " experts";
+  return success();
+}
+
+int64_t CompressSlotsOp::getNumCompressed() {
+  int64_t most = -1;
+  for (int64_t c : getCompressed())
+    most = std::max(most, c);
+  return most + 1;
+}
+
+int64_t CompressSlotsOp::getNumExperts() { return getNumFull() + getNumCompressed(); }
+
+LogicalResult CompressSlotsOp::verify() {
+  ArrayRef<int64_t> map = getCompressed();
+  if (map.empty())
+    return emitOpError() << "'compressed' must map at least one full expert";
+  // The stand-in's id E + c is an i32 in the routing.
+  int64_t maxId = std::numeric_limits<int32_t>::max();
+  for (auto [e, c] : llvm::enumerate(map)) {
+    if (c < 0)
+      return emitOpError() << "'compressed'[" << e << "] = " << c
+                           << " must be a compressed expert index >= 0";
+    if (c > maxId - int64_t(map.size()))
+      return emitOpError() << "'compressed'[" << e << "] = " << c << " gives the stand-in id "
+                           << "E + " << c << " (E = " << map.size()
+                           << "), beyond the i32 range of expert ids";
+  }
+  if (failed(verifyRoutingPair(*this, getInIds(), getInWeights(), "in_ids", "in_weights")) ||
+      failed(verifyRoutingPair(*this, getIds(), getWeights(), "ids", "weights")) ||
+      failed(agreeResult(*this, dim("in_ids", "T", getInIds(), 0), dim("ids", "T", getIds(), 0))) ||
+      failed(agree(*this, dim("in_ids", "K", getInIds(), 1), dim("ids", "K", getIds(), 1))))
+    return failure();
+  int64_t keep = getKeep(), k = dimOf(getInIds(), 1);
+  if (keep < 0 || keep > k)
+    return emitOpError() << "'keep' = " << keep << " must be in [0, K] with K = " << k;
+  if (auto incoming = getRoutingNumExperts(getInIds());
+      incoming && *incoming != getNumFull())
+    return emitOpError() << "'compressed' maps " << getNumFull()
+                         << " full experts but the incoming routing chooses among "
+                         << *incoming << " experts";
   return success();
 }
 

@@ -226,6 +226,40 @@ def Moe_CapacityRerouteOp : Moe_RouterOp<"capacity_reroute"> {
   let extraClassDeclaration = routerDecls;
 }
 
+//===----------------------------------------------------------------------===//
+// Compressed experts (issue 29): slots beyond a token's top `keep` run the
+// compressed stand-ins placed after the full experts in the expert table.
+//===----------------------------------------------------------------------===//
+
+def Moe_CompressSlotsOp : Moe_RouterOp<"compress_slots"> {
+  let summary = "compressed experts: slots beyond a token's top `keep` go to compressed stand-ins";
+  let description = [{
+    E = the length of `compressed`, the full experts; N_c = max(compressed)
+    + 1 compressed experts follow them in the layer's expert table, so the
+    result chooses among E + N_c experts. Per token, the used slots are
+    ranked by descending weight (ties: lower slot); the first `keep` keep
+    their expert e, the others take E + compressed[e], the compressed
+    stand-in of e, with the same weight. Unused slots stay unused.
+
+    ```mlir
+    %ids, %w = moe.compress_slots %ids0, %w0 {keep = 1, compressed = array<i64: 0, 1, 2, 3>}
+        : tensor<?x2xi32>, tensor<?x2xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+    ```
+  }];
+  let arguments = (ins Moe_RoutingIds:$in_ids, Moe_RoutingWeights:$in_weights,
+                   I64Attr:$keep, DenseI64ArrayAttr:$compressed);
+  let assemblyFormat = [{
+    $in_ids `,` $in_weights attr-dict `:` type($in_ids) `,` type($in_weights)
+    `->` type($ids) `,` type($weights)
+  }];
+  let extraClassDeclaration = routerDecls # [{
+    /// E: the full experts (the length of `compressed`).
+    int64_t getNumFull() { return getCompressed().size(); }
+    /// N_c: the compressed experts after them (max(compressed) + 1).
+    int64_t getNumCompressed();
+  }];
+}
+
 def Moe_PathRouterOp : Moe_Op<"path_router", [Pure]> {
   let summary = "per-token argmax over P path logits (Duo-LLM learned router)";
   let description = [{

@@ -77,6 +77,11 @@ Status routerScores(const Tensor &x, const Tensor &gate, Scoring scoring, Tensor
 /// next-best expert with room, or are dropped.
 Status capacityReroute(const Routing &in, const Tensor &scores, float capacityFactor,
                        Routing &out);
+/// Compressed experts (docs/dialect.md, moe.compress_slots): E =
+/// compressed.size(); per token, used slots of rank >= keep (descending
+/// weight, ties: lower slot) take E + compressed[id].
+Status compressSlots(const Routing &in, const std::vector<int64_t> &compressed, int64_t keep,
+                     Routing &out);
 /// paths: [T] i32, argmax of gate · x (ties: lower path).
 Status pathRouter(const Tensor &x, const Tensor &gate, Tensor &paths);
 /// SkipDecode's linear schedule: exits [T] i32 from positions [T]

@@ -708,6 +708,84 @@ struct LowerCapacityReroute : RouterPattern<mdl::CapacityRerouteOp> {
   }
 };
 
+/// moe.compress_slots: per token (parallel), each used slot's rank by
+/// descending weight (ties: lower slot) counted over the K slots; slots of
+/// rank >= keep take E + compressed[id].
+struct LowerCompressSlots : RouterPattern<mdl::CompressSlotsOp> {
+  using RouterPattern::RouterPattern;
+
+  /// E + compressed[id] for a valid id (i32): the constant when every
+  /// expert shares one stand-in, id + E when the map is the identity, else
+  /// a chain of selects.
+  static Value emitCompressedId(OpBuilder &b, Location l, Value id, ArrayRef<int64_t> map) {
+    int64_t e = int64_t(map.size());
+    bool same = llvm::all_equal(map), identity = true;
+    for (int64_t j = 0; j < e; ++j)
+      identity &= map[j] == j;
+    if (same)
+      return cI32(b, l, int32_t(e + map[0]));
+    if (identity)
+      return arith::AddIOp::create(b, l, id, cI32(b, l, int32_t(e)));
+    Value v = cI32(b, l, int32_t(e + map[e - 1]));
+    for (int64_t j = e - 2; j >= 0; --j) {
+      Value is = arith::CmpIOp::create(b, l, arith::CmpIPredicate::eq, id, cI32(b, l, int32_t(j)));
+      v = arith::SelectOp::create(b, l, is, cI32(b, l, int32_t(e + map[j])), v);
+    }
+    return v;
+  }
+
+  SmallVector<Value> emit(RouterEmitter &em, mdl::CompressSlotsOp op) const override {
+    OpBuilder &b = em.b;
+    Location loc = em.loc;
+    Operation *rootOp = op;
+    Value inIds = getBuffer(b, loc, op.getInIds());
+    Value inW = getBuffer(b, loc, op.getInWeights());
+    Value t = dimOf(b, loc, inIds, 0);
+    int64_t k = cast<ShapedType>(inIds.getType()).getDimSize(1);
+    int64_t e = op.getNumFull();
+    ArrayRef<int64_t> map = op.getCompressed();
+    Value keep = cIndex(b, loc, int64_t(op.getKeep()));
+    auto [ids, w] = em.routingBuffers(t, /*fillsAllSlots=*/true);
+    em.tokenLoop(emitFor(b, loc, em.c0(), t, [&](OpBuilder &lb, Location l, Value i) {
+      Value kEnd = cIndex(lb, l, k);
+      emitFor(lb, l, cIndex(lb, l, 0), kEnd, [&](OpBuilder &b2, Location l2, Value s) {
+        Value id = memref::LoadOp::create(b2, l2, inIds, ValueRange{i, s});
+        Value weight = memref::LoadOp::create(b2, l2, inW, ValueRange{i, s});
+        Value bad = arith::OrIOp::create(
+            b2, l2, arith::CmpIOp::create(b2, l2, arith::CmpIPredicate::slt, id, cI32(b2, l2, -1)),
+            arith::CmpIOp::create(b2, l2, arith::CmpIPredicate::sge, id, cI32(b2, l2, e)));
+        recordError(b2, l2, rootOp, bad, MOE_ERR_EXPERT_ID, {i, s, id, cIndex(b2, l2, e)});
+        Value rank = emitForWithArgs(
+            b2, l2, cIndex(b2, l2, 0), kEnd, ValueRange{cIndex(b2, l2, 0)},
+            [&](OpBuilder &b3, Location l3, Value q, ValueRange acc) -> SmallVector<Value> {
+              Value v = memref::LoadOp::create(b3, l3, inW, ValueRange{i, q});
+              Value qUsed = arith::CmpIOp::create(
+                  b3, l3, arith::CmpIPredicate::sge,
+                  memref::LoadOp::create(b3, l3, inIds, ValueRange{i, q}), cI32(b3, l3, 0));
+              Value ahead = arith::OrIOp::create(
+                  b3, l3, arith::CmpFOp::create(b3, l3, arith::CmpFPredicate::OGT, v, weight),
+                  arith::AndIOp::create(
+                      b3, l3, arith::CmpFOp::create(b3, l3, arith::CmpFPredicate::OEQ, v, weight),
+                      arith::CmpIOp::create(b3, l3, arith::CmpIPredicate::ult, q, s)));
+              Value counts = arith::AndIOp::create(b3, l3, qUsed, ahead);
+              return {arith::AddIOp::create(
+                  b3, l3, acc[0], arith::IndexCastUIOp::create(b3, l3, b3.getIndexType(), counts))};
+            })[0];
+        Value valid = arith::AndIOp::create(
+            b2, l2, arith::CmpIOp::create(b2, l2, arith::CmpIPredicate::sge, id, cI32(b2, l2, 0)),
+            arith::CmpIOp::create(b2, l2, arith::CmpIPredicate::slt, id, cI32(b2, l2, e)));
+        Value demote = arith::AndIOp::create(
+            b2, l2, valid, arith::CmpIOp::create(b2, l2, arith::CmpIPredicate::uge, rank, keep));
+        Value out = arith::SelectOp::create(b2, l2, demote,
+                                            emitCompressedId(b2, l2, id, map), id);
+        memref::StoreOp::create(b2, l2, out, ids, ValueRange{i, s});
+        memref::StoreOp::create(b2, l2, weight, w, ValueRange{i, s});
+      });
+    }));
+    return {ids, w};
+  }
+};
+
 /// moe.path_router: each token's path is the argmax of its logits.
 struct LowerPathRouter : RouterPattern<mdl::PathRouterOp> {
   using RouterPattern::RouterPattern;
@@ -1011,8 +1089,8 @@ struct LowerRoutersPass : public mlir::moe::impl::MoeLowerRoutersBase<LowerRoute
   static bool isRouter(Operation *op) {
     return isa<mdl::TopKRouterOp, mdl::GroupedTopKRouterOp, mdl::TopPRouterOp, mdl::ReluRouterOp,
                mdl::ExpertChoiceRouterOp, mdl::HashRouterOp, mdl::CapacityDropOp,
-               mdl::RouterScoresOp, mdl::CapacityRerouteOp, mdl::PathRouterOp,
-               mdl::ExitLayersOp, mdl::ExitPathsOp>(op);
+               mdl::RouterScoresOp, mdl::CapacityRerouteOp, mdl::CompressSlotsOp,
+               mdl::PathRouterOp, mdl::ExitLayersOp, mdl::ExitPathsOp>(op);
   }
 
   FrozenRewritePatternSet patterns;
@@ -1024,6 +1102,7 @@ void mlir::moe::populateMoeLowerRoutersPatterns(RewritePatternSet &patterns,
   RouterConfig config{resolveVectorWidth(options.vectorWidth), options.tokenChunk};
   patterns.add<LowerTopKRouter, LowerGroupedTopKRouter, LowerTopPRouter, LowerReluRouter,
                LowerExpertChoiceRouter, LowerHashRouter, LowerCapacityDrop, LowerRouterScores,
-               LowerCapacityReroute, LowerPathRouter, LowerExitLayers, LowerExitPaths>(
+               LowerCapacityReroute, LowerCompressSlots, LowerPathRouter, LowerExitLayers,
+               LowerExitPaths>(
       patterns.getContext(), config);
 }

@@ -1014,6 +1014,116 @@ func.func @capacity_reroute_scores_i32(%ids0: tensor<16x2xi32>, %w0: tensor<16x2
 
 // -----
 
+//===----------------------------------------------------------------------===//
+// moe.compress_slots
+//===----------------------------------------------------------------------===//
+
+// -----
+
+func.func @compress_slots_empty_map(%ids0: tensor<16x2xi32>, %w0: tensor<16x2xf32>) {
+  // expected-error @+1 {{'moe.compress_slots' op 'compressed' must map at least one full expert}}
+  %ids, %w = moe.compress_slots %ids0, %w0 {keep = 1, compressed = array<i64>}
+      : tensor<16x2xi32>, tensor<16x2xf32> -> tensor<16x2xi32>, tensor<16x2xf32>
+  return
+}
+
+// -----
+
+func.func @compress_slots_negative_index(%ids0: tensor<16x2xi32>, %w0: tensor<16x2xf32>) {
+  // expected-error @+1 {{'moe.compress_slots' op 'compressed'[2] = -1 must be a compressed expert index >= 0}}
+  %ids, %w = moe.compress_slots %ids0, %w0 {keep = 1, compressed = array<i64: 0, 1, -1, 3>}
+      : tensor<16x2xi32>, tensor<16x2xf32> -> tensor<16x2xi32>, tensor<16x2xf32>
+  return
+}
+
+// -----
+
+func.func @compress_slots_index_beyond_i32(%ids0: tensor<16x2xi32>, %w0: tensor<16x2xf32>) {
+  // expected-error @+1 {{'moe.compress_slots' op 'compressed'[1] = 2147483645 gives the stand-in id E + 2147483645 (E = 4), beyond the i32 range of expert ids}}
+  %ids, %w = moe.compress_slots %ids0, %w0 {keep = 1, compressed = array<i64: 0, 2147483645, 2, 3>}
+      : tensor<16x2xi32>, tensor<16x2xf32> -> tensor<16x2xi32>, tensor<16x2xf32>
+  return
+}
+
+// -----
+
+func.func @compress_slots_keep_above_k(%ids0: tensor<16x2xi32>, %w0: tensor<16x2xf32>) {
+  // expected-error @+1 {{'moe.compress_slots' op 'keep' = 3 must be in [0, K] with K = 2}}
+  %ids, %w = moe.compress_slots %ids0, %w0 {keep = 3, compressed = array<i64: 0, 1, 2, 3>}
+      : tensor<16x2xi32>, tensor<16x2xf32> -> tensor<16x2xi32>, tensor<16x2xf32>
+  return
+}
+
+// -----
+
+func.func @compress_slots_keep_negative(%ids0: tensor<16x2xi32>, %w0: tensor<16x2xf32>) {
+  // expected-error @+1 {{'moe.compress_slots' op 'keep' = -1 must be in [0, K] with K = 2}}
+  %ids, %w = moe.compress_slots %ids0, %w0 {keep = -1, compressed = array<i64: 0, 1, 2, 3>}
+      : tensor<16x2xi32>, tensor<16x2xf32> -> tensor<16x2xi32>, tensor<16x2xf32>
+  return
+}
+
+// -----
+
+func.func @compress_slots_in_routing(%ids0: tensor<16x2xi32>, %w0: tensor<8x2xf32>) {
+  // expected-error @+1 {{'moe.compress_slots' op T mismatch: 'in_ids' has T = 16 but 'in_weights' has T = 8}}
+  %ids, %w = moe.compress_slots %ids0, %w0 {keep = 1, compressed = array<i64: 0, 1>}
+      : tensor<16x2xi32>, tensor<8x2xf32> -> tensor<16x2xi32>, tensor<16x2xf32>
+  return
+}
+
+// -----
+
+func.func @compress_slots_dynamic_slots(%ids0: tensor<16x?xi32>, %w0: tensor<16x?xf32>) {
+  // expected-error @+1 {{'moe.compress_slots' op slot count K of 'in_ids' must be static}}
+  %ids, %w = moe.compress_slots %ids0, %w0 {keep = 1, compressed = array<i64: 0, 1>}
+      : tensor<16x?xi32>, tensor<16x?xf32> -> tensor<16x2xi32>, tensor<16x2xf32>
+  return
+}
+
+// -----
+
+func.func @compress_slots_out_slots(%ids0: tensor<16x2xi32>, %w0: tensor<16x2xf32>) {
+  // expected-error @+1 {{'moe.compress_slots' op K mismatch: 'in_ids' has K = 2 but 'ids' has K = 1}}
+  %ids, %w = moe.compress_slots %ids0, %w0 {keep = 1, compressed = array<i64: 0, 1>}
+      : tensor<16x2xi32>, tensor<16x2xf32> -> tensor<16x1xi32>, tensor<16x1xf32>
+  return
+}
+
+// -----
+
+func.func @compress_slots_out_tokens(%ids0: tensor<16x2xi32>, %w0: tensor<16x2xf32>) {
+  // expected-error @+1 {{'moe.compress_slots' op T mismatch: 'in_ids' has T = 16 but 'ids' has T = 4}}
+  %ids, %w = moe.compress_slots %ids0, %w0 {keep = 1, compressed = array<i64: 0, 1>}
+      : tensor<16x2xi32>, tensor<16x2xf32> -> tensor<4x2xi32>, tensor<4x2xf32>
+  return
+}
+
+// -----
+
+func.func @compress_slots_experts_vs_router(%x: tensor<16x64xf32>, %gate: tensor<8x64xf32>) {
+  %ids0, %w0 = moe.topk_router softmax %x, %gate {k = 2}
+      : tensor<16x64xf32>, tensor<8x64xf32> -> tensor<16x2xi32>, tensor<16x2xf32>
+  // expected-error @+1 {{'moe.compress_slots' op 'compressed' maps 4 full experts but the incoming routing chooses among 8 experts}}
+  %ids, %w = moe.compress_slots %ids0, %w0 {keep = 1, compressed = array<i64: 0, 1, 2, 3>}
+      : tensor<16x2xi32>, tensor<16x2xf32> -> tensor<16x2xi32>, tensor<16x2xf32>
+  return
+}
+
+// -----
+
+func.func @layer_compress_slots_table(%x: tensor<16x64xf32>, %ids0: tensor<16x2xi32>,
+    %w0: tensor<16x2xf32>, %full: !moe.experts<4, 64>, %small: !moe.experts<4, 64>) {
+  %ids, %w = moe.compress_slots %ids0, %w0 {keep = 1, compressed = array<i64: 0, 0, 1, 1>}
+      : tensor<16x2xi32>, tensor<16x2xf32> -> tensor<16x2xi32>, tensor<16x2xf32>
+  // expected-error @+1 {{'moe.layer' op routing chooses among 6 experts but the expert table holds 8}}
+  %y = moe.layer %x, %ids, %w experts(%full, %small : !moe.experts<4, 64>, !moe.experts<4, 64>)
+      : tensor<16x64xf32>, tensor<16x2xi32>, tensor<16x2xf32> -> tensor<16x64xf32>
+  return
+}
+
+// -----
+
 func.func @layer_capacity_reroute_experts_mismatch(%x: tensor<16x64xf32>, %ids0: tensor<16x1xi32>,
     %w0: tensor<16x1xf32>, %s: tensor<16x8xf32>, %e: !moe.experts<4, 64>) {
   %ids, %w = moe.capacity_reroute %ids0, %w0, %s {capacity_factor = 1.0 : f32}

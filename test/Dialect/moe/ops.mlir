@@ -200,6 +200,34 @@ func.func @capacity_reroute_oracle(%ids0: tensor<16x1xi32>, %w0: tensor<16x1xf32
   return %ids, %w : tensor<16x1xi32>, tensor<16x1xf32>
 }
 
+// CHECK-LABEL: func.func @compress_slots(
+// CHECK:         %[[IDS:.*]], %[[W:.*]] = moe.topk_router softmax
+// CHECK:         moe.compress_slots %[[IDS]], %[[W]] {compressed = array<i64: 0, 1, 0, 1>, keep = 1 : i64} : tensor<?x2xi32>, tensor<?x2xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+// CHECK:         moe.layer
+func.func @compress_slots(%x: tensor<?x64xf32>, %gate: tensor<4x64xf32>, %full: !moe.experts<4, 64>,
+                          %small: !moe.experts<2, 64>) -> tensor<?x64xf32> {
+  %ids0, %w0 = moe.topk_router softmax %x, %gate {k = 2}
+      : tensor<?x64xf32>, tensor<4x64xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  %ids, %w = moe.compress_slots %ids0, %w0 {keep = 1, compressed = array<i64: 0, 1, 0, 1>}
+      : tensor<?x2xi32>, tensor<?x2xf32> -> tensor<?x2xi32>, tensor<?x2xf32>
+  %y = moe.layer %x, %ids, %w experts(%full, %small : !moe.experts<4, 64>, !moe.experts<2, 64>)
+      : tensor<?x64xf32>, tensor<?x2xi32>, tensor<?x2xf32> -> tensor<?x64xf32>
+  return %y : tensor<?x64xf32>
+}
+
+// keep = 0 (every slot compressed) and keep = K (none), routing from outside.
+// CHECK-LABEL: func.func @compress_slots_bounds(
+// CHECK:         moe.compress_slots %{{.*}}, %{{.*}} {compressed = array<i64: 0, 0, 0>, keep = 0 : i64} : tensor<16x3xi32>, tensor<16x3xf32> -> tensor<16x3xi32>, tensor<16x3xf32>
+// CHECK:         moe.compress_slots %{{.*}}, %{{.*}} {compressed = array<i64: 2, 1, 0>, keep = 3 : i64}
+func.func @compress_slots_bounds(%ids0: tensor<16x3xi32>, %w0: tensor<16x3xf32>)
+    -> (tensor<16x3xi32>, tensor<16x3xi32>) {
+  %a, %aw = moe.compress_slots %ids0, %w0 {keep = 0, compressed = array<i64: 0, 0, 0>}
+      : tensor<16x3xi32>, tensor<16x3xf32> -> tensor<16x3xi32>, tensor<16x3xf32>
+  %b, %bw = moe.compress_slots %ids0, %w0 {keep = 3, compressed = array<i64: 2, 1, 0>}
+      : tensor<16x3xi32>, tensor<16x3xf32> -> tensor<16x3xi32>, tensor<16x3xf32>
+  return %a, %b : tensor<16x3xi32>, tensor<16x3xi32>
+}
+
 // CHECK-LABEL: func.func @path_router(
 // CHECK:         moe.path_router %{{.*}}, %{{.*}} : tensor<16x64xf32>, tensor<3x64xf32> -> tensor<16xi32>
 // CHECK:         moe.path_router %{{.*}}, %{{.*}} : tensor<?x64xf32>, tensor<3x64xf32> -> tensor<?xi32>
