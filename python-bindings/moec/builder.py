@@ -192,6 +192,16 @@ class _Builder:
         w = Value(self._fresh((name + "_w") if name else "w"), (tokens, slots), "f32", self._root)
         return Routing(ids, w)
 
+    def _routing_transform(self, r: Routing, op: str, attrs: str,
+                           name: Optional[str]) -> Routing:
+        """``%ids, %w = <op> %in_ids, %in_w {attrs}``: an op that rewrites a
+        routing into one of the same [T, K] shape."""
+        out = self._router_results(name, r.ids.shape[0], r.ids.shape[1])
+        self._emit(f"{out.ids.ref}, {out.weights.ref} = {op} {r.ids.ref}, {r.weights.ref} "
+                   f"{{{attrs}}}",
+                   f": {r.ids.type}, {r.weights.type} -> {out.ids.type}, {out.weights.type}")
+        return out
+
     @staticmethod
     def _attrs(*items) -> str:
         items = [i for i in items if i]
@@ -363,12 +373,10 @@ class _Builder:
         r = self._routing(routing)
         if not float(capacity_factor) > 0:
             raise ValueError(f"capacity_factor must be positive, got {capacity_factor!r}")
-        out = self._router_results(name, r.ids.shape[0], r.ids.shape[1])
-        self._emit(f"{out.ids.ref}, {out.weights.ref} = moe.capacity_drop {r.ids.ref}, "
-                   f"{r.weights.ref} {{num_experts = {_int(num_experts, 'num_experts', 1)}, "
-                   f"capacity_factor = {_f32(capacity_factor, 'capacity_factor')}}}",
-                   f": {r.ids.type}, {r.weights.type} -> {out.ids.type}, {out.weights.type}")
-        return out
+        return self._routing_transform(
+            r, "moe.capacity_drop",
+            f"num_experts = {_int(num_experts, 'num_experts', 1)}, "
+            f"capacity_factor = {_f32(capacity_factor, 'capacity_factor')}", name)
 
     def router_scores(self, x: Value, gate: Value, scoring: str = "softmax",
                       name: Optional[str] = None) -> Value:
@@ -412,12 +420,10 @@ class _Builder:
         compressed = [_int(c, "compressed entry", 0) for c in compressed]
         if not compressed:
             raise ValueError("compressed must map at least one full expert")
-        out = self._router_results(name, r.ids.shape[0], r.ids.shape[1])
-        self._emit(f"{out.ids.ref}, {out.weights.ref} = moe.compress_slots {r.ids.ref}, "
-                   f"{r.weights.ref} {{keep = {keep}, compressed = array<i64: "
-                   f"{', '.join(str(c) for c in compressed)}>}}",
-                   f": {r.ids.type}, {r.weights.type} -> {out.ids.type}, {out.weights.type}")
-        return out
+        return self._routing_transform(
+            r, "moe.compress_slots",
+            f"keep = {keep}, compressed = array<i64: {', '.join(str(c) for c in compressed)}>",
+            name)
 
     def path_router(self, x: Value, gate: Value, name: Optional[str] = None) -> Value:
         """``moe.path_router``: per-token argmax over the rows of ``gate`` (row 0 = skip)."""
